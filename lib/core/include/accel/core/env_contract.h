@@ -1,0 +1,68 @@
+#pragma once
+// The environment contract between a launcher and its workers, defined once.
+// accel-launch writes these variables (lib/launch); the runtime reads them (lib/runtime),
+// and also understands the variables of other launchers (torchrun, OpenMPI, MPICH/Intel MPI,
+// MVAPICH, SLURM) so one worker binary runs unchanged under any of them.
+#include <functional>
+#include <optional>
+#include <string>
+
+namespace accel::env {
+
+// torchrun-compatible variables, so torch-ecosystem jobs run unchanged under accel-launch.
+inline constexpr const char* kRank = "RANK";
+inline constexpr const char* kLocalRank = "LOCAL_RANK";
+inline constexpr const char* kWorldSize = "WORLD_SIZE";
+inline constexpr const char* kLocalWorldSize = "LOCAL_WORLD_SIZE";
+inline constexpr const char* kGroupRank = "GROUP_RANK";
+inline constexpr const char* kGroupWorldSize = "GROUP_WORLD_SIZE";
+inline constexpr const char* kRoleName = "ROLE_NAME";
+inline constexpr const char* kRoleRank = "ROLE_RANK";
+inline constexpr const char* kRoleWorldSize = "ROLE_WORLD_SIZE";
+inline constexpr const char* kMasterAddr = "MASTER_ADDR";
+inline constexpr const char* kMasterPort = "MASTER_PORT";
+inline constexpr const char* kRunId = "TORCHELASTIC_RUN_ID";
+inline constexpr const char* kRestartCount = "TORCHELASTIC_RESTART_COUNT";
+inline constexpr const char* kMaxRestarts = "TORCHELASTIC_MAX_RESTARTS";
+inline constexpr const char* kErrorFile = "TORCHELASTIC_ERROR_FILE";
+inline constexpr const char* kOmpNumThreads = "OMP_NUM_THREADS";
+inline constexpr const char* kCudaVisibleDevices = "CUDA_VISIBLE_DEVICES";
+
+// accel-launch's own variables, read by the runtime.
+inline constexpr const char* kLauncher = "ACCEL_LAUNCHER";            // "accel-launch"
+inline constexpr const char* kUseCpu = "ACCEL_USE_CPU";               // "true" / "false"
+inline constexpr const char* kMixedPrecision = "ACCEL_MIXED_PRECISION";  // no | fp16 | bf16
+inline constexpr const char* kDebug = "ACCEL_DEBUG";                  // "true" / "false"
+inline constexpr const char* kTimeoutSeconds = "ACCEL_TIMEOUT_S";     // collective/rendezvous timeout
+inline constexpr const char* kTrace = "ACCEL_TRACE";                  // pipeline trace directory
+
+inline constexpr int kDefaultMasterPort = 29500;
+inline constexpr const char* kDefaultMasterAddr = "127.0.0.1";
+
+// Reads one environment variable; tests pass a fake.
+using Lookup = std::function<std::optional<std::string>(const std::string& name)>;
+Lookup process_environment();
+
+// Where this process sits in the job, whichever launcher started it.
+struct WorldInfo {
+  int rank = 0;
+  int local_rank = 0;
+  int world_size = 1;
+  int local_world_size = 1;
+  int node_rank = 0;
+  int num_nodes = 1;
+  std::string master_addr;  // empty when not distributed
+  int master_port = kDefaultMasterPort;
+  std::string launcher = "none";  // accel-launch | torchrun | OpenMPI | MPICH | MVAPICH | SLURM | none
+
+  bool distributed() const { return world_size > 1; }
+};
+
+// Throws accel::UsageError naming the variable when a value is malformed or inconsistent
+// (e.g. RANK >= WORLD_SIZE), or when a multi-node run has no MASTER_ADDR.
+WorldInfo detect_world(const Lookup& lookup = process_environment());
+
+// Expands a SLURM node list such as "gnode[10,20-22],login1" and returns its first host.
+std::string first_slurm_host(const std::string& nodelist);
+
+}  // namespace accel::env

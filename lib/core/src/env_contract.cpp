@@ -1,0 +1,128 @@
+#include "accel/core/env_contract.h"
+
+#include <cstdlib>
+
+#include "accel/core/error.h"
+#include "accel/core/text.h"
+
+namespace accel::env {
+namespace {
+
+// One launcher's names for the same five facts; an empty name means "not provided".
+struct Dialect {
+  const char* launcher;
+  const char* rank;
+  const char* world_size;
+  const char* local_rank;
+  const char* local_world_size;
+  const char* node_rank;
+};
+
+// Order matters: RANK first (accel-launch, torchrun, Kubeflow), then MPI flavours, then SLURM,
+// because mpirun inside a SLURM allocation sets both and its own variables are the precise ones.
+constexpr Dialect kDialects[] = {
+    {"torchrun", kRank, kWorldSize, kLocalRank, kLocalWorldSize, kGroupRank},
+    {"OpenMPI", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK",
+     "OMPI_COMM_WORLD_LOCAL_SIZE", ""},
+    {"MPICH", "PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID", "MPI_LOCALNRANKS", ""},
+    {"MVAPICH", "MV2_COMM_WORLD_RANK", "MV2_COMM_WORLD_SIZE", "MV2_COMM_WORLD_LOCAL_RANK",
+     "MV2_COMM_WORLD_LOCAL_SIZE", ""},
+    {"SLURM", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_NTASKS_PER_NODE",
+     "SLURM_NODEID"},
+};
+
+int read_int(const Lookup& lookup, const std::string& name, int fallback, int minimum) {
+  if (name.empty()) return fallback;
+  const auto raw = lookup(name);
+  if (!raw) return fallback;
+  // SLURM_NTASKS_PER_NODE may read "2(x3)": the count before the repetition marker is ours.
+  const std::string value = name == "SLURM_NTASKS_PER_NODE" ? raw->substr(0, raw->find('(')) : *raw;
+  const auto parsed = text::parse_integer(value);
+  if (!parsed || *parsed < minimum || *parsed > 1'000'000) {
+    throw UsageError("environment variable " + name + "='" + *raw + "' is not a valid value; expected an integer >= " +
+                     std::to_string(minimum));
+  }
+  return static_cast<int>(*parsed);
+}
+
+}  // namespace
+
+Lookup process_environment() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    const char* value = std::getenv(name.c_str());
+    if (value == nullptr) return std::nullopt;
+    return std::string(value);
+  };
+}
+
+std::string first_slurm_host(const std::string& nodelist) {
+  // The first host ends at the first comma outside brackets.
+  std::string first;
+  int depth = 0;
+  for (char c : nodelist) {
+    if (c == '[') ++depth;
+    if (c == ']') --depth;
+    if (c == ',' && depth == 0) break;
+    first += c;
+  }
+  const auto open = first.find('[');
+  if (open == std::string::npos) return text::trim(first);
+  const auto close = first.find(']', open);
+  if (close == std::string::npos) {
+    throw UsageError("SLURM_JOB_NODELIST='" + nodelist + "' has an unclosed '['");
+  }
+  // "gnode[010-012,20]" -> "gnode010": the first range's first value, zero padding kept.
+  const std::string inner = first.substr(open + 1, close - open - 1);
+  std::string first_value = inner.substr(0, inner.find_first_of(",-"));
+  return first.substr(0, open) + first_value + first.substr(close + 1);
+}
+
+WorldInfo detect_world(const Lookup& lookup) {
+  WorldInfo info;
+  const Dialect* dialect = nullptr;
+  for (const auto& candidate : kDialects) {
+    if (lookup(candidate.rank) && lookup(candidate.world_size)) {
+      dialect = &candidate;
+      break;
+    }
+  }
+  if (dialect == nullptr) return info;
+
+  info.launcher = dialect->launcher;
+  if (info.launcher == std::string("torchrun") && lookup(kLauncher)) info.launcher = *lookup(kLauncher);
+  info.world_size = read_int(lookup, dialect->world_size, 1, 1);
+  info.rank = read_int(lookup, dialect->rank, 0, 0);
+  info.local_rank = read_int(lookup, dialect->local_rank, info.rank, 0);
+  info.local_world_size = read_int(lookup, dialect->local_world_size, info.world_size, 1);
+  info.node_rank = read_int(lookup, dialect->node_rank, info.rank / info.local_world_size, 0);
+  info.num_nodes = read_int(lookup, kGroupWorldSize,
+                            (info.world_size + info.local_world_size - 1) / info.local_world_size, 1);
+  if (info.rank >= info.world_size) {
+    throw UsageError(std::string("environment variable ") + dialect->rank + "=" + std::to_string(info.rank) +
+                     " must be smaller than " + dialect->world_size + "=" + std::to_string(info.world_size));
+  }
+  if (info.local_rank >= info.local_world_size) {
+    throw UsageError(std::string("local rank ") + std::to_string(info.local_rank) +
+                     " must be smaller than the local world size " + std::to_string(info.local_world_size));
+  }
+
+  info.master_port = read_int(lookup, kMasterPort, kDefaultMasterPort, 1);
+  if (info.master_port > 65535) {
+    throw UsageError("environment variable MASTER_PORT=" + std::to_string(info.master_port) +
+                     " is out of range; expected 1..65535");
+  }
+  if (auto addr = lookup(kMasterAddr); addr && !addr->empty()) {
+    info.master_addr = *addr;
+  } else if (auto nodes = lookup("SLURM_JOB_NODELIST"); nodes && info.launcher == std::string("SLURM")) {
+    info.master_addr = first_slurm_host(*nodes);
+  } else if (info.world_size > info.local_world_size) {
+    throw UsageError("this looks like a multi-node run (world size " + std::to_string(info.world_size) +
+                     ", " + std::to_string(info.local_world_size) +
+                     " per node) but MASTER_ADDR is not set; export MASTER_ADDR=<address of rank 0's host>");
+  } else {
+    info.master_addr = kDefaultMasterAddr;
+  }
+  return info;
+}
+
+}  // namespace accel::env

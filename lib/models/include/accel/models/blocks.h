@@ -1,0 +1,39 @@
+#pragma once
+// The seam between models and the pipeline: a model is an ordered list of named blocks, each
+// of which can be built on its own, so a pipeline stage builds (and loads weights for) only
+// its own blocks. What flows between blocks is a list of tensors (hidden states, attention
+// mask, ...), so a stage boundary can carry several tensors.
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace accel::models {
+
+using Activations = std::vector<torch::Tensor>;
+
+// One block of a model. forward() takes what the previous block produced (the model's
+// inputs for the first block) and returns what the next block consumes.
+class Block : public torch::nn::Module {
+ public:
+  virtual Activations forward(const Activations& inputs) = 0;
+};
+
+struct BlockSpec {
+  std::string name;                                 // unique, e.g. "embeddings", "h.3", "head"
+  std::int64_t parameter_count = 0;                 // known without building the block
+  std::function<std::shared_ptr<Block>()> build;    // builds (and loads) this block alone
+};
+
+// A model seen as its blocks in order. Implementations: the GPT-2 family (lib/models);
+// adapters for torch::nn::Sequential and TorchScript modules live in lib/pipeline.
+class BlockModel {
+ public:
+  virtual ~BlockModel() = default;
+  virtual std::vector<BlockSpec> blocks() const = 0;
+};
+
+}  // namespace accel::models

@@ -1,0 +1,72 @@
+#include <catch2/catch.hpp>
+#include <map>
+
+#include "accel/core/env_contract.h"
+#include "accel/core/error.h"
+
+using accel::env::detect_world;
+
+namespace {
+accel::env::Lookup fake(std::map<std::string, std::string> vars) {
+  return [vars](const std::string& name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+}  // namespace
+
+TEST_CASE("no launcher variables: a single process", "[core][env]") {
+  auto w = detect_world(fake({}));
+  CHECK(w.world_size == 1);
+  CHECK(w.rank == 0);
+  CHECK_FALSE(w.distributed());
+  CHECK(w.launcher == "none");
+}
+
+TEST_CASE("torchrun / accel-launch variables", "[core][env]") {
+  auto w = detect_world(fake({{"RANK", "3"}, {"WORLD_SIZE", "4"}, {"LOCAL_RANK", "1"}, {"LOCAL_WORLD_SIZE", "2"},
+                              {"GROUP_RANK", "1"}, {"MASTER_ADDR", "10.0.0.1"}, {"MASTER_PORT", "1234"}}));
+  CHECK(w.rank == 3);
+  CHECK(w.local_rank == 1);
+  CHECK(w.node_rank == 1);
+  CHECK(w.num_nodes == 2);
+  CHECK(w.master_addr == "10.0.0.1");
+  CHECK(w.master_port == 1234);
+  CHECK(w.launcher == "torchrun");
+  auto ours = detect_world(fake({{"RANK", "0"}, {"WORLD_SIZE", "1"}, {"ACCEL_LAUNCHER", "accel-launch"}}));
+  CHECK(ours.launcher == "accel-launch");
+}
+
+TEST_CASE("OpenMPI variables, single node defaults", "[core][env]") {
+  auto w = detect_world(fake({{"OMPI_COMM_WORLD_RANK", "1"}, {"OMPI_COMM_WORLD_SIZE", "2"},
+                              {"OMPI_COMM_WORLD_LOCAL_RANK", "1"}, {"OMPI_COMM_WORLD_LOCAL_SIZE", "2"}}));
+  CHECK(w.launcher == "OpenMPI");
+  CHECK(w.rank == 1);
+  CHECK(w.master_addr == "127.0.0.1");
+  CHECK(w.master_port == 29500);
+}
+
+TEST_CASE("MPICH multi-node without MASTER_ADDR is a clear error", "[core][env]") {
+  auto lookup = fake({{"PMI_RANK", "0"}, {"PMI_SIZE", "4"}, {"MPI_LOCALRANKID", "0"}, {"MPI_LOCALNRANKS", "2"}});
+  CHECK_THROWS_WITH(detect_world(lookup), Catch::Contains("MASTER_ADDR is not set"));
+}
+
+TEST_CASE("SLURM derives MASTER_ADDR from the compressed node list", "[core][env]") {
+  auto w = detect_world(fake({{"SLURM_PROCID", "2"}, {"SLURM_NTASKS", "4"}, {"SLURM_LOCALID", "0"},
+                              {"SLURM_NTASKS_PER_NODE", "2(x2)"}, {"SLURM_NODEID", "1"},
+                              {"SLURM_JOB_NODELIST", "gnode[010-012,20],login"}}));
+  CHECK(w.launcher == "SLURM");
+  CHECK(w.master_addr == "gnode010");
+  CHECK(w.node_rank == 1);
+  CHECK(w.local_world_size == 2);
+  CHECK(accel::env::first_slurm_host("a1,b[1-2]") == "a1");
+}
+
+TEST_CASE("malformed values name the variable", "[core][env]") {
+  CHECK_THROWS_WITH(detect_world(fake({{"RANK", "x"}, {"WORLD_SIZE", "2"}})), Catch::Contains("RANK='x'"));
+  CHECK_THROWS_WITH(detect_world(fake({{"RANK", "2"}, {"WORLD_SIZE", "2"}})),
+                    Catch::Contains("must be smaller than WORLD_SIZE=2"));
+  CHECK_THROWS_WITH(detect_world(fake({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_PORT", "70000"}})),
+                    Catch::Contains("MASTER_PORT=70000"));
+}
