@@ -70,3 +70,26 @@ TEST_CASE("malformed values name the variable", "[core][env]") {
   CHECK_THROWS_WITH(detect_world(fake({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_PORT", "70000"}})),
                     Catch::Contains("MASTER_PORT=70000"));
 }
+
+TEST_CASE("boolean variables accept the usual spellings and name a bad value", "[core][env]") {
+  using accel::env::read_flag;
+  CHECK(read_flag(fake({{"ACCEL_USE_CPU", "True"}}), "ACCEL_USE_CPU", false));
+  CHECK(read_flag(fake({{"ACCEL_USE_CPU", "1"}}), "ACCEL_USE_CPU", false));
+  CHECK_FALSE(read_flag(fake({{"ACCEL_USE_CPU", "no"}}), "ACCEL_USE_CPU", true));
+  CHECK(read_flag(fake({}), "ACCEL_USE_CPU", true));
+  CHECK(read_flag(fake({{"ACCEL_USE_CPU", ""}}), "ACCEL_USE_CPU", true));
+  CHECK_THROWS_WITH(read_flag(fake({{"ACCEL_USE_CPU", "maybe"}}), "ACCEL_USE_CPU", false),
+                    "environment variable ACCEL_USE_CPU='maybe' is not a boolean; expected true or false");
+}
+
+TEST_CASE("ACCEL_TIMEOUT_S reads seconds and rejects junk", "[core][env]") {
+  using accel::env::read_timeout;
+  using std::chrono::milliseconds;
+  CHECK(read_timeout(fake({}), milliseconds(7)) == milliseconds(7));
+  CHECK(read_timeout(fake({{"ACCEL_TIMEOUT_S", "30"}}), milliseconds(7)) == milliseconds(30000));
+  CHECK(read_timeout(fake({{"ACCEL_TIMEOUT_S", "0.25"}}), milliseconds(7)) == milliseconds(250));
+  for (const char* bad : {"0", "-3", "ten", "5s", "", "inf"}) {
+    CHECK_THROWS_WITH(read_timeout(fake({{"ACCEL_TIMEOUT_S", bad}}), milliseconds(7)),
+                      Catch::Contains(std::string("ACCEL_TIMEOUT_S='") + bad + "' is not a valid timeout"));
+  }
+}

@@ -1,5 +1,8 @@
 #include "accel/core/env_contract.h"
 
+#include <algorithm>
+#include <cctype>
+#include <cmath>
 #include <cstdlib>
 
 #include "accel/core/error.h"
@@ -53,6 +56,31 @@ Lookup process_environment() {
     if (value == nullptr) return std::nullopt;
     return std::string(value);
   };
+}
+
+bool read_flag(const Lookup& lookup, const std::string& name, bool fallback) {
+  const auto raw = lookup(name);
+  if (!raw) return fallback;
+  std::string value = text::trim(*raw);
+  std::transform(value.begin(), value.end(), value.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (value.empty()) return fallback;
+  if (value == "true" || value == "1" || value == "yes" || value == "on") return true;
+  if (value == "false" || value == "0" || value == "no" || value == "off") return false;
+  throw UsageError("environment variable " + name + "='" + *raw + "' is not a boolean; expected true or false");
+}
+
+std::chrono::milliseconds read_timeout(const Lookup& lookup, std::chrono::milliseconds fallback) {
+  const auto raw = lookup(kTimeoutSeconds);
+  if (!raw) return fallback;
+  const std::string value = text::trim(*raw);
+  char* end = nullptr;
+  const double seconds = value.empty() ? 0 : std::strtod(value.c_str(), &end);
+  if (value.empty() || end != value.c_str() + value.size() || !std::isfinite(seconds) || seconds <= 0 ||
+      seconds > 1e7) {
+    throw UsageError(std::string("environment variable ") + kTimeoutSeconds + "='" + *raw +
+                     "' is not a valid timeout; expected a positive number of seconds, e.g. 300 or 0.5");
+  }
+  return std::chrono::milliseconds(std::max<long long>(1, std::llround(seconds * 1000)));
 }
 
 std::string first_slurm_host(const std::string& nodelist) {

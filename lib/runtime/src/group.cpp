@@ -2,20 +2,58 @@
 
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 
+#include "accel/core/error.h"
+
+// LibTorch builds with NCCL export USE_C10D_NCCL to their users (as this CPU build exports
+// USE_C10D_GLOO); without it the NCCL branch is not compiled.
+#ifdef USE_C10D_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+
 namespace accel::runtime {
 
 GroupHandle make_gloo_group(const c10::intrusive_ptr<::c10d::Store>& store, int rank, int world_size,
+                            std::chrono::milliseconds timeout, const GlooTransport& transport) {
+  GroupHandle handle;
+  handle.rank = rank;
+  handle.world_size = world_size;
+  handle.timeout = timeout;
+  handle.store = store;
+  if (world_size == 1) return handle;
+  auto options = ::c10d::ProcessGroupGloo::Options::create();
+  options->timeout = timeout;
+  options->devices.push_back(transport.interface.empty()
+                                 ? ::c10d::ProcessGroupGloo::createDeviceForHostname(transport.hostname)
+                                 : ::c10d::ProcessGroupGloo::createDeviceForInterface(transport.interface));
+  handle.group = c10::make_intrusive<::c10d::ProcessGroupGloo>(store, rank, world_size, options);
+  return handle;
+}
+
+bool nccl_available() {
+#ifdef USE_C10D_NCCL
+  return true;
+#else
+  return false;
+#endif
+}
+
+GroupHandle make_nccl_group(const c10::intrusive_ptr<::c10d::Store>& store, int rank, int world_size,
                             std::chrono::milliseconds timeout) {
   GroupHandle handle;
   handle.rank = rank;
   handle.world_size = world_size;
   handle.timeout = timeout;
+  handle.store = store;
   if (world_size == 1) return handle;
-  auto options = ::c10d::ProcessGroupGloo::Options::create();
+#ifdef USE_C10D_NCCL
+  auto options = ::c10d::ProcessGroupNCCL::Options::create();
   options->timeout = timeout;
-  options->devices.push_back(::c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
-  handle.group = c10::make_intrusive<::c10d::ProcessGroupGloo>(store, rank, world_size, options);
+  handle.group = c10::make_intrusive<::c10d::ProcessGroupNCCL>(store, rank, world_size, options);
   return handle;
+#else
+  throw Error("this LibTorch build has no NCCL support (a CPU build); set ACCEL_USE_CPU=true or use accel-launch "
+              "--cpu to run with Gloo");
+#endif
 }
 
 }  // namespace accel::runtime

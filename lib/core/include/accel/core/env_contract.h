@@ -3,6 +3,7 @@
 // accel-launch writes these variables (lib/launch); the runtime reads them (lib/runtime),
 // and also understands the variables of other launchers (torchrun, OpenMPI, MPICH/Intel MPI,
 // MVAPICH, SLURM) so one worker binary runs unchanged under any of them.
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <string>
@@ -61,6 +62,14 @@ struct WorldInfo {
 // Throws accel::UsageError naming the variable when a value is malformed or inconsistent
 // (e.g. RANK >= WORLD_SIZE), or when a multi-node run has no MASTER_ADDR.
 WorldInfo detect_world(const Lookup& lookup = process_environment());
+
+// A boolean variable: true/false, 1/0, yes/no, on/off (any case); unset or empty gives fallback.
+// Throws accel::UsageError naming the variable for anything else.
+bool read_flag(const Lookup& lookup, const std::string& name, bool fallback);
+
+// ACCEL_TIMEOUT_S as a duration (seconds, fractions allowed, > 0); unset gives fallback.
+// Throws accel::UsageError naming the variable and value when it is not a positive number.
+std::chrono::milliseconds read_timeout(const Lookup& lookup, std::chrono::milliseconds fallback);
 
 // Expands a SLURM node list such as "gnode[10,20-22],login1" and returns its first host.
 std::string first_slurm_host(const std::string& nodelist);

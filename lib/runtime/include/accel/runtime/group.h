@@ -6,6 +6,7 @@
 #include <torch/csrc/distributed/c10d/Store.hpp>
 
 #include <chrono>
+#include <string>
 
 namespace accel::runtime {
 
@@ -14,11 +15,28 @@ struct GroupHandle {
   int rank = 0;
   int world_size = 1;
   std::chrono::milliseconds timeout{std::chrono::minutes(5)};
+  // The store the group was formed over; the runtime reads the ranks' progress markers from it
+  // to name the ranks that are missing when a collective fails. May be null.
+  c10::intrusive_ptr<::c10d::Store> store;
 };
 
-// Forms a Gloo group over an existing store (loopback interface). Blocks until every rank
-// has joined or the timeout expires.
+// Where this rank's Gloo transport listens for its peers. Loopback is right when every rank
+// runs on one machine; a multi-node run needs an address the other machines can reach.
+struct GlooTransport {
+  std::string hostname = "127.0.0.1";  // address (or name) to bind
+  std::string interface;               // a network interface name (e.g. "eth0"); wins over hostname
+};
+
+// Forms a Gloo group over an existing store. Blocks until every rank has joined; throws
+// (c10::Error from Gloo) when the timeout expires first.
 GroupHandle make_gloo_group(const c10::intrusive_ptr<::c10d::Store>& store, int rank, int world_size,
+                            std::chrono::milliseconds timeout, const GlooTransport& transport = {});
+
+// True when this LibTorch build has NCCL (ProcessGroupNCCL) compiled in.
+bool nccl_available();
+
+// Forms an NCCL group (CUDA tensors only). Throws accel::Error when nccl_available() is false.
+GroupHandle make_nccl_group(const c10::intrusive_ptr<::c10d::Store>& store, int rank, int world_size,
                             std::chrono::milliseconds timeout);
 
 }  // namespace accel::runtime

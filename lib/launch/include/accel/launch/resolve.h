@@ -1,0 +1,82 @@
+#pragma once
+// From what the user asked for (LaunchRequest) to what will run (LaunchSpec): guesses the
+// values left unset from this machine, validates everything, and chooses the rendezvous port.
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "accel/core/hardware.h"
+#include "accel/launch/port.h"
+#include "accel/launch/request.h"
+
+namespace accel::launch {
+
+// Seconds a worker gets between SIGTERM and SIGKILL when the group is stopped. Long enough for
+// a SIGTERM handler to flush and write its error file; short enough that Ctrl-C never looks
+// like a hang (torchrun's 30 s does).
+inline constexpr double kDefaultGracePeriodS = 10.0;
+
+// Every value resolved. Copyable; the port reservation is shared by the copies.
+struct LaunchSpec {
+  // Topology: this launcher runs num_processes workers, ranks
+  // machine_rank * num_processes .. + num_processes - 1 of a world of num_machines * num_processes.
+  int num_processes = 1;
+  int num_machines = 1;
+  int machine_rank = 0;
+  std::string master_addr = "127.0.0.1";
+  int master_port = 0;
+  std::string run_id;  // identical on every machine of one job
+  std::string host;    // this machine's name, for failure reports
+
+  // What the workers are told.
+  bool use_cpu = true;
+  std::string mixed_precision = "no";
+  bool debug = false;
+  std::optional<int> omp_threads;  // OMP_NUM_THREADS; empty: leave the inherited value alone
+  std::vector<int> gpu_ids;        // CUDA_VISIBLE_DEVICES for every worker; empty: not set
+  std::string role = "default";
+
+  // The job: the executable to exec (absolute or ./relative path, checked to exist) and the
+  // full argv (argv[0] as the user wrote it, or the interpreter for *.py jobs).
+  std::string executable;
+  std::vector<std::string> argv;
+
+  // Supervision.
+  int max_restarts = 0;
+  double grace_period_s = kDefaultGracePeriodS;
+
+  // Output.
+  bool quiet = false;                   // no "[rankN]: " prefixes
+  std::string log_dir;                  // per-rank files under it; empty: none
+  std::vector<int> console_local_ranks; // local ranks whose output reaches the console; empty: all
+
+  // Holds a chosen free port so no other job's free-port choice can take it until we exit.
+  std::shared_ptr<PortReservation> port_reservation;
+
+  int world_size() const { return num_processes * num_machines; }
+  int global_rank(int local_rank) const { return machine_rank * num_processes + local_rank; }
+  bool shows_on_console(int local_rank) const;
+};
+
+// Guesses the unset fields of `request` from `machine`, validates all of them and returns the
+// spec. Guessed values are announced on `notes` in one line; values that came from the command
+// line or a config file are never announced. Throws accel::UsageError naming the flag and the
+// accepted values on any bad input, before anything is started. May bind a socket to check or
+// reserve the rendezvous port.
+LaunchSpec resolve(const LaunchRequest& request, const hardware::Machine& machine, std::ostream& notes);
+
+// Where a worker sits in one attempt of the group.
+struct WorkerSlot {
+  int local_rank = 0;
+  int restart_count = 0;
+  std::string error_file;  // TORCHELASTIC_ERROR_FILE
+};
+
+// The variables accel-launch adds to (or overrides in) the inherited environment of one worker:
+// torchrun's contract plus ACCEL_*, OMP_NUM_THREADS and CUDA_VISIBLE_DEVICES when they apply.
+std::vector<std::pair<std::string, std::string>> worker_environment(const LaunchSpec& spec, const WorkerSlot& slot);
+
+}  // namespace accel::launch

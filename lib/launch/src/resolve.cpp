@@ -1,0 +1,285 @@
+#include "accel/launch/resolve.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+
+#include "accel/core/env_contract.h"
+#include "accel/core/error.h"
+#include "accel/core/text.h"
+
+namespace accel::launch {
+namespace {
+
+int at_least(const std::optional<int>& value, const char* flag, int minimum, int fallback) {
+  if (!value) return fallback;
+  if (*value < minimum) {
+    throw UsageError(std::string(flag) + " " + std::to_string(*value) + ": expected an integer >= " +
+                     std::to_string(minimum));
+  }
+  return *value;
+}
+
+bool is_executable_file(const std::string& path) {
+  struct stat info {};
+  return ::stat(path.c_str(), &info) == 0 && S_ISREG(info.st_mode) && ::access(path.c_str(), X_OK) == 0;
+}
+
+// execvp's search, done up front so a missing JOB is a usage error before anything starts.
+std::optional<std::string> find_on_path(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  for (const auto& dir : text::split(path ? path : "/usr/local/bin:/usr/bin:/bin", ':')) {
+    const std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
+    if (is_executable_file(candidate)) return candidate;
+  }
+  return std::nullopt;
+}
+
+void resolve_job(const LaunchRequest& request, LaunchSpec& spec) {
+  if (request.job.empty() || request.job.front().empty()) {
+    throw UsageError("missing JOB: usage: accel-launch [options] JOB [JOB ARGS...]");
+  }
+  const std::string& job = request.job.front();
+  const bool python = job.size() > 3 && job.compare(job.size() - 3, 3, ".py") == 0 && !request.no_python.value_or(false);
+  if (python) {
+    if (::access(job.c_str(), R_OK) != 0) {
+      throw UsageError("JOB " + job + ": no such readable Python script");
+    }
+    const auto interpreter = find_on_path("python3");
+    if (!interpreter) {
+      throw UsageError("JOB " + job + " is a Python script but python3 is not on PATH; install it or pass --no_python");
+    }
+    spec.executable = *interpreter;
+    spec.argv = {"python3"};
+    spec.argv.insert(spec.argv.end(), request.job.begin(), request.job.end());
+    return;
+  }
+  if (job.find('/') != std::string::npos) {
+    struct stat info {};
+    if (::stat(job.c_str(), &info) != 0) throw UsageError("JOB " + job + ": no such file");
+    if (!S_ISREG(info.st_mode)) throw UsageError("JOB " + job + ": not a regular file");
+    if (::access(job.c_str(), X_OK) != 0) {
+      throw UsageError("JOB " + job + ": not executable (chmod +x it, or name its interpreter first)");
+    }
+    spec.executable = job;
+  } else {
+    const auto found = find_on_path(job);
+    if (!found) throw UsageError("JOB " + job + ": not found on PATH (give a path such as ./" + job + ")");
+    spec.executable = *found;
+  }
+  spec.argv = request.job;
+}
+
+std::vector<int> parse_index_list(const std::string& flag, const std::string& value) {
+  std::vector<int> indices;
+  for (const auto& part : text::split(value, ',')) {
+    const auto index = text::parse_integer(part);
+    if (!index || *index < 0 || *index > 1'000'000) {
+      throw UsageError(flag + " '" + value + "': '" + part + "' is not an index; expected a comma-separated list such as 0,1");
+    }
+    if (std::find(indices.begin(), indices.end(), *index) != indices.end()) {
+      throw UsageError(flag + " '" + value + "': " + part + " is listed twice");
+    }
+    indices.push_back(static_cast<int>(*index));
+  }
+  return indices;
+}
+
+// GPU ids named on the command line, checked against this machine. Empty for "all".
+std::vector<int> resolve_gpu_ids(const std::string& value, const hardware::Machine& machine) {
+  const std::string count = std::to_string(machine.gpus.size());
+  if (machine.gpus.empty()) {
+    throw UsageError("--gpu_ids " + value + ": this machine has no GPU; leave --gpu_ids out or pass --cpu");
+  }
+  if (value == "all") return {};
+  auto ids = parse_index_list("--gpu_ids", value);
+  for (int id : ids) {
+    if (id >= static_cast<int>(machine.gpus.size())) {
+      throw UsageError("--gpu_ids " + value + ": GPU " + std::to_string(id) + " does not exist; this machine has " +
+                       count + " GPU(s), numbered 0.." + std::to_string(machine.gpus.size() - 1));
+    }
+  }
+  return ids;
+}
+
+std::string this_host() {
+  char name[256] = {};
+  return ::gethostname(name, sizeof name - 1) == 0 ? std::string(name) : std::string("localhost");
+}
+
+}  // namespace
+
+bool LaunchSpec::shows_on_console(int local_rank) const {
+  return console_local_ranks.empty() ||
+         std::find(console_local_ranks.begin(), console_local_ranks.end(), local_rank) != console_local_ranks.end();
+}
+
+LaunchSpec resolve(const LaunchRequest& request, const hardware::Machine& machine, std::ostream& notes) {
+  LaunchSpec spec;
+  std::vector<std::string> guessed;  // announced together at the end, once everything is valid
+
+  resolve_job(request, spec);
+
+  spec.num_machines = at_least(request.num_machines, "--num_machines", 1, 1);
+  if (spec.num_machines > 1 && !request.machine_rank) {
+    throw UsageError("--num_machines " + std::to_string(spec.num_machines) +
+                     " needs --machine_rank: give each machine its index 0.." + std::to_string(spec.num_machines - 1));
+  }
+  spec.machine_rank = at_least(request.machine_rank, "--machine_rank", 0, 0);
+  if (spec.machine_rank >= spec.num_machines) {
+    throw UsageError("--machine_rank " + std::to_string(spec.machine_rank) + " must be smaller than --num_machines " +
+                     std::to_string(spec.num_machines) + " (machines are numbered 0.." +
+                     std::to_string(spec.num_machines - 1) + ")");
+  }
+
+  spec.use_cpu = request.use_cpu.value_or(false) || machine.gpus.empty();
+  if (request.gpu_ids) {
+    if (request.use_cpu.value_or(false)) {
+      throw UsageError("--gpu_ids " + *request.gpu_ids + " contradicts --cpu; pass one of them");
+    }
+    spec.gpu_ids = resolve_gpu_ids(*request.gpu_ids, machine);
+  }
+
+  if (request.num_processes) {
+    spec.num_processes = at_least(request.num_processes, "--num_processes", 1, 1);
+    if (!spec.gpu_ids.empty() && spec.gpu_ids.size() != static_cast<std::size_t>(spec.num_processes)) {
+      throw UsageError("--gpu_ids " + *request.gpu_ids + " names " + std::to_string(spec.gpu_ids.size()) +
+                       " GPU(s) but --num_processes is " + std::to_string(spec.num_processes) +
+                       "; give one GPU per process");
+    }
+  } else if (!spec.gpu_ids.empty()) {
+    spec.num_processes = static_cast<int>(spec.gpu_ids.size());
+  } else if (!spec.use_cpu) {
+    spec.num_processes = static_cast<int>(machine.gpus.size());
+    guessed.push_back("--num_processes " + std::to_string(spec.num_processes) + " (one per GPU)");
+  } else {
+    // One CPU worker: its intra-op threads already use every core, so more workers would only
+    // multiply the model's memory and split the same cores. Users who want data-parallel CPU
+    // workers ask for them with --num_processes.
+    spec.num_processes = 1;
+    guessed.push_back("--num_processes 1 (no GPU in use: one CPU worker)");
+  }
+
+  if (request.num_cpu_threads_per_process) {
+    spec.omp_threads = at_least(request.num_cpu_threads_per_process, "--num_cpu_threads_per_process", 1, 1);
+  } else if (!std::getenv(env::kOmpNumThreads)) {
+    // Workers share the cores; without a limit each would start one thread per core and they
+    // would fight over them.
+    spec.omp_threads = std::max(1, machine.cpus / spec.num_processes);
+    guessed.push_back("--num_cpu_threads_per_process " + std::to_string(*spec.omp_threads) + " (" +
+                      std::to_string(machine.cpus) + " CPUs / " + std::to_string(spec.num_processes) + " workers)");
+  }
+
+  spec.mixed_precision = request.mixed_precision.value_or("no");
+  if (spec.mixed_precision != "no" && spec.mixed_precision != "fp16" && spec.mixed_precision != "bf16") {
+    throw UsageError("--mixed_precision " + spec.mixed_precision + ": expected one of no, fp16, bf16");
+  }
+  spec.debug = request.debug.value_or(false);
+  spec.role = request.role.value_or("default");
+  if (spec.role.empty() || spec.role.find_first_of(" \t\n") != std::string::npos) {
+    throw UsageError("--role '" + spec.role + "': expected a non-empty name without spaces");
+  }
+
+  spec.max_restarts = at_least(request.max_restarts, "--max_restarts", 0, 0);
+  if (request.grace_period_s) {
+    if (!std::isfinite(*request.grace_period_s) || *request.grace_period_s < 0) {
+      throw UsageError("--grace_period " + std::to_string(*request.grace_period_s) + ": expected seconds >= 0");
+    }
+    spec.grace_period_s = *request.grace_period_s;
+  }
+
+  spec.quiet = request.quiet.value_or(false);
+  spec.log_dir = request.log_dir.value_or("");
+  if (request.tee.value_or(false) && spec.log_dir.empty()) {
+    throw UsageError("--tee needs --log_dir DIR: the directory that receives each rank's log files");
+  }
+  if (request.local_ranks_filter) {
+    spec.console_local_ranks = parse_index_list("--local_ranks_filter", *request.local_ranks_filter);
+    for (int local_rank : spec.console_local_ranks) {
+      if (local_rank >= spec.num_processes) {
+        throw UsageError("--local_ranks_filter " + *request.local_ranks_filter + ": local rank " +
+                         std::to_string(local_rank) + " does not exist with " + std::to_string(spec.num_processes) +
+                         " process(es) per machine");
+      }
+    }
+  }
+
+  // Rendezvous. One machine: a free port unless one was named. Several: all must agree, so the
+  // port is the named one or the well-known default, and only machine 0 (where rank 0 listens)
+  // can check it.
+  const char* port_flag = "--main_process_port";
+  if (request.main_process_port && (*request.main_process_port < 0 || *request.main_process_port > 65535)) {
+    throw UsageError(std::string(port_flag) + " " + std::to_string(*request.main_process_port) +
+                     ": out of range; expected 1..65535 (or 0 for a free port on one machine)");
+  }
+  if (spec.num_machines == 1) {
+    spec.master_addr = request.main_process_ip.value_or(env::kDefaultMasterAddr);
+    if (request.main_process_port.value_or(0) == 0) {
+      spec.port_reservation = std::make_shared<PortReservation>(PortReservation::any_free());
+      spec.master_port = spec.port_reservation->port();
+      if (!request.main_process_port) guessed.push_back(std::string(port_flag) + " " + std::to_string(spec.master_port) + " (free)");
+    } else {
+      spec.master_port = *request.main_process_port;
+      require_port_free(port_flag, spec.master_addr, spec.master_port);
+    }
+  } else {
+    if (!request.main_process_ip || request.main_process_ip->empty()) {
+      throw UsageError("--num_machines " + std::to_string(spec.num_machines) +
+                       " needs --main_process_ip: the address of machine 0, where rank 0 listens");
+    }
+    spec.master_addr = *request.main_process_ip;
+    if (request.main_process_port && *request.main_process_port == 0) {
+      throw UsageError(std::string(port_flag) +
+                       " 0 (a free port) only works on one machine: every machine must be given the same port");
+    }
+    spec.master_port = request.main_process_port.value_or(env::kDefaultMasterPort);
+    if (!request.main_process_port) guessed.push_back(std::string(port_flag) + " " + std::to_string(spec.master_port));
+    if (spec.machine_rank == 0) require_port_free(port_flag, spec.master_addr, spec.master_port);
+  }
+  spec.run_id = "accel-" + spec.master_addr + "-" + std::to_string(spec.master_port);
+  spec.host = this_host();
+
+  if (!guessed.empty()) {
+    notes << "accel-launch: using " << text::join(guessed, ", ") << "; pass these flags to choose otherwise\n";
+  }
+  return spec;
+}
+
+std::vector<std::pair<std::string, std::string>> worker_environment(const LaunchSpec& spec, const WorkerSlot& slot) {
+  const auto str = [](int value) { return std::to_string(value); };
+  const auto boolean = [](bool value) { return std::string(value ? "true" : "false"); };
+  const int rank = spec.global_rank(slot.local_rank);
+  std::vector<std::pair<std::string, std::string>> vars = {
+      {env::kRank, str(rank)},
+      {env::kLocalRank, str(slot.local_rank)},
+      {env::kWorldSize, str(spec.world_size())},
+      {env::kLocalWorldSize, str(spec.num_processes)},
+      {env::kGroupRank, str(spec.machine_rank)},
+      {env::kGroupWorldSize, str(spec.num_machines)},
+      {env::kRoleName, spec.role},
+      {env::kRoleRank, str(rank)},
+      {env::kRoleWorldSize, str(spec.world_size())},
+      {env::kMasterAddr, spec.master_addr},
+      {env::kMasterPort, str(spec.master_port)},
+      {env::kRunId, spec.run_id},
+      {env::kRestartCount, str(slot.restart_count)},
+      {env::kMaxRestarts, str(spec.max_restarts)},
+      {env::kLauncher, "accel-launch"},
+      {env::kUseCpu, boolean(spec.use_cpu)},
+      {env::kMixedPrecision, spec.mixed_precision},
+      {env::kDebug, boolean(spec.debug)},
+  };
+  if (!slot.error_file.empty()) vars.emplace_back(env::kErrorFile, slot.error_file);
+  if (spec.omp_threads) vars.emplace_back(env::kOmpNumThreads, str(*spec.omp_threads));
+  if (!spec.gpu_ids.empty()) {
+    std::vector<std::string> ids;
+    for (int id : spec.gpu_ids) ids.push_back(str(id));
+    vars.emplace_back(env::kCudaVisibleDevices, text::join(ids, ","));
+  }
+  return vars;
+}
+
+}  // namespace accel::launch

@@ -1,0 +1,38 @@
+#pragma once
+// GPT-2's byte-level BPE tokenizer: every byte maps to a printable code point, text is split
+// by GPT-2's pre-tokenisation pattern (contractions, letter runs, number runs, other runs,
+// whitespace; Unicode classes from ICU), and each piece is merged by rank. "<|endoftext|>" in
+// the text becomes the end-of-text id.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace accel::models {
+
+class GPT2Tokenizer {
+ public:
+  // `vocab_path`: a JSON object token -> id (vocab.json or encoder.json); `merges_path`: one
+  // merge per line, an optional "#version" first line (merges.txt or vocab.bpe). Throws
+  // FileError naming the file (and line) at fault.
+  GPT2Tokenizer(const std::string& vocab_path, const std::string& merges_path);
+  ~GPT2Tokenizer();
+  GPT2Tokenizer(GPT2Tokenizer&&) noexcept;
+  GPT2Tokenizer& operator=(GPT2Tokenizer&&) noexcept;
+
+  // vocab.json + merges.txt, else encoder.json + vocab.bpe, in `dir`.
+  static GPT2Tokenizer from_directory(const std::string& dir);
+
+  std::vector<std::int64_t> encode(const std::string& text) const;
+  // Throws UsageError for an id outside the vocabulary.
+  std::string decode(const std::vector<std::int64_t>& ids) const;
+
+  std::int64_t vocab_size() const;
+  std::int64_t eos_token_id() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace accel::models

@@ -1,0 +1,186 @@
+#include "accel/models/gpt2.h"
+
+#include "accel/core/error.h"
+#include "gpt2_blocks.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+namespace accel::models {
+
+namespace fs = std::filesystem;
+
+GPT2Options GPT2Options::from_directory(const std::string& dir) {
+  const auto config = fs::path(dir) / "config.json";
+  const auto weights = fs::path(dir) / "model.safetensors";
+  if (!fs::is_directory(dir)) throw FileError(dir, "not a checkpoint directory", ENOENT);
+  if (!fs::exists(weights))
+    throw FileError(weights.string(), "missing; a checkpoint directory holds config.json and "
+                                      "model.safetensors", ENOENT);
+  GPT2Options options;
+  options.config = GPT2Config::from_file(config.string());
+  options.checkpoint = weights.string();
+  return options;
+}
+
+torch::ScalarType parse_dtype(const std::string& name) {
+  if (name == "float32" || name == "fp32") return torch::kFloat32;
+  if (name == "bfloat16" || name == "bf16") return torch::kBFloat16;
+  if (name == "float16" || name == "fp16") return torch::kFloat16;
+  throw UsageError("unknown dtype '" + name + "'; accepted: float32 (fp32), bfloat16 (bf16), "
+                   "float16 (fp16)");
+}
+
+GPT2::GPT2(GPT2Head head, GPT2Options options) : head_(head), options_(std::move(options)) {
+  options_.config.validate(options_.checkpoint.empty() ? "GPT-2 config"
+                                                       : "config of " + options_.checkpoint);
+  const auto dtype = options_.dtype;
+  if (dtype != torch::kFloat32 && dtype != torch::kBFloat16 && dtype != torch::kFloat16)
+    throw UsageError(std::string("GPT-2 runs in float32, bfloat16 or float16, not ") +
+                     c10::toString(dtype));
+  if (dtype == torch::kFloat16 && options_.device.is_cpu())
+    throw UsageError("float16 needs a CUDA device; on CPU use float32 or bfloat16");
+  if (!options_.checkpoint.empty())
+    checkpoint_ = std::make_shared<const SafetensorsFile>(options_.checkpoint);
+}
+
+GPT2::~GPT2() = default;
+
+std::vector<BlockSpec> GPT2::blocks() const {
+  const auto source = std::make_shared<const detail::WeightSource>(options_, checkpoint_);
+  const auto& c = options_.config;
+  const auto d = c.n_embd, inner = c.inner_dim();
+  std::vector<BlockSpec> specs;
+  specs.push_back({"embeddings", (c.vocab_size + c.n_positions) * d,
+                   [source] { return std::make_shared<detail::Embeddings>(*source); }});
+  const auto layer_params = 4 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * inner + inner) +
+                            (inner * d + d);
+  for (std::int64_t i = 0; i < c.n_layer; ++i)
+    specs.push_back({"h." + std::to_string(i), layer_params,
+                     [source, i] { return std::make_shared<detail::TransformerBlock>(*source, i); }});
+  const auto head_out = head_ == GPT2Head::kLanguageModel ? c.vocab_size * d
+                        : head_ == GPT2Head::kSequenceClassification ? c.num_labels * d
+                                                                      : 0;
+  specs.push_back({"head", 2 * d + head_out,
+                   [source, kind = head_] { return std::make_shared<detail::Head>(*source, kind); }});
+  return specs;
+}
+
+void GPT2::ensure_built() {
+  if (head_block_) return;
+  torch::NoGradGuard no_grad;
+  const auto specs = blocks();
+  embeddings_ = std::dynamic_pointer_cast<detail::Embeddings>(specs.front().build());
+  for (std::size_t i = 1; i + 1 < specs.size(); ++i)
+    layers_.push_back(std::dynamic_pointer_cast<detail::TransformerBlock>(specs[i].build()));
+  head_block_ = std::dynamic_pointer_cast<detail::Head>(specs.back().build());
+  head_block_->tie_to(embeddings_->wte());
+}
+
+detail::Head& GPT2::head() {
+  ensure_built();
+  return *head_block_;
+}
+
+torch::Tensor GPT2::hidden_states(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                  KVCache* cache) {
+  ensure_built();
+  if (!input_ids.defined() || input_ids.dim() != 2)
+    throw UsageError("input_ids must be a [batch, tokens] tensor of token ids");
+  const auto past = cache != nullptr ? cache->length() : 0;
+  const auto tokens = input_ids.size(1);
+  const auto device = options_.device;
+  auto mask = attention_mask.defined()
+                  ? attention_mask.to(device, torch::kLong)
+                  : torch::ones({input_ids.size(0), past + tokens},
+                                torch::TensorOptions().dtype(torch::kLong).device(device));
+  if (mask.dim() != 2 || mask.size(1) != past + tokens)
+    throw UsageError("attention_mask has shape " + c10::str(mask.sizes()) + "; expected [" +
+                     std::to_string(input_ids.size(0)) + ", " + std::to_string(past + tokens) +
+                     "] (batch, cached + new tokens)");
+  if (cache != nullptr && cache->keys.empty()) {
+    cache->keys.resize(layers_.size());
+    cache->values.resize(layers_.size());
+  }
+  auto positions = detail::positions_from_mask(mask).narrow(1, past, tokens);
+  auto h = embeddings_->embed(input_ids, positions);
+  for (auto& layer : layers_) h = layer->run(h, mask, cache);
+  return h;
+}
+
+NamedTensors GPT2::state_dict() {
+  ensure_built();
+  const std::string prefix = head_ == GPT2Head::kNone ? "" : "transformer.";
+  NamedTensors out;
+  auto append = [&](const detail::NamedBlock& block) {
+    for (const auto& [name, tensor] : block.weights()) {
+      if (name == "lm_head.weight") {
+        if (!head_block_->tied()) out.emplace_back(name, tensor);
+      } else if (name == "score.weight") {
+        out.emplace_back(name, tensor);
+      } else {
+        out.emplace_back(prefix + name, tensor);
+      }
+    }
+  };
+  append(*embeddings_);
+  for (const auto& layer : layers_) append(*layer);
+  append(*head_block_);
+  return out;
+}
+
+void GPT2::save_pretrained(const std::string& dir, bool overwrite) {
+  const auto config_path = fs::path(dir) / "config.json";
+  const auto weights_path = fs::path(dir) / "model.safetensors";
+  // Check both before writing either, so a refusal leaves nothing half-saved.
+  for (const auto& p : {config_path, weights_path})
+    if (!overwrite && fs::exists(p))
+      throw FileError(p.string(), "already exists; refusing to overwrite it");
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw FileError(dir, "cannot create directory", ec.value());
+
+  save_safetensors(weights_path.string(), state_dict(),
+                   {.overwrite = overwrite, .metadata = {{"format", "pt"}}});
+  const auto temp = config_path.string() + ".tmp";
+  {
+    std::ofstream out(temp, std::ios::trunc);
+    out << options_.config.to_json();
+    if (!out.flush()) {
+      std::remove(temp.c_str());
+      throw FileError(temp, "cannot write", errno);
+    }
+  }
+  if (std::rename(temp.c_str(), config_path.c_str()) != 0) {
+    const int err = errno;
+    std::remove(temp.c_str());
+    throw FileError(config_path.string(), "cannot rename " + temp + " to it", err);
+  }
+}
+
+torch::Tensor GPT2Model::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
+  torch::NoGradGuard no_grad;
+  auto hidden = hidden_states(input_ids, attention_mask, nullptr);
+  return head().apply(hidden, torch::Tensor()).to(torch::kFloat32);
+}
+
+torch::Tensor GPT2LMHeadModel::forward(const torch::Tensor& input_ids,
+                                       const torch::Tensor& attention_mask, KVCache* cache) {
+  torch::NoGradGuard no_grad;
+  auto hidden = hidden_states(input_ids, attention_mask, cache);
+  return head().apply(hidden, torch::Tensor()).to(torch::kFloat32);
+}
+
+torch::Tensor GPT2ForSequenceClassification::forward(const torch::Tensor& input_ids,
+                                                     const torch::Tensor& attention_mask) {
+  torch::NoGradGuard no_grad;
+  auto hidden = hidden_states(input_ids, attention_mask, nullptr);
+  auto mask = attention_mask.defined()
+                  ? attention_mask
+                  : torch::ones({input_ids.size(0), input_ids.size(1)}, torch::kLong);
+  return head().apply(hidden, mask.to(hidden.device())).to(torch::kFloat32);
+}
+
+}  // namespace accel::models

@@ -1,0 +1,245 @@
+#include "gpt2_blocks.h"
+
+#include "accel/core/error.h"
+
+#include <cmath>
+#include <limits>
+
+namespace accel::models::detail {
+namespace {
+
+constexpr const char* kPrefix = "transformer.";
+
+std::uint64_t name_seed(std::uint64_t seed, const std::string& name) {
+  std::uint64_t h = 1469598103934665603ull;  // FNV-1a
+  for (unsigned char c : name) h = (h ^ c) * 1099511628211ull;
+  // splitmix64 finaliser so nearby seeds give unrelated streams
+  std::uint64_t z = h ^ (seed + 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+torch::Tensor conv1d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+  const auto out_dim = weight.size(1);
+  auto sizes = x.sizes().vec();
+  sizes.back() = out_dim;
+  return torch::addmm(bias, x.reshape({-1, x.size(-1)}), weight).view(sizes);
+}
+
+torch::Tensor activation(const torch::Tensor& x, const std::string& name) {
+  if (name == "relu") return torch::relu(x);
+  if (name == "gelu") return torch::gelu(x);
+  return torch::gelu(x, "tanh");  // gelu_new and gelu_pytorch_tanh
+}
+
+torch::Tensor key_mask(const torch::Tensor& attention_mask, std::int64_t batch, std::int64_t keys) {
+  if (attention_mask.dim() != 2 || attention_mask.size(0) != batch || attention_mask.size(1) != keys)
+    throw UsageError("attention_mask has shape " + c10::str(attention_mask.sizes()) +
+                     "; expected [" + std::to_string(batch) + ", " + std::to_string(keys) +
+                     "] (batch, past + new tokens)");
+  return attention_mask.ne(0);
+}
+
+}  // namespace
+
+WeightSource::WeightSource(const GPT2Options& options,
+                           std::shared_ptr<const SafetensorsFile> checkpoint)
+    : options_(options), checkpoint_(std::move(checkpoint)) {}
+
+bool WeightSource::checkpoint_contains(const std::string& name) const {
+  return checkpoint_ && (checkpoint_->contains(name) || checkpoint_->contains(kPrefix + name));
+}
+
+torch::Tensor WeightSource::load(const std::string& name, const std::vector<std::int64_t>& shape,
+                                 Init init, double stddev) const {
+  torch::Tensor value;
+  if (checkpoint_) {
+    const std::string prefixed = kPrefix + name;
+    if (!checkpoint_->contains(name) && !checkpoint_->contains(prefixed))
+      throw FileError(checkpoint_->path(), "missing tensor '" + name + "' (also looked for '" +
+                                               prefixed + "')");
+    value = checkpoint_->get_floating(checkpoint_->contains(name) ? name : prefixed, shape,
+                                      options_.dtype);
+  } else if (init == Init::kZeros) {
+    value = torch::zeros(shape, options_.dtype);
+  } else if (init == Init::kOnes) {
+    value = torch::ones(shape, options_.dtype);
+  } else {
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(name_seed(options_.seed, name));
+    value = torch::empty(shape, torch::kFloat32).normal_(0.0, stddev, gen).to(options_.dtype);
+  }
+  return value.to(options_.device);
+}
+
+torch::Tensor NamedBlock::add(const std::string& public_name, torch::Tensor value) {
+  std::string key = public_name;
+  for (char& c : key)
+    if (c == '.') c = '_';
+  auto& param = register_parameter(key, std::move(value), /*requires_grad=*/false);
+  weights_.emplace_back(public_name, param);
+  return param;
+}
+
+torch::Tensor positions_from_mask(const torch::Tensor& attention_mask) {
+  auto mask = attention_mask.to(torch::kLong);
+  return (mask.cumsum(1) - 1).masked_fill_(mask.eq(0), 1);
+}
+
+Embeddings::Embeddings(const WeightSource& source) {
+  const auto& c = source.config();
+  using Init = WeightSource::Init;
+  wte_ = add("wte.weight", source.load("wte.weight", {c.vocab_size, c.n_embd}, Init::kNormal,
+                                       c.initializer_range));
+  wpe_ = add("wpe.weight", source.load("wpe.weight", {c.n_positions, c.n_embd}, Init::kNormal,
+                                       c.initializer_range));
+}
+
+torch::Tensor Embeddings::embed(const torch::Tensor& input_ids, const torch::Tensor& position_ids) {
+  if (input_ids.numel() > 0) {
+    const auto low = input_ids.min().item<std::int64_t>();
+    const auto high = input_ids.max().item<std::int64_t>();
+    if (low < 0 || high >= wte_.size(0))
+      throw UsageError("token id " + std::to_string(low < 0 ? low : high) +
+                       " is outside the vocabulary (ids 0.." + std::to_string(wte_.size(0) - 1) +
+                       ")");
+    const auto last_position = position_ids.max().item<std::int64_t>();
+    if (last_position >= wpe_.size(0))
+      throw UsageError("sequence reaches position " + std::to_string(last_position) +
+                       " but the model has n_positions " + std::to_string(wpe_.size(0)));
+  }
+  const auto ids = input_ids.to(wte_.device());
+  return torch::embedding(wte_, ids) + torch::embedding(wpe_, position_ids.to(wte_.device()));
+}
+
+Activations Embeddings::forward(const Activations& inputs) {
+  if (inputs.empty() || !inputs[0].defined() || inputs[0].dim() != 2)
+    throw UsageError("the embeddings block takes {input_ids [batch, tokens], attention_mask}");
+  const auto& ids = inputs[0];
+  auto mask = inputs.size() > 1 && inputs[1].defined() ? inputs[1].to(torch::kLong)
+                                                       : torch::ones_like(ids, torch::kLong);
+  key_mask(mask, ids.size(0), ids.size(1));
+  mask = mask.to(wte_.device());
+  return {embed(ids, positions_from_mask(mask)), mask};
+}
+
+TransformerBlock::TransformerBlock(const WeightSource& source, std::int64_t index)
+    : config_(source.config()), index_(index) {
+  const auto& c = config_;
+  const auto d = c.n_embd, inner = c.inner_dim();
+  const std::string p = "h." + std::to_string(index) + ".";
+  using Init = WeightSource::Init;
+  // The ecosystem scales residual projections by 1/sqrt(2 * n_layer) at initialisation.
+  const double proj_std = c.initializer_range / std::sqrt(2.0 * c.n_layer);
+  auto load = [&](const std::string& name, std::vector<std::int64_t> shape, Init init,
+                  double stddev = 0.0) {
+    return add(p + name, source.load(p + name, shape, init, stddev));
+  };
+  ln_1_w_ = load("ln_1.weight", {d}, Init::kOnes);
+  ln_1_b_ = load("ln_1.bias", {d}, Init::kZeros);
+  c_attn_w_ = load("attn.c_attn.weight", {d, 3 * d}, Init::kNormal, c.initializer_range);
+  c_attn_b_ = load("attn.c_attn.bias", {3 * d}, Init::kZeros);
+  attn_proj_w_ = load("attn.c_proj.weight", {d, d}, Init::kNormal, proj_std);
+  attn_proj_b_ = load("attn.c_proj.bias", {d}, Init::kZeros);
+  ln_2_w_ = load("ln_2.weight", {d}, Init::kOnes);
+  ln_2_b_ = load("ln_2.bias", {d}, Init::kZeros);
+  c_fc_w_ = load("mlp.c_fc.weight", {d, inner}, Init::kNormal, c.initializer_range);
+  c_fc_b_ = load("mlp.c_fc.bias", {inner}, Init::kZeros);
+  mlp_proj_w_ = load("mlp.c_proj.weight", {inner, d}, Init::kNormal, proj_std);
+  mlp_proj_b_ = load("mlp.c_proj.bias", {d}, Init::kZeros);
+}
+
+Activations TransformerBlock::forward(const Activations& inputs) {
+  if (inputs.size() < 2 || !inputs[0].defined() || inputs[0].dim() != 3)
+    throw UsageError("block h." + std::to_string(index_) +
+                     " takes {hidden [batch, tokens, n_embd], attention_mask [batch, tokens]}");
+  return {run(inputs[0], inputs[1], nullptr), inputs[1]};
+}
+
+torch::Tensor TransformerBlock::run(const torch::Tensor& hidden, const torch::Tensor& attention_mask,
+                                    KVCache* cache) {
+  const auto batch = hidden.size(0), tokens = hidden.size(1), d = config_.n_embd;
+  const auto heads = config_.n_head, head_dim = config_.head_dim();
+  const auto eps = config_.layer_norm_epsilon;
+
+  auto x = torch::layer_norm(hidden, {d}, ln_1_w_, ln_1_b_, eps);
+  auto qkv = conv1d(x, c_attn_w_, c_attn_b_).view({batch, tokens, 3, heads, head_dim})
+                 .permute({2, 0, 3, 1, 4});
+  auto q = qkv[0], k = qkv[1], v = qkv[2];
+  if (cache != nullptr) {
+    auto& keys = cache->keys[index_];
+    auto& values = cache->values[index_];
+    if (keys.defined()) {
+      k = torch::cat({keys, k}, 2);
+      v = torch::cat({values, v}, 2);
+    }
+    keys = k;
+    values = v;
+  }
+  const auto total = k.size(2);
+  const auto allowed = torch::ones({tokens, total}, torch::TensorOptions().dtype(torch::kBool)
+                                                        .device(hidden.device()))
+                           .tril(total - tokens)
+                           .view({1, 1, tokens, total}) &
+                       key_mask(attention_mask, batch, total).view({batch, 1, 1, total});
+
+  double scale = config_.scale_attn_weights ? 1.0 / std::sqrt(static_cast<double>(head_dim)) : 1.0;
+  if (config_.scale_attn_by_inverse_layer_idx) scale /= static_cast<double>(index_ + 1);
+  // Scores in float32 so half-precision models mask and normalise without overflow; a fully
+  // masked row (left padding) gets a uniform distribution instead of NaN.
+  auto scores = torch::matmul(q, k.transpose(-1, -2)).to(torch::kFloat32).mul_(scale);
+  scores.masked_fill_(allowed.logical_not(), std::numeric_limits<float>::lowest());
+  auto probs = torch::softmax(scores, -1).to(hidden.scalar_type());
+  auto attended = torch::matmul(probs, v).permute({0, 2, 1, 3}).reshape({batch, tokens, d});
+  auto h = hidden + conv1d(attended, attn_proj_w_, attn_proj_b_);
+
+  auto m = torch::layer_norm(h, {d}, ln_2_w_, ln_2_b_, eps);
+  m = conv1d(activation(conv1d(m, c_fc_w_, c_fc_b_), config_.activation_function), mlp_proj_w_,
+             mlp_proj_b_);
+  return h + m;
+}
+
+Head::Head(const WeightSource& source, GPT2Head kind) : config_(source.config()), kind_(kind) {
+  const auto& c = config_;
+  using Init = WeightSource::Init;
+  ln_f_w_ = add("ln_f.weight", source.load("ln_f.weight", {c.n_embd}, Init::kOnes));
+  ln_f_b_ = add("ln_f.bias", source.load("ln_f.bias", {c.n_embd}, Init::kZeros));
+  if (kind == GPT2Head::kLanguageModel) {
+    // A tied lm_head is stored as wte alone; random init gives it wte's values by name.
+    tied_ = !source.checkpoint_contains("lm_head.weight");
+    const std::string name = tied_ ? "wte.weight" : "lm_head.weight";
+    out_w_ = add("lm_head.weight", source.load(name, {c.vocab_size, c.n_embd}, Init::kNormal,
+                                               c.initializer_range));
+  } else if (kind == GPT2Head::kSequenceClassification) {
+    out_w_ = add("score.weight", source.load("score.weight", {c.num_labels, c.n_embd},
+                                             Init::kNormal, c.initializer_range));
+  }
+}
+
+void Head::tie_to(const torch::Tensor& wte) {
+  if (tied_) out_w_.set_(wte);
+}
+
+torch::Tensor Head::apply(const torch::Tensor& hidden, const torch::Tensor& attention_mask) {
+  auto x = torch::layer_norm(hidden, {config_.n_embd}, ln_f_w_, ln_f_b_, config_.layer_norm_epsilon);
+  if (kind_ == GPT2Head::kNone) return x;
+  if (kind_ == GPT2Head::kLanguageModel) return torch::matmul(x, out_w_.t());
+  // Pool at each row's last real token, which works for left and right padding alike.
+  const auto batch = x.size(0), tokens = x.size(1);
+  const auto real = key_mask(attention_mask, batch, tokens).to(torch::kLong);
+  const auto last = (tokens - 1) - real.flip({1}).argmax(1);
+  const auto rows = torch::arange(batch, last.options());
+  return torch::matmul(x.index({rows, last}), out_w_.t());
+}
+
+Activations Head::forward(const Activations& inputs) {
+  if (inputs.empty() || !inputs[0].defined() || inputs[0].dim() != 3)
+    throw UsageError("the head block takes {hidden [batch, tokens, n_embd], attention_mask}");
+  auto mask = inputs.size() > 1 && inputs[1].defined()
+                  ? inputs[1]
+                  : torch::ones({inputs[0].size(0), inputs[0].size(1)},
+                                torch::TensorOptions().dtype(torch::kLong).device(inputs[0].device()));
+  return {apply(inputs[0], mask)};
+}
+
+}  // namespace accel::models::detail

@@ -1,0 +1,94 @@
+#pragma once
+// The GPT-2 blocks behind accel/models/gpt2.h. Private to lib/models.
+#include "accel/models/gpt2.h"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace accel::models::detail {
+
+// Where a block's weights come from: a checkpoint (names with or without "transformer.") or
+// a seeded random initialisation in which every tensor's values depend only on the seed and
+// the tensor's name, so a block built alone equals the same block built in the whole model.
+class WeightSource {
+ public:
+  enum class Init { kNormal, kZeros, kOnes };
+
+  WeightSource(const GPT2Options& options, std::shared_ptr<const SafetensorsFile> checkpoint);
+
+  const GPT2Config& config() const { return options_.config; }
+  bool has_checkpoint() const { return checkpoint_ != nullptr; }
+  bool checkpoint_contains(const std::string& name) const;
+
+  // `name` is the unprefixed public name, e.g. "h.0.attn.c_attn.weight".
+  torch::Tensor load(const std::string& name, const std::vector<std::int64_t>& shape, Init init,
+                     double stddev = 0.0) const;
+
+ private:
+  GPT2Options options_;
+  std::shared_ptr<const SafetensorsFile> checkpoint_;
+};
+
+// A block whose parameters carry their public names (torch's registry forbids dots).
+class NamedBlock : public Block {
+ public:
+  const NamedTensors& weights() const { return weights_; }
+
+ protected:
+  torch::Tensor add(const std::string& public_name, torch::Tensor value);
+
+ private:
+  NamedTensors weights_;
+};
+
+class Embeddings : public NamedBlock {
+ public:
+  explicit Embeddings(const WeightSource& source);
+  Activations forward(const Activations& inputs) override;
+  torch::Tensor embed(const torch::Tensor& input_ids, const torch::Tensor& position_ids);
+  const torch::Tensor& wte() const { return wte_; }
+
+ private:
+  torch::Tensor wte_, wpe_;
+};
+
+class TransformerBlock : public NamedBlock {
+ public:
+  TransformerBlock(const WeightSource& source, std::int64_t index);
+  Activations forward(const Activations& inputs) override;
+  // attention_mask covers the cached keys and the new ones; the cache (if any) is extended.
+  torch::Tensor run(const torch::Tensor& hidden, const torch::Tensor& attention_mask,
+                    KVCache* cache);
+
+ private:
+  GPT2Config config_;
+  std::int64_t index_;
+  torch::Tensor ln_1_w_, ln_1_b_, c_attn_w_, c_attn_b_, attn_proj_w_, attn_proj_b_;
+  torch::Tensor ln_2_w_, ln_2_b_, c_fc_w_, c_fc_b_, mlp_proj_w_, mlp_proj_b_;
+};
+
+class Head : public NamedBlock {
+ public:
+  Head(const WeightSource& source, GPT2Head kind);
+  Activations forward(const Activations& inputs) override;
+  // hidden [B,T,D] after the last block -> logits (see gpt2.h) in the model's dtype.
+  torch::Tensor apply(const torch::Tensor& hidden, const torch::Tensor& attention_mask);
+  // Shares `wte` as the lm_head weight when the checkpoint has no lm_head of its own.
+  void tie_to(const torch::Tensor& wte);
+  bool tied() const { return tied_; }
+
+ private:
+  GPT2Config config_;
+  GPT2Head kind_;
+  torch::Tensor ln_f_w_, ln_f_b_, out_w_;
+  bool tied_ = false;  // out_w_ is wte (lm_head.weight absent or random init)
+};
+
+// Position ids that follow the mask: cumsum - 1, and 1 at padding, as the ecosystem's
+// generate does.
+torch::Tensor positions_from_mask(const torch::Tensor& attention_mask);
+
+
+}  // namespace accel::models::detail

@@ -1,0 +1,126 @@
+#include "accel/models/gpt2_config.h"
+
+#include "accel/core/error.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cerrno>
+#include <fstream>
+#include <sstream>
+
+namespace accel::models {
+namespace {
+
+constexpr const char* kActivations[] = {"gelu_new", "gelu_pytorch_tanh", "gelu", "relu"};
+
+template <typename T>
+void read_key(const nlohmann::json& j, const char* key, T& out, const std::string& source) {
+  if (!j.contains(key) || j[key].is_null()) return;
+  try {
+    out = j[key].get<T>();
+  } catch (const nlohmann::json::exception&) {
+    throw UsageError(source + ": key '" + key + "' has value " + j[key].dump() +
+                     " of the wrong type");
+  }
+}
+
+void require_positive(std::int64_t value, const char* key, const std::string& source) {
+  if (value <= 0)
+    throw UsageError(source + ": key '" + key + "' must be a positive integer, got " +
+                     std::to_string(value));
+}
+
+}  // namespace
+
+void GPT2Config::validate(const std::string& source) const {
+  require_positive(vocab_size, "vocab_size", source);
+  require_positive(n_positions, "n_positions", source);
+  require_positive(n_embd, "n_embd", source);
+  require_positive(n_layer, "n_layer", source);
+  require_positive(n_head, "n_head", source);
+  require_positive(num_labels, "num_labels", source);
+  if (n_inner < 0)
+    throw UsageError(source + ": key 'n_inner' must be positive or null, got " +
+                     std::to_string(n_inner));
+  if (n_embd % n_head != 0)
+    throw UsageError(source + ": n_embd (" + std::to_string(n_embd) +
+                     ") must be divisible by n_head (" + std::to_string(n_head) + ")");
+  if (!(layer_norm_epsilon > 0))
+    throw UsageError(source + ": key 'layer_norm_epsilon' must be positive");
+  bool known = false;
+  std::string accepted;
+  for (const char* a : kActivations) {
+    known = known || activation_function == a;
+    accepted += std::string(accepted.empty() ? "" : ", ") + a;
+  }
+  if (!known)
+    throw UsageError(source + ": activation_function '" + activation_function +
+                     "' is not supported; accepted: " + accepted);
+}
+
+GPT2Config GPT2Config::from_json(const std::string& text, const std::string& source) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw UsageError(source + ": not valid JSON (" + e.what() + ")");
+  }
+  if (!j.is_object()) throw UsageError(source + ": expected a JSON object");
+  GPT2Config c;
+  read_key(j, "vocab_size", c.vocab_size, source);
+  read_key(j, "n_positions", c.n_positions, source);
+  read_key(j, "n_embd", c.n_embd, source);
+  read_key(j, "n_layer", c.n_layer, source);
+  read_key(j, "n_head", c.n_head, source);
+  read_key(j, "n_inner", c.n_inner, source);
+  read_key(j, "layer_norm_epsilon", c.layer_norm_epsilon, source);
+  read_key(j, "activation_function", c.activation_function, source);
+  read_key(j, "scale_attn_weights", c.scale_attn_weights, source);
+  read_key(j, "scale_attn_by_inverse_layer_idx", c.scale_attn_by_inverse_layer_idx, source);
+  read_key(j, "initializer_range", c.initializer_range, source);
+  read_key(j, "bos_token_id", c.bos_token_id, source);
+  read_key(j, "eos_token_id", c.eos_token_id, source);
+  if (j.contains("pad_token_id") && !j["pad_token_id"].is_null()) {
+    std::int64_t pad = 0;
+    read_key(j, "pad_token_id", pad, source);
+    c.pad_token_id = pad;
+  }
+  // The ecosystem stores the label count as id2label; num_labels is accepted too.
+  if (j.contains("id2label") && j["id2label"].is_object())
+    c.num_labels = static_cast<std::int64_t>(j["id2label"].size());
+  read_key(j, "num_labels", c.num_labels, source);
+  c.validate(source);
+  return c;
+}
+
+GPT2Config GPT2Config::from_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw FileError(path, "cannot read config", errno);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return from_json(text.str(), path);
+}
+
+std::string GPT2Config::to_json() const {
+  nlohmann::json j = {
+      {"model_type", "gpt2"},
+      {"vocab_size", vocab_size},
+      {"n_positions", n_positions},
+      {"n_embd", n_embd},
+      {"n_layer", n_layer},
+      {"n_head", n_head},
+      {"n_inner", n_inner > 0 ? nlohmann::json(n_inner) : nlohmann::json()},
+      {"layer_norm_epsilon", layer_norm_epsilon},
+      {"activation_function", activation_function},
+      {"scale_attn_weights", scale_attn_weights},
+      {"scale_attn_by_inverse_layer_idx", scale_attn_by_inverse_layer_idx},
+      {"initializer_range", initializer_range},
+      {"num_labels", num_labels},
+      {"bos_token_id", bos_token_id},
+      {"eos_token_id", eos_token_id},
+  };
+  if (pad_token_id) j["pad_token_id"] = *pad_token_id;
+  return j.dump(2) + "\n";
+}
+
+}  // namespace accel::models

@@ -1,0 +1,96 @@
+#pragma once
+// Pipeline-parallel inference: a model's blocks are cut into stages, one per process (stage k
+// runs on global rank k), and micro-batches flow from rank 0 to the last rank so that every
+// stage works at once. Each rank builds only its own stage's blocks.
+//
+//   auto pipe = accel::pipeline::prepare(model, example_inputs,
+//                                        {.split_points = "auto", .num_chunks = 4});
+//   auto out = pipe.forward(inputs);  // on the last rank (every rank with gather_output)
+#include <cstdint>
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "accel/models/blocks.h"
+#include "accel/pipeline/partition.h"
+
+namespace accel::runtime {
+struct GroupHandle;
+}
+
+namespace accel::pipeline {
+
+using models::Activations;
+
+struct PipelineOptions {
+  SplitPoints split_points = "auto";
+  // Micro-batches per batch; unset: one per process (accelerate's default). A batch that does
+  // not divide evenly is cut into micro-batches whose sizes differ by one; nothing is padded.
+  std::optional<int> num_chunks;
+  // Also deliver the output to every rank, not only the last one.
+  bool gather_output = false;
+  // Memory one rank may spend on weights, for "auto" (fp32 parameters); 0: this machine's memory
+  // divided by the processes on it.
+  std::int64_t max_stage_bytes = 0;
+  // Where the main process prints the plan; nullptr: nowhere.
+  std::ostream* report = &std::cout;
+  // Directory for Chrome-trace files (one per rank); empty: $ACCEL_TRACE, unset there: no trace.
+  std::string trace_dir;
+};
+
+// A prepared pipeline. Every rank of the group calls forward/stream together (collectively).
+// Failures: a failing block throws accel::Error on its own rank and accel::PeerError naming that
+// rank on every other rank; a rank that dies or stops answering within the group's timeout
+// makes the others throw accel::PeerError naming it. Nothing waits without a deadline.
+class Pipeline {
+ public:
+  Pipeline(Pipeline&&) noexcept;
+  Pipeline& operator=(Pipeline&&) noexcept;
+  ~Pipeline();
+
+  // One batch: every input is cut along dim 0 into micro-batches (GPipe fill-drain). Every rank
+  // passes the same inputs (ranks after the first only check them). Returns the model's outputs,
+  // concatenated along dim 0, on the last rank (every rank with gather_output), else {}.
+  // Shapes may change from call to call.
+  Activations forward(const Activations& inputs);
+  Activations forward(const torch::Tensor& input) { return forward(Activations{input}); }
+
+  // Several batches with no drain between them: fill and drain are paid once per stream. Same
+  // contract as forward() for each batch; outputs in batch order.
+  std::vector<Activations> stream(const std::vector<Activations>& batches);
+
+  // The open-ended form: rank 0 pulls batches from `next_batch` until it returns nullopt (the
+  // other ranks never call it); `on_output(batch_index, outputs)` runs on the last rank as each
+  // batch completes (on every rank, at the end, with gather_output).
+  void stream(const std::function<std::optional<Activations>()>& next_batch,
+              const std::function<void(std::size_t, Activations)>& on_output);
+
+  const Plan& plan() const;
+  int stage() const;
+  int num_stages() const;
+  int num_chunks() const;
+  bool is_last_stage() const { return stage() == num_stages() - 1; }
+  // Parameters this rank actually holds (its own stage's blocks only).
+  std::int64_t resident_parameter_count() const;
+
+  class Impl;
+
+ private:
+  explicit Pipeline(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+  friend Pipeline prepare(const models::BlockModel&, const Activations&, const PipelineOptions&,
+                          const runtime::GroupHandle&);
+};
+
+// Plans the stages, builds this rank's blocks, runs the example micro-batch through the pipe once
+// (timing every block for "auto"; an example the model rejects is reported on every rank as
+// accel::UsageError naming the block and rank) and reports the plan on rank 0. Bad options
+// (split points, num_chunks < 1, more processes than blocks) throw accel::UsageError on every
+// rank before any communication. Collective over `group`.
+Pipeline prepare(const models::BlockModel& model, const Activations& example_inputs,
+                 const PipelineOptions& options, const runtime::GroupHandle& group);
+
+}  // namespace accel::pipeline

@@ -1,0 +1,147 @@
+#include "link.h"
+
+#include "accel/core/error.h"
+
+namespace accel::pipeline {
+namespace {
+
+constexpr std::int64_t kEnvelopeSlots = 8;
+
+std::string describe_error(const std::exception& e) {
+  if (auto* c10_error = dynamic_cast<const c10::Error*>(&e)) return c10_error->what_without_backtrace();
+  return e.what();
+}
+
+}  // namespace
+
+Message Message::abort(int origin, const std::string& text) {
+  Message message;
+  message.kind = MessageKind::kAbort;
+  message.origin = origin;
+  auto bytes = torch::empty({static_cast<std::int64_t>(text.size())}, torch::kUInt8);
+  std::memcpy(bytes.data_ptr(), text.data(), text.size());
+  message.tensors.push_back(bytes);
+  return message;
+}
+
+std::string Message::abort_text() const {
+  if (tensors.empty()) return {};
+  const auto& bytes = tensors.front();
+  return std::string(static_cast<const char*>(bytes.data_ptr()), static_cast<std::size_t>(bytes.numel()));
+}
+
+Links::Links(const runtime::GroupHandle& group, Trace* trace) : group_(group), trace_(trace) {}
+
+void Links::wait(const c10::intrusive_ptr<::c10d::Work>& work, int peer, const char* what) {
+  try {
+    work->wait(group_.timeout);
+  } catch (const std::exception& e) {
+    throw PeerError("rank " + std::to_string(group_.rank) + " could not " + what + " rank " + std::to_string(peer) +
+                    " (timeout " + std::to_string(group_.timeout.count() / 1000.0).substr(0, 5) +
+                    " s): rank " + std::to_string(peer) + " failed, exited or stopped answering (" +
+                    describe_error(e) + ")");
+  }
+}
+
+void Links::post_send(int peer, int tag, std::vector<torch::Tensor> tensors) {
+  InFlight flight{peer, {}, {}};
+  for (auto& tensor : tensors) {
+    if (tensor.numel() == 0) continue;
+    std::vector<torch::Tensor> one{tensor};
+    try {
+      flight.works.push_back(group_.group->send(one, peer, tag));
+    } catch (const std::exception& e) {
+      throw PeerError("rank " + std::to_string(group_.rank) + " could not send to rank " + std::to_string(peer) +
+                      ": " + describe_error(e));
+    }
+    flight.keep_alive.push_back(tensor);
+  }
+  in_flight_.push_back(std::move(flight));
+}
+
+void Links::send(int peer, int tag, const Message& message) {
+  const auto start = Trace::now();
+  std::vector<std::int64_t> descriptor;
+  std::vector<torch::Tensor> payload;
+  for (const auto& t : message.tensors) {
+    auto tensor = t.contiguous();
+    descriptor.push_back(static_cast<std::int64_t>(tensor.scalar_type()));
+    descriptor.push_back(tensor.dim());
+    for (auto size : tensor.sizes()) descriptor.push_back(size);
+    payload.push_back(tensor);
+  }
+  auto envelope = torch::tensor({static_cast<std::int64_t>(message.kind), message.batch, message.micro,
+                                 static_cast<std::int64_t>(message.last_of_batch), message.origin,
+                                 static_cast<std::int64_t>(message.tensors.size()),
+                                 static_cast<std::int64_t>(descriptor.size()), std::int64_t{0}},
+                                torch::kInt64);
+  std::vector<torch::Tensor> all{envelope};
+  if (!descriptor.empty()) all.push_back(torch::tensor(descriptor, torch::kInt64));
+  all.insert(all.end(), payload.begin(), payload.end());
+  post_send(peer, tag, std::move(all));
+  if (trace_) {
+    trace_->add("send", "to " + std::to_string(peer) + " b" + std::to_string(message.batch) + " m" +
+                            std::to_string(message.micro),
+                start, Trace::now());
+  }
+}
+
+void Links::recv_into(int peer, int tag, torch::Tensor& tensor, const char* what) {
+  if (tensor.numel() == 0) return;
+  std::vector<torch::Tensor> one{tensor};
+  c10::intrusive_ptr<::c10d::Work> work;
+  try {
+    work = group_.group->recv(one, peer, tag);
+  } catch (const std::exception& e) {
+    throw PeerError("rank " + std::to_string(group_.rank) + " could not receive " + what + " from rank " +
+                    std::to_string(peer) + ": " + describe_error(e));
+  }
+  wait(work, peer, "receive from");
+}
+
+Message Links::recv(int peer, int tag) {
+  const auto start = Trace::now();
+  auto envelope = torch::empty({kEnvelopeSlots}, torch::kInt64);
+  recv_into(peer, tag, envelope, "a message header");
+  const auto* head = envelope.data_ptr<std::int64_t>();
+  Message message;
+  message.kind = static_cast<MessageKind>(head[0]);
+  message.batch = head[1];
+  message.micro = head[2];
+  message.last_of_batch = head[3] != 0;
+  message.origin = head[4];
+  const auto num_tensors = head[5];
+  auto descriptor = torch::empty({head[6]}, torch::kInt64);
+  recv_into(peer, tag, descriptor, "a tensor descriptor");
+  const auto* d = descriptor.data_ptr<std::int64_t>();
+  for (std::int64_t i = 0, at = 0; i < num_tensors; ++i) {
+    const auto dtype = static_cast<c10::ScalarType>(d[at++]);
+    const auto ndim = d[at++];
+    std::vector<std::int64_t> shape(d + at, d + at + ndim);
+    at += ndim;
+    auto tensor = torch::empty(shape, torch::TensorOptions().dtype(dtype));
+    recv_into(peer, tag, tensor, "a tensor");
+    message.tensors.push_back(tensor);
+  }
+  if (trace_) {
+    trace_->add("recv", "from " + std::to_string(peer) + " b" + std::to_string(message.batch) + " m" +
+                            std::to_string(message.micro),
+                start, Trace::now());
+  }
+  return message;
+}
+
+void Links::wait_sends(std::size_t max_messages) {
+  while (in_flight_.size() > max_messages) {
+    auto flight = std::move(in_flight_.front());
+    in_flight_.pop_front();
+    for (auto& work : flight.works) wait(work, flight.peer, "send to");
+  }
+}
+
+void Links::abandon_sends() {
+  for (auto& flight : in_flight_) abandoned_.push_back(std::move(flight));
+  in_flight_.clear();
+}
+
+}  // namespace accel::pipeline

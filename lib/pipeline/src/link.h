@@ -1,0 +1,71 @@
+#pragma once
+// Point-to-point messages between pipeline ranks over the group's send/recv. A message is a small
+// fixed envelope, a descriptor (dtype, ndim and shape of each tensor) and the tensors themselves,
+// so shapes and micro-batch sizes may change with every message and nothing is padded.
+#include <torch/torch.h>
+
+#include <deque>
+#include <string>
+#include <vector>
+
+#include "accel/runtime/group.h"
+#include "trace.h"
+
+namespace accel::pipeline {
+
+enum class MessageKind : std::int64_t {
+  kData = 1,   // one micro-batch's activations (or, on the output channel, one batch's outputs)
+  kEnd = 2,    // no more messages on this channel for this call
+  kAbort = 3,  // a rank failed: `origin` names it, the single uint8 tensor holds its message
+};
+
+struct Message {
+  MessageKind kind = MessageKind::kData;
+  std::int64_t batch = 0;
+  std::int64_t micro = 0;
+  bool last_of_batch = false;
+  std::int64_t origin = -1;
+  std::vector<torch::Tensor> tensors;
+
+  static Message abort(int origin, const std::string& text);
+  std::string abort_text() const;
+};
+
+// Tags keep the activation channel (rank k -> k+1) apart from the output channel (last rank ->
+// every other rank).
+inline constexpr int kActivationTag = 1;
+inline constexpr int kOutputTag = 2;
+
+class Links {
+ public:
+  Links(const runtime::GroupHandle& group, Trace* trace);
+
+  // Starts sending; the tensors stay alive until the send completes. Throws accel::PeerError
+  // naming `peer` when the transport fails.
+  void send(int peer, int tag, const Message& message);
+  // Blocks until a message arrives or the group's timeout passes (accel::PeerError naming `peer`).
+  Message recv(int peer, int tag);
+  // Waits for the oldest sends until at most `max_messages` are in flight (bounds memory when
+  // the first stage runs ahead of the others).
+  void wait_sends(std::size_t max_messages = 0);
+  // Gives up on the sends in flight without waiting: used only on the way out of a failed call,
+  // when a peer may never receive them. They are kept alive until this object dies.
+  void abandon_sends();
+
+ private:
+  void post_send(int peer, int tag, std::vector<torch::Tensor> tensors);
+  void recv_into(int peer, int tag, torch::Tensor& tensor, const char* what);
+  void wait(const c10::intrusive_ptr<::c10d::Work>& work, int peer, const char* what);
+
+  runtime::GroupHandle group_;
+  Trace* trace_;
+  struct InFlight {
+    int peer;
+    std::vector<c10::intrusive_ptr<::c10d::Work>> works;
+    std::vector<torch::Tensor> keep_alive;
+  };
+  std::deque<InFlight> in_flight_;
+  std::vector<InFlight> abandoned_;
+};
+
+}  // namespace accel::pipeline

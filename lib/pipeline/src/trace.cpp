@@ -1,0 +1,57 @@
+#include "trace.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "accel/core/error.h"
+
+namespace accel::pipeline {
+namespace {
+
+std::int64_t micros(Trace::Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
+}
+
+int lane_id(const std::string& lane) {
+  if (lane == "compute") return 0;
+  if (lane == "recv") return 1;
+  return 2;
+}
+
+}  // namespace
+
+Trace::Trace(std::string path, int rank) : path_(std::move(path)), rank_(rank) {}
+
+void Trace::add(const std::string& lane, const std::string& name, Clock::time_point start, Clock::time_point end) {
+  if (!enabled()) return;
+  events_.push_back({lane, name, micros(start), micros(end) - micros(start)});
+}
+
+void Trace::write() const {
+  if (!enabled()) return;
+  nlohmann::json events = nlohmann::json::array();
+  events.push_back({{"ph", "M"}, {"name", "process_name"}, {"pid", rank_}, {"args", {{"name", "rank " + std::to_string(rank_)}}}});
+  for (const char* lane : {"compute", "recv", "send"}) {
+    events.push_back({{"ph", "M"}, {"name", "thread_name"}, {"pid", rank_}, {"tid", lane_id(lane)}, {"args", {{"name", lane}}}});
+  }
+  for (const auto& e : events_) {
+    events.push_back({{"ph", "X"}, {"cat", e.lane}, {"name", e.name}, {"pid", rank_}, {"tid", lane_id(e.lane)},
+                      {"ts", e.start_us}, {"dur", e.duration_us}});
+  }
+  const std::string temporary = path_ + ".tmp";
+  {
+    std::ofstream out(temporary);
+    if (!out) throw FileError(temporary, "could not be created for the pipeline trace", errno);
+    out << nlohmann::json{{"traceEvents", events}, {"displayTimeUnit", "ms"}}.dump() << "\n";
+    if (!out.flush()) throw FileError(temporary, "could not be written", errno);
+  }
+  if (std::rename(temporary.c_str(), path_.c_str()) != 0) {
+    const int error = errno;
+    std::remove(temporary.c_str());
+    throw FileError(path_, "could not be replaced by " + temporary, error);
+  }
+}
+
+}  // namespace accel::pipeline

@@ -1,0 +1,289 @@
+#pragma once
+// accel::PartialState: where this process sits in the job, and the collectives a distributed
+// inference job needs, as in accelerate's PartialState. Every PartialState constructed in a
+// process is a cheap handle to one shared state: the first construction reads the launcher's
+// environment and forms the process group; later ones reuse it. Without launcher variables the
+// process is a job of one, with no process group, and every operation still works (locally).
+//
+// Collectives must be called by every rank in the same order. Each one fails within the
+// timeout (ACCEL_TIMEOUT_S, default 300 s) with an accel::PeerError naming the ranks that did not
+// take part, instead of hanging.
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+
+#include <chrono>
+#include <exception>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "accel/core/env_contract.h"
+#include "accel/core/error.h"
+#include "accel/runtime/object_codec.h"
+#include "accel/runtime/split.h"
+
+namespace accel {
+
+namespace runtime {
+struct GroupHandle;
+}
+namespace detail {
+struct SharedState;
+}
+
+enum class ReduceOp { Sum, Mean, Max, Min };
+
+inline constexpr std::chrono::seconds kDefaultCollectiveTimeout{300};
+
+struct PartialStateOptions {
+  std::optional<std::chrono::milliseconds> timeout;  // unset: ACCEL_TIMEOUT_S, else 300 s
+  std::optional<bool> cpu;                           // unset: ACCEL_USE_CPU, else use CUDA when present
+  bool poll_before_connect = true;                   // false: c10d's own connect retry (benchmarks)
+  env::Lookup lookup;                                // unset: the process environment
+};
+
+class PartialState;
+
+// Holds ranks back so that one side runs a block first (see main_process_first()). The other
+// side waits when the guard ends; if the block throws, the guard does not wait, and the peers'
+// wait fails with a PeerError naming this rank instead of hanging.
+class [[nodiscard]] ProcessOrderGuard {
+ public:
+  ProcessOrderGuard(const ProcessOrderGuard&) = delete;
+  ProcessOrderGuard& operator=(const ProcessOrderGuard&) = delete;
+  ~ProcessOrderGuard() noexcept(false);
+
+ private:
+  friend class PartialState;
+  ProcessOrderGuard(const PartialState& state, bool goes_first);
+  std::shared_ptr<detail::SharedState> state_;  // shared, so the guard may outlive the handle
+  bool goes_first_;
+  int uncaught_on_entry_;
+};
+
+class PartialState {
+ public:
+  // The process-wide state; options only matter to the first construction in a process.
+  PartialState();
+  explicit PartialState(const PartialStateOptions& options);
+
+  // A state over an already formed group, not shared with the rest of the process: tests run
+  // ranks as threads this way. Every rank counts as local; the device is the CPU.
+  static PartialState over_group(const runtime::GroupHandle& group);
+
+  int process_index() const;
+  int local_process_index() const;
+  int num_processes() const;
+  int num_local_processes() const;
+  bool distributed() const { return num_processes() > 1; }
+  bool is_main_process() const { return process_index() == 0; }
+  bool is_local_main_process() const { return local_process_index() == 0; }
+  bool is_last_process() const { return process_index() == num_processes() - 1; }
+  c10::Device device() const;        // cuda:LOCAL_RANK when CUDA is used, else cpu
+  const std::string& backend() const;  // "gloo", "nccl", or "none" for a job of one
+  const env::WorldInfo& world() const;
+  std::chrono::milliseconds timeout() const;
+  const runtime::GroupHandle& group() const;
+
+  // A barrier across every rank.
+  void wait_for_everyone() const;
+
+  // `auto first = state.main_process_first();` — the main process runs the rest of the scope
+  // before every other rank does (e.g. it fills a cache the others then read).
+  ProcessOrderGuard main_process_first() const { return {*this, is_main_process()}; }
+  ProcessOrderGuard local_main_process_first() const { return {*this, is_local_main_process()}; }
+  template <class F>
+  void main_process_first(F&& fn) const {
+    ProcessOrderGuard guard = main_process_first();
+    fn();
+  }
+  template <class F>
+  void local_main_process_first(F&& fn) const {
+    ProcessOrderGuard guard = local_main_process_first();
+    fn();
+  }
+
+  // Run fn only on that process (every one of these runs in a job of one). Return whether it ran.
+  template <class F>
+  bool on_main_process(F&& fn) const { return run_if(is_main_process(), fn); }
+  template <class F>
+  bool on_local_main_process(F&& fn) const { return run_if(is_local_main_process(), fn); }
+  template <class F>
+  bool on_last_process(F&& fn) const { return run_if(is_last_process(), fn); }
+  template <class F>
+  bool on_process(int index, F&& fn) const { return run_if(is_process(index, "on_process"), fn); }
+
+  // Prints one line once per job (on the main process).
+  template <class... Args>
+  void print(const Args&... args) const {
+    if (!is_main_process()) return;
+    std::ostringstream line;
+    (line << ... << args);
+    line << '\n';
+    std::cout << line.str() << std::flush;
+  }
+
+  // This rank's contiguous share of `input` (see split.h for the rule and the padding).
+  template <class T>
+  Split<std::vector<T>> split_between_processes(const std::vector<T>& input, bool apply_padding = false) const {
+    return split_sequence(input, apply_padding);
+  }
+  // Splits along dim 0; padding repeats the last row locally (no collective needed).
+  Split<at::Tensor> split_between_processes(const at::Tensor& input, bool apply_padding = false) const;
+  // Every value (vectors or tensors) must have the same length; each is split alike.
+  template <class K, class V>
+  Split<std::map<K, V>> split_between_processes(const std::map<K, V>& input, bool apply_padding = false) const;
+
+  // Every rank receives every rank's items, concatenated in rank order.
+  template <class T>
+  std::vector<T> gather_object(const std::vector<T>& mine) const;
+  // Every rank receives one value per rank, in rank order.
+  template <class T>
+  std::vector<T> gather_object(const T& mine) const;
+  // Every rank receives the value the rank `from` passed.
+  template <class T>
+  T broadcast_object(const T& value, int from = 0) const;
+
+  // Gathers the results computed on a split's items and drops the padding: every rank receives
+  // exactly one result per original input item, in the input's order. results.size() must equal
+  // split.num_items.
+  template <class T, class C>
+  std::vector<T> gather_unpadded(const std::vector<T>& results, const Split<C>& split) const;
+  template <class C>
+  at::Tensor gather_unpadded(const at::Tensor& results, const Split<C>& split) const {
+    return gather_unpadded_rows(results, split.num_real, split.num_items, split.total);
+  }
+
+  // Tensor collectives; results are on the input's device. gather concatenates along dim 0 in
+  // rank order (first dims may differ); broadcast copies `from`'s tensor to everyone (other
+  // ranks' inputs may be undefined); reduce combines elementwise on every rank (an all-reduce);
+  // pad_across_processes pads `dim` to the largest size any rank has.
+  at::Tensor gather(const at::Tensor& tensor) const;
+  at::Tensor broadcast(const at::Tensor& tensor, int from = 0) const;
+  at::Tensor reduce(const at::Tensor& tensor, ReduceOp op = ReduceOp::Sum) const;
+  at::Tensor pad_across_processes(const at::Tensor& tensor, std::int64_t dim = 0, double pad_value = 0,
+                                  bool pad_first = false) const;
+
+  // The byte-level exchanges the object collectives are built on; `op` names the caller in errors.
+  std::vector<Bytes> all_gather_bytes(const Bytes& mine, const char* op = "all_gather_bytes") const;
+  Bytes broadcast_bytes(const Bytes& mine, int from, const char* op = "broadcast_bytes") const;
+
+ private:
+  friend class ProcessOrderGuard;
+  explicit PartialState(std::shared_ptr<detail::SharedState> impl) : impl_(std::move(impl)) {}
+
+  template <class F>
+  static bool run_if(bool here, F& fn) {
+    if (here) fn();
+    return here;
+  }
+  bool is_process(int index, const char* op) const;  // throws UsageError for an index out of range
+  at::Tensor gather_unpadded_rows(const at::Tensor& results, std::size_t num_real, std::size_t num_items,
+                                  std::size_t total) const;
+  [[noreturn]] static void throw_split_mismatch(std::size_t results, std::size_t items);
+  [[noreturn]] static void throw_total_mismatch(std::size_t gathered, std::size_t total);
+
+  template <class Seq>
+  Split<Seq> split_sequence(const Seq& input, bool apply_padding) const;
+
+  std::shared_ptr<detail::SharedState> impl_;
+};
+
+namespace detail {
+
+std::size_t split_length(const at::Tensor& t);
+at::Tensor take_chunk(const at::Tensor& t, const ChunkPlan& plan);
+
+template <class T>
+std::size_t split_length(const std::vector<T>& v) {
+  return v.size();
+}
+
+template <class T>
+std::vector<T> take_chunk(const std::vector<T>& v, const ChunkPlan& plan) {
+  std::vector<T> chunk(v.begin() + plan.start, v.begin() + plan.start + plan.count);
+  // A rank left without items repeats the input's last one, as every other rank's padding does.
+  while (chunk.size() < plan.padded) chunk.push_back(chunk.empty() ? v.back() : chunk.back());
+  return chunk;
+}
+
+template <class K>
+std::string key_text(const K& key) {
+  std::ostringstream os;
+  os << key;
+  return os.str();
+}
+
+}  // namespace detail
+
+template <class Seq>
+Split<Seq> PartialState::split_sequence(const Seq& input, bool apply_padding) const {
+  const auto total = detail::split_length(input);
+  const auto plan = plan_split(total, num_processes(), process_index(), apply_padding);
+  return {detail::take_chunk(input, plan), plan.count, plan.padded, plan.start, total};
+}
+
+template <class K, class V>
+Split<std::map<K, V>> PartialState::split_between_processes(const std::map<K, V>& input, bool apply_padding) const {
+  Split<std::map<K, V>> out;
+  const K* first_key = nullptr;
+  for (const auto& [key, value] : input) {
+    auto part = split_sequence(value, apply_padding);
+    if (first_key != nullptr && part.total != out.total) {
+      throw UsageError("split_between_processes: every value of the map must have the same length, but key '" +
+                       detail::key_text(*first_key) + "' has " + std::to_string(out.total) + " items and key '" +
+                       detail::key_text(key) + "' has " + std::to_string(part.total));
+    }
+    first_key = &key;
+    out.num_real = part.num_real;
+    out.num_items = part.num_items;
+    out.start = part.start;
+    out.total = part.total;
+    out.items.emplace(key, std::move(part.items));
+  }
+  return out;
+}
+
+template <class T>
+std::vector<T> PartialState::gather_object(const std::vector<T>& mine) const {
+  if (!distributed()) return mine;
+  const auto parts = all_gather_bytes(encode(mine), "gather_object");
+  std::vector<T> all;
+  for (std::size_t r = 0; r < parts.size(); ++r) {
+    auto items = decode<std::vector<T>>(parts[r], static_cast<int>(r));
+    all.insert(all.end(), std::make_move_iterator(items.begin()), std::make_move_iterator(items.end()));
+  }
+  return all;
+}
+
+template <class T>
+std::vector<T> PartialState::gather_object(const T& mine) const {
+  if (!distributed()) return {mine};
+  const auto parts = all_gather_bytes(encode(mine), "gather_object");
+  std::vector<T> all;
+  all.reserve(parts.size());
+  for (std::size_t r = 0; r < parts.size(); ++r) all.push_back(decode<T>(parts[r], static_cast<int>(r)));
+  return all;
+}
+
+template <class T>
+T PartialState::broadcast_object(const T& value, int from) const {
+  is_process(from, "broadcast_object");
+  if (!distributed()) return value;
+  return decode<T>(broadcast_bytes(process_index() == from ? encode(value) : Bytes{}, from, "broadcast_object"), from);
+}
+
+template <class T, class C>
+std::vector<T> PartialState::gather_unpadded(const std::vector<T>& results, const Split<C>& split) const {
+  if (results.size() != split.num_items) throw_split_mismatch(results.size(), split.num_items);
+  auto all = gather_object(std::vector<T>(results.begin(), results.begin() + split.num_real));
+  if (all.size() != split.total) throw_total_mismatch(all.size(), split.total);
+  return all;
+}
+
+}  // namespace accel

@@ -1,0 +1,42 @@
+#pragma once
+// Rendezvous: how the ranks of a job find each other through rank 0's TCPStore, and the progress
+// markers the runtime leaves there so that a failure can name the ranks that did not show up.
+#include <torch/csrc/distributed/c10d/Store.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace accel::runtime {
+
+struct RendezvousOptions {
+  std::string master_addr = "127.0.0.1";
+  int master_port = 29500;
+  int rank = 0;
+  int world_size = 1;
+  std::chrono::milliseconds timeout{std::chrono::minutes(5)};
+  // Non-zero ranks poll rank 0's port until it accepts before creating their store client: the
+  // c10d client sleeps about a second after a refused first connect, which dominated group
+  // formation. false keeps c10d's own behaviour (the benchmark's baseline).
+  bool poll_before_connect = true;
+};
+
+// Connects to (rank 0: hosts) the job's TCPStore, records this rank as joined and waits until
+// every rank has joined. Throws accel::PeerError naming the ranks that did not arrive within the
+// timeout, or rank 0's address when it cannot be reached; accel::Error when rank 0 cannot listen.
+c10::intrusive_ptr<::c10d::Store> rendezvous(const RendezvousOptions& options);
+
+// Records under the store that `rank` has entered operation number `seq` called `op`
+// (seq 0 is joining the group).
+void record_progress(::c10d::Store& store, int rank, std::uint64_t seq, const std::string& op);
+
+// The ranks that have not entered operation `seq`, each described for an error message, e.g.
+// "rank 2 (last seen in #3 broadcast)" or "rank 5 (never joined)". Reads without blocking.
+std::vector<std::string> ranks_behind(::c10d::Store& store, int world_size, std::uint64_t seq);
+
+// The local address this machine uses to reach host:port (no packet is sent), so that a rank's
+// Gloo transport listens on an interface its peers can reach.
+std::string local_address_towards(const std::string& host, int port);
+
+}  // namespace accel::runtime

@@ -1,0 +1,149 @@
+#include "accel/runtime/partial_state.h"
+
+#include <torch/cuda.h>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+
+#include <mutex>
+
+#include "accel/runtime/group.h"
+#include "accel/runtime/rendezvous.h"
+#include "shared_state.h"
+
+namespace accel {
+namespace {
+
+runtime::GlooTransport transport_for(const env::WorldInfo& world, const env::Lookup& lookup) {
+  runtime::GlooTransport transport;
+  if (auto ifname = lookup("GLOO_SOCKET_IFNAME"); ifname && !ifname->empty()) {
+    transport.interface = *ifname;
+  } else if (world.num_nodes > 1) {
+    transport.hostname = runtime::local_address_towards(world.master_addr, world.master_port);
+  }
+  return transport;
+}
+
+std::shared_ptr<detail::SharedState> form_state(const PartialStateOptions& options) {
+  const env::Lookup lookup = options.lookup ? options.lookup : env::process_environment();
+  auto state = std::make_shared<detail::SharedState>();
+  state->world = env::detect_world(lookup);
+  const auto timeout = options.timeout ? *options.timeout : env::read_timeout(lookup, kDefaultCollectiveTimeout);
+  const bool cpu = options.cpu ? *options.cpu : env::read_flag(lookup, env::kUseCpu, false);
+  const bool cuda = !cpu && torch::cuda::is_available();
+  if (cuda) {
+    const auto count = static_cast<int>(torch::cuda::device_count());
+    state->device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(state->world.local_rank % count));
+  }
+  const auto& world = state->world;
+  if (!world.distributed()) {
+    state->group.timeout = timeout;
+    return state;
+  }
+
+  runtime::RendezvousOptions rdzv;
+  rdzv.master_addr = world.master_addr;
+  rdzv.master_port = world.master_port;
+  rdzv.rank = world.rank;
+  rdzv.world_size = world.world_size;
+  rdzv.timeout = timeout;
+  rdzv.poll_before_connect = options.poll_before_connect;
+  auto store = runtime::rendezvous(rdzv);
+  // The default group's keys get a namespace of their own, so that groups formed later over the
+  // same store (pipeline stages) cannot collide with them.
+  auto group_store = c10::make_intrusive<::c10d::PrefixStore>("accel/pg/default", store);
+  try {
+    if (cuda && runtime::nccl_available()) {
+      state->group = runtime::make_nccl_group(group_store, world.rank, world.world_size, timeout);
+      state->backend = "nccl";
+    } else {
+      state->group = runtime::make_gloo_group(group_store, world.rank, world.world_size, timeout,
+                                              transport_for(world, lookup));
+      state->backend = "gloo";
+    }
+  } catch (const c10::Error& e) {
+    throw PeerError("rank " + std::to_string(world.rank) + " could not connect to its peers: " +
+                    e.what_without_backtrace());
+  }
+  state->group.store = store;  // progress markers live un-prefixed, where rendezvous put them
+  return state;
+}
+
+std::mutex& process_state_mutex() {
+  static std::mutex mutex;
+  return mutex;
+}
+
+std::shared_ptr<detail::SharedState>& process_state() {
+  static std::shared_ptr<detail::SharedState> state;
+  return state;
+}
+
+}  // namespace
+
+PartialState::PartialState() : PartialState(PartialStateOptions{}) {}
+
+PartialState::PartialState(const PartialStateOptions& options) {
+  std::lock_guard<std::mutex> lock(process_state_mutex());
+  auto& shared = process_state();
+  if (!shared) {
+    auto formed = form_state(options);
+    // Every rank leaves formation together: once this barrier completes, all peers are
+    // connected, so rank 0 may exit early without taking the store from a slower rank.
+    PartialState(formed).wait_for_everyone();
+    shared = std::move(formed);
+  }
+  impl_ = shared;
+}
+
+PartialState PartialState::over_group(const runtime::GroupHandle& group) {
+  auto state = std::make_shared<detail::SharedState>();
+  state->group = group;
+  state->world.rank = state->world.local_rank = group.rank;
+  state->world.world_size = state->world.local_world_size = group.world_size;
+  state->world.master_addr = env::kDefaultMasterAddr;
+  state->world.launcher = "threads";
+  state->backend = group.group ? "gloo" : "none";
+  return PartialState(std::move(state));
+}
+
+int PartialState::process_index() const { return impl_->world.rank; }
+int PartialState::local_process_index() const { return impl_->world.local_rank; }
+int PartialState::num_processes() const { return impl_->world.world_size; }
+int PartialState::num_local_processes() const { return impl_->world.local_world_size; }
+c10::Device PartialState::device() const { return impl_->device; }
+const std::string& PartialState::backend() const { return impl_->backend; }
+const env::WorldInfo& PartialState::world() const { return impl_->world; }
+std::chrono::milliseconds PartialState::timeout() const { return impl_->group.timeout; }
+const runtime::GroupHandle& PartialState::group() const { return impl_->group; }
+
+bool PartialState::is_process(int index, const char* op) const {
+  if (index < 0 || index >= num_processes()) {
+    throw UsageError(std::string(op) + ": process " + std::to_string(index) + " does not exist; this job has " +
+                     std::to_string(num_processes()) + " process(es), numbered 0 to " +
+                     std::to_string(num_processes() - 1));
+  }
+  return index == process_index();
+}
+
+void PartialState::throw_split_mismatch(std::size_t results, std::size_t items) {
+  throw UsageError("gather_unpadded: got " + std::to_string(results) + " results for a split of " +
+                   std::to_string(items) + " items; pass exactly one result per item of the split (padding included)");
+}
+
+void PartialState::throw_total_mismatch(std::size_t gathered, std::size_t total) {
+  throw PeerError("gather_unpadded: the ranks' real items add up to " + std::to_string(gathered) +
+                  " but the split input had " + std::to_string(total) +
+                  "; every rank must split the same input and pass its own split");
+}
+
+ProcessOrderGuard::ProcessOrderGuard(const PartialState& state, bool goes_first)
+    : state_(state.impl_), goes_first_(goes_first), uncaught_on_entry_(std::uncaught_exceptions()) {
+  if (!goes_first_) PartialState(state_).wait_for_everyone();
+}
+
+ProcessOrderGuard::~ProcessOrderGuard() noexcept(false) {
+  // Waiting while an exception unwinds could throw a second one (std::terminate); the peers'
+  // barrier names this rank instead.
+  if (goes_first_ && std::uncaught_exceptions() == uncaught_on_entry_) PartialState(state_).wait_for_everyone();
+}
+
+}  // namespace accel

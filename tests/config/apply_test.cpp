@@ -1,0 +1,184 @@
+// Which file a launch reads, and command line > file > guessed.
+#include <catch2/catch.hpp>
+#include <map>
+#include <sstream>
+
+#include "accel/config/apply.h"
+#include "accel/config/locations.h"
+#include "accel/core/error.h"
+#include "support.h"
+
+using accel::config::Config;
+using accel::config::fill_request;
+using accel::config::Source;
+using accel::launch::LaunchRequest;
+using accel::test::fake_env;
+using accel::test::ScratchDir;
+
+TEST_CASE("default locations follow XDG and accelerate's HF_HOME rules", "[config][locations]") {
+  using accel::config::accelerate_default_path;
+  using accel::config::own_default_path;
+  CHECK(own_default_path(fake_env({{"HOME", "/h"}})) == std::string("/h/.config/accel-launch/default_config.yaml"));
+  CHECK(own_default_path(fake_env({{"HOME", "/h"}, {"XDG_CONFIG_HOME", "/x"}})) == std::string("/x/accel-launch/default_config.yaml"));
+  CHECK_FALSE(own_default_path(fake_env({})));
+  CHECK(accelerate_default_path(fake_env({{"HOME", "/h"}})) == std::string("/h/.cache/huggingface/accelerate/default_config.yaml"));
+  CHECK(accelerate_default_path(fake_env({{"HOME", "/h"}, {"XDG_CACHE_HOME", "/c"}})) ==
+        std::string("/c/huggingface/accelerate/default_config.yaml"));
+  CHECK(accelerate_default_path(fake_env({{"HOME", "/h"}, {"XDG_CACHE_HOME", "/c"}, {"HF_HOME", "/hf"}})) ==
+        std::string("/hf/accelerate/default_config.yaml"));
+}
+
+TEST_CASE("the file in effect: --config_file, $ACCEL_CONFIG_FILE, ours, then accelerate's", "[config][locations]") {
+  using accel::config::find_config_file;
+  ScratchDir dir;
+  auto env = std::map<std::string, std::string>{{"HOME", dir.root()}};
+  CHECK_FALSE(find_config_file(std::nullopt, fake_env(env)));
+
+  const std::string theirs = dir.write(".cache/huggingface/accelerate/default_config.yaml", "use_cpu: true\n");
+  auto found = find_config_file(std::nullopt, fake_env(env));
+  REQUIRE(found);
+  CHECK(found->path == theirs);
+  CHECK(found->source == Source::Accelerate);
+
+  const std::string ours = dir.write(".config/accel-launch/default_config.yaml", "use_cpu: true\n");
+  found = find_config_file(std::nullopt, fake_env(env));
+  CHECK(found->path == ours);
+  CHECK(found->source == Source::OwnDefault);
+
+  env["ACCEL_CONFIG_FILE"] = "/named/by/env.yaml";
+  found = find_config_file(std::nullopt, fake_env(env));
+  CHECK(found->path == "/named/by/env.yaml");
+  CHECK(found->source == Source::Environment);
+
+  found = find_config_file(std::string("cli.json"), fake_env(env));
+  CHECK(found->path == "cli.json");
+  CHECK(found->source == Source::CommandLine);
+}
+
+TEST_CASE("the command line wins over the file, the file fills the rest", "[config][apply]") {
+  Config config;
+  config.distributed_type = "MULTI_GPU";
+  config.num_processes = 4;
+  config.num_machines = 2;
+  config.machine_rank = 0;
+  config.main_process_ip = "10.0.0.1";
+  config.main_process_port = 29600;
+  config.gpu_ids = "0,1,2,3";
+  config.mixed_precision = "bf16";
+  config.debug = true;
+  config.log_dir = "logs";
+  config.max_restarts = 2;
+  config.grace_period = 5;
+  config.tee = true;
+  config.role = "worker";
+  config.local_ranks_filter = "0";
+  config.num_cpu_threads_per_process = 3;
+
+  LaunchRequest request;
+  request.num_processes = 2;
+  request.machine_rank = 1;
+  request.mixed_precision = "no";
+  fill_request(request, config);
+  CHECK(request.num_processes == 2);
+  CHECK(request.machine_rank == 1);
+  CHECK(request.mixed_precision == std::string("no"));
+  CHECK(request.use_cpu == false);
+  CHECK(request.num_machines == 2);
+  CHECK(request.main_process_ip == std::string("10.0.0.1"));
+  CHECK(request.main_process_port == 29600);
+  CHECK(request.gpu_ids == std::string("0,1,2,3"));
+  CHECK(request.debug == true);
+  CHECK(request.log_dir == std::string("logs"));
+  CHECK(request.max_restarts == 2);
+  CHECK(request.grace_period_s == 5.0);
+  CHECK(request.tee == true);
+  CHECK(request.role == std::string("worker"));
+  CHECK(request.local_ranks_filter == std::string("0"));
+  CHECK(request.num_cpu_threads_per_process == 3);
+}
+
+TEST_CASE("what the file leaves out stays empty, to be guessed", "[config][apply]") {
+  Config config;
+  config.distributed_type = "MULTI_GPU";
+  LaunchRequest request;
+  fill_request(request, config);
+  CHECK(request.use_cpu == false);
+  CHECK_FALSE(request.num_processes);
+  CHECK_FALSE(request.mixed_precision);
+  CHECK_FALSE(request.main_process_port);
+  CHECK_FALSE(request.log_dir);
+}
+
+TEST_CASE("distributed_type becomes the device and process choice", "[config][apply]") {
+  SECTION("NO runs one process; use_cpu false leaves the device to the machine") {
+    Config config;
+    config.distributed_type = "NO";
+    config.use_cpu = false;
+    LaunchRequest request;
+    fill_request(request, config);
+    CHECK(request.num_processes == 1);
+    CHECK_FALSE(request.use_cpu);
+  }
+  SECTION("MULTI_CPU means CPU even when use_cpu is absent, and gpu_ids mean nothing there") {
+    Config config;
+    config.distributed_type = "MULTI_CPU";
+    config.gpu_ids = "all";
+    LaunchRequest request;
+    fill_request(request, config);
+    CHECK(request.use_cpu == true);
+    CHECK_FALSE(request.gpu_ids);
+  }
+  SECTION("--cpu on the command line beats a MULTI_GPU file") {
+    Config config;
+    config.distributed_type = "MULTI_GPU";
+    config.gpu_ids = "0,1";
+    LaunchRequest request;
+    request.use_cpu = true;
+    fill_request(request, config);
+    CHECK(request.use_cpu == true);
+    CHECK_FALSE(request.gpu_ids);
+  }
+}
+
+TEST_CASE("apply_config_file says which file it used and what it ignored", "[config][apply]") {
+  ScratchDir dir;
+  const std::string path = dir.write("c.yaml", "distributed_type: MULTI_CPU\nnum_processes: 3\nfsdp_config: {a: 1}\n");
+  LaunchRequest request;
+  request.config_file = path;
+  std::ostringstream notes;
+  accel::config::apply_config_file(request, notes, fake_env({}));
+  CHECK(notes.str() == "accel-launch: using config file " + path + " (from --config_file)\n" +
+                           "accel-launch: " + path + ": ignoring settings for features accel-launch does not run: fsdp_config\n");
+  CHECK(request.num_processes == 3);
+  CHECK(request.use_cpu == true);
+}
+
+TEST_CASE("apply_config_file reads $ACCEL_CONFIG_FILE and records the file", "[config][apply]") {
+  ScratchDir dir;
+  const std::string path = dir.write("env.json", "{\"num_processes\": 5}");
+  LaunchRequest request;
+  std::ostringstream notes;
+  accel::config::apply_config_file(request, notes, fake_env({{"ACCEL_CONFIG_FILE", path}, {"HOME", dir.root()}}));
+  CHECK(notes.str() == "accel-launch: using config file " + path + " (from $ACCEL_CONFIG_FILE)\n");
+  CHECK(request.num_processes == 5);
+  CHECK(request.config_file == path);
+}
+
+TEST_CASE("no file anywhere: nothing changes and nothing is said", "[config][apply]") {
+  ScratchDir dir;
+  LaunchRequest request;
+  std::ostringstream notes;
+  accel::config::apply_config_file(request, notes, fake_env({{"HOME", dir.root()}}));
+  CHECK(notes.str().empty());
+  CHECK_FALSE(request.num_processes);
+  CHECK_FALSE(request.config_file);
+}
+
+TEST_CASE("a named file that is missing is an error, not a silent fallback", "[config][apply][errors]") {
+  ScratchDir dir;
+  LaunchRequest request;
+  request.config_file = dir.path("missing.yaml");
+  std::ostringstream notes;
+  CHECK_THROWS_WITH(accel::config::apply_config_file(request, notes, fake_env({{"HOME", dir.root()}})),
+                    dir.path("missing.yaml") + ": cannot read the config file: No such file or directory");
+}

@@ -1,0 +1,270 @@
+// The checker: what each key accepts and the exact message for each bad input.
+#include <catch2/catch.hpp>
+
+#include "accel/config/config.h"
+#include "accel/core/error.h"
+
+using accel::config::Config;
+using accel::config::Format;
+using accel::config::parse_config;
+
+namespace {
+
+Config yaml(const std::string& text) { return parse_config(text, Format::Yaml, "t.yaml").config; }
+
+std::string yaml_error(const std::string& text) {
+  try {
+    parse_config(text, Format::Yaml, "t.yaml");
+  } catch (const accel::UsageError& error) {
+    return error.what();
+  }
+  return "(no error)";
+}
+
+std::string json_error(const std::string& text) {
+  try {
+    parse_config(text, Format::Json, "t.json");
+  } catch (const accel::UsageError& error) {
+    return error.what();
+  }
+  return "(no error)";
+}
+
+}  // namespace
+
+TEST_CASE("YAML values are typed as PyYAML types them", "[config][schema]") {
+  const Config config = yaml(
+      "distributed_type: NO\n"  // YAML 1.1 reads unquoted NO as false; it still means NO
+      "mixed_precision: no\n"
+      "use_cpu: yes\n"
+      "num_processes: 1\n"
+      "main_process_ip: 10.0.0.7\n"
+      "grace_period: 2.5\n"
+      "gpu_ids: 0,2\n");
+  CHECK(config.distributed_type == std::string("NO"));
+  CHECK(config.mixed_precision == std::string("no"));
+  CHECK(config.use_cpu == true);
+  CHECK(config.main_process_ip == std::string("10.0.0.7"));
+  CHECK(config.grace_period == 2.5);
+  CHECK(config.gpu_ids == std::string("0,2"));
+}
+
+TEST_CASE("absent and null keys stay unset; num_processes -1 means unset", "[config][schema]") {
+  const Config config = yaml("main_process_ip: null\nmain_process_port:\nnum_processes: -1\nuse_cpu: false\n");
+  CHECK_FALSE(config.main_process_ip);
+  CHECK_FALSE(config.main_process_port);
+  CHECK_FALSE(config.num_processes);
+  CHECK_FALSE(config.distributed_type);
+  CHECK(config.use_cpu == false);
+}
+
+TEST_CASE("gpu_ids accepts all, one integer, or a list written with spaces", "[config][schema]") {
+  CHECK(yaml("gpu_ids: all\n").gpu_ids == std::string("all"));
+  CHECK(yaml("gpu_ids: 3\n").gpu_ids == std::string("3"));
+  CHECK(yaml("gpu_ids: '1, 0'\n").gpu_ids == std::string("1,0"));
+}
+
+TEST_CASE("wrong types name file:line:column, key, value and what is accepted", "[config][schema][errors]") {
+  CHECK(yaml_error("use_cpu: maybe\n") == "t.yaml:1:10: use_cpu: the string 'maybe' is not a boolean; accepted: true or false");
+  CHECK(yaml_error("num_processes: four\n") ==
+        "t.yaml:1:16: num_processes: the string 'four' is not an integer; accepted: an integer from 1 to 4096 (or -1: not set)");
+  CHECK(yaml_error("num_processes: 2.5\n") ==
+        "t.yaml:1:16: num_processes: the number 2.5 is not an integer; accepted: an integer from 1 to 4096 (or -1: not set)");
+  CHECK(yaml_error("main_process_ip: 10\n") ==
+        "t.yaml:1:18: main_process_ip: the integer 10 is not a non-empty string; accepted: a string (quote it: '10')");
+  CHECK(yaml_error("log_dir: [a, b]\n") == "t.yaml:1:10: log_dir: a list is not a non-empty string; accepted: a string");
+  CHECK(yaml_error("grace_period: soon\n") ==
+        "t.yaml:1:15: grace_period: the string 'soon' is not a number; accepted: a number from 0 to 3600");
+  CHECK(yaml_error("distributed_type: 3\n") ==
+        "t.yaml:1:19: distributed_type: the integer 3 is not one of the accepted values; accepted: NO, MULTI_CPU, MULTI_GPU");
+  CHECK(json_error("{\n  \"num_processes\": \"4\"\n}\n") ==
+        "t.json:2:20: num_processes: the string '4' is not an integer; accepted: an integer from 1 to 4096 (or -1: not set)");
+  CHECK(json_error("{\"debug\": 1}") == "t.json:1:11: debug: the integer 1 is not a boolean; accepted: true or false");
+}
+
+TEST_CASE("out-of-range numbers are refused with the range", "[config][schema][errors]") {
+  CHECK(yaml_error("num_processes: 0\n") ==
+        "t.yaml:1:16: num_processes: the integer 0 is out of range; accepted: an integer from 1 to 4096 (or -1: not set)");
+  CHECK(yaml_error("main_process_port: 70000\n") ==
+        "t.yaml:1:20: main_process_port: the integer 70000 is out of range; accepted: an integer from 0 to 65535");
+  CHECK(yaml_error("max_restarts: -2\n") ==
+        "t.yaml:1:15: max_restarts: the integer -2 is out of range; accepted: an integer from 0 to 1000");
+  CHECK(yaml_error("grace_period: -0.5\n") ==
+        "t.yaml:1:15: grace_period: the number -0.5 is out of range; accepted: a number from 0 to 3600");
+  CHECK(yaml_error("num_processes: 99999999999999999999\n") ==
+        "t.yaml:1:16: num_processes: the integer 99999999999999999999 is not an integer; accepted: an integer from 1 to 4096 (or -1: not set)");
+}
+
+TEST_CASE("unknown and unsupported enum values", "[config][schema][errors]") {
+  CHECK(yaml_error("distributed_type: MULTI_GPUS\n") ==
+        "t.yaml:1:19: distributed_type: the string 'MULTI_GPUS' is not a known value (did you mean 'MULTI_GPU'?); "
+        "accepted: NO, MULTI_CPU, MULTI_GPU");
+  CHECK(yaml_error("distributed_type: multi_cpu\n") ==
+        "t.yaml:1:19: distributed_type: the string 'multi_cpu' is not a known value (did you mean 'MULTI_CPU'?); "
+        "accepted: NO, MULTI_CPU, MULTI_GPU");
+  CHECK(yaml_error("distributed_type: FSDP\n") ==
+        "t.yaml:1:19: distributed_type: the string 'FSDP' is a mode of accelerate that accel-launch does not run; "
+        "accepted: NO, MULTI_CPU, MULTI_GPU");
+  CHECK(yaml_error("distributed_type: XLA\n") ==
+        "t.yaml:1:19: distributed_type: the string 'XLA' is a mode of accelerate that accel-launch does not run; "
+        "accepted: NO, MULTI_CPU, MULTI_GPU");
+  CHECK(yaml_error("mixed_precision: fp8\n") ==
+        "t.yaml:1:18: mixed_precision: the string 'fp8' is a mode of accelerate that accel-launch does not run; "
+        "accepted: no, fp16, bf16");
+  CHECK(yaml_error("mixed_precision: float32\n") ==
+        "t.yaml:1:18: mixed_precision: the string 'float32' is not a known value; accepted: no, fp16, bf16");
+  CHECK(yaml_error("compute_environment: AMAZON_SAGEMAKER\n") ==
+        "t.yaml:1:22: compute_environment: the string 'AMAZON_SAGEMAKER' is a mode of accelerate that accel-launch does "
+        "not run; accepted: LOCAL_MACHINE");
+  CHECK(yaml_error("gpu_ids: 0,x\n") ==
+        "t.yaml:1:10: gpu_ids: the string '0,x' holds 'x', which is not an index; accepted: 'all' or comma-separated "
+        "indices such as '0,1,3'");
+  CHECK(yaml_error("gpu_ids: 1,1\n") ==
+        "t.yaml:1:10: gpu_ids: the string '1,1' names index 1 twice; accepted: 'all' or comma-separated indices such as '0,1,3'");
+  CHECK(yaml_error("local_ranks_filter: all\n") ==
+        "t.yaml:1:21: local_ranks_filter: the string 'all' holds 'all', which is not an index; accepted: comma-separated "
+        "indices such as '0,1,3'");
+}
+
+TEST_CASE("unknown keys are errors, with a hint for a near miss", "[config][schema][errors]") {
+  CHECK(yaml_error("num_process: 2\n") == "t.yaml:1:1: unknown key 'num_process' (did you mean 'num_processes'?)");
+  CHECK(json_error("{\"distributed_type\": \"NO\",\n \"mixed_precison\": \"no\"}") ==
+        "t.json:2:2: unknown key 'mixed_precison' (did you mean 'mixed_precision'?)");
+  const std::string far = yaml_error("colour: red\n");
+  CHECK(far.rfind("t.yaml:1:1: unknown key 'colour'; accepted keys: compute_environment, distributed_type, ", 0) == 0);
+  CHECK(far.find("local_ranks_filter (and accelerate's sections, see docs/config.md)") != std::string::npos);
+}
+
+TEST_CASE("every problem of a file is listed, one per line", "[config][schema][errors]") {
+  CHECK(yaml_error("use_cpu: 2\nnum_machines: 0\nfoo_bar: 1\n") ==
+        "t.yaml:1:10: use_cpu: the integer 2 is not a boolean; accepted: true or false\n"
+        "t.yaml:2:15: num_machines: the integer 0 is out of range; accepted: an integer from 1 to 65536\n"
+        "t.yaml:3:1: unknown key 'foo_bar'; accepted keys: compute_environment, distributed_type, mixed_precision, "
+        "use_cpu, debug, num_processes, num_machines, machine_rank, gpu_ids, main_process_ip, main_process_port, "
+        "rdzv_backend, same_network, main_training_function, enable_cpu_affinity, downcast_bf16, "
+        "num_cpu_threads_per_process, log_dir, tee, max_restarts, grace_period, role, local_ranks_filter "
+        "(and accelerate's sections, see docs/config.md)");
+}
+
+TEST_CASE("contradictions between keys are named at the later key", "[config][schema][errors]") {
+  CHECK(yaml_error("num_machines: 2\nmachine_rank: 2\n") ==
+        "t.yaml:2:15: machine_rank: 2 must be below num_machines (2); accepted: 0 to 1");
+  CHECK(yaml_error("distributed_type: 'NO'\nnum_processes: 4\n") ==
+        "t.yaml:2:16: num_processes: 4 processes, but distributed_type NO runs one; use distributed_type MULTI_CPU or MULTI_GPU");
+  CHECK(yaml_error("distributed_type: MULTI_GPU\nuse_cpu: true\n") ==
+        "t.yaml:2:10: use_cpu: true contradicts distributed_type MULTI_GPU; use distributed_type MULTI_CPU to run on CPUs");
+  CHECK(yaml_error("fp16: true\nmixed_precision: bf16\n") ==
+        "t.yaml:1:7: fp16: the legacy key says fp16 but mixed_precision says bf16; remove fp16");
+  CHECK(yaml_error("fp16: sometimes\n") ==
+        "t.yaml:1:7: fp16: the string 'sometimes' is not a boolean; accepted: true or false (better: mixed_precision: fp16)");
+}
+
+TEST_CASE("malformed, empty and oddly shaped documents", "[config][schema][errors]") {
+  CHECK(yaml_error("num_processes: [1, 2\n") == "t.yaml:2:1: malformed YAML: end of sequence flow not found");
+  CHECK(json_error("{\"num_processes\": 1,}") ==
+        "t.json:1:21: malformed JSON: syntax error while parsing object key - unexpected '}'; expected string literal");
+  CHECK(json_error("{\n  \"use_cpu\": tru\n}") ==
+        "t.json:2:17: malformed JSON: syntax error while parsing value - invalid literal; last read: '\"use_cpu\": tru<U+000A>'");
+  CHECK(yaml_error("") == "t.yaml: the file is empty; write at least `distributed_type: NO` or run `accel-launch config default`");
+  CHECK(yaml_error("# only a comment\n\n") ==
+        "t.yaml: the file is empty; write at least `distributed_type: NO` or run `accel-launch config default`");
+  CHECK(json_error("  \n") == "t.json: the file is empty; write at least `distributed_type: NO` or run `accel-launch config default`");
+  CHECK(yaml_error("- distributed_type: NO\n") == "t.yaml:1:1: the file must be a mapping of keys to values, found a list");
+  CHECK(json_error("\"MULTI_GPU\"") == "t.json:1:1: the file must be a mapping of keys to values, found the string 'MULTI_GPU'");
+  CHECK(yaml_error("num_processes: 2\nnum_processes: 3\n") ==
+        "t.yaml:2:1: key 'num_processes' appears a second time (first at line 1); keep one of them");
+  CHECK(json_error("{\"debug\": true,\n\"debug\": false}") ==
+        "t.json:2:1: key 'debug' appears a second time (first at line 1); keep one of them");
+}
+
+TEST_CASE("features accel-launch does not run are kept and named once", "[config][schema]") {
+  const auto loaded = parse_config(
+      "distributed_type: MULTI_GPU\n"
+      "deepspeed_config:\n  zero_stage: 2\n"
+      "fsdp_config: {}\n"
+      "tpu_use_sudo: false\n"
+      "enable_cpu_affinity: true\n"
+      "rdzv_backend: c10d\n",
+      Format::Yaml, "t.yaml");
+  REQUIRE(loaded.notes.size() == 1);
+  CHECK(loaded.notes[0] ==
+        "t.yaml: ignoring settings for features accel-launch does not run: deepspeed_config, enable_cpu_affinity, "
+        "rdzv_backend c10d (accel-launch's rendezvous is static)");
+  CHECK(loaded.config.ignored.count("deepspeed_config") == 1);
+  CHECK(loaded.config.ignored.count("fsdp_config") == 1);
+  CHECK(loaded.config.ignored.count("tpu_use_sudo") == 1);
+}
+
+TEST_CASE("switched-off sections load silently", "[config][schema]") {
+  const auto loaded = parse_config("fsdp_config: {}\ntpu_env: []\ndynamo_config:\n  dynamo_backend: 'NO'\n", Format::Yaml, "t.yaml");
+  CHECK(loaded.notes.empty());
+}
+
+TEST_CASE("a config survives a write and a read in both formats", "[config][schema][roundtrip]") {
+  Config config;
+  config.compute_environment = "LOCAL_MACHINE";
+  config.distributed_type = "MULTI_GPU";
+  config.mixed_precision = "no";
+  config.use_cpu = false;
+  config.debug = true;
+  config.num_processes = 8;
+  config.num_machines = 3;
+  config.machine_rank = 2;
+  config.gpu_ids = "0,1,2,3,4,5,6,7";
+  config.main_process_ip = "10.0.0.1";
+  config.main_process_port = 0;
+  config.rdzv_backend = "static";
+  config.same_network = true;
+  config.main_training_function = "main";
+  config.enable_cpu_affinity = false;
+  config.downcast_bf16 = false;
+  config.num_cpu_threads_per_process = 4;
+  config.log_dir = "/var/log/run 1";
+  config.tee = true;
+  config.max_restarts = 3;
+  config.grace_period = 2.25;
+  config.role = "yes";  // a string YAML 1.1 would read as a boolean unless quoted
+  config.local_ranks_filter = "0,3";
+  config.ignored["deepspeed_config"] = parse_config("deepspeed_config: {zero_stage: 2, offload: [cpu, 'null']}\n",
+                                                    Format::Yaml, "t.yaml").config.ignored["deepspeed_config"];
+  for (const Format format : {Format::Yaml, Format::Json}) {
+    const std::string text = to_text(config, format);
+    INFO(text);
+    const Config back = parse_config(text, format, "round-trip").config;
+    CHECK(back == config);
+    CHECK(to_text(back, format) == text);
+  }
+}
+
+TEST_CASE("written YAML quotes what YAML 1.1 would misread and sorts keys", "[config][schema][roundtrip]") {
+  Config config;
+  config.distributed_type = "NO";
+  config.mixed_precision = "no";
+  config.num_processes = 1;
+  config.use_cpu = true;
+  CHECK(to_text(config, Format::Yaml) == "distributed_type: 'NO'\nmixed_precision: 'no'\nnum_processes: 1\nuse_cpu: true\n");
+  CHECK(to_text(config, Format::Json) ==
+        "{\n  \"distributed_type\": \"NO\",\n  \"mixed_precision\": \"no\",\n  \"num_processes\": 1,\n  \"use_cpu\": true\n}\n");
+}
+
+TEST_CASE("config equality sees every field", "[config][schema]") {
+  Config a;
+  Config b;
+  CHECK(a == b);
+  b.local_ranks_filter = "1";
+  CHECK(a != b);
+  b = a;
+  b.grace_period = 1.0;
+  CHECK(a != b);
+  b = a;
+  b.ignored["fsdp_config"] = {};
+  CHECK(a != b);
+}
+
+TEST_CASE("the format follows the extension", "[config][schema]") {
+  CHECK(accel::config::format_for_path("a/b.json") == Format::Json);
+  CHECK(accel::config::format_for_path("B.JSON") == Format::Json);
+  CHECK(accel::config::format_for_path("b.yaml") == Format::Yaml);
+  CHECK(accel::config::format_for_path("b.yml") == Format::Yaml);
+  CHECK(accel::config::format_for_path("json") == Format::Yaml);
+}

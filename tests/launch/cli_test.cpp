@@ -1,0 +1,511 @@
+// Integration tests: the real accel-launch binary running the helper programs.
+#include <arpa/inet.h>
+#include <catch2/catch.hpp>
+#include <dirent.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream content;
+  content << in.rdbuf();
+  return content.str();
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+// A scratch directory, removed (one level deep plus log trees via rm -r) at the end.
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char pattern[] = "/tmp/accel-cli-test-XXXXXX";
+    path = ::mkdtemp(pattern);
+  }
+  ~TempDir() { (void)!std::system(("rm -rf '" + path + "'").c_str()); }
+  std::string operator/(const std::string& name) const { return path + "/" + name; }
+};
+
+// accel-launch started in the background with stdout/stderr captured in files.
+class Launcher {
+ public:
+  Launcher(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {},
+           bool like_nohup = false) {
+    std::vector<std::string> argv{ACCEL_LAUNCH_EXE};
+    argv.insert(argv.end(), args.begin(), args.end());
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::setenv("ACCEL_FAKE_GPUS", "0", 1);  // the same answers on machines with and without GPUs
+      for (const auto& [name, value] : env) ::setenv(name.c_str(), value.c_str(), 1);
+      ::unsetenv("OMP_NUM_THREADS");
+      // No config file from the machine's user may change what the tests expect.
+      ::unsetenv("ACCEL_CONFIG_FILE");
+      for (const char* home : {"HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "HF_HOME"}) ::setenv(home, dir_.path.c_str(), 1);
+      if (like_nohup) ::signal(SIGHUP, SIG_IGN);
+      ::dup2(::open((dir_ / "stdout").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600), 1);
+      ::dup2(::open((dir_ / "stderr").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600), 2);
+      std::vector<char*> raw;
+      for (auto& arg : argv) raw.push_back(arg.data());
+      raw.push_back(nullptr);
+      ::execv(raw[0], raw.data());
+      ::_exit(126);
+    }
+  }
+  ~Launcher() {
+    if (!status_) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+
+  pid_t pid() const { return pid_; }
+
+  // The launcher's exit code; fails the test if it runs longer than `limit`.
+  int wait(std::chrono::milliseconds limit = 20000ms) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!status_) {
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        status_ = status;
+        break;
+      }
+      if (std::chrono::steady_clock::now() > deadline) {
+        FAIL("accel-launch did not finish in time; stderr:\n" << err());
+      }
+      std::this_thread::sleep_for(5ms);
+    }
+    return WIFEXITED(*status_) ? WEXITSTATUS(*status_) : 128 + WTERMSIG(*status_);
+  }
+
+  std::string out() const { return read_file(dir_ / "stdout"); }
+  std::string err() const { return read_file(dir_ / "stderr"); }
+
+ private:
+  TempDir dir_;
+  pid_t pid_ = -1;
+  std::optional<int> status_;
+};
+
+struct Result {
+  int code;
+  std::string out, err;
+};
+
+Result launch(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {}) {
+  Launcher launcher(args, env);
+  const int code = launcher.wait();
+  return {code, launcher.out(), launcher.err()};
+}
+
+// Output lines of one rank ("[rank2]: X" -> "X"), in order.
+std::vector<std::string> rank_lines(const std::string& text, int rank) {
+  const std::string prefix = "[rank" + std::to_string(rank) + "]: ";
+  std::vector<std::string> out;
+  for (const auto& line : lines_of(text)) {
+    if (line.rfind(prefix, 0) == 0) out.push_back(line.substr(prefix.size()));
+  }
+  return out;
+}
+
+bool alive(pid_t pid) {
+  // A zombie waiting for init counts as gone: it runs no code and holds no resources.
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  const auto close = line.rfind(')');
+  return close != std::string::npos && line.size() > close + 2 && line[close + 2] != 'Z';
+}
+
+// Pids written by sleep-forever into DIR/<rank>.pids, once all `ranks` files exist.
+std::vector<pid_t> wait_for_pids(const TempDir& dir, int ranks) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  std::vector<pid_t> pids;
+  for (int rank = 0; rank < ranks; ++rank) {
+    const std::string path = dir / (std::to_string(rank) + ".pids");
+    while (::access(path.c_str(), F_OK) != 0) {
+      if (std::chrono::steady_clock::now() > deadline) FAIL("rank " << rank << " never wrote " << path);
+      std::this_thread::sleep_for(5ms);
+    }
+    for (const auto& line : lines_of(read_file(path))) pids.push_back(std::stoi(line));
+  }
+  return pids;
+}
+
+// A shell fragment that waits until sleep-forever wrote the pid files of `ranks` into `dir`.
+std::string wait_for_ranks(const TempDir& dir, std::initializer_list<int> ranks) {
+  std::string condition;
+  for (int rank : ranks) condition += (condition.empty() ? "" : " -a ") + std::string("-e ") + dir / (std::to_string(rank) + ".pids");
+  return "until [ " + condition + " ]; do sleep 0.01; done;";
+}
+
+void require_all_gone(const std::vector<pid_t>& pids) {
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  for (pid_t pid : pids) {
+    while (alive(pid) && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
+    INFO("pid " << pid);
+    CHECK_FALSE(alive(pid));
+  }
+}
+
+const std::vector<std::string> kContract = {
+    "RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "GROUP_WORLD_SIZE", "ROLE_NAME",
+    "ROLE_RANK", "ROLE_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID", "TORCHELASTIC_RESTART_COUNT",
+    "TORCHELASTIC_MAX_RESTARTS", "ACCEL_LAUNCHER", "ACCEL_USE_CPU", "ACCEL_MIXED_PRECISION", "ACCEL_DEBUG",
+    "OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "INHERITED_MARKER"};
+
+std::map<std::string, std::string> parse_env(const std::vector<std::string>& lines) {
+  std::map<std::string, std::string> env;
+  for (const auto& line : lines) {
+    const auto eq = line.find('=');
+    if (eq != std::string::npos) env[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  return env;
+}
+
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+  socklen_t length = sizeof address;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
+
+}  // namespace
+
+TEST_CASE("cli: every rank gets exactly its environment, for N = 1, 2, 3, 7") {
+  for (int n : {1, 2, 3, 7}) {
+    std::vector<std::string> args{"--num_processes", std::to_string(n), PRINT_ENV_EXE};
+    args.insert(args.end(), kContract.begin(), kContract.end());
+    const auto result = launch(args, {{"INHERITED_MARKER", "kept"}});
+    INFO("N = " << n << "\n" << result.err);
+    REQUIRE(result.code == 0);
+    std::string port;
+    for (int rank = 0; rank < n; ++rank) {
+      auto env = parse_env(rank_lines(result.out, rank));
+      REQUIRE(env.size() == kContract.size() - 1);  // CUDA_VISIBLE_DEVICES is unset
+      if (port.empty()) port = env["MASTER_PORT"];
+      const std::map<std::string, std::string> expected = {
+          {"RANK", std::to_string(rank)}, {"LOCAL_RANK", std::to_string(rank)},
+          {"WORLD_SIZE", std::to_string(n)}, {"LOCAL_WORLD_SIZE", std::to_string(n)},
+          {"GROUP_RANK", "0"}, {"GROUP_WORLD_SIZE", "1"}, {"ROLE_NAME", "default"},
+          {"ROLE_RANK", std::to_string(rank)}, {"ROLE_WORLD_SIZE", std::to_string(n)},
+          {"MASTER_ADDR", "127.0.0.1"}, {"MASTER_PORT", port}, {"TORCHELASTIC_RUN_ID", "accel-127.0.0.1-" + port},
+          {"TORCHELASTIC_RESTART_COUNT", "0"}, {"TORCHELASTIC_MAX_RESTARTS", "0"},
+          {"ACCEL_LAUNCHER", "accel-launch"}, {"ACCEL_USE_CPU", "true"}, {"ACCEL_MIXED_PRECISION", "no"},
+          {"ACCEL_DEBUG", "false"},
+          {"OMP_NUM_THREADS", std::to_string(std::max<long>(1, sysconf(_SC_NPROCESSORS_ONLN) / n))},
+          {"INHERITED_MARKER", "kept"}};
+      if (n == 1 || rank == 0) CHECK(std::stoi(port) > 0);
+      // OMP_NUM_THREADS depends on the affinity mask; checked separately below.
+      env.erase("OMP_NUM_THREADS");
+      auto want = expected;
+      want.erase("OMP_NUM_THREADS");
+      CHECK(env == want);
+    }
+  }
+}
+
+TEST_CASE("cli: guessed values are announced in one line, given ones never") {
+  const auto guessed = launch({"--num_processes", "2", PRINT_ENV_EXE, "OMP_NUM_THREADS"});
+  const auto notes = lines_of(guessed.err);
+  REQUIRE(notes.size() == 1);
+  CHECK(notes[0].rfind("accel-launch: using --num_cpu_threads_per_process ", 0) == 0);
+  CHECK(notes[0].find("--num_processes") == std::string::npos);
+  std::smatch threads;
+  REQUIRE(std::regex_search(notes[0], threads, std::regex(R"(--num_cpu_threads_per_process (\d+) )")));
+  CHECK(rank_lines(guessed.out, 1) == std::vector<std::string>{"OMP_NUM_THREADS=" + threads[1].str()});
+
+  const auto given = launch({"--num_processes", "2", "--num_cpu_threads_per_process", "3", "--main_process_port", "0",
+                             PRINT_ENV_EXE, "OMP_NUM_THREADS"});
+  CHECK(given.err.empty());
+  CHECK(rank_lines(given.out, 0) == std::vector<std::string>{"OMP_NUM_THREADS=3"});
+}
+
+TEST_CASE("cli: the launch subcommand, dashed flags, and job flags passed through untouched") {
+  const auto result = launch({"launch", "--num-processes", "2", "--cpu", "-q", PRINT_ENV_EXE, "--cpu", "WORLD_SIZE"});
+  REQUIRE(result.code == 0);
+  CHECK(lines_of(result.out) == std::vector<std::string>{"--cpu unset", "WORLD_SIZE=2", "--cpu unset", "WORLD_SIZE=2"});
+}
+
+TEST_CASE("cli: the failing worker's exit code, one summary with its stderr and error file") {
+  TempDir dir;
+  const std::string script = "if [ \"$RANK\" = 1 ]; then " + wait_for_ranks(dir, {0, 2}) + " exec " WRITE_TO_STDERR_EXE
+                             " --exit 3 --error-file 'ValueError: bad shard' first second; else exec " SLEEP_FOREVER_EXE
+                             " " + dir.path + "; fi";
+  Launcher launcher({"--num_processes", "3", "sh", "-c", script});
+  CHECK(launcher.wait() == 3);
+  const auto pids = wait_for_pids(dir, 1);
+  const std::string err = launcher.err();
+  CHECK(std::regex_search(err, std::regex(R"(accel-launch: job failed: rank 1 \(local rank 1 on \S+, pid \d+\) exited with status 3\n)"
+                                          R"(  error file: ValueError: bad shard\n)"
+                                          R"(  last lines on its stderr:\n    first\n    second\n)"
+                                          R"(  stopped the 2 worker\(s\) still running\n)"
+                                          R"(accel-launch: exit code 3\n)")));
+  CHECK(rank_lines(err, 1) == std::vector<std::string>{"first", "second"});
+  require_all_gone(pids);
+}
+
+TEST_CASE("cli: a worker killed by a signal gives 128+N and names the signal") {
+  const auto result = launch({"--num_processes", "2", "sh", "-c", "[ \"$RANK\" = 0 ] && exec " EXIT_WITH_CODE_EXE " -9; exec sleep 30"});
+  CHECK(result.code == 137);
+  CHECK(result.err.find("rank 0 (local rank 0 on ") != std::string::npos);
+  CHECK(result.err.find("killed by signal 9 (SIGKILL)") != std::string::npos);
+}
+
+TEST_CASE("cli: SIGKILL of the launcher leaves no worker and no grandchild") {
+  TempDir dir;
+  Launcher launcher({"--num_processes", "3", SLEEP_FOREVER_EXE, "--child", dir.path});
+  const auto pids = wait_for_pids(dir, 3);
+  REQUIRE(pids.size() == 6);
+  ::kill(launcher.pid(), SIGKILL);
+  launcher.wait();
+  require_all_gone(pids);
+}
+
+TEST_CASE("cli: Ctrl-C is forwarded to every worker and the launcher exits 130") {
+  TempDir dir;
+  Launcher launcher({"--num_processes", "7", SLEEP_FOREVER_EXE, "--trap", dir.path});
+  const auto pids = wait_for_pids(dir, 7);
+  ::kill(launcher.pid(), SIGINT);
+  CHECK(launcher.wait() == 130);
+  for (int rank = 0; rank < 7; ++rank) CHECK(rank_lines(launcher.out(), rank) == std::vector<std::string>{"got INT"});
+  CHECK(launcher.err().find("accel-launch: interrupted by SIGINT; forwarded it to the workers") != std::string::npos);
+  require_all_gone(pids);
+}
+
+TEST_CASE("cli: under nohup SIGHUP is not forwarded; SIGTERM is, and gives 143") {
+  TempDir dir;
+  Launcher launcher({"--num_processes", "2", SLEEP_FOREVER_EXE, "--trap", dir.path}, {}, /*like_nohup=*/true);
+  const auto pids = wait_for_pids(dir, 2);
+  ::kill(launcher.pid(), SIGHUP);
+  std::this_thread::sleep_for(50ms);
+  ::kill(launcher.pid(), SIGTERM);
+  CHECK(launcher.wait() == 143);
+  for (int rank = 0; rank < 2; ++rank) CHECK(rank_lines(launcher.out(), rank) == std::vector<std::string>{"got TERM"});
+  require_all_gone(pids);
+}
+
+TEST_CASE("cli: a job that cannot be executed is reported like a shell does (126)") {
+  TempDir dir;
+  const std::string path = dir / "not-a-program";
+  std::ofstream(path) << std::string("\x7f" "ELF garbage", 12);
+  ::chmod(path.c_str(), 0755);
+  const auto result = launch({"--num_processes", "2", path});
+  CHECK(result.code == 126);
+  CHECK(std::regex_search(result.err, std::regex(R"(job failed: rank \d \(local rank \d on \S+, pid \d+\) could not be started: Exec format error)")));
+}
+
+TEST_CASE("cli: workers that ignore SIGTERM are killed after the grace period") {
+  TempDir dir;
+  const std::string script = "[ \"$RANK\" = 2 ] && { " + wait_for_ranks(dir, {0, 1}) + " exec " EXIT_WITH_CODE_EXE
+                             " 5; }; exec " SLEEP_FOREVER_EXE " --ignore --child " + dir.path;
+  Launcher launcher({"--num_processes", "3", "--grace_period", "0.3", "sh", "-c", script});
+  CHECK(launcher.wait() == 5);
+  CHECK(launcher.err().find("rank 2 (local rank 2 on ") != std::string::npos);
+  const auto pids = wait_for_pids(dir, 2);
+  REQUIRE(pids.size() == 4);
+  require_all_gone(pids);
+}
+
+TEST_CASE("cli: --max_restarts restarts the group with TORCHELASTIC_RESTART_COUNT incremented") {
+  // Rank 1 fails on the first two attempts; the other ranks wait to be stopped.
+  const std::string flaky =
+      "echo attempt $TORCHELASTIC_RESTART_COUNT; [ $TORCHELASTIC_RESTART_COUNT -ge 2 ] && exit 0;"
+      "[ $RANK = 1 ] && exit 1; exec sleep 30";
+  const auto ok = launch({"--num_processes", "3", "--max_restarts", "3", "sh", "-c", flaky});
+  CHECK(ok.code == 0);
+  CHECK(rank_lines(ok.out, 1) == std::vector<std::string>{"attempt 0", "attempt 1", "attempt 2"});
+  CHECK(std::regex_search(ok.err, std::regex(R"(accel-launch: rank 1 \(local rank 1 on \S+, pid \d+\) exited with status 1; restarting the group \(restart 1 of 3\)\n)"
+                                             R"(accel-launch: rank 1 \(local rank 1 on \S+, pid \d+\) exited with status 1; restarting the group \(restart 2 of 3\)\n)")));
+  CHECK(ok.err.find("restart 3 of 3") == std::string::npos);
+
+  const auto exhausted = launch({"--num_processes", "2", "--max_restarts", "1", "sh", "-c", "exit 4"});
+  CHECK(exhausted.code == 4);
+  CHECK(exhausted.err.find("restarting the group (restart 1 of 1)") != std::string::npos);
+  CHECK(exhausted.err.find("accel-launch: job failed: ") != std::string::npos);
+}
+
+TEST_CASE("cli: output lines are whole and prefixed; --quiet and --local_ranks_filter") {
+  std::vector<std::string> args{"--num_processes", "7", WRITE_TO_STDERR_EXE, "--split"};
+  for (int i = 0; i < 20; ++i) args.push_back("line-" + std::to_string(i) + "-of-a-rank");
+  const auto result = launch(args);
+  REQUIRE(result.code == 0);
+  const std::regex whole(R"(\[rank(\d)\]: line-(\d+)-of-a-rank)");
+  int lines = 0;
+  for (const auto& line : lines_of(result.err)) {
+    if (line.rfind("accel-launch: ", 0) == 0) continue;
+    INFO(line);
+    CHECK(std::regex_match(line, whole));
+    ++lines;
+  }
+  CHECK(lines == 7 * 20);
+
+  const auto quiet = launch({"-q", "--num_processes", "2", "sh", "-c", "echo hi"});
+  CHECK(quiet.out == "hi\nhi\n");
+  CHECK(quiet.err.empty());
+
+  const auto filtered = launch({"--num_processes", "3", "--local_ranks_filter", "0,2", "sh", "-c", "echo r$RANK"});
+  auto shown = lines_of(filtered.out);
+  std::sort(shown.begin(), shown.end());
+  CHECK(shown == std::vector<std::string>{"[rank0]: r0", "[rank2]: r2"});
+}
+
+TEST_CASE("cli: --log_dir writes per-rank files per attempt and never reuses a run's directory") {
+  TempDir dir;
+  const int port = free_port();
+  const std::vector<std::string> args{"--num_processes", "2", "--log_dir", dir / "logs", "--main_process_port",
+                                      std::to_string(port), "sh", "-c", "echo out$RANK; echo err$RANK >&2"};
+  const auto first = launch(args);
+  REQUIRE(first.code == 0);
+  const std::string run = dir / ("logs/accel-127.0.0.1-" + std::to_string(port));
+  CHECK(first.err.find("accel-launch: per-rank logs in " + run + "\n") != std::string::npos);
+  CHECK(read_file(run + "/attempt_0/1/stdout.log") == "out1\n");
+  CHECK(read_file(run + "/attempt_0/1/stderr.log") == "err1\n");
+  CHECK(rank_lines(first.out, 0) == std::vector<std::string>{"out0"});
+  const auto second = launch(args);
+  CHECK(second.err.find("per-rank logs in " + run + ".1\n") != std::string::npos);
+  CHECK(read_file(run + "/attempt_0/0/stdout.log") == "out0\n");
+}
+
+TEST_CASE("cli: two machines on loopback form one world") {
+  const std::string port = std::to_string(free_port());
+  const std::vector<std::string> common{"--num_machines", "2", "--main_process_ip", "127.0.0.1", "--main_process_port",
+                                        port, "--num_processes", "2", "-q"};
+  auto machine = [&](const char* rank, std::vector<std::string> job) {
+    std::vector<std::string> args = common;
+    args.insert(args.end(), {"--machine_rank", rank});
+    args.insert(args.end(), job.begin(), job.end());
+    return args;
+  };
+  Launcher second(machine("1", {"sh", "-c", PRINT_ENV_EXE " RANK LOCAL_RANK GROUP_RANK WORLD_SIZE && exec " RENDEZVOUS_EXE}));
+  Launcher first(machine("0", {RENDEZVOUS_EXE}));
+  CHECK(first.wait() == 0);
+  CHECK(second.wait() == 0);
+  CHECK(first.out() == "rank 0 met 3 peers\n");
+  const auto lines = lines_of(second.out());
+  REQUIRE(lines.size() == 8);
+  auto has = [&](const std::string& text) { return std::find(lines.begin(), lines.end(), text) != lines.end(); };
+  CHECK(has("RANK=2"));
+  CHECK(has("RANK=3"));
+  CHECK(has("GROUP_RANK=1"));
+  CHECK(has("WORLD_SIZE=4"));
+}
+
+TEST_CASE("cli: jobs started at once on one machine get different free ports") {
+  std::set<std::string> ports;
+  std::vector<std::unique_ptr<Launcher>> jobs;
+  for (int i = 0; i < 4; ++i) {
+    jobs.push_back(std::make_unique<Launcher>(std::vector<std::string>{"-q", "--num_processes", "2", "sh", "-c",
+                                                                       PRINT_ENV_EXE " MASTER_PORT; exec " RENDEZVOUS_EXE}));
+  }
+  for (auto& job : jobs) {
+    CHECK(job->wait() == 0);
+    const auto lines = lines_of(job->out());
+    REQUIRE(lines.size() >= 2);
+    ports.insert(lines[0]);
+  }
+  CHECK(ports.size() == 4);
+}
+
+TEST_CASE("cli: bad input is one line, exit code 2, and no worker started") {
+  TempDir dir;
+  const std::string marker = dir / "started";
+  const std::vector<std::string> job{"sh", "-c", "touch " + marker};
+  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  ::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address);
+  ::listen(listener, 1);
+  socklen_t length = sizeof address;
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length);
+  const std::string taken = std::to_string(ntohs(address.sin_port));
+  char script[] = "/tmp/accel-cli-noexec-XXXXXX";
+  ::close(::mkstemp(script));
+
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--num_proceses", "2"}, "unknown flag --num_proceses; did you mean --num_processes?"},
+      {{"--frobnicate"}, "unknown flag --frobnicate; see accel-launch --help"},
+      {{"--num_processes", "0"}, "--num_processes 0: expected an integer >= 1"},
+      {{"--num_processes", "-3"}, "--num_processes -3: expected an integer >= 1"},
+      {{"--num_processes", "two"}, "--num_processes 'two': not an integer"},
+      {{"--grace_period", "soon"}, "--grace_period 'soon': not a number of seconds"},
+      {{"--num_machines", "2", "--machine_rank", "2", "--main_process_ip", "127.0.0.1"},
+       "--machine_rank 2 must be smaller than --num_machines 2 (machines are numbered 0..1)"},
+      {{"--main_process_port", "65536"}, "--main_process_port 65536: out of range; expected 1..65535 (or 0 for a free port on one machine)"},
+      {{"--main_process_port", taken}, "--main_process_port " + taken + ": 127.0.0.1:" + taken +
+                                           " is not available (Address already in use); choose another port or leave "
+                                           "--main_process_port out to get a free one"},
+      {{"--gpu_ids", "0,3"}, "--gpu_ids 0,3: GPU 3 does not exist; this machine has 2 GPU(s), numbered 0..1"},
+      {{"--gpu_ids", "0", "--num_processes", "2"}, "--gpu_ids 0 names 1 GPU(s) but --num_processes is 2; give one GPU per process"},
+  };
+  for (const auto& [flags, message] : cases) {
+    std::vector<std::string> args = flags;
+    args.insert(args.end(), job.begin(), job.end());
+    const auto result = launch(args, {{"ACCEL_FAKE_GPUS", "2"}});
+    INFO(message);
+    CHECK(result.code == 2);
+    CHECK(result.err == "accel-launch: error: " + message + "\n");
+    CHECK(::access(marker.c_str(), F_OK) != 0);
+  }
+  const std::vector<std::pair<std::vector<std::string>, std::string>> bad_jobs = {
+      {{}, "missing JOB: usage: accel-launch [options] JOB [JOB ARGS...]"},
+      {{"--num_processes", "2"}, "missing JOB: usage: accel-launch [options] JOB [JOB ARGS...]"},
+      {{"no-such-job-xyz"}, "JOB no-such-job-xyz: not found on PATH (give a path such as ./no-such-job-xyz)"},
+      {{script}, std::string("JOB ") + script + ": not executable (chmod +x it, or name its interpreter first)"},
+  };
+  for (const auto& [args, message] : bad_jobs) {
+    const auto result = launch(args);
+    INFO(message);
+    CHECK(result.code == 2);
+    CHECK(result.err == "accel-launch: error: " + message + "\n");
+  }
+  ::unlink(script);
+  ::close(listener);
+}
+
+TEST_CASE("cli: --gpu_ids reaches the workers as CUDA_VISIBLE_DEVICES") {
+  const auto result = launch({"-q", "--gpu_ids", "1,0", PRINT_ENV_EXE, "CUDA_VISIBLE_DEVICES", "ACCEL_USE_CPU"},
+                             {{"ACCEL_FAKE_GPUS", "2"}});
+  CHECK(result.code == 0);
+  CHECK(result.out == "CUDA_VISIBLE_DEVICES=1,0\nACCEL_USE_CPU=false\nCUDA_VISIBLE_DEVICES=1,0\nACCEL_USE_CPU=false\n");
+}
+
+TEST_CASE("cli: the launcher links neither LibTorch nor CUDA") {
+  FILE* pipe = ::popen("ldd " ACCEL_LAUNCH_EXE, "r");
+  REQUIRE(pipe);
+  std::string text;
+  char buffer[512];
+  while (std::fgets(buffer, sizeof buffer, pipe)) text += buffer;
+  REQUIRE(::pclose(pipe) == 0);
+  CHECK(text.find("libc.so") != std::string::npos);  // ldd really listed the libraries
+  for (const char* library : {"libtorch", "libc10", "libcudart", "libcuda.so", "libnvidia"}) {
+    INFO(text);
+    CHECK(text.find(library) == std::string::npos);
+  }
+}

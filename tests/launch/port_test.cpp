@@ -1,0 +1,46 @@
+#include <arpa/inet.h>
+#include <catch2/catch.hpp>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <set>
+
+#include "accel/core/error.h"
+#include "accel/launch/port.h"
+
+using accel::launch::PortReservation;
+using accel::launch::require_port_free;
+
+TEST_CASE("port: reservations held at the same time never share a port") {
+  std::vector<PortReservation> held;
+  std::set<int> ports;
+  for (int i = 0; i < 20; ++i) {
+    held.push_back(PortReservation::any_free());
+    ports.insert(held.back().port());
+  }
+  CHECK(ports.size() == 20);
+  // A held (bound, not listening) port is still usable by the workers' store.
+  CHECK_NOTHROW(require_port_free("--main_process_port", "127.0.0.1", held.front().port()));
+}
+
+TEST_CASE("port: a port something listens on is refused naming the address") {
+  const int server = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(server, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  REQUIRE(::listen(server, 1) == 0);
+  socklen_t length = sizeof address;
+  ::getsockname(server, reinterpret_cast<sockaddr*>(&address), &length);
+  const std::string port = std::to_string(ntohs(address.sin_port));
+  try {
+    require_port_free("--main_process_port", "127.0.0.1", ntohs(address.sin_port));
+    FAIL("a taken port was accepted");
+  } catch (const accel::UsageError& e) {
+    CHECK(std::string(e.what()) == "--main_process_port " + port + ": 127.0.0.1:" + port +
+                                       " is not available (Address already in use); choose another port or "
+                                       "leave --main_process_port out to get a free one");
+  }
+  ::close(server);
+}

@@ -1,0 +1,278 @@
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <unistd.h>
+
+#include "accel/core/error.h"
+#include "accel/launch/resolve.h"
+
+using accel::launch::LaunchRequest;
+using accel::launch::resolve;
+
+namespace {
+
+accel::hardware::Machine machine(int cpus, int gpus) {
+  accel::hardware::Machine m;
+  m.cpus = cpus;
+  for (int i = 0; i < gpus; ++i) m.gpus.push_back({i, "Test GPU", 0});
+  return m;
+}
+
+LaunchRequest job(std::vector<std::string> argv = {"sh", "-c", "true"}) {
+  LaunchRequest request;
+  request.job = std::move(argv);
+  return request;
+}
+
+std::string usage_error(const LaunchRequest& request, const accel::hardware::Machine& m = machine(4, 0)) {
+  std::ostringstream notes;
+  try {
+    resolve(request, m, notes);
+  } catch (const accel::UsageError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+std::map<std::string, std::string> env_of(const accel::launch::LaunchSpec& spec, int local_rank) {
+  std::map<std::string, std::string> out;
+  for (const auto& [name, value] : worker_environment(spec, {local_rank, 1, "/tmp/e.json"})) out[name] = value;
+  return out;
+}
+
+struct NoOmpEnv {
+  NoOmpEnv() { ::unsetenv("OMP_NUM_THREADS"); }
+};
+
+}  // namespace
+
+TEST_CASE("resolve: a CPU-only machine gets one worker with all cores, announced in one line") {
+  NoOmpEnv no_omp;
+  std::ostringstream notes;
+  const auto spec = resolve(job(), machine(8, 0), notes);
+  CHECK(spec.num_processes == 1);
+  CHECK(spec.use_cpu);
+  CHECK(spec.omp_threads == 8);
+  CHECK(spec.master_addr == "127.0.0.1");
+  CHECK(spec.master_port > 0);
+  CHECK(spec.executable.substr(spec.executable.size() - 3) == "/sh");
+  const std::string text = notes.str();
+  CHECK(text.find("--num_processes 1 (no GPU in use: one CPU worker)") != std::string::npos);
+  CHECK(text.find("--num_cpu_threads_per_process 8 (8 CPUs / 1 workers)") != std::string::npos);
+  CHECK(text.find("--main_process_port " + std::to_string(spec.master_port) + " (free)") != std::string::npos);
+  CHECK(std::count(text.begin(), text.end(), '\n') == 1);
+}
+
+TEST_CASE("resolve: values given explicitly are never announced") {
+  NoOmpEnv no_omp;
+  auto request = job();
+  request.num_processes = 3;
+  request.num_cpu_threads_per_process = 2;
+  request.main_process_port = 0;  // 0 = "a free port", chosen by the user
+  std::ostringstream notes;
+  const auto spec = resolve(request, machine(8, 0), notes);
+  CHECK(spec.num_processes == 3);
+  CHECK(spec.omp_threads == 2);
+  CHECK(notes.str().empty());
+}
+
+TEST_CASE("resolve: an inherited OMP_NUM_THREADS is left alone") {
+  ::setenv("OMP_NUM_THREADS", "5", 1);
+  auto request = job();
+  request.num_processes = 2;
+  std::ostringstream notes;
+  const auto spec = resolve(request, machine(8, 0), notes);
+  ::unsetenv("OMP_NUM_THREADS");
+  CHECK_FALSE(spec.omp_threads);
+  CHECK(env_of(spec, 0).count("OMP_NUM_THREADS") == 0);
+  CHECK(notes.str().find("threads") == std::string::npos);
+}
+
+TEST_CASE("resolve: GPUs give one worker per GPU; --cpu overrides") {
+  NoOmpEnv no_omp;
+  std::ostringstream notes;
+  auto spec = resolve(job(), machine(16, 4), notes);
+  CHECK(spec.num_processes == 4);
+  CHECK_FALSE(spec.use_cpu);
+  CHECK(spec.omp_threads == 4);
+  CHECK(notes.str().find("--num_processes 4 (one per GPU)") != std::string::npos);
+  CHECK(env_of(spec, 0).count("CUDA_VISIBLE_DEVICES") == 0);
+
+  auto cpu = job();
+  cpu.use_cpu = true;
+  spec = resolve(cpu, machine(16, 4), notes);
+  CHECK(spec.num_processes == 1);
+  CHECK(env_of(spec, 0)["ACCEL_USE_CPU"] == "true");
+}
+
+TEST_CASE("resolve: --gpu_ids sets the process count and CUDA_VISIBLE_DEVICES") {
+  auto request = job();
+  request.gpu_ids = "2,0";
+  std::ostringstream notes;
+  const auto spec = resolve(request, machine(8, 4), notes);
+  CHECK(spec.num_processes == 2);
+  CHECK(env_of(spec, 1)["CUDA_VISIBLE_DEVICES"] == "2,0");
+  CHECK(env_of(spec, 1)["ACCEL_USE_CPU"] == "false");
+}
+
+TEST_CASE("resolve: bad --gpu_ids are refused naming the GPU and the count") {
+  auto request = job();
+  request.gpu_ids = "0,5";
+  CHECK(usage_error(request, machine(8, 2)) ==
+        "--gpu_ids 0,5: GPU 5 does not exist; this machine has 2 GPU(s), numbered 0..1");
+  request.gpu_ids = "0,x";
+  CHECK(usage_error(request, machine(8, 2)) ==
+        "--gpu_ids '0,x': 'x' is not an index; expected a comma-separated list such as 0,1");
+  request.gpu_ids = "1,1";
+  CHECK(usage_error(request, machine(8, 2)) == "--gpu_ids '1,1': 1 is listed twice");
+  request.gpu_ids = "0";
+  CHECK(usage_error(request, machine(8, 0)) == "--gpu_ids 0: this machine has no GPU; leave --gpu_ids out or pass --cpu");
+  request.num_processes = 2;
+  CHECK(usage_error(request, machine(8, 2)) ==
+        "--gpu_ids 0 names 1 GPU(s) but --num_processes is 2; give one GPU per process");
+  request.use_cpu = true;
+  CHECK(usage_error(request, machine(8, 2)) == "--gpu_ids 0 contradicts --cpu; pass one of them");
+}
+
+TEST_CASE("resolve: counts out of range name the flag") {
+  auto request = job();
+  request.num_processes = 0;
+  CHECK(usage_error(request) == "--num_processes 0: expected an integer >= 1");
+  request = job();
+  request.num_cpu_threads_per_process = -2;
+  CHECK(usage_error(request) == "--num_cpu_threads_per_process -2: expected an integer >= 1");
+  request = job();
+  request.max_restarts = -1;
+  CHECK(usage_error(request) == "--max_restarts -1: expected an integer >= 0");
+  request = job();
+  request.grace_period_s = -1;
+  CHECK(usage_error(request) == "--grace_period -1.000000: expected seconds >= 0");
+  request = job();
+  request.num_machines = 0;
+  CHECK(usage_error(request) == "--num_machines 0: expected an integer >= 1");
+}
+
+TEST_CASE("resolve: multi-node flags are checked together") {
+  auto request = job();
+  request.num_machines = 2;
+  CHECK(usage_error(request) == "--num_machines 2 needs --machine_rank: give each machine its index 0..1");
+  request.machine_rank = 2;
+  CHECK(usage_error(request) ==
+        "--machine_rank 2 must be smaller than --num_machines 2 (machines are numbered 0..1)");
+  request.machine_rank = 1;
+  CHECK(usage_error(request) ==
+        "--num_machines 2 needs --main_process_ip: the address of machine 0, where rank 0 listens");
+  request.main_process_ip = "10.0.0.1";
+  request.main_process_port = 0;
+  CHECK(usage_error(request) ==
+        "--main_process_port 0 (a free port) only works on one machine: every machine must be given the same port");
+  request.main_process_port = 70000;
+  CHECK(usage_error(request) == "--main_process_port 70000: out of range; expected 1..65535 (or 0 for a free port on one machine)");
+}
+
+TEST_CASE("resolve: ranks on the second machine follow machine_rank * num_processes + local_rank") {
+  NoOmpEnv no_omp;
+  auto request = job();
+  request.num_machines = 2;
+  request.machine_rank = 1;
+  request.num_processes = 3;
+  request.main_process_ip = "10.0.0.1";
+  std::ostringstream notes;
+  const auto spec = resolve(request, machine(6, 0), notes);
+  CHECK(spec.master_port == 29500);
+  CHECK(notes.str().find("--main_process_port 29500") != std::string::npos);
+  auto env = env_of(spec, 2);
+  CHECK(env["RANK"] == "5");
+  CHECK(env["LOCAL_RANK"] == "2");
+  CHECK(env["WORLD_SIZE"] == "6");
+  CHECK(env["LOCAL_WORLD_SIZE"] == "3");
+  CHECK(env["GROUP_RANK"] == "1");
+  CHECK(env["GROUP_WORLD_SIZE"] == "2");
+  CHECK(env["MASTER_ADDR"] == "10.0.0.1");
+  CHECK(env["MASTER_PORT"] == "29500");
+  CHECK(env["TORCHELASTIC_RUN_ID"] == "accel-10.0.0.1-29500");
+}
+
+TEST_CASE("worker_environment: torchrun's contract plus ACCEL_* for every rank") {
+  NoOmpEnv no_omp;
+  auto request = job();
+  request.num_processes = 2;
+  request.mixed_precision = "bf16";
+  request.debug = true;
+  request.role = "trainer";
+  request.max_restarts = 3;
+  std::ostringstream notes;
+  const auto spec = resolve(request, machine(4, 0), notes);
+  const std::map<std::string, std::string> expected = {
+      {"RANK", "1"},
+      {"LOCAL_RANK", "1"},
+      {"WORLD_SIZE", "2"},
+      {"LOCAL_WORLD_SIZE", "2"},
+      {"GROUP_RANK", "0"},
+      {"GROUP_WORLD_SIZE", "1"},
+      {"ROLE_NAME", "trainer"},
+      {"ROLE_RANK", "1"},
+      {"ROLE_WORLD_SIZE", "2"},
+      {"MASTER_ADDR", "127.0.0.1"},
+      {"MASTER_PORT", std::to_string(spec.master_port)},
+      {"TORCHELASTIC_RUN_ID", "accel-127.0.0.1-" + std::to_string(spec.master_port)},
+      {"TORCHELASTIC_RESTART_COUNT", "1"},
+      {"TORCHELASTIC_MAX_RESTARTS", "3"},
+      {"TORCHELASTIC_ERROR_FILE", "/tmp/e.json"},
+      {"ACCEL_LAUNCHER", "accel-launch"},
+      {"ACCEL_USE_CPU", "true"},
+      {"ACCEL_MIXED_PRECISION", "bf16"},
+      {"ACCEL_DEBUG", "true"},
+      {"OMP_NUM_THREADS", "2"},
+  };
+  CHECK(env_of(spec, 1) == expected);
+}
+
+TEST_CASE("resolve: other bad values are one clear message each") {
+  auto request = job();
+  request.mixed_precision = "fp32";
+  CHECK(usage_error(request) == "--mixed_precision fp32: expected one of no, fp16, bf16");
+  request = job();
+  request.role = "two words";
+  CHECK(usage_error(request) == "--role 'two words': expected a non-empty name without spaces");
+  request = job();
+  request.tee = true;
+  CHECK(usage_error(request) == "--tee needs --log_dir DIR: the directory that receives each rank's log files");
+  request = job();
+  request.num_processes = 2;
+  request.local_ranks_filter = "0,2";
+  CHECK(usage_error(request) ==
+        "--local_ranks_filter 0,2: local rank 2 does not exist with 2 process(es) per machine");
+}
+
+TEST_CASE("resolve: the job must exist and be executable") {
+  CHECK(usage_error(job({})) == "missing JOB: usage: accel-launch [options] JOB [JOB ARGS...]");
+  CHECK(usage_error(job({"no-such-program-xyz"})) ==
+        "JOB no-such-program-xyz: not found on PATH (give a path such as ./no-such-program-xyz)");
+  CHECK(usage_error(job({"./no/such/file"})) == "JOB ./no/such/file: no such file");
+  CHECK(usage_error(job({"/tmp"})) == "JOB /tmp: not a regular file");
+  char path[] = "/tmp/accel-launch-test-XXXXXX";
+  const int fd = ::mkstemp(path);
+  ::close(fd);
+  CHECK(usage_error(job({path})) ==
+        std::string("JOB ") + path + ": not executable (chmod +x it, or name its interpreter first)");
+  ::unlink(path);
+  CHECK(usage_error(job({"/no/script.py"})) == "JOB /no/script.py: no such readable Python script");
+}
+
+TEST_CASE("resolve: a *.py job runs under python3 unless --no_python") {
+  char path[] = "/tmp/accel-launch-test-XXXXXX.py";
+  const int fd = ::mkstemps(path, 3);
+  ::close(fd);
+  std::ostringstream notes;
+  auto request = job({path, "--flag"});
+  const auto spec = resolve(request, machine(2, 0), notes);
+  CHECK(spec.argv == std::vector<std::string>{"python3", path, "--flag"});
+  CHECK(spec.executable.size() > 8);
+  CHECK(spec.executable.substr(spec.executable.size() - 8) == "/python3");
+  request.no_python = true;
+  CHECK(usage_error(request) == std::string("JOB ") + path + ": not executable (chmod +x it, or name its interpreter first)");
+  ::unlink(path);
+}

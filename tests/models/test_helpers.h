@@ -1,0 +1,44 @@
+#pragma once
+// Shared fixtures for the models tests: a scratch directory and a tiny GPT-2 config.
+#include "accel/models/gpt2_config.h"
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <string>
+
+namespace accel::models::testing {
+
+// A fresh directory under the system temp dir, removed with everything in it at scope exit.
+class ScratchDir {
+ public:
+  ScratchDir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "accel-models-XXXXXX").string();
+    if (mkdtemp(pattern.data()) == nullptr) FAIL("mkdtemp failed");
+    path_ = pattern;
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+inline GPT2Config tiny_config() {
+  GPT2Config c;
+  c.vocab_size = 97;
+  c.n_positions = 48;
+  c.n_embd = 32;
+  c.n_layer = 3;
+  c.n_head = 4;
+  c.num_labels = 3;
+  c.eos_token_id = 96;
+  c.bos_token_id = 96;
+  return c;
+}
+
+}  // namespace accel::models::testing

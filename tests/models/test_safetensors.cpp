@@ -1,0 +1,161 @@
+#include "accel/core/error.h"
+#include "accel/models/safetensors.h"
+#include "test_helpers.h"
+
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+#include <fstream>
+#include <string>
+
+using namespace accel::models;
+using accel::models::testing::ScratchDir;
+using Catch::Matchers::Contains;
+
+namespace {
+
+// Writes an 8-byte length, `header` and `data` verbatim: for files the writer would never make.
+void write_raw(const std::string& path, const std::string& header, const std::string& data,
+               std::uint64_t declared_length) {
+  std::ofstream out(path, std::ios::binary);
+  for (int i = 0; i < 8; ++i) out.put(static_cast<char>(declared_length >> (8 * i)));
+  out << header << data;
+}
+
+void write_raw(const std::string& path, const std::string& header, const std::string& data) {
+  write_raw(path, header, data, header.size());
+}
+
+}  // namespace
+
+TEST_CASE("safetensors round trip keeps names, dtypes, shapes, values and metadata",
+          "[models][safetensors]") {
+  ScratchDir dir;
+  const auto path = dir.file("t.safetensors");
+  torch::manual_seed(1);
+  NamedTensors tensors = {
+      {"a.weight", torch::randn({3, 5})},
+      {"b", torch::randn({4}).to(torch::kBFloat16)},
+      {"c", torch::randn({2, 2}).to(torch::kFloat16)},
+      {"ids", torch::arange(6, torch::kLong).view({2, 3})},
+      {"flags", torch::tensor({true, false})},
+      {"scalar", torch::tensor(2.5)},
+      {"strided", torch::randn({4, 6}).t()},
+  };
+  save_safetensors(path, tensors, {.overwrite = false, .metadata = {{"format", "pt"}}});
+
+  SafetensorsFile file(path);
+  CHECK(file.names().size() == tensors.size());
+  CHECK(file.metadata().at("format") == "pt");
+  for (const auto& [name, tensor] : tensors) {
+    const auto loaded = file.get(name);
+    CHECK(loaded.scalar_type() == tensor.scalar_type());
+    CHECK(loaded.sizes() == tensor.sizes());
+    CHECK(torch::equal(loaded, tensor));
+  }
+  CHECK(torch::equal(file.get_floating("b", {4}, torch::kFloat32), tensors[1].second.to(torch::kFloat32)));
+}
+
+TEST_CASE("safetensors writer refuses to overwrite and leaves no temporary file",
+          "[models][safetensors]") {
+  ScratchDir dir;
+  const auto path = dir.file("t.safetensors");
+  save_safetensors(path, {{"x", torch::ones({2})}});
+  REQUIRE_THROWS_WITH(save_safetensors(path, {{"x", torch::zeros({2})}}),
+                      Contains(path) && Contains("already exists; refusing to overwrite"));
+  CHECK(torch::equal(SafetensorsFile(path).get("x"), torch::ones({2})));
+  save_safetensors(path, {{"x", torch::zeros({2})}}, {.overwrite = true, .metadata = {}});
+  CHECK(torch::equal(SafetensorsFile(path).get("x"), torch::zeros({2})));
+  CHECK(std::distance(std::filesystem::directory_iterator(dir.path()),
+                      std::filesystem::directory_iterator()) == 1);
+  REQUIRE_THROWS_WITH(save_safetensors(dir.file("d.safetensors"), {{"x", torch::ones(1)}, {"x", torch::ones(1)}}),
+                      Contains("'x'") && Contains("must be unique"));
+  CHECK_FALSE(std::filesystem::exists(dir.file("d.safetensors")));
+}
+
+TEST_CASE("safetensors reader loads a subset without touching other tensors' bytes",
+          "[models][safetensors]") {
+  ScratchDir dir;
+  const auto path = dir.file("t.safetensors");
+  save_safetensors(path, {{"keep", torch::full({4}, 7.0)}, {"other", torch::full({1000}, 1.0)}});
+  // Overwrite the bytes of "other" with garbage: loading "keep" must not notice.
+  const auto& info = SafetensorsFile(path).info("other");
+  const auto data_start = std::filesystem::file_size(path) - info.end;
+  {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(data_start + info.begin));
+    for (int i = 0; i < 4000; ++i) f.put('\xff');
+  }
+  SafetensorsFile file(path);
+  CHECK(torch::equal(file.get("keep"), torch::full({4}, 7.0)));
+}
+
+TEST_CASE("safetensors errors name the file and the tensor", "[models][safetensors][errors]") {
+  ScratchDir dir;
+  const auto path = dir.file("bad.safetensors");
+  const std::string entry = R"({"w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}})";
+
+  SECTION("missing file") {
+    REQUIRE_THROWS_AS(SafetensorsFile(dir.file("none.safetensors")), accel::FileError);
+    REQUIRE_THROWS_WITH(SafetensorsFile(dir.file("none.safetensors")),
+                        Contains("none.safetensors") && Contains("cannot open"));
+  }
+  SECTION("missing tensor") {
+    save_safetensors(path, {{"w", torch::ones({2, 2})}});
+    REQUIRE_THROWS_WITH(SafetensorsFile(path).get("h.0.missing"),
+                        Contains(path) && Contains("missing tensor 'h.0.missing'"));
+  }
+  SECTION("wrong shape") {
+    save_safetensors(path, {{"w", torch::ones({2, 2})}});
+    REQUIRE_THROWS_WITH(SafetensorsFile(path).get_floating("w", {2, 3}, torch::kFloat32),
+                        Contains(path) && Contains("'w' has shape [2, 2]") &&
+                            Contains("expects [2, 3]"));
+  }
+  SECTION("wrong dtype") {
+    save_safetensors(path, {{"w", torch::ones({2, 2}, torch::kInt32)}});
+    REQUIRE_THROWS_WITH(SafetensorsFile(path).get_floating("w", {2, 2}, torch::kFloat32),
+                        Contains(path) && Contains("'w' has dtype I32") &&
+                            Contains("expected a floating dtype"));
+  }
+  SECTION("truncated file: data shorter than the header says") {
+    write_raw(path, entry, std::string(10, '\0'));
+    REQUIRE_THROWS_WITH(SafetensorsFile(path),
+                        Contains(path) && Contains("truncated") && Contains("tensor 'w' ends at byte 16") &&
+                            Contains("has 10"));
+  }
+  SECTION("truncated file: header shorter than declared") {
+    write_raw(path, entry, "", entry.size() + 100);
+    REQUIRE_THROWS_WITH(SafetensorsFile(path), Contains(path) && Contains("truncated"));
+  }
+  SECTION("truncated file: no length prefix") {
+    std::ofstream(path) << "abc";
+    REQUIRE_THROWS_WITH(SafetensorsFile(path), Contains(path) && Contains("truncated") &&
+                                                   Contains("3 bytes"));
+  }
+  SECTION("bad header: not JSON") {
+    write_raw(path, "{not json", "");
+    REQUIRE_THROWS_WITH(SafetensorsFile(path), Contains(path) && Contains("bad safetensors header") &&
+                                                   Contains("not valid JSON"));
+  }
+  SECTION("bad header: absurd length") {
+    write_raw(path, entry, std::string(16, '\0'), 1ull << 40);
+    REQUIRE_THROWS_WITH(SafetensorsFile(path), Contains("bad safetensors header") &&
+                                                   Contains("100 MiB"));
+  }
+  SECTION("bad header: unknown dtype") {
+    write_raw(path, R"({"w":{"dtype":"F8","shape":[1],"data_offsets":[0,1]}})", "x");
+    REQUIRE_THROWS_WITH(SafetensorsFile(path), Contains("tensor 'w'") && Contains("\"F8\"") &&
+                                                   Contains("accepted: F64, F32"));
+  }
+  SECTION("bad header: offsets disagree with shape") {
+    write_raw(path, R"({"w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,12]}})",
+              std::string(16, '\0'));
+    REQUIRE_THROWS_WITH(SafetensorsFile(path), Contains("tensor 'w'") && Contains("span 12 bytes") &&
+                                                   Contains("need 16"));
+  }
+  SECTION("bad header: entry missing fields") {
+    write_raw(path, R"({"w":{"dtype":"F32"}})", "");
+    REQUIRE_THROWS_WITH(SafetensorsFile(path),
+                        Contains("tensor 'w'") && Contains("dtype, shape and data_offsets"));
+  }
+}

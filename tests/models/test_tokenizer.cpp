@@ -1,0 +1,70 @@
+#include "accel/core/error.h"
+#include "accel/models/tokenizer.h"
+#include "test_helpers.h"
+
+#include <catch2/catch.hpp>
+
+#include <fstream>
+
+using namespace accel::models;
+using accel::models::testing::ScratchDir;
+using Catch::Matchers::Contains;
+
+namespace {
+
+const GPT2Tokenizer& gpt2() {
+  static const GPT2Tokenizer tokenizer = GPT2Tokenizer::from_directory(ACCEL_GPT2_DATA_DIR);
+  return tokenizer;
+}
+
+}  // namespace
+
+TEST_CASE("GPT-2 tokenizer gives GPT-2's ids", "[models][tokenizer]") {
+  // Expected ids from the reference JavaScript encoder shipped with the same vocabulary.
+  using Ids = std::vector<std::int64_t>;
+  CHECK(gpt2().encode("Hello world") == Ids{15496, 995});
+  CHECK(gpt2().encode("Hello, world!") == Ids{15496, 11, 995, 0});
+  CHECK(gpt2().encode(" the quick brown fox's tail") == Ids{262, 2068, 7586, 21831, 338, 7894});
+  CHECK(gpt2().encode("I'll   go\n\nnow  ") == Ids{40, 1183, 220, 220, 467, 198, 198, 2197, 220, 220});
+  CHECK(gpt2().encode("naïve café 東京 123 4567") ==
+        Ids{2616, 38776, 40304, 10545, 251, 109, 12859, 105, 17031, 4153, 3134});
+  CHECK(gpt2().encode("emoji 🙂!!") == Ids{368, 31370, 32485, 3228});
+  CHECK(gpt2().encode("it's 'quoted' TEXT") == Ids{270, 338, 705, 421, 5191, 6, 40383});
+  CHECK(gpt2().encode("  leading") == Ids{220, 3756});
+  CHECK(gpt2().encode("a\tb\r\nc") == Ids{64, 197, 65, 201, 198, 66});
+  CHECK(gpt2().encode("one<|endoftext|>two") == Ids{505, 50256, 11545});
+  CHECK(gpt2().eos_token_id() == 50256);
+  CHECK(gpt2().vocab_size() == 50257);
+  CHECK(gpt2().encode("").empty());
+}
+
+TEST_CASE("GPT-2 tokenizer round-trips any bytes", "[models][tokenizer]") {
+  for (const std::string& text : std::vector<std::string>{"Hello world", "  spaces   and\ttabs\n\n", "naïve café 東京 123",
+                                 "emoji 🙂!! <|endoftext|> more", "\xff\xfe invalid \xc3 utf-8",
+                                 std::string("nul\0byte", 8)})
+    CHECK(gpt2().decode(gpt2().encode(text)) == text);
+  REQUIRE_THROWS_WITH(gpt2().decode({15496, 50257}),
+                      Contains("token id 50257 is not in the GPT-2 vocabulary (50257 tokens)"));
+}
+
+TEST_CASE("tokenizer file errors name the file", "[models][tokenizer][errors]") {
+  ScratchDir dir;
+  const auto vocab = dir.file("vocab.json");
+  const auto merges = dir.file("merges.txt");
+  REQUIRE_THROWS_WITH(GPT2Tokenizer::from_directory(dir.path().string()),
+                      Contains(dir.path().string()) && Contains("vocab.json + merges.txt"));
+  REQUIRE_THROWS_WITH(GPT2Tokenizer(vocab, merges), Contains(vocab) && Contains("cannot read"));
+  std::ofstream(vocab) << "{\"a\": 1";
+  std::ofstream(merges) << "#version: 0.2\na b\n";
+  REQUIRE_THROWS_WITH(GPT2Tokenizer(vocab, merges), Contains(vocab) && Contains("not valid JSON"));
+  std::ofstream(vocab) << R"({"a": "one"})";
+  REQUIRE_THROWS_WITH(GPT2Tokenizer(vocab, merges), Contains("token 'a' has id \"one\""));
+  std::ofstream(vocab) << R"({"a": 1})";
+  REQUIRE_THROWS_WITH(GPT2Tokenizer(vocab, merges), Contains("has no token for byte 0"));
+  // A vocabulary of the 256 byte symbols alone, then a malformed merges line.
+  std::ifstream full(std::string(ACCEL_GPT2_DATA_DIR) + "/encoder.json");
+  std::ofstream(vocab) << full.rdbuf();
+  std::ofstream(merges) << "#version: 0.2\nĠ t\nbad line here\n";
+  REQUIRE_THROWS_WITH(GPT2Tokenizer(vocab, merges),
+                      Contains(merges) && Contains("line 3: expected two symbols"));
+}

@@ -1,0 +1,214 @@
+// Bad input fails on every rank with the same message, before any transfer; failures during a
+// call name the failing rank everywhere and never hang.
+#include <catch2/catch.hpp>
+
+#include "accel/core/error.h"
+#include "accel/pipeline/adapters.h"
+#include "accel/pipeline/pipeline.h"
+#include "harness.h"
+
+using namespace accel::pipeline;
+using namespace accel::pipeline::testing;
+
+namespace {
+
+PipelineOptions quiet(SplitPoints split, std::optional<int> num_chunks) {
+  PipelineOptions options;
+  options.split_points = std::move(split);
+  options.num_chunks = num_chunks;
+  options.report = nullptr;
+  return options;
+}
+
+// Every rank throws a UsageError containing `expected`.
+void expect_usage_error_everywhere(int world, const std::function<void(accel::runtime::GroupHandle&)>& fn,
+                                   const std::string& expected) {
+  auto errors = run_ranks(world, fn);
+  for (int r = 0; r < world; ++r) {
+    INFO("rank " << r << ": " << message_of(errors[r]));
+    REQUIRE(errors[r]);
+    CHECK_THROWS_AS(std::rethrow_exception(errors[r]), accel::UsageError);
+    CHECK_THAT(message_of(errors[r]), Catch::Contains(expected));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("more processes than blocks is refused on every rank") {
+  const ToyModel model(1);  // embed, h.0, head
+  expect_usage_error_everywhere(
+      4, [&](auto& group) { prepare(model, toy_batch(2, 4, 1), quiet("auto", 2), group); },
+      "the model has 3 block(s) but there are 4 processes: every process needs a stage of at least one block, so "
+      "run with at most 3 processes");
+}
+
+TEST_CASE("split points that are not blocks are refused on every rank with a suggestion") {
+  const ToyModel model(4);
+  expect_usage_error_everywhere(
+      2, [&](auto& group) { prepare(model, toy_batch(2, 4, 1), quiet(SplitPoints::at({"h3"}), 2), group); },
+      "split point 'h3' is not a block of this model (did you mean 'h.3'?); its blocks are: embed, h.0, h.1, h.2, "
+      "h.3, head");
+}
+
+TEST_CASE("split points in the wrong number or order, and bad counts, are refused") {
+  const ToyModel model(4);
+  expect_usage_error_everywhere(
+      3, [&](auto& group) { prepare(model, toy_batch(2, 4, 1), quiet(SplitPoints::at({"h.2"}), 2), group); },
+      "but 3 processes need exactly 2: the first block of each stage after the first");
+  expect_usage_error_everywhere(
+      3, [&](auto& group) { prepare(model, toy_batch(2, 4, 1), quiet(SplitPoints::at({"h.3", "h.1"}), 2), group); },
+      "split point 'h.1' must come after 'h.3' in block order");
+  expect_usage_error_everywhere(
+      2, [&](auto& group) { prepare(model, toy_batch(2, 4, 1), quiet(SplitPoints::counts({6, 0}), 2), group); },
+      "split_points block counts (6,0) leave a stage empty");
+  expect_usage_error_everywhere(
+      2, [&](auto& group) { prepare(model, toy_batch(2, 4, 1), quiet(SplitPoints::counts({2, 2}), 2), group); },
+      "split_points block counts (2,2) add up to 4 but the model has 6 blocks");
+}
+
+TEST_CASE("num_chunks below 1 is refused on every rank") {
+  const ToyModel model(2);
+  for (int chunks : {0, -3}) {
+    expect_usage_error_everywhere(
+        2, [&](auto& group) { prepare(model, toy_batch(2, 4, 1), quiet("auto", chunks), group); },
+        "num_chunks = " + std::to_string(chunks) + " is not allowed: it is the number of micro-batches per batch");
+  }
+}
+
+TEST_CASE("an example input the model rejects is reported on every rank, naming the block and rank") {
+  SECTION("rejected by the first stage") {
+    const ToyModel model(3);
+    expect_usage_error_everywhere(
+        3, [&](auto& group) { prepare(model, toy_batch(2, 20, 1), quiet("parameters", 2), group); },
+        "prepare(): the trial run of the example inputs failed: block 'embed' (rank 0, stage 0) failed on batch 0, "
+        "micro-batch 0: sequence longer than 16 positions");
+  }
+  SECTION("rejected by a middle stage") {
+    torch::nn::Sequential sequential(torch::nn::Linear(8, 12), torch::nn::Linear(16, 16), torch::nn::Tanh(),
+                                     torch::nn::Linear(16, 4));
+    const SequentialModel model(sequential);
+    expect_usage_error_everywhere(
+        3,
+        [&](auto& group) {
+          prepare(model, {torch::randn({2, 8})}, quiet(SplitPoints::counts({1, 1, 2}), 2), group);
+        },
+        "block '1' (rank 1, stage 1) failed on batch 0, micro-batch 0: mat1 and mat2 shapes cannot be multiplied");
+  }
+}
+
+TEST_CASE("a batch smaller than num_chunks fails on every rank and leaves the pipe usable") {
+  const ToyModel model(3);
+  std::vector<std::string> messages(3);
+  std::vector<Activations> after(3);
+  const auto good = toy_batch(6, 4, 3);
+  auto errors = run_ranks(3, [&](accel::runtime::GroupHandle& group) {
+    auto pipe = prepare(model, toy_batch(2, 4, 1), quiet("parameters", 4), group);
+    try {
+      pipe.forward(toy_batch(3, 4, 2));
+    } catch (const accel::UsageError& e) {
+      messages[group.rank] = e.what();
+    }
+    after[group.rank] = pipe.forward(good);
+  });
+  for (int r = 0; r < 3; ++r) {
+    INFO("rank " << r << ": " << message_of(errors[r]));
+    CHECK_FALSE(errors[r]);
+    CHECK(messages[r] ==
+          "forward(): the batch has batch size 3, smaller than num_chunks = 4: use a batch of at least 4 or fewer chunks");
+  }
+  CHECK(all_close(after[2], run_whole(model, good)));
+}
+
+TEST_CASE("inputs whose batch sizes disagree are refused before anything is sent") {
+  const ToyModel model(2);
+  auto errors = run_ranks(2, [&](accel::runtime::GroupHandle& group) {
+    auto pipe = prepare(model, toy_batch(2, 4, 1), quiet("parameters", 2), group);
+    pipe.forward({torch::ones({4, 3}, torch::kInt64), torch::ones({5, 3}, torch::kInt64)});
+  });
+  for (int r = 0; r < 2; ++r) {
+    CHECK_THAT(message_of(errors[r]),
+               Catch::Equals("forward(): the batch: input 1 has 5 rows in dim 0 but input 0 has 4; every input is cut "
+                             "into micro-batches along dim 0"));
+  }
+}
+
+TEST_CASE("a block that fails mid-call names its rank on every rank, and the next call works") {
+  const ToyModel model(4);
+  auto poisoned = toy_batch(6, 4, 50);
+  poisoned[1][4][0] = 7;  // row 4 lands in micro-batch 1 of 2
+  const auto good = toy_batch(6, 4, 51);
+  std::vector<std::string> messages(3);
+  std::vector<bool> peer_error(3, false);
+  std::vector<Activations> after(3);
+  auto errors = run_ranks(3, [&](accel::runtime::GroupHandle& group) {
+    auto pipe = prepare(model, toy_batch(2, 4, 1), quiet(SplitPoints::counts({2, 2, 2}), 2), group);
+    try {
+      pipe.forward(poisoned);
+    } catch (const accel::PeerError& e) {
+      peer_error[group.rank] = true;
+      messages[group.rank] = e.what();
+    } catch (const accel::Error& e) {
+      messages[group.rank] = e.what();
+    }
+    after[group.rank] = pipe.forward(good);
+  });
+  const std::string cause = "block 'h.1' (rank 1, stage 1) failed on batch 0, micro-batch 1: poisoned row";
+  expect_no_errors(errors);
+  CHECK(messages[1] == cause);
+  CHECK_FALSE(peer_error[1]);
+  CHECK(messages[0] == "rank 0 stopped because rank 1 failed: " + cause);
+  CHECK(messages[2] == "rank 2 stopped because rank 1 failed: " + cause);
+  CHECK(peer_error[0]);
+  CHECK(peer_error[2]);
+  CHECK(all_close(after[2], run_whole(model, good)));
+}
+
+TEST_CASE("a rank that goes away makes its neighbours fail with an error naming it") {
+  const ToyModel model(4);
+  std::vector<std::string> messages(3);
+  std::atomic<bool> rank1_gone{false};
+  auto errors = run_ranks(
+      3,
+      [&](accel::runtime::GroupHandle& group) {
+        auto pipe = prepare(model, toy_batch(2, 4, 1), quiet("parameters", 2), group);
+        if (group.rank == 1) {
+          rank1_gone = true;
+          return;  // its pipeline and process group are destroyed: connections close
+        }
+        while (!rank1_gone) std::this_thread::yield();
+        try {
+          pipe.forward(toy_batch(4, 4, 2));
+        } catch (const accel::PeerError& e) {
+          messages[group.rank] = e.what();
+        }
+      },
+      std::chrono::seconds(30));
+  for (int r : {0, 2}) {
+    INFO("rank " << r << ": " << messages[r]);
+    CHECK_THAT(messages[r], Catch::Contains("rank 1"));
+  }
+}
+
+TEST_CASE("a rank that stops answering makes the others fail after the group timeout, naming it") {
+  const ToyModel model(4);
+  std::vector<std::string> messages(3);
+  std::atomic<int> finished{0};
+  auto errors = run_ranks(
+      3,
+      [&](accel::runtime::GroupHandle& group) {
+        auto pipe = prepare(model, toy_batch(2, 4, 1), quiet("parameters", 2), group);
+        if (group.rank == 1) {
+          while (finished < 2) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+          return;
+        }
+        try {
+          pipe.forward(toy_batch(4, 4, 2));
+        } catch (const accel::PeerError& e) {
+          messages[group.rank] = e.what();
+        }
+        ++finished;
+      },
+      std::chrono::milliseconds(1500));
+  CHECK_THAT(messages[0], Catch::Contains("could not send to rank 1"));
+  CHECK_THAT(messages[2], Catch::Contains("could not receive from rank 1"));
+}

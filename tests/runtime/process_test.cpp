@@ -1,0 +1,217 @@
+// Multi-process runs: rendezvous failures, a rank dying mid-gather, and the example jobs under
+// accel-launch, mpirun and torchrun.
+#include <catch2/catch.hpp>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "process_util.h"
+
+using accel::testing::free_port;
+using accel::testing::rank_env;
+using accel::testing::run_command;
+using accel::testing::run_commands;
+
+namespace {
+
+namespace fs = std::filesystem;
+constexpr std::chrono::seconds kDeadline{45};
+
+std::vector<std::string> rank_commands(int world, const std::vector<int>& ranks, const std::string& extra_env,
+                                       const std::string& command) {
+  const int port = free_port();
+  std::vector<std::string> out;
+  for (int r : ranks) out.push_back(rank_env(r, world, port) + " " + extra_env + " " + command);
+  return out;
+}
+
+bool have(const std::string& program) { return ::access(program.c_str(), X_OK) == 0; }
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    char templ[] = "/tmp/accel-runtime-XXXXXX";
+    path = ::mkdtemp(templ);
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+}  // namespace
+
+TEST_CASE("a rank that dies mid-gather makes the others fail naming it", "[runtime][process]") {
+  const auto results =
+      run_commands(rank_commands(3, {0, 1, 2}, "ACCEL_TIMEOUT_S=5", RUNTIME_WORKER " die-in-gather 1"), kDeadline);
+  CHECK(results[1].exit_code == 3);
+  for (int r : {0, 2}) {
+    INFO(results[r].output);
+    CHECK_FALSE(results[r].timed_out);
+    CHECK(results[r].exit_code == 1);
+    CHECK_THAT(results[r].output, Catch::Contains("gather_object (collective #3) failed on rank " + std::to_string(r)));
+    CHECK_THAT(results[r].output, Catch::Contains("rank 1 (last seen in #2 wait_for_everyone) never reached it"));
+  }
+}
+
+TEST_CASE("when rank 0 (the store's host) dies, the others say so", "[runtime][process]") {
+  const auto results =
+      run_commands(rank_commands(2, {0, 1}, "ACCEL_TIMEOUT_S=5", RUNTIME_WORKER " die-in-gather 0"), kDeadline);
+  INFO(results[1].output);
+  CHECK(results[1].exit_code == 1);
+  CHECK_THAT(results[1].output, Catch::Contains("failed on rank 1"));
+  CHECK_THAT(results[1].output, Catch::Contains("rank 0"));
+}
+
+TEST_CASE("a rank that never starts is named by the others within the timeout", "[runtime][process]") {
+  const auto results = run_commands(rank_commands(3, {0, 1}, "ACCEL_TIMEOUT_S=1", RUNTIME_WORKER " form"), kDeadline);
+  for (const auto& r : results) {
+    INFO(r.output);
+    CHECK(r.exit_code == 1);
+    CHECK_THAT(r.output, Catch::Contains("rank(s) 2 of 3 did not join the rendezvous at 127.0.0.1:"));
+    CHECK_THAT(r.output, Catch::Contains("within 1 s (set ACCEL_TIMEOUT_S to wait longer)"));
+  }
+}
+
+TEST_CASE("without rank 0 the others name the address they could not reach", "[runtime][process]") {
+  const auto results = run_commands(rank_commands(2, {1}, "ACCEL_TIMEOUT_S=0.5", RUNTIME_WORKER " form"), kDeadline);
+  INFO(results[0].output);
+  CHECK(results[0].exit_code == 1);
+  CHECK_THAT(results[0].output,
+             Catch::Contains("rank 1 could not reach rank 0's rendezvous store at 127.0.0.1:") &&
+                 Catch::Contains("within 500 ms; rank 0 never started or died, or MASTER_ADDR/MASTER_PORT differ"));
+}
+
+TEST_CASE("a taken port is refused naming it", "[runtime][process]") {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_ANY);
+  socklen_t len = sizeof addr;
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(::listen(fd, 1) == 0);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  const int port = ntohs(addr.sin_port);
+  const auto result = run_command(rank_env(0, 2, port) + " ACCEL_TIMEOUT_S=2 " RUNTIME_WORKER " form", kDeadline);
+  ::close(fd);
+  INFO(result.output);
+  CHECK(result.exit_code == 1);
+  CHECK_THAT(result.output, Catch::Contains("rank 0 could not host the rendezvous store on port " +
+                                            std::to_string(port)) &&
+                                Catch::Contains("choose another with --main_process_port or MASTER_PORT"));
+}
+
+TEST_CASE("malformed runtime variables are usage errors naming the variable", "[runtime][process]") {
+  auto result = run_command("ACCEL_TIMEOUT_S=soon " RUNTIME_WORKER " form", kDeadline);
+  CHECK(result.exit_code == 2);
+  CHECK_THAT(result.output, Catch::Contains("ACCEL_TIMEOUT_S='soon' is not a valid timeout"));
+  result = run_command("ACCEL_USE_CPU=perhaps " RUNTIME_WORKER " form", kDeadline);
+  CHECK(result.exit_code == 2);
+  CHECK_THAT(result.output, Catch::Contains("ACCEL_USE_CPU='perhaps' is not a boolean"));
+}
+
+TEST_CASE("accel-test-job passes with ranks started by hand (torchrun variables)", "[runtime][process]") {
+  for (int world : {2, 3}) {
+    std::vector<int> ranks;
+    for (int r = 0; r < world; ++r) ranks.push_back(r);
+    const auto results = run_commands(rank_commands(world, ranks, "ACCEL_TIMEOUT_S=20", ACCEL_TEST_JOB), kDeadline);
+    for (const auto& r : results) {
+      INFO(r.output);
+      CHECK(r.exit_code == 0);
+    }
+    CHECK_THAT(results[0].output, Catch::Contains("accel-test-job: all checks passed on " + std::to_string(world) +
+                                                  " process(es)"));
+  }
+}
+
+TEST_CASE("accel-test-job and distributed_inference under accel-launch", "[runtime][process][launcher]") {
+  REQUIRE(have(ACCEL_LAUNCH));  // built by the launcher component (cmake --build ... --target accel-launch)
+  for (int world : {2, 3}) {
+    INFO("--num_processes " << world);
+    const auto job = run_command(std::string(ACCEL_LAUNCH) + " --num_processes " + std::to_string(world) + " " +
+                                     ACCEL_TEST_JOB,
+                                 kDeadline);
+    INFO(job.output);
+    CHECK(job.exit_code == 0);
+    CHECK_THAT(job.output, Catch::Contains("all checks passed on " + std::to_string(world) + " process(es)") &&
+                               Catch::Contains("launcher accel-launch"));
+
+    const TempDir dir;
+    const fs::path prompts = dir.path / "prompts.txt";
+    std::ofstream(prompts) << "first\nsecond\nthird\nfourth\nfifth\n";
+    const auto inference = run_command(std::string(ACCEL_LAUNCH) + " --num_processes " + std::to_string(world) + " " +
+                                           DISTRIBUTED_INFERENCE " --prompts " + prompts.string() + " --output_dir " +
+                                           (dir.path / "out").string(),
+                                       kDeadline);
+    INFO(inference.output);
+    CHECK(inference.exit_code == 0);
+    // The main process prints every prompt, in the file's order.
+    const auto& out = inference.output;
+    const auto first = out.find("[0] first -> "), fifth = out.find("[4] fifth -> ");
+    CHECK(first != std::string::npos);
+    CHECK(fifth != std::string::npos);
+    CHECK(first < fifth);
+    std::string lines;
+    for (int r = 0; r < world; ++r) lines += read_file(dir.path / "out" / ("result_" + std::to_string(r) + ".txt"));
+    CHECK_THAT(lines, Catch::StartsWith("0\tfirst\t") && Catch::Contains("4\tfifth\t"));
+    CHECK(std::count(lines.begin(), lines.end(), '\n') == 5);  // padding is not written
+  }
+}
+
+TEST_CASE("distributed_inference: one process, a rerun, and bad input", "[runtime][process]") {
+  const TempDir dir;
+  const auto out = (dir.path / "out").string();
+  const auto first = run_command(DISTRIBUTED_INFERENCE " --output_dir " + out, kDeadline);
+  INFO(first.output);
+  CHECK(first.exit_code == 0);
+  CHECK_THAT(first.output, Catch::Contains("[0] a dog -> ") && Catch::Contains("[2] a chicken -> "));
+  const auto again = run_command(DISTRIBUTED_INFERENCE " --output_dir " + out, kDeadline);
+  CHECK_THAT(again.output, Catch::Contains("replacing " + out + "/result_0.txt from an earlier run"));
+  CHECK(read_file(dir.path / "out" / "result_0.txt") == read_file(dir.path / "out" / "result_0.txt"));
+  CHECK(fs::directory_iterator(dir.path / "out") != fs::directory_iterator());
+  for (const auto& entry : fs::directory_iterator(dir.path / "out")) {
+    CHECK(entry.path().filename().string().find(".tmp.") == std::string::npos);  // no half-written files
+  }
+
+  const auto missing = run_command(DISTRIBUTED_INFERENCE " --prompts " + (dir.path / "nope.txt").string(), kDeadline);
+  CHECK(missing.exit_code == 1);
+  CHECK_THAT(missing.output, Catch::Contains((dir.path / "nope.txt").string() +
+                                             ": cannot open the prompts file: No such file or directory"));
+  std::ofstream(dir.path / "empty.txt") << "\n\n";
+  const auto empty = run_command(DISTRIBUTED_INFERENCE " --prompts " + (dir.path / "empty.txt").string(), kDeadline);
+  CHECK_THAT(empty.output, Catch::Contains("empty.txt: has no prompts; expected one prompt per line"));
+  std::ofstream(dir.path / "file") << "x";
+  const auto not_dir = run_command(DISTRIBUTED_INFERENCE " --output_dir " + (dir.path / "file").string(), kDeadline);
+  CHECK_THAT(not_dir.output, Catch::Contains("file: --output_dir is not a directory that can be created"));
+}
+
+TEST_CASE("the same job runs unchanged under mpirun", "[runtime][process][mpi]") {
+  if (!have("/usr/bin/mpirun")) {
+    WARN("mpirun not installed (Debian openmpi-bin): not tested");
+    return;
+  }
+  const auto result = run_command("/usr/bin/mpirun -np 2 --allow-run-as-root --oversubscribe -x MASTER_PORT=" +
+                                      std::to_string(free_port()) + " " ACCEL_TEST_JOB,
+                                  kDeadline);
+  INFO(result.output);
+  CHECK(result.exit_code == 0);
+  CHECK_THAT(result.output, Catch::Contains("all checks passed on 2 process(es) (launcher OpenMPI"));
+}
+
+TEST_CASE("the same job runs unchanged under torchrun", "[runtime][process][torchrun]") {
+  if (!have("/usr/bin/torchrun")) {
+    WARN("/usr/bin/torchrun not installed (Debian python3-torch): not tested");
+    return;
+  }
+  const auto result = run_command("/usr/bin/torchrun --nproc_per_node 2 --no_python -r 1 -t 1 --master_port " +
+                                      std::to_string(free_port()) + " " ACCEL_TEST_JOB,
+                                  kDeadline);
+  INFO(result.output);
+  CHECK(result.exit_code == 0);
+  CHECK_THAT(result.output, Catch::Contains("all checks passed on 2 process(es) (launcher torchrun"));
+}
