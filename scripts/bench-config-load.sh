@@ -16,15 +16,15 @@ done
 # CPU time (user + system) rather than wall time: the build machines are shared, and CPU
 # time is what a start costs whatever else runs.
 per_run_us() {  # command... -> CPU microseconds per run
-  local before after
-  before=$(cpu_us)
+  local me=$BASHPID before after
+  before=$(cpu_us "$me")
   for ((i = 0; i < n; ++i)); do "$@" >/dev/null; done
-  after=$(cpu_us)
+  after=$(cpu_us "$me")
   echo $(((after - before) / n))
 }
-cpu_us() {  # CPU time of this shell's finished children so far
+cpu_us() {  # PID -> CPU time of its finished children so far
   local ticks
-  ticks=$(awk '{print $16 + $17}' /proc/$$/stat)
+  ticks=$(awk '{print $16 + $17}' "/proc/$1/stat")
   echo $((ticks * 1000000 / $(getconf CLK_TCK)))
 }
 base=$(per_run_us "$exe" --version)

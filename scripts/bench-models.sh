@@ -28,6 +28,7 @@ echo "$(nproc) CPUs; $(/usr/bin/python3 -c 'import torch; print("python torch", 
 printf '| %-7s | %-22s | %14s | %16s |\n' threads implementation "forward tok/s" "generate tok/s"
 printf '|---------|------------------------|----------------|------------------|\n'
 for threads in 1 2; do
+  export OPENBLAS_NUM_THREADS="$threads"  # an OpenBLAS libblas would otherwise add its own threads
   cpp="$("$bench" --threads "$threads" "${shape[@]}" "$@")"
   py="$(/usr/bin/python3 "$root/scripts/crosscheck-gpt2.py" bench --threads "$threads" "${shape[@]}" "$@")"
   printf '| %-7s | %-22s | %14s | %16s |\n' "$threads" "accel C++ (LibTorch)" \

@@ -93,3 +93,11 @@ TEST_CASE("ACCEL_TIMEOUT_S reads seconds and rejects junk", "[core][env]") {
                       Catch::Contains(std::string("ACCEL_TIMEOUT_S='") + bad + "' is not a valid timeout"));
   }
 }
+
+TEST_CASE("torchrun's agent store and restart count are read", "[core][env]") {
+  auto w = detect_world(fake({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"TORCHELASTIC_USE_AGENT_STORE", "True"},
+                              {"TORCHELASTIC_RESTART_COUNT", "2"}}));
+  CHECK(w.launcher_hosts_store);
+  CHECK(w.restart_count == 2);
+  CHECK_FALSE(detect_world(fake({{"RANK", "0"}, {"WORLD_SIZE", "2"}})).launcher_hosts_store);
+}

@@ -43,30 +43,39 @@ std::pair<torch::Tensor, torch::Tensor> padded_batch() {
   return {ids, mask};
 }
 
+// Saves `model`, runs it on a left-padded batch and hands both to the Python script.
+template <typename Model>
+Outcome crosscheck(Model& model, const ScratchDir& dir, torch::Tensor offset = torch::zeros({})) {
+  model.save_pretrained(dir.path().string(), /*overwrite=*/true);
+  const auto [ids, mask] = padded_batch();
+  const auto logits = model.forward(ids, mask);
+  const auto case_file = dir.file("case.safetensors");
+  save_safetensors(case_file, {{"input_ids", ids}, {"attention_mask", mask}, {"logits", logits + offset}},
+                   {.overwrite = true, .metadata = {}});
+  return run_crosscheck(dir, case_file);
+}
+
+GPT2Options options_with(const std::string& activation, std::uint64_t seed) {
+  GPT2Options options;
+  options.config = tiny_config();
+  options.config.activation_function = activation;
+  options.seed = seed;
+  return options;
+}
+
 }  // namespace
 
 TEST_CASE("GPT-2 LM logits agree with an independent PyTorch implementation",
           "[models][crosscheck]") {
   ScratchDir dir;
-  GPT2Options options;
-  options.config = tiny_config();
-  options.config.activation_function = "gelu_new";
-  options.seed = 5;
-  GPT2LMHeadModel model(options);
-  model.save_pretrained(dir.path().string());
-  const auto [ids, mask] = padded_batch();
-  const auto logits = model.forward(ids, mask);
-  save_safetensors(dir.file("case.safetensors"),
-                   {{"input_ids", ids}, {"attention_mask", mask}, {"logits", logits}});
-  auto outcome = run_crosscheck(dir, dir.file("case.safetensors"));
+  GPT2LMHeadModel model(options_with("gelu_new", 5));
+  auto outcome = crosscheck(model, dir);
   INFO(outcome.output);
   CHECK(outcome.status == 0);
-  CHECK(outcome.output.find("crosscheck ok") != std::string::npos);
+  CHECK(outcome.output.find("crosscheck ok: shape (21, 97)") != std::string::npos);
 
   // The check can fail: a perturbed expectation must be caught.
-  save_safetensors(dir.file("wrong.safetensors"),
-                   {{"input_ids", ids}, {"attention_mask", mask}, {"logits", logits + 1e-3}});
-  outcome = run_crosscheck(dir, dir.file("wrong.safetensors"));
+  outcome = crosscheck(model, dir, torch::full({}, 1e-3));
   INFO(outcome.output);
   CHECK(outcome.status == 1);
   CHECK(outcome.output.find("crosscheck FAILED") != std::string::npos);
@@ -75,18 +84,9 @@ TEST_CASE("GPT-2 LM logits agree with an independent PyTorch implementation",
 TEST_CASE("GPT-2 sequence classification agrees with an independent PyTorch implementation",
           "[models][crosscheck]") {
   ScratchDir dir;
-  GPT2Options options;
-  options.config = tiny_config();
-  options.config.activation_function = "gelu";
-  options.seed = 8;
-  GPT2ForSequenceClassification model(options);
-  model.save_pretrained(dir.path().string());
-  const auto [ids, mask] = padded_batch();
-  const auto logits = model.forward(ids, mask);
-  save_safetensors(dir.file("case.safetensors"),
-                   {{"input_ids", ids}, {"attention_mask", mask}, {"logits", logits}});
-  const auto outcome = run_crosscheck(dir, dir.file("case.safetensors"));
+  GPT2ForSequenceClassification model(options_with("gelu", 8));
+  const auto outcome = crosscheck(model, dir);
   INFO(outcome.output);
   CHECK(outcome.status == 0);
-  CHECK(outcome.output.find("shape (3, 3)") != std::string::npos);
+  CHECK(outcome.output.find("crosscheck ok: shape (3, 3)") != std::string::npos);
 }

@@ -13,7 +13,7 @@ using Catch::Matchers::Contains;
 namespace {
 
 const GPT2Tokenizer& gpt2() {
-  static const GPT2Tokenizer tokenizer = GPT2Tokenizer::from_directory(ACCEL_GPT2_DATA_DIR);
+  static const GPT2Tokenizer tokenizer = GPT2Tokenizer::bundled();
   return tokenizer;
 }
 
@@ -62,7 +62,7 @@ TEST_CASE("tokenizer file errors name the file", "[models][tokenizer][errors]") 
   std::ofstream(vocab) << R"({"a": 1})";
   REQUIRE_THROWS_WITH(GPT2Tokenizer(vocab, merges), Contains("has no token for byte 0"));
   // A vocabulary of the 256 byte symbols alone, then a malformed merges line.
-  std::ifstream full(std::string(ACCEL_GPT2_DATA_DIR) + "/encoder.json");
+  std::ifstream full(bundled_vocabulary_dir() + "/encoder.json");
   std::ofstream(vocab) << full.rdbuf();
   std::ofstream(merges) << "#version: 0.2\nĠ t\nbad line here\n";
   REQUIRE_THROWS_WITH(GPT2Tokenizer(vocab, merges),

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <chrono>
 #include <exception>
 #include <functional>
@@ -23,21 +24,55 @@ namespace accel::pipeline::testing {
 
 using models::Activations;
 
+class Barrier {
+ public:
+  explicit Barrier(int count) : count_(count) {}
+  void arrive_and_wait() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    const auto generation = generation_;
+    if (++arrived_ == count_) {
+      arrived_ = 0;
+      ++generation_;
+      cv_.notify_all();
+      return;
+    }
+    cv_.wait(lock, [&] { return generation_ != generation; });
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  int count_, arrived_ = 0, generation_ = 0;
+};
+
 // Runs fn(group) on `world` threads; returns each rank's exception (null when it returned).
+// Every group is formed before any fn starts and torn down after every fn ended, so a rank that
+// fails at once does not close connections its peers are still opening. (A test that wants a
+// rank to vanish resets that rank's group itself.)
 inline std::vector<std::exception_ptr> run_ranks(int world, const std::function<void(runtime::GroupHandle&)>& fn,
                                                  std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
   torch::set_num_threads(1);
   auto store = c10::make_intrusive<::c10d::HashStore>();
   std::vector<std::exception_ptr> errors(world);
   std::vector<std::thread> threads;
+  Barrier formed(world), finished(world);
   for (int r = 0; r < world; ++r) {
     threads.emplace_back([&, r] {
+      runtime::GroupHandle group;
       try {
-        auto group = runtime::make_gloo_group(store, r, world, timeout);
-        fn(group);
+        group = runtime::make_gloo_group(store, r, world, timeout);
       } catch (...) {
         errors[r] = std::current_exception();
       }
+      formed.arrive_and_wait();
+      if (!errors[r]) {
+        try {
+          fn(group);
+        } catch (...) {
+          errors[r] = std::current_exception();
+        }
+      }
+      finished.arrive_and_wait();
     });
   }
   for (auto& t : threads) t.join();

@@ -134,6 +134,8 @@ WorldInfo detect_world(const Lookup& lookup) {
                      " must be smaller than the local world size " + std::to_string(info.local_world_size));
   }
 
+  info.launcher_hosts_store = read_flag(lookup, kUseAgentStore, false);
+  info.restart_count = read_int(lookup, kRestartCount, 0, 0);
   info.master_port = read_int(lookup, kMasterPort, kDefaultMasterPort, 1);
   if (info.master_port > 65535) {
     throw UsageError("environment variable MASTER_PORT=" + std::to_string(info.master_port) +

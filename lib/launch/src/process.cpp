@@ -1,6 +1,7 @@
 #include "process.h"
 
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -73,14 +74,28 @@ Spawned spawn(const SpawnOptions& options) {
     ::dup2(options.stdout_fd, STDOUT_FILENO);
     ::dup2(options.stderr_fd, STDERR_FILENO);
     ::signal(SIGPIPE, SIG_DFL);  // the launcher ignores it; an ignored disposition survives exec
-    ::sigprocmask(SIG_SETMASK, &options.child_signal_mask, nullptr);
+    // The launcher's handlers would write into its signal pipe until exec; ignored signals
+    // (nohup's SIGHUP) stay ignored, as exec would keep them.
+    for (int forwarded : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) {
+      struct sigaction current {};
+      ::sigaction(forwarded, nullptr, &current);
+      if (current.sa_handler != SIG_IGN) ::signal(forwarded, SIG_DFL);
+    }
     ::execve(options.executable.c_str(), argv.data(), envp.data());
     const int error = errno;
     (void)!::write(status.write.get(), &error, sizeof error);
     ::_exit(127);
   }
   ::setpgid(pid, options.process_group);
-  return Spawned{pid, std::move(status.read)};
+  // A pidfd rather than SIGCHLD: no signal is lost to another thread of the launcher.
+  Fd exit_watch(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  if (!exit_watch) {
+    const int error = errno;
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    throw Error(std::string("cannot watch a worker: pidfd_open: ") + std::strerror(error) + " (Linux 5.3 or newer is needed)");
+  }
+  return Spawned{pid, std::move(exit_watch), std::move(status.read)};
 }
 
 int exec_error(Spawned& spawned) {

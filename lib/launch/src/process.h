@@ -44,17 +44,17 @@ struct SpawnOptions {
   pid_t process_group = 0;
   int stdout_fd = -1;
   int stderr_fd = -1;
-  sigset_t child_signal_mask;  // restored in the child before exec
 };
 
 struct Spawned {
   pid_t pid = -1;
+  Fd exit_watch;   // a pidfd: poll() reports it readable once the process exited
   Fd exec_status;  // EOF once exec succeeded; an errno value when it failed
 };
 
 // fork + exec. The child joins `process_group`, asks for SIGKILL when the launcher dies
 // (PR_SET_PDEATHSIG), gets its stdout/stderr from the given descriptors and the given
-// environment. Does not wait for exec: read exec_status with exec_error() later, so spawning N
+// environment; the launcher's signal handlers are reset to the default. Does not wait for exec: read exec_status with exec_error() later, so spawning N
 // workers costs N forks, not N round trips. Throws accel::Error when fork fails.
 Spawned spawn(const SpawnOptions& options);
 

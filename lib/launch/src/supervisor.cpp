@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -34,55 +33,73 @@ using Clock = std::chrono::steady_clock;
 constexpr std::size_t kTailLines = 10;
 constexpr int kForwardedSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
 
-// For the duration of run(): SIGCHLD and the forwarded signals arrive on a descriptor that the
-// supervision loop polls next to the workers' output, so a worker's exit wakes it at once.
+// The write end of SignalPipe's pipe, for the handler (one SignalPipe exists at a time).
+int g_signal_pipe = -1;
+
+extern "C" void queue_signal(int number) {
+  const int saved = errno;
+  const unsigned char byte = static_cast<unsigned char>(number);
+  (void)!::write(g_signal_pipe, &byte, 1);
+  errno = saved;
+}
+
+// For the duration of run(): the forwarded signals are caught by a handler that writes their
+// number into a pipe the supervision loop polls (the self-pipe trick). A handler, not a blocked
+// mask with signalfd: libraries loaded earlier (NVML in the hardware probe) may have started
+// threads, and a process-directed signal goes to any thread that does not block it.
 // A signal the launcher inherited as ignored (nohup's SIGHUP) stays ignored and is not forwarded.
-class SignalInbox {
+// SIGCHLD is set to its default so children are not reaped behind our back; SIGPIPE is ignored so
+// a closed console does not kill the launcher.
+class SignalPipe {
  public:
-  SignalInbox() {
-    sigemptyset(&set_);
-    sigaddset(&set_, SIGCHLD);
+  SignalPipe() {
+    Pipe pipe = make_pipe();
+    ::fcntl(pipe.write.get(), F_SETFL, O_NONBLOCK);
+    ::fcntl(pipe.read.get(), F_SETFL, O_NONBLOCK);
+    read_ = std::move(pipe.read);
+    write_ = std::move(pipe.write);
+    g_signal_pipe = write_.get();
+    struct sigaction handler {};
+    handler.sa_handler = queue_signal;
+    handler.sa_flags = SA_RESTART;
+    sigemptyset(&handler.sa_mask);
     for (int number : kForwardedSignals) {
       struct sigaction current {};
       ::sigaction(number, nullptr, &current);
-      if (current.sa_handler != SIG_IGN) sigaddset(&set_, number);
+      if (current.sa_handler == SIG_IGN) continue;
+      ::sigaction(number, &handler, &current);
+      saved_.emplace_back(number, current);
     }
-    ::sigprocmask(SIG_BLOCK, &set_, &previous_mask_);
-    fd_ = Fd(::signalfd(-1, &set_, SFD_CLOEXEC | SFD_NONBLOCK));
-    if (!fd_) {
-      ::sigprocmask(SIG_SETMASK, &previous_mask_, nullptr);
-      throw Error(std::string("cannot watch signals: signalfd: ") + std::strerror(errno));
-    }
-    struct sigaction ignore {};
-    ignore.sa_handler = SIG_IGN;
-    ::sigaction(SIGPIPE, &ignore, &previous_sigpipe_);
+    set(SIGCHLD, SIG_DFL);
+    set(SIGPIPE, SIG_IGN);
   }
-  ~SignalInbox() {
-    take();  // consume what is pending so unblocking does not deliver it to the launcher
-    ::sigaction(SIGPIPE, &previous_sigpipe_, nullptr);
-    ::sigprocmask(SIG_SETMASK, &previous_mask_, nullptr);
+  ~SignalPipe() {
+    for (const auto& [number, previous] : saved_) ::sigaction(number, &previous, nullptr);
+    g_signal_pipe = -1;
   }
-  SignalInbox(const SignalInbox&) = delete;
-  SignalInbox& operator=(const SignalInbox&) = delete;
+  SignalPipe(const SignalPipe&) = delete;
+  SignalPipe& operator=(const SignalPipe&) = delete;
 
-  int fd() const { return fd_.get(); }
-  const sigset_t& original_mask() const { return previous_mask_; }
+  int fd() const { return read_.get(); }
 
   std::vector<int> take() {
     std::vector<int> numbers;
-    signalfd_siginfo info[16];
+    unsigned char bytes[64];
     ssize_t n;
-    while ((n = ::read(fd_.get(), info, sizeof info)) > 0) {
-      for (ssize_t i = 0; i < n / static_cast<ssize_t>(sizeof info[0]); ++i) numbers.push_back(info[i].ssi_signo);
-    }
+    while ((n = ::read(read_.get(), bytes, sizeof bytes)) > 0) numbers.insert(numbers.end(), bytes, bytes + n);
     return numbers;
   }
 
  private:
-  sigset_t set_;
-  sigset_t previous_mask_;
-  struct sigaction previous_sigpipe_ {};
-  Fd fd_;
+  void set(int number, void (*disposition)(int)) {
+    struct sigaction action {}, previous{};
+    action.sa_handler = disposition;
+    ::sigaction(number, &action, &previous);
+    saved_.emplace_back(number, previous);
+  }
+
+  Fd read_, write_;
+  std::vector<std::pair<int, struct sigaction>> saved_;
 };
 
 void make_directories(const std::string& path) {
@@ -172,6 +189,7 @@ struct Worker {
   int start_errno = 0;      // why exec failed, 0 when it did not
   std::string error_file;
   Fd out_log, err_log;
+  Fd exit_watch;          // readable once the worker exited; reset when reaped
   Fd out_pipe, err_pipe;  // read ends; reset at end of stream
   std::unique_ptr<LineRelay> out, err;
 };
@@ -199,8 +217,8 @@ struct Outcome {
 // One attempt: the whole local group started, supervised and stopped.
 class Attempt {
  public:
-  Attempt(const LaunchSpec& spec, int restart_count, const RunFiles& files, SignalInbox& inbox)
-      : spec_(spec), inbox_(inbox) {
+  Attempt(const LaunchSpec& spec, int restart_count, const RunFiles& files, SignalPipe& signals)
+      : spec_(spec), signals_(signals) {
     workers_.resize(spec.num_processes);
     std::vector<Spawned> started;
     // The group exists before any worker, so a failure part-way through still kills the ones
@@ -226,9 +244,9 @@ class Attempt {
       options.process_group = group_.id();
       options.stdout_fd = out.write.get();
       options.stderr_fd = err.write.get();
-      options.child_signal_mask = inbox.original_mask();
       started.push_back(spawn(options));
       worker.pid = started.back().pid;
+      worker.exit_watch = std::move(started.back().exit_watch);
       worker.out_pipe = std::move(out.read);
       worker.err_pipe = std::move(err.read);
     }
@@ -243,19 +261,28 @@ class Attempt {
       // A finished group's leftovers (grandchildren holding an output pipe) would keep the
       // streams open forever: the job is over, so they go.
       if (all_exited) group_.kill_all();
-      std::vector<pollfd> fds{{inbox_.fd(), POLLIN, 0}};
-      std::vector<std::pair<Worker*, bool>> streams;  // (worker, is_stderr) per fds[i + 1]
+      // fds[0]: signals; then per worker its exit watch and its two streams.
+      std::vector<pollfd> fds{{signals_.fd(), POLLIN, 0}};
+      struct Source {
+        Worker* worker;
+        enum { kExit, kStdout, kStderr } what;
+      };
+      std::vector<Source> sources;
       for (Worker& worker : workers_) {
+        if (worker.exit_watch) {
+          fds.push_back({worker.exit_watch.get(), POLLIN, 0});
+          sources.push_back({&worker, Source::kExit});
+        }
         if (worker.out_pipe) {
           fds.push_back({worker.out_pipe.get(), POLLIN, 0});
-          streams.emplace_back(&worker, false);
+          sources.push_back({&worker, Source::kStdout});
         }
         if (worker.err_pipe) {
           fds.push_back({worker.err_pipe.get(), POLLIN, 0});
-          streams.emplace_back(&worker, true);
+          sources.push_back({&worker, Source::kStderr});
         }
       }
-      if (all_exited && streams.empty()) break;
+      if (all_exited && sources.empty()) break;
 
       if (::poll(fds.data(), fds.size(), poll_timeout_ms()) < 0 && errno != EINTR) {
         throw Error(std::string("poll failed while supervising the workers: ") + std::strerror(errno));
@@ -265,10 +292,15 @@ class Attempt {
         deadline_.reset();
       }
       if (fds[0].revents) {
-        for (int number : inbox_.take()) number == SIGCHLD ? reap() : on_signal(number);
+        for (int number : signals_.take()) on_signal(number);
       }
-      for (std::size_t i = 0; i < streams.size(); ++i) {
-        if (fds[i + 1].revents) relay(*streams[i].first, streams[i].second);
+      for (std::size_t i = 0; i < sources.size(); ++i) {
+        if (!fds[i + 1].revents) continue;
+        if (sources[i].what == Source::kExit) {
+          reap(*sources[i].worker);
+        } else {
+          relay(*sources[i].worker, sources[i].what == Source::kStderr);
+        }
       }
     }
     if (outcome_.failure) {
@@ -295,28 +327,30 @@ class Attempt {
                                    std::chrono::duration<double>(spec_.grace_period_s));
   }
 
-  void reap() {
-    for (Worker& worker : workers_) {
-      if (worker.wait_status) continue;
-      int status = 0;
-      if (::waitpid(worker.pid, &status, WNOHANG) != worker.pid) continue;
-      worker.wait_status = status;
-      const bool failed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-      if (failed && !stopping_) {
-        Failure failure;
-        failure.local_rank = worker.local_rank;
-        failure.pid = worker.pid;
-        if (worker.start_errno == 0) {
-          failure.what = describe_wait_status(status);
-          failure.exit_code = exit_code_of(status);
-        } else {
-          // The shell's convention: 127 when the file is missing, 126 when it cannot be run.
-          failure.what = std::string("could not be started: ") + std::strerror(worker.start_errno);
-          failure.exit_code = worker.start_errno == ENOENT ? 127 : 126;
-        }
-        outcome_.failure = failure;
-        stop(SIGTERM);
+  void reap(Worker& worker) {
+    int status = 0;
+    pid_t reaped;
+    while ((reaped = ::waitpid(worker.pid, &status, WNOHANG)) < 0 && errno == EINTR) {
+    }
+    if (reaped == 0) return;  // not yet: the watch fires again
+    worker.exit_watch.reset();
+    if (reaped < 0) status = W_EXITCODE(127, 0);  // cannot happen while SIGCHLD has its default
+    worker.wait_status = status;
+    const bool failed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    if (failed && !stopping_) {
+      Failure failure;
+      failure.local_rank = worker.local_rank;
+      failure.pid = worker.pid;
+      if (worker.start_errno == 0) {
+        failure.what = describe_wait_status(status);
+        failure.exit_code = exit_code_of(status);
+      } else {
+        // The shell's convention: 127 when the file is missing, 126 when it cannot be run.
+        failure.what = std::string("could not be started: ") + std::strerror(worker.start_errno);
+        failure.exit_code = worker.start_errno == ENOENT ? 127 : 126;
       }
+      outcome_.failure = failure;
+      stop(SIGTERM);
     }
   }
 
@@ -343,7 +377,7 @@ class Attempt {
   }
 
   const LaunchSpec& spec_;
-  SignalInbox& inbox_;
+  SignalPipe& signals_;
   ProcessGroup group_;
   std::vector<Worker> workers_;
   bool stopping_ = false;
@@ -381,9 +415,9 @@ void print_summary(const LaunchSpec& spec, const Outcome& outcome) {
 int run(const LaunchSpec& spec) {
   RunFiles files(spec);
   if (!files.log_root().empty()) write_fully(STDERR_FILENO, "accel-launch: per-rank logs in " + files.log_root() + "\n");
-  SignalInbox inbox;
+  SignalPipe signals;
   for (int restart_count = 0;; ++restart_count) {
-    Outcome outcome = Attempt(spec, restart_count, files, inbox).supervise();
+    Outcome outcome = Attempt(spec, restart_count, files, signals).supervise();
     if (!outcome.failure && !outcome.interrupted_by) return 0;
     if (outcome.failure && !outcome.interrupted_by && restart_count < spec.max_restarts) {
       write_fully(STDERR_FILENO, "accel-launch: " + describe_root_cause(spec, *outcome.failure) +

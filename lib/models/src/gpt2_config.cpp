@@ -67,12 +67,11 @@ GPT2Config GPT2Config::from_json(const std::string& text, const std::string& sou
   }
   if (!j.is_object()) throw UsageError(source + ": expected a JSON object");
   GPT2Config c;
-  read_key(j, "vocab_size", c.vocab_size, source);
-  read_key(j, "n_positions", c.n_positions, source);
-  read_key(j, "n_embd", c.n_embd, source);
-  read_key(j, "n_layer", c.n_layer, source);
-  read_key(j, "n_head", c.n_head, source);
-  read_key(j, "n_inner", c.n_inner, source);
+  for (const auto& [key, member] :
+       {std::pair{"vocab_size", &GPT2Config::vocab_size}, {"n_positions", &GPT2Config::n_positions},
+        {"n_embd", &GPT2Config::n_embd}, {"n_layer", &GPT2Config::n_layer},
+        {"n_head", &GPT2Config::n_head}, {"n_inner", &GPT2Config::n_inner}})
+    read_key(j, key, c.*member, source);
   read_key(j, "layer_norm_epsilon", c.layer_norm_epsilon, source);
   read_key(j, "activation_function", c.activation_function, source);
   read_key(j, "scale_attn_weights", c.scale_attn_weights, source);

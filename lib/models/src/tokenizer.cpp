@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -245,6 +246,13 @@ GPT2Tokenizer GPT2Tokenizer::from_directory(const std::string& dir) {
     return GPT2Tokenizer((d / "encoder.json").string(), (d / "vocab.bpe").string());
   throw FileError(dir, "no GPT-2 tokenizer files: expected vocab.json + merges.txt or "
                        "encoder.json + vocab.bpe");
+}
+
+GPT2Tokenizer GPT2Tokenizer::bundled() { return from_directory(bundled_vocabulary_dir()); }
+
+std::string bundled_vocabulary_dir() {
+  const char* override_dir = std::getenv("ACCEL_GPT2_VOCAB_DIR");
+  return override_dir != nullptr && *override_dir != 0 ? override_dir : ACCEL_GPT2_DATA_DIR;
 }
 
 std::vector<std::int64_t> GPT2Tokenizer::encode(const std::string& text) const {

@@ -5,7 +5,11 @@
 namespace accel::pipeline {
 namespace {
 
-constexpr std::int64_t kEnvelopeSlots = 8;
+// Fixed fields, then an abort's text: an abort is one message, so it lands in the receive the
+// peer already has posted even when the failing rank exits right after sending it.
+constexpr std::int64_t kFixedSlots = 8;
+constexpr std::int64_t kEnvelopeSlots = 128;
+constexpr std::size_t kMaxAbortText = (kEnvelopeSlots - kFixedSlots) * sizeof(std::int64_t);
 
 std::string describe_error(const std::exception& e) {
   if (auto* c10_error = dynamic_cast<const c10::Error*>(&e)) return c10_error->what_without_backtrace();
@@ -14,30 +18,25 @@ std::string describe_error(const std::exception& e) {
 
 }  // namespace
 
-Message Message::abort(int origin, const std::string& text) {
+Message Message::abort(int origin, std::string text) {
   Message message;
   message.kind = MessageKind::kAbort;
   message.origin = origin;
-  auto bytes = torch::empty({static_cast<std::int64_t>(text.size())}, torch::kUInt8);
-  std::memcpy(bytes.data_ptr(), text.data(), text.size());
-  message.tensors.push_back(bytes);
+  if (text.size() > kMaxAbortText) text = text.substr(0, kMaxAbortText - 3) + "...";
+  message.text = std::move(text);
   return message;
-}
-
-std::string Message::abort_text() const {
-  if (tensors.empty()) return {};
-  const auto& bytes = tensors.front();
-  return std::string(static_cast<const char*>(bytes.data_ptr()), static_cast<std::size_t>(bytes.numel()));
 }
 
 Links::Links(const runtime::GroupHandle& group, Trace* trace) : group_(group), trace_(trace) {}
 
-void Links::wait(const c10::intrusive_ptr<::c10d::Work>& work, int peer, const char* what) {
+void Links::wait(const c10::intrusive_ptr<::c10d::Work>& work, int peer, const char* what,
+                 std::chrono::milliseconds timeout) {
+  if (timeout.count() == 0) timeout = group_.timeout;
   try {
-    work->wait(group_.timeout);
+    work->wait(timeout);
   } catch (const std::exception& e) {
     throw PeerError("rank " + std::to_string(group_.rank) + " could not " + what + " rank " + std::to_string(peer) +
-                    " (timeout " + std::to_string(group_.timeout.count() / 1000.0).substr(0, 5) +
+                    " (timeout " + std::to_string(timeout.count() / 1000.0).substr(0, 5) +
                     " s): rank " + std::to_string(peer) + " failed, exited or stopped answering (" +
                     describe_error(e) + ")");
   }
@@ -70,11 +69,15 @@ void Links::send(int peer, int tag, const Message& message) {
     for (auto size : tensor.sizes()) descriptor.push_back(size);
     payload.push_back(tensor);
   }
-  auto envelope = torch::tensor({static_cast<std::int64_t>(message.kind), message.batch, message.micro,
-                                 static_cast<std::int64_t>(message.last_of_batch), message.origin,
-                                 static_cast<std::int64_t>(message.tensors.size()),
-                                 static_cast<std::int64_t>(descriptor.size()), std::int64_t{0}},
-                                torch::kInt64);
+  auto envelope = torch::zeros({kEnvelopeSlots}, torch::kInt64);
+  auto* head = envelope.data_ptr<std::int64_t>();
+  const std::int64_t fixed[kFixedSlots] = {static_cast<std::int64_t>(message.kind), message.batch, message.micro,
+                                           static_cast<std::int64_t>(message.last_of_batch), message.origin,
+                                           static_cast<std::int64_t>(message.tensors.size()),
+                                           static_cast<std::int64_t>(descriptor.size()),
+                                           static_cast<std::int64_t>(message.text.size())};
+  std::copy(fixed, fixed + kFixedSlots, head);
+  std::memcpy(head + kFixedSlots, message.text.data(), std::min(message.text.size(), kMaxAbortText));
   std::vector<torch::Tensor> all{envelope};
   if (!descriptor.empty()) all.push_back(torch::tensor(descriptor, torch::kInt64));
   all.insert(all.end(), payload.begin(), payload.end());
@@ -86,7 +89,7 @@ void Links::send(int peer, int tag, const Message& message) {
   }
 }
 
-void Links::recv_into(int peer, int tag, torch::Tensor& tensor, const char* what) {
+void Links::recv_into(int peer, int tag, torch::Tensor& tensor, const char* what, std::chrono::milliseconds timeout) {
   if (tensor.numel() == 0) return;
   std::vector<torch::Tensor> one{tensor};
   c10::intrusive_ptr<::c10d::Work> work;
@@ -96,13 +99,13 @@ void Links::recv_into(int peer, int tag, torch::Tensor& tensor, const char* what
     throw PeerError("rank " + std::to_string(group_.rank) + " could not receive " + what + " from rank " +
                     std::to_string(peer) + ": " + describe_error(e));
   }
-  wait(work, peer, "receive from");
+  wait(work, peer, "receive from", timeout);
 }
 
-Message Links::recv(int peer, int tag) {
+Message Links::recv(int peer, int tag, std::chrono::milliseconds timeout) {
   const auto start = Trace::now();
   auto envelope = torch::empty({kEnvelopeSlots}, torch::kInt64);
-  recv_into(peer, tag, envelope, "a message header");
+  recv_into(peer, tag, envelope, "a message header", timeout);
   const auto* head = envelope.data_ptr<std::int64_t>();
   Message message;
   message.kind = static_cast<MessageKind>(head[0]);
@@ -111,8 +114,10 @@ Message Links::recv(int peer, int tag) {
   message.last_of_batch = head[3] != 0;
   message.origin = head[4];
   const auto num_tensors = head[5];
+  message.text.assign(reinterpret_cast<const char*>(head + kFixedSlots),
+                      std::min(static_cast<std::size_t>(head[7]), kMaxAbortText));
   auto descriptor = torch::empty({head[6]}, torch::kInt64);
-  recv_into(peer, tag, descriptor, "a tensor descriptor");
+  recv_into(peer, tag, descriptor, "a tensor descriptor", timeout);
   const auto* d = descriptor.data_ptr<std::int64_t>();
   for (std::int64_t i = 0, at = 0; i < num_tensors; ++i) {
     const auto dtype = static_cast<c10::ScalarType>(d[at++]);
@@ -120,7 +125,7 @@ Message Links::recv(int peer, int tag) {
     std::vector<std::int64_t> shape(d + at, d + at + ndim);
     at += ndim;
     auto tensor = torch::empty(shape, torch::TensorOptions().dtype(dtype));
-    recv_into(peer, tag, tensor, "a tensor");
+    recv_into(peer, tag, tensor, "a tensor", timeout);
     message.tensors.push_back(tensor);
   }
   if (trace_) {
@@ -131,11 +136,11 @@ Message Links::recv(int peer, int tag) {
   return message;
 }
 
-void Links::wait_sends(std::size_t max_messages) {
+void Links::wait_sends(std::size_t max_messages, std::chrono::milliseconds timeout) {
   while (in_flight_.size() > max_messages) {
     auto flight = std::move(in_flight_.front());
     in_flight_.pop_front();
-    for (auto& work : flight.works) wait(work, flight.peer, "send to");
+    for (auto& work : flight.works) wait(work, flight.peer, "send to", timeout);
   }
 }
 

@@ -16,7 +16,7 @@ namespace accel::pipeline {
 enum class MessageKind : std::int64_t {
   kData = 1,   // one micro-batch's activations (or, on the output channel, one batch's outputs)
   kEnd = 2,    // no more messages on this channel for this call
-  kAbort = 3,  // a rank failed: `origin` names it, the single uint8 tensor holds its message
+  kAbort = 3,  // a rank failed: `origin` names it, `text` is its message
 };
 
 struct Message {
@@ -26,9 +26,9 @@ struct Message {
   bool last_of_batch = false;
   std::int64_t origin = -1;
   std::vector<torch::Tensor> tensors;
+  std::string text;  // kAbort only; travels inside the envelope (truncated to fit)
 
-  static Message abort(int origin, const std::string& text);
-  std::string abort_text() const;
+  static Message abort(int origin, std::string text);
 };
 
 // Tags keep the activation channel (rank k -> k+1) apart from the output channel (last rank ->
@@ -43,19 +43,21 @@ class Links {
   // Starts sending; the tensors stay alive until the send completes. Throws accel::PeerError
   // naming `peer` when the transport fails.
   void send(int peer, int tag, const Message& message);
-  // Blocks until a message arrives or the group's timeout passes (accel::PeerError naming `peer`).
-  Message recv(int peer, int tag);
+  // Blocks until a message arrives or `timeout` passes (accel::PeerError naming `peer`); zero:
+  // the group's timeout.
+  Message recv(int peer, int tag, std::chrono::milliseconds timeout = {});
   // Waits for the oldest sends until at most `max_messages` are in flight (bounds memory when
   // the first stage runs ahead of the others).
-  void wait_sends(std::size_t max_messages = 0);
+  void wait_sends(std::size_t max_messages = 0, std::chrono::milliseconds timeout = {});
+  std::chrono::milliseconds timeout() const { return group_.timeout; }
   // Gives up on the sends in flight without waiting: used only on the way out of a failed call,
   // when a peer may never receive them. They are kept alive until this object dies.
   void abandon_sends();
 
  private:
   void post_send(int peer, int tag, std::vector<torch::Tensor> tensors);
-  void recv_into(int peer, int tag, torch::Tensor& tensor, const char* what);
-  void wait(const c10::intrusive_ptr<::c10d::Work>& work, int peer, const char* what);
+  void recv_into(int peer, int tag, torch::Tensor& tensor, const char* what, std::chrono::milliseconds timeout);
+  void wait(const c10::intrusive_ptr<::c10d::Work>& work, int peer, const char* what, std::chrono::milliseconds timeout);
 
   runtime::GroupHandle group_;
   Trace* trace_;

@@ -12,6 +12,7 @@
 #include "accel/core/error.h"
 #include "accel/core/hardware.h"
 #include "accel/runtime/group.h"
+#include "accel/runtime/partial_state.h"
 #include "link.h"
 #include "trace.h"
 
@@ -19,6 +20,7 @@ namespace accel::pipeline {
 namespace {
 
 constexpr int kTimedRepeats = 3;  // per block on the example, after one warm-up run
+constexpr int kAbortGraceMs = 3000;  // how long a failing rank waits for its abort to be received
 
 // Another rank failed and told this one; `text` is that rank's own message.
 class RemoteFailure : public PeerError {
@@ -189,16 +191,19 @@ class Pipeline::Impl {
     return x;
   }
 
-  // Best effort on a broken link: tell whoever may still be waiting, then leave without waiting.
+  // Best effort on a broken link: tell whoever may still be waiting (ranks downstream, or every
+  // rank from the last one), give them a moment to hear it, and leave.
   [[noreturn]] void fail_fast(const std::string& text) {
     if (!links) throw;
+    links->abandon_sends();
     try {
       if (!last()) links->send(rank + 1, kActivationTag, Message::abort(rank, text));
       if (last()) {
         for (int r = 0; r + 1 < num_stages; ++r) links->send(r, kOutputTag, Message::abort(rank, text));
       }
+      links->wait_sends(0, std::min(links->timeout(), std::chrono::milliseconds(kAbortGraceMs)));
     } catch (const PeerError&) {
-      // The link that broke may be the one just used; the error being raised already names it.
+      // The link that broke may be one of these; the error being raised already names it.
     }
     links->abandon_sends();
     throw;
@@ -302,7 +307,9 @@ class Pipeline::Impl {
       }
       if (!last()) {
         while (true) {
-          Message message = links->recv(num_stages - 1, kOutputTag);
+          // The last rank answers only after everything upstream of it: allow it a timeout of its
+          // own beyond ours, so that a rank further down that times out can tell us why.
+          Message message = links->recv(num_stages - 1, kOutputTag, 2 * links->timeout());
           if (message.kind == MessageKind::kEnd) break;
           if (message.kind == MessageKind::kAbort) {
             if (!failure) failure = std::move(message);
@@ -323,7 +330,7 @@ class Pipeline::Impl {
       throw;
     }
     if (local_error) std::rethrow_exception(local_error);
-    if (failure) throw RemoteFailure(rank, static_cast<int>(failure->origin), failure->abort_text());
+    if (failure) throw RemoteFailure(rank, static_cast<int>(failure->origin), failure->text);
   }
 
   void build_blocks(const models::BlockModel& model, const StagePlan& stage) {
@@ -521,6 +528,11 @@ Pipeline prepare(const models::BlockModel& model, const Activations& example_inp
   }
   if (group.rank == 0 && options.report) *options.report << impl->plan.to_string() << std::flush;
   return Pipeline(std::move(impl));
+}
+
+Pipeline prepare(const models::BlockModel& model, const Activations& example_inputs, const PipelineOptions& options) {
+  PartialState state;
+  return prepare(model, example_inputs, options, state.group());
 }
 
 }  // namespace accel::pipeline

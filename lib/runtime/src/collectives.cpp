@@ -39,10 +39,9 @@ auto guarded(SharedState& s, const char* op, F&& body) -> decltype(body()) {
     return body();
   } catch (const Error&) {
     throw;
-  } catch (const c10::Error& e) {
-    throw PeerError(failure_message(s, op, seq, e.what_without_backtrace()));
   } catch (const std::exception& e) {
-    throw PeerError(failure_message(s, op, seq, e.what()));
+    s.peer_failed = true;
+    throw PeerError(failure_message(s, op, seq, runtime::failure_reason(e)));
   }
 }
 

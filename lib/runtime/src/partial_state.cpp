@@ -46,6 +46,8 @@ std::shared_ptr<detail::SharedState> form_state(const PartialStateOptions& optio
   rdzv.world_size = world.world_size;
   rdzv.timeout = timeout;
   rdzv.poll_before_connect = options.poll_before_connect;
+  rdzv.launcher_hosts_store = world.launcher_hosts_store;
+  rdzv.attempt = world.restart_count;
   auto store = runtime::rendezvous(rdzv);
   // The default group's keys get a namespace of their own, so that groups formed later over the
   // same store (pipeline stages) cannot collide with them.
@@ -59,11 +61,13 @@ std::shared_ptr<detail::SharedState> form_state(const PartialStateOptions& optio
                                               transport_for(world, lookup));
       state->backend = "gloo";
     }
-  } catch (const c10::Error& e) {
+  } catch (const std::exception& e) {
     throw PeerError("rank " + std::to_string(world.rank) + " could not connect to its peers: " +
-                    e.what_without_backtrace());
+                    runtime::failure_reason(e));
   }
   state->group.store = store;  // progress markers live un-prefixed, where rendezvous put them
+  state->leave_store_on_exit = true;
+  state->hosts_store = world.rank == 0 && !world.launcher_hosts_store;
   return state;
 }
 
@@ -78,6 +82,19 @@ std::shared_ptr<detail::SharedState>& process_state() {
 }
 
 }  // namespace
+
+detail::SharedState::~SharedState() {
+  if (!leave_store_on_exit || !group.store) return;
+  std::vector<int> ranks;
+  for (int r = 0; r < world.world_size; ++r) ranks.push_back(r);
+  try {
+    const auto grace = peer_failed ? std::min<std::chrono::milliseconds>(group.timeout, std::chrono::seconds(1))
+                                   : group.timeout;
+    runtime::leave_store(*group.store, world.rank, hosts_store, ranks, grace);
+  } catch (const std::exception&) {
+    // The store is already gone (rank 0 died): nothing left to leave in order.
+  }
+}
 
 PartialState::PartialState() : PartialState(PartialStateOptions{}) {}
 

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <cerrno>
@@ -21,6 +22,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 std::string progress_key(int rank) { return "accel/at/" + std::to_string(rank); }
+std::string leaving_key(int rank) { return "accel/left/" + std::to_string(rank); }
 
 std::string seconds_text(std::chrono::milliseconds d) {
   const auto ms = d.count();
@@ -80,26 +82,41 @@ void wait_until_listening(const RendezvousOptions& o) {
 c10::intrusive_ptr<::c10d::Store> open_store(const RendezvousOptions& o) {
   ::c10d::TCPStoreOptions store_options;
   store_options.port = static_cast<std::uint16_t>(o.master_port);
-  store_options.isServer = o.rank == 0;
+  store_options.isServer = o.rank == 0 && !o.launcher_hosts_store;
   store_options.numWorkers = o.world_size;
   store_options.waitWorkers = false;  // we wait ourselves, so that the error can name who is missing
   store_options.timeout = o.timeout;
-  if (o.rank != 0 && o.poll_before_connect) wait_until_listening(o);
+  if (!store_options.isServer && o.poll_before_connect) wait_until_listening(o);
   try {
     return c10::make_intrusive<::c10d::TCPStore>(o.master_addr, store_options);
-  } catch (const c10::Error& e) {
-    const std::string where = o.master_addr + ":" + std::to_string(o.master_port);
-    if (o.rank == 0) {
+  } catch (const std::exception& e) {
+    if (store_options.isServer) {
       throw Error("rank 0 could not host the rendezvous store on port " + std::to_string(o.master_port) + " (" +
-                  e.what_without_backtrace() +
+                  failure_reason(e) +
                   "); another job may hold it: choose another with --main_process_port or MASTER_PORT");
     }
-    throw PeerError("rank " + std::to_string(o.rank) + " could not connect to rank 0's rendezvous store at " + where +
-                    " within " + seconds_text(o.timeout) + ": " + e.what_without_backtrace());
+    throw PeerError("rank " + std::to_string(o.rank) + " could not connect to the rendezvous store at " +
+                    o.master_addr + ":" + std::to_string(o.master_port) + " within " + seconds_text(o.timeout) + ": " +
+                    failure_reason(e));
   }
 }
 
 }  // namespace
+
+void leave_store(::c10d::Store& store, int rank, bool hosts, const std::vector<int>& clients,
+                 std::chrono::milliseconds grace) {
+  if (!hosts) {
+    store.set(leaving_key(rank), {1});
+    return;
+  }
+  const auto deadline = Clock::now() + grace;
+  for (int r : clients) {
+    if (r == rank) continue;
+    while (!store.check({leaving_key(r)}) && Clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  }
+}
 
 void record_progress(::c10d::Store& store, int rank, std::uint64_t seq, const std::string& op) {
   const std::string value = std::to_string(seq) + " " + op;
@@ -125,8 +142,18 @@ std::vector<std::string> ranks_behind(::c10d::Store& store, int world_size, std:
   return behind;
 }
 
+std::string failure_reason(const std::exception& e) {
+  // c10's messages carry a C++ backtrace that would bury the reason.
+  if (const auto* c10_error = dynamic_cast<const c10::Error*>(&e)) return c10_error->what_without_backtrace();
+  return e.what();
+}
+
 c10::intrusive_ptr<::c10d::Store> rendezvous(const RendezvousOptions& o) {
-  auto store = open_store(o);
+  c10::intrusive_ptr<::c10d::Store> store = open_store(o);
+  // A launcher's store outlives restarts of the job: each attempt keeps its keys apart.
+  if (o.launcher_hosts_store) {
+    store = c10::make_intrusive<::c10d::PrefixStore>("accel/attempt" + std::to_string(o.attempt), store);
+  }
   record_progress(*store, o.rank, 0, "join");
   std::vector<std::string> keys;
   for (int r = 0; r < o.world_size; ++r) keys.push_back(progress_key(r));
@@ -134,9 +161,15 @@ c10::intrusive_ptr<::c10d::Store> rendezvous(const RendezvousOptions& o) {
     store->wait(keys, o.timeout);
   } catch (const c10::Error&) {
     std::vector<std::string> missing;
+    std::vector<int> present;
     for (int r = 0; r < o.world_size; ++r) {
-      if (!store->check({progress_key(r)})) missing.push_back(std::to_string(r));
+      if (store->check({progress_key(r)})) {
+        present.push_back(r);
+      } else {
+        missing.push_back(std::to_string(r));
+      }
     }
+    leave_store(*store, o.rank, o.rank == 0 && !o.launcher_hosts_store, present, std::chrono::seconds(5));
     throw PeerError("rank(s) " + text::join(missing, ", ") + " of " + std::to_string(o.world_size) +
                     " did not join the rendezvous at " + o.master_addr + ":" + std::to_string(o.master_port) +
                     " within " + seconds_text(o.timeout) +

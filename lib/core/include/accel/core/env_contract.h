@@ -26,6 +26,7 @@ inline constexpr const char* kRunId = "TORCHELASTIC_RUN_ID";
 inline constexpr const char* kRestartCount = "TORCHELASTIC_RESTART_COUNT";
 inline constexpr const char* kMaxRestarts = "TORCHELASTIC_MAX_RESTARTS";
 inline constexpr const char* kErrorFile = "TORCHELASTIC_ERROR_FILE";
+inline constexpr const char* kUseAgentStore = "TORCHELASTIC_USE_AGENT_STORE";  // launcher hosts the store
 inline constexpr const char* kOmpNumThreads = "OMP_NUM_THREADS";
 inline constexpr const char* kCudaVisibleDevices = "CUDA_VISIBLE_DEVICES";
 
@@ -54,6 +55,8 @@ struct WorldInfo {
   int num_nodes = 1;
   std::string master_addr;  // empty when not distributed
   int master_port = kDefaultMasterPort;
+  bool launcher_hosts_store = false;  // TORCHELASTIC_USE_AGENT_STORE: rank 0 must not host it
+  int restart_count = 0;              // TORCHELASTIC_RESTART_COUNT
   std::string launcher = "none";  // accel-launch | torchrun | OpenMPI | MPICH | MVAPICH | SLURM | none
 
   bool distributed() const { return world_size > 1; }

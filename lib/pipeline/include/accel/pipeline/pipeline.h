@@ -93,4 +93,9 @@ class Pipeline {
 Pipeline prepare(const models::BlockModel& model, const Activations& example_inputs,
                  const PipelineOptions& options, const runtime::GroupHandle& group);
 
+// The same over the process-wide accel::PartialState's group (formed from the launcher's
+// environment; a job of one runs the whole model locally).
+Pipeline prepare(const models::BlockModel& model, const Activations& example_inputs,
+                 const PipelineOptions& options = {});
+
 }  // namespace accel::pipeline

@@ -1,0 +1,149 @@
+// The user's second scenario: GPT-2 for sequence classification cut into one stage per process,
+// micro-batches streaming through the stages. Run it with:
+//   accel-launch --num_processes 2 pipeline_inference --num_chunks 4
+// Every rank builds only its own stage's blocks (random weights from --seed, or --checkpoint).
+// With --iterations N it also measures: each rank prints one "pipeline_inference rank=..." line
+// with its time, stage parameters and peak RSS (what scripts/bench-pipeline.sh collects).
+#include <CLI/CLI.hpp>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "accel/core/error.h"
+#include "accel/models/gpt2.h"
+#include "accel/pipeline/pipeline.h"
+#include "accel/runtime/partial_state.h"
+
+namespace {
+
+struct Options {
+  std::string checkpoint;  // a directory with config.json + model.safetensors
+  int layers = 12;
+  int embd = 768;
+  int heads = 12;
+  int batch = 8;
+  int seq = 128;
+  int num_chunks = 4;
+  std::string split_points = "auto";
+  bool gather_output = false;
+  int stream_batches = 0;  // > 0: run that many batches through pipe.stream()
+  int iterations = 0;      // > 0: timed calls after one warm-up call
+  int threads = 1;
+  std::uint64_t seed = 0;
+};
+
+// Peak resident memory of this process, from /proc (Linux).
+double peak_rss_mib() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  }
+  return 0;
+}
+
+accel::models::Activations make_batch(const accel::models::GPT2Config& config, int batch, int seq, std::uint64_t seed) {
+  auto generator = at::detail::createCPUGenerator(seed);
+  auto ids = torch::randint(0, config.vocab_size, {batch, seq}, generator, torch::kInt64);
+  auto mask = torch::ones({batch, seq}, torch::kInt64);
+  return {ids, mask};
+}
+
+int run(const Options& o) {
+  torch::set_num_threads(o.threads);
+  accel::PartialState state;
+  accel::models::GPT2Options model_options;
+  if (!o.checkpoint.empty()) {
+    model_options = accel::models::GPT2Options::from_directory(o.checkpoint);
+  } else {
+    model_options.config.n_layer = o.layers;
+    model_options.config.n_embd = o.embd;
+    model_options.config.n_head = o.heads;
+    model_options.config.validate("pipeline_inference options");
+    model_options.seed = o.seed;
+  }
+  const auto config = model_options.config;
+  accel::models::GPT2ForSequenceClassification model(model_options);
+
+  const auto rss_before = peak_rss_mib();
+  const int micro = std::max(1, o.batch / std::max(1, o.num_chunks));
+  auto pipe = accel::pipeline::prepare(model, make_batch(config, micro, o.seq, 1),
+                                       {.split_points = accel::pipeline::SplitPoints::parse(o.split_points),
+                                        .num_chunks = o.num_chunks,
+                                        .gather_output = o.gather_output});
+  torch::NoGradGuard no_grad;
+  const auto batch = make_batch(config, o.batch, o.seq, 2);
+  std::vector<accel::models::Activations> stream;
+  for (int i = 0; i < o.stream_batches; ++i) stream.push_back(make_batch(config, o.batch, o.seq, 3 + i));
+
+  auto call = [&] {
+    if (o.stream_batches > 0) {
+      auto outs = pipe.stream(stream);
+      return outs.empty() ? accel::models::Activations{} : outs.back();
+    }
+    return pipe.forward(batch);
+  };
+  auto out = call();  // also the warm-up for --iterations
+  double seconds = 0;
+  if (o.iterations > 0) {
+    const auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < o.iterations; ++i) out = call();
+    seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+  if (!out.empty() && (pipe.is_last_stage() || state.is_main_process())) {
+    std::ostringstream shown;
+    shown << "rank " << state.process_index() << ": logits " << out[0].sizes() << ", first row "
+          << out[0][0].unsqueeze(0) << "\n";
+    std::cout << shown.str() << std::flush;
+  }
+  if (o.iterations > 0) {
+    const int per_call = std::max(1, o.stream_batches);
+    std::ostringstream line;
+    line << "pipeline_inference rank=" << state.process_index() << " stages=" << pipe.num_stages()
+         << " num_chunks=" << pipe.num_chunks() << " batch=" << o.batch << " seq=" << o.seq
+         << " batches=" << o.iterations * per_call << " seconds=" << seconds
+         << " samples_per_s=" << o.iterations * per_call * o.batch / seconds
+         << " stage_parameters=" << pipe.resident_parameter_count()
+         << " model_parameters=" << [&] {
+              std::int64_t n = 0;
+              for (const auto& b : pipe.plan().blocks) n += b.parameter_count;
+              return n;
+            }()
+         << " rss_before_prepare_mib=" << rss_before << " peak_rss_mib=" << peak_rss_mib() << "\n";
+    std::cout << line.str() << std::flush;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"GPT-2 sequence classification, pipelined across the processes of a job"};
+  Options o;
+  app.add_option("--checkpoint", o.checkpoint, "Directory with config.json and model.safetensors (default: random weights)")
+      ->check(CLI::ExistingDirectory);
+  app.add_option("--layers", o.layers, "Transformer blocks (random weights)")->check(CLI::PositiveNumber);
+  app.add_option("--embd", o.embd, "Hidden size (random weights)")->check(CLI::PositiveNumber);
+  app.add_option("--heads", o.heads, "Attention heads (random weights)")->check(CLI::PositiveNumber);
+  app.add_option("--batch", o.batch, "Rows per batch")->check(CLI::PositiveNumber);
+  app.add_option("--seq", o.seq, "Tokens per row")->check(CLI::PositiveNumber);
+  app.add_option("--num_chunks", o.num_chunks, "Micro-batches per batch (1: naive model parallelism)");
+  app.add_option("--split_points", o.split_points, "auto | parameters | block counts (6,6) | block names (h.6)");
+  app.add_flag("--gather_output", o.gather_output, "Deliver the output to every process");
+  app.add_option("--stream", o.stream_batches, "Run this many batches through one pipe.stream() call");
+  app.add_option("--iterations", o.iterations, "Timed calls after a warm-up; prints one measurement line per rank");
+  app.add_option("--threads", o.threads, "Torch threads per process")->check(CLI::PositiveNumber);
+  app.add_option("--seed", o.seed, "Seed of the random weights");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    return run(o);
+  } catch (const accel::Error& e) {
+    std::cerr << "pipeline_inference: " << e.what() << "\n";
+    return e.exit_code();
+  } catch (const std::exception& e) {
+    std::cerr << "pipeline_inference: " << e.what() << "\n";
+    return 1;
+  }
+}
