@@ -99,7 +99,9 @@ void reject_unknown_flag(const CLI::App& app, const std::vector<std::string>& jo
 
 void run_launch(const CLI::App& app, LaunchRequest request) {
   request.job = app.remaining();
-  reject_unknown_flag(app, request.job);
+  // "--" ends the launcher's options, as usual; it is not part of the job.
+  if (!request.job.empty() && request.job.front() == "--") request.job.erase(request.job.begin());
+  else reject_unknown_flag(app, request.job);
   config::apply_config_file(request, std::cerr);
   std::ostream silent(nullptr);
   const auto spec = launch::resolve(request, hardware::probe(), request.quiet.value_or(false) ? silent : std::cerr);

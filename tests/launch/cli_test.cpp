@@ -198,7 +198,7 @@ int free_port() {
 
 }  // namespace
 
-TEST_CASE("cli: every rank gets exactly its environment, for N = 1, 2, 3, 7") {
+TEST_CASE("launch cli: every rank gets exactly its environment, for N = 1, 2, 3, 7") {
   for (int n : {1, 2, 3, 7}) {
     std::vector<std::string> args{"--num_processes", std::to_string(n), PRINT_ENV_EXE};
     args.insert(args.end(), kContract.begin(), kContract.end());
@@ -231,7 +231,7 @@ TEST_CASE("cli: every rank gets exactly its environment, for N = 1, 2, 3, 7") {
   }
 }
 
-TEST_CASE("cli: guessed values are announced in one line, given ones never") {
+TEST_CASE("launch cli: guessed values are announced in one line, given ones never") {
   const auto guessed = launch({"--num_processes", "2", PRINT_ENV_EXE, "OMP_NUM_THREADS"});
   const auto notes = lines_of(guessed.err);
   REQUIRE(notes.size() == 1);
@@ -247,13 +247,15 @@ TEST_CASE("cli: guessed values are announced in one line, given ones never") {
   CHECK(rank_lines(given.out, 0) == std::vector<std::string>{"OMP_NUM_THREADS=3"});
 }
 
-TEST_CASE("cli: the launch subcommand, dashed flags, and job flags passed through untouched") {
+TEST_CASE("launch cli: the launch subcommand, dashed flags, and job flags passed through untouched") {
   const auto result = launch({"launch", "--num-processes", "2", "--cpu", "-q", PRINT_ENV_EXE, "--cpu", "WORLD_SIZE"});
   REQUIRE(result.code == 0);
   CHECK(lines_of(result.out) == std::vector<std::string>{"--cpu unset", "WORLD_SIZE=2", "--cpu unset", "WORLD_SIZE=2"});
+  const auto separated = launch({"-q", "--", PRINT_ENV_EXE, "--", "WORLD_SIZE"});
+  CHECK(separated.out == "-- unset\nWORLD_SIZE=1\n");
 }
 
-TEST_CASE("cli: the failing worker's exit code, one summary with its stderr and error file") {
+TEST_CASE("launch cli: the failing worker's exit code, one summary with its stderr and error file") {
   TempDir dir;
   const std::string script = "if [ \"$RANK\" = 1 ]; then " + wait_for_ranks(dir, {0, 2}) + " exec " WRITE_TO_STDERR_EXE
                              " --exit 3 --error-file 'ValueError: bad shard' first second; else exec " SLEEP_FOREVER_EXE
@@ -271,14 +273,14 @@ TEST_CASE("cli: the failing worker's exit code, one summary with its stderr and 
   require_all_gone(pids);
 }
 
-TEST_CASE("cli: a worker killed by a signal gives 128+N and names the signal") {
+TEST_CASE("launch cli: a worker killed by a signal gives 128+N and names the signal") {
   const auto result = launch({"--num_processes", "2", "sh", "-c", "[ \"$RANK\" = 0 ] && exec " EXIT_WITH_CODE_EXE " -9; exec sleep 30"});
   CHECK(result.code == 137);
   CHECK(result.err.find("rank 0 (local rank 0 on ") != std::string::npos);
   CHECK(result.err.find("killed by signal 9 (SIGKILL)") != std::string::npos);
 }
 
-TEST_CASE("cli: SIGKILL of the launcher leaves no worker and no grandchild") {
+TEST_CASE("launch cli: SIGKILL of the launcher leaves no worker and no grandchild") {
   TempDir dir;
   Launcher launcher({"--num_processes", "3", SLEEP_FOREVER_EXE, "--child", dir.path});
   const auto pids = wait_for_pids(dir, 3);
@@ -288,7 +290,16 @@ TEST_CASE("cli: SIGKILL of the launcher leaves no worker and no grandchild") {
   require_all_gone(pids);
 }
 
-TEST_CASE("cli: Ctrl-C is forwarded to every worker and the launcher exits 130") {
+TEST_CASE("launch cli: what a finished worker left running is stopped when the job ends") {
+  TempDir dir;
+  const std::string pidfile = dir / "grandchild";
+  // The grandchild holds the worker's stdout; waiting for it would outlast launch()'s limit.
+  const auto result = launch({"-q", "sh", "-c", "sleep 30 & echo $! > " + pidfile + "; exit 0"});
+  CHECK(result.code == 0);
+  require_all_gone({std::stoi(read_file(pidfile))});
+}
+
+TEST_CASE("launch cli: Ctrl-C is forwarded to every worker and the launcher exits 130") {
   TempDir dir;
   Launcher launcher({"--num_processes", "7", SLEEP_FOREVER_EXE, "--trap", dir.path});
   const auto pids = wait_for_pids(dir, 7);
@@ -299,7 +310,7 @@ TEST_CASE("cli: Ctrl-C is forwarded to every worker and the launcher exits 130")
   require_all_gone(pids);
 }
 
-TEST_CASE("cli: under nohup SIGHUP is not forwarded; SIGTERM is, and gives 143") {
+TEST_CASE("launch cli: under nohup SIGHUP is not forwarded; SIGTERM is, and gives 143") {
   TempDir dir;
   Launcher launcher({"--num_processes", "2", SLEEP_FOREVER_EXE, "--trap", dir.path}, {}, /*like_nohup=*/true);
   const auto pids = wait_for_pids(dir, 2);
@@ -311,7 +322,7 @@ TEST_CASE("cli: under nohup SIGHUP is not forwarded; SIGTERM is, and gives 143")
   require_all_gone(pids);
 }
 
-TEST_CASE("cli: a job that cannot be executed is reported like a shell does (126)") {
+TEST_CASE("launch cli: a job that cannot be executed is reported like a shell does (126)") {
   TempDir dir;
   const std::string path = dir / "not-a-program";
   std::ofstream(path) << std::string("\x7f" "ELF garbage", 12);
@@ -321,7 +332,7 @@ TEST_CASE("cli: a job that cannot be executed is reported like a shell does (126
   CHECK(std::regex_search(result.err, std::regex(R"(job failed: rank \d \(local rank \d on \S+, pid \d+\) could not be started: Exec format error)")));
 }
 
-TEST_CASE("cli: workers that ignore SIGTERM are killed after the grace period") {
+TEST_CASE("launch cli: workers that ignore SIGTERM are killed after the grace period") {
   TempDir dir;
   const std::string script = "[ \"$RANK\" = 2 ] && { " + wait_for_ranks(dir, {0, 1}) + " exec " EXIT_WITH_CODE_EXE
                              " 5; }; exec " SLEEP_FOREVER_EXE " --ignore --child " + dir.path;
@@ -333,7 +344,7 @@ TEST_CASE("cli: workers that ignore SIGTERM are killed after the grace period") 
   require_all_gone(pids);
 }
 
-TEST_CASE("cli: --max_restarts restarts the group with TORCHELASTIC_RESTART_COUNT incremented") {
+TEST_CASE("launch cli: --max_restarts restarts the group with TORCHELASTIC_RESTART_COUNT incremented") {
   // Rank 1 fails on the first two attempts; the other ranks wait to be stopped.
   const std::string flaky =
       "echo attempt $TORCHELASTIC_RESTART_COUNT; [ $TORCHELASTIC_RESTART_COUNT -ge 2 ] && exit 0;"
@@ -351,7 +362,7 @@ TEST_CASE("cli: --max_restarts restarts the group with TORCHELASTIC_RESTART_COUN
   CHECK(exhausted.err.find("accel-launch: job failed: ") != std::string::npos);
 }
 
-TEST_CASE("cli: output lines are whole and prefixed; --quiet and --local_ranks_filter") {
+TEST_CASE("launch cli: output lines are whole and prefixed; --quiet and --local_ranks_filter") {
   std::vector<std::string> args{"--num_processes", "7", WRITE_TO_STDERR_EXE, "--split"};
   for (int i = 0; i < 20; ++i) args.push_back("line-" + std::to_string(i) + "-of-a-rank");
   const auto result = launch(args);
@@ -376,7 +387,7 @@ TEST_CASE("cli: output lines are whole and prefixed; --quiet and --local_ranks_f
   CHECK(shown == std::vector<std::string>{"[rank0]: r0", "[rank2]: r2"});
 }
 
-TEST_CASE("cli: --log_dir writes per-rank files per attempt and never reuses a run's directory") {
+TEST_CASE("launch cli: --log_dir writes per-rank files per attempt and never reuses a run's directory") {
   TempDir dir;
   const int port = free_port();
   const std::vector<std::string> args{"--num_processes", "2", "--log_dir", dir / "logs", "--main_process_port",
@@ -393,7 +404,7 @@ TEST_CASE("cli: --log_dir writes per-rank files per attempt and never reuses a r
   CHECK(read_file(run + "/attempt_0/0/stdout.log") == "out0\n");
 }
 
-TEST_CASE("cli: two machines on loopback form one world") {
+TEST_CASE("launch cli: two machines on loopback form one world") {
   const std::string port = std::to_string(free_port());
   const std::vector<std::string> common{"--num_machines", "2", "--main_process_ip", "127.0.0.1", "--main_process_port",
                                         port, "--num_processes", "2", "-q"};
@@ -417,7 +428,7 @@ TEST_CASE("cli: two machines on loopback form one world") {
   CHECK(has("WORLD_SIZE=4"));
 }
 
-TEST_CASE("cli: jobs started at once on one machine get different free ports") {
+TEST_CASE("launch cli: jobs started at once on one machine get different free ports") {
   std::set<std::string> ports;
   std::vector<std::unique_ptr<Launcher>> jobs;
   for (int i = 0; i < 4; ++i) {
@@ -433,7 +444,7 @@ TEST_CASE("cli: jobs started at once on one machine get different free ports") {
   CHECK(ports.size() == 4);
 }
 
-TEST_CASE("cli: bad input is one line, exit code 2, and no worker started") {
+TEST_CASE("launch cli: bad input is one line, exit code 2, and no worker started") {
   TempDir dir;
   const std::string marker = dir / "started";
   const std::vector<std::string> job{"sh", "-c", "touch " + marker};
@@ -489,14 +500,14 @@ TEST_CASE("cli: bad input is one line, exit code 2, and no worker started") {
   ::close(listener);
 }
 
-TEST_CASE("cli: --gpu_ids reaches the workers as CUDA_VISIBLE_DEVICES") {
+TEST_CASE("launch cli: --gpu_ids reaches the workers as CUDA_VISIBLE_DEVICES") {
   const auto result = launch({"-q", "--gpu_ids", "1,0", PRINT_ENV_EXE, "CUDA_VISIBLE_DEVICES", "ACCEL_USE_CPU"},
                              {{"ACCEL_FAKE_GPUS", "2"}});
   CHECK(result.code == 0);
   CHECK(result.out == "CUDA_VISIBLE_DEVICES=1,0\nACCEL_USE_CPU=false\nCUDA_VISIBLE_DEVICES=1,0\nACCEL_USE_CPU=false\n");
 }
 
-TEST_CASE("cli: the launcher links neither LibTorch nor CUDA") {
+TEST_CASE("launch cli: the launcher links neither LibTorch nor CUDA") {
   FILE* pipe = ::popen("ldd " ACCEL_LAUNCH_EXE, "r");
   REQUIRE(pipe);
   std::string text;

@@ -12,7 +12,7 @@
 using accel::launch::PortReservation;
 using accel::launch::require_port_free;
 
-TEST_CASE("port: reservations held at the same time never share a port") {
+TEST_CASE("launch port: reservations held at the same time never share a port") {
   std::vector<PortReservation> held;
   std::set<int> ports;
   for (int i = 0; i < 20; ++i) {
@@ -24,7 +24,7 @@ TEST_CASE("port: reservations held at the same time never share a port") {
   CHECK_NOTHROW(require_port_free("--main_process_port", "127.0.0.1", held.front().port()));
 }
 
-TEST_CASE("port: a port something listens on is refused naming the address") {
+TEST_CASE("launch port: a port something listens on is refused naming the address") {
   const int server = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in address{};
   address.sin_family = AF_INET;

@@ -28,7 +28,7 @@ struct Capture {
 
 }  // namespace
 
-TEST_CASE("relay: whole lines only, each prefixed on the console and plain in the log") {
+TEST_CASE("launch relay: whole lines only, each prefixed on the console and plain in the log") {
   Capture console, log;
   LineRelay relay(RelayTargets{console.fd(), log.fd(), "[rank3]: ", 2});
   relay.feed("hel", 3);
@@ -42,7 +42,7 @@ TEST_CASE("relay: whole lines only, each prefixed on the console and plain in th
   CHECK(std::vector<std::string>(relay.tail().begin(), relay.tail().end()) == std::vector<std::string>{"three", "fou"});
 }
 
-TEST_CASE("relay: a filtered rank reaches only its log; --quiet has no prefix") {
+TEST_CASE("launch relay: a filtered rank reaches only its log; --quiet has no prefix") {
   Capture log, console;
   LineRelay filtered(RelayTargets{-1, log.fd(), "[rank1]: ", 0});
   filtered.feed("x\n", 2);
@@ -53,7 +53,7 @@ TEST_CASE("relay: a filtered rank reaches only its log; --quiet has no prefix") 
   CHECK(console.text() == "a\nb\n");
 }
 
-TEST_CASE("relay: an endless line is cut at the limit so memory stays bounded") {
+TEST_CASE("launch relay: an endless line is cut at the limit so memory stays bounded") {
   Capture console;
   LineRelay relay(RelayTargets{console.fd(), -1, "", 0});
   const std::string chunk(LineRelay::kMaxLine, 'x');
@@ -62,7 +62,7 @@ TEST_CASE("relay: an endless line is cut at the limit so memory stays bounded") 
   CHECK(console.text() == chunk + "\ny\n");
 }
 
-TEST_CASE("status: wait statuses in words and as exit codes") {
+TEST_CASE("launch status: wait statuses in words and as exit codes") {
   CHECK(accel::launch::describe_wait_status(3 << 8) == "exited with status 3");
   CHECK(accel::launch::describe_wait_status(SIGKILL) == "killed by signal 9 (SIGKILL)");
   CHECK(accel::launch::describe_wait_status(SIGSEGV) == "killed by signal 11 (SIGSEGV)");
@@ -71,7 +71,7 @@ TEST_CASE("status: wait statuses in words and as exit codes") {
   CHECK(accel::launch::exit_code_of(0) == 0);
 }
 
-TEST_CASE("error file: torch's JSON shapes, plain text, and no file") {
+TEST_CASE("launch error file: torch's JSON shapes, plain text, and no file") {
   char path[] = "/tmp/accel-error-XXXXXX";
   ::close(::mkstemp(path));
   const auto write = [&](const std::string& text) { std::ofstream(path) << text; };

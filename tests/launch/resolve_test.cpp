@@ -48,7 +48,7 @@ struct NoOmpEnv {
 
 }  // namespace
 
-TEST_CASE("resolve: a CPU-only machine gets one worker with all cores, announced in one line") {
+TEST_CASE("launch resolve: a CPU-only machine gets one worker with all cores, announced in one line") {
   NoOmpEnv no_omp;
   std::ostringstream notes;
   const auto spec = resolve(job(), machine(8, 0), notes);
@@ -65,7 +65,7 @@ TEST_CASE("resolve: a CPU-only machine gets one worker with all cores, announced
   CHECK(std::count(text.begin(), text.end(), '\n') == 1);
 }
 
-TEST_CASE("resolve: values given explicitly are never announced") {
+TEST_CASE("launch resolve: values given explicitly are never announced") {
   NoOmpEnv no_omp;
   auto request = job();
   request.num_processes = 3;
@@ -78,7 +78,7 @@ TEST_CASE("resolve: values given explicitly are never announced") {
   CHECK(notes.str().empty());
 }
 
-TEST_CASE("resolve: an inherited OMP_NUM_THREADS is left alone") {
+TEST_CASE("launch resolve: an inherited OMP_NUM_THREADS is left alone") {
   ::setenv("OMP_NUM_THREADS", "5", 1);
   auto request = job();
   request.num_processes = 2;
@@ -90,7 +90,7 @@ TEST_CASE("resolve: an inherited OMP_NUM_THREADS is left alone") {
   CHECK(notes.str().find("threads") == std::string::npos);
 }
 
-TEST_CASE("resolve: GPUs give one worker per GPU; --cpu overrides") {
+TEST_CASE("launch resolve: GPUs give one worker per GPU; --cpu overrides") {
   NoOmpEnv no_omp;
   std::ostringstream notes;
   auto spec = resolve(job(), machine(16, 4), notes);
@@ -107,7 +107,7 @@ TEST_CASE("resolve: GPUs give one worker per GPU; --cpu overrides") {
   CHECK(env_of(spec, 0)["ACCEL_USE_CPU"] == "true");
 }
 
-TEST_CASE("resolve: --gpu_ids sets the process count and CUDA_VISIBLE_DEVICES") {
+TEST_CASE("launch resolve: --gpu_ids sets the process count and CUDA_VISIBLE_DEVICES") {
   auto request = job();
   request.gpu_ids = "2,0";
   std::ostringstream notes;
@@ -117,7 +117,7 @@ TEST_CASE("resolve: --gpu_ids sets the process count and CUDA_VISIBLE_DEVICES") 
   CHECK(env_of(spec, 1)["ACCEL_USE_CPU"] == "false");
 }
 
-TEST_CASE("resolve: bad --gpu_ids are refused naming the GPU and the count") {
+TEST_CASE("launch resolve: bad --gpu_ids are refused naming the GPU and the count") {
   auto request = job();
   request.gpu_ids = "0,5";
   CHECK(usage_error(request, machine(8, 2)) ==
@@ -136,7 +136,7 @@ TEST_CASE("resolve: bad --gpu_ids are refused naming the GPU and the count") {
   CHECK(usage_error(request, machine(8, 2)) == "--gpu_ids 0 contradicts --cpu; pass one of them");
 }
 
-TEST_CASE("resolve: counts out of range name the flag") {
+TEST_CASE("launch resolve: counts out of range name the flag") {
   auto request = job();
   request.num_processes = 0;
   CHECK(usage_error(request) == "--num_processes 0: expected an integer >= 1");
@@ -154,7 +154,7 @@ TEST_CASE("resolve: counts out of range name the flag") {
   CHECK(usage_error(request) == "--num_machines 0: expected an integer >= 1");
 }
 
-TEST_CASE("resolve: multi-node flags are checked together") {
+TEST_CASE("launch resolve: multi-node flags are checked together") {
   auto request = job();
   request.num_machines = 2;
   CHECK(usage_error(request) == "--num_machines 2 needs --machine_rank: give each machine its index 0..1");
@@ -172,7 +172,7 @@ TEST_CASE("resolve: multi-node flags are checked together") {
   CHECK(usage_error(request) == "--main_process_port 70000: out of range; expected 1..65535 (or 0 for a free port on one machine)");
 }
 
-TEST_CASE("resolve: ranks on the second machine follow machine_rank * num_processes + local_rank") {
+TEST_CASE("launch resolve: ranks on the second machine follow machine_rank * num_processes + local_rank") {
   NoOmpEnv no_omp;
   auto request = job();
   request.num_machines = 2;
@@ -195,7 +195,7 @@ TEST_CASE("resolve: ranks on the second machine follow machine_rank * num_proces
   CHECK(env["TORCHELASTIC_RUN_ID"] == "accel-10.0.0.1-29500");
 }
 
-TEST_CASE("worker_environment: torchrun's contract plus ACCEL_* for every rank") {
+TEST_CASE("launch worker_environment: torchrun's contract plus ACCEL_* for every rank") {
   NoOmpEnv no_omp;
   auto request = job();
   request.num_processes = 2;
@@ -230,7 +230,7 @@ TEST_CASE("worker_environment: torchrun's contract plus ACCEL_* for every rank")
   CHECK(env_of(spec, 1) == expected);
 }
 
-TEST_CASE("resolve: other bad values are one clear message each") {
+TEST_CASE("launch resolve: other bad values are one clear message each") {
   auto request = job();
   request.mixed_precision = "fp32";
   CHECK(usage_error(request) == "--mixed_precision fp32: expected one of no, fp16, bf16");
@@ -247,7 +247,7 @@ TEST_CASE("resolve: other bad values are one clear message each") {
         "--local_ranks_filter 0,2: local rank 2 does not exist with 2 process(es) per machine");
 }
 
-TEST_CASE("resolve: the job must exist and be executable") {
+TEST_CASE("launch resolve: the job must exist and be executable") {
   CHECK(usage_error(job({})) == "missing JOB: usage: accel-launch [options] JOB [JOB ARGS...]");
   CHECK(usage_error(job({"no-such-program-xyz"})) ==
         "JOB no-such-program-xyz: not found on PATH (give a path such as ./no-such-program-xyz)");
@@ -262,7 +262,7 @@ TEST_CASE("resolve: the job must exist and be executable") {
   CHECK(usage_error(job({"/no/script.py"})) == "JOB /no/script.py: no such readable Python script");
 }
 
-TEST_CASE("resolve: a *.py job runs under python3 unless --no_python") {
+TEST_CASE("launch resolve: a *.py job runs under python3 unless --no_python") {
   char path[] = "/tmp/accel-launch-test-XXXXXX.py";
   const int fd = ::mkstemps(path, 3);
   ::close(fd);

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <set>
 
 using namespace accel::models;
 using accel::models::testing::tiny_config;
@@ -82,6 +83,32 @@ TEST_CASE("sampling is seeded and its filters behave", "[models][generation]") {
   p0.do_sample = true;
   p0.top_p = 1e-6;
   CHECK(model.generate(kPrompts, p0).new_tokens == greedy_tokens);
+}
+
+TEST_CASE("top-k and top-p sample only from the tokens they keep", "[models][generation]") {
+  auto model = tiny_lm();
+  const auto prompt = torch::tensor(kPrompts[0], torch::kLong).unsqueeze(0);
+  const auto probs = model.forward(prompt)[0][-1].softmax(0);
+  const auto ranked = std::get<1>(probs.sort(0, /*descending=*/true));
+  const std::set<std::int64_t> top3 = {ranked[0].item<std::int64_t>(), ranked[1].item<std::int64_t>(),
+                                       ranked[2].item<std::int64_t>()};
+  // The smallest nucleus holding top_p: the top-3 tokens when top_p lies inside their mass.
+  const double top_p = (probs[ranked[0]] + probs[ranked[1]]).item<double>() + 1e-4;
+
+  auto g = greedy(1, true);
+  g.do_sample = true;
+  std::set<std::int64_t> seen_k, seen_p;
+  for (std::uint64_t seed = 0; seed < 200; ++seed) {
+    g.seed = seed;
+    g.top_k = 3;
+    g.top_p = 1;
+    seen_k.insert(model.generate({kPrompts[0]}, g).new_tokens[0][0]);
+    g.top_k = 0;
+    g.top_p = top_p;
+    seen_p.insert(model.generate({kPrompts[0]}, g).new_tokens[0][0]);
+  }
+  CHECK(seen_k == top3);
+  CHECK(seen_p == top3);
 }
 
 TEST_CASE("generation stops a row at eos and pads it afterwards", "[models][generation]") {

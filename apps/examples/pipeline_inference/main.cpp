@@ -85,18 +85,19 @@ int run(const Options& o) {
     }
     return pipe.forward(batch);
   };
-  auto out = call();  // also the warm-up for --iterations
+  auto out = pipe.forward(batch);  // also the warm-up for --iterations
   double seconds = 0;
   if (o.iterations > 0) {
+    state.wait_for_everyone();
     const auto start = std::chrono::steady_clock::now();
     for (int i = 0; i < o.iterations; ++i) out = call();
     seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
-  if (!out.empty() && (pipe.is_last_stage() || state.is_main_process())) {
+  if (!out.empty()) {
     std::ostringstream shown;
-    shown << "rank " << state.process_index() << ": logits " << out[0].sizes() << ", first row "
-          << out[0][0].unsqueeze(0) << "\n";
-    std::cout << shown.str() << std::flush;
+    shown << "rank " << state.process_index() << ": logits " << out[0].sizes() << ", row 0:";
+    for (std::int64_t j = 0; j < out[0].size(1); ++j) shown << " " << out[0][0][j].item<float>();
+    std::cout << shown.str() << "\n" << std::flush;
   }
   if (o.iterations > 0) {
     const int per_call = std::max(1, o.stream_batches);

@@ -1,6 +1,5 @@
 #pragma once
 // Starting worker processes so that none outlives the launcher (private to lib/launch).
-#include <signal.h>
 #include <sys/types.h>
 
 #include <string>

@@ -10,11 +10,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <cmath>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
-#include <iostream>
-#include <map>
+#include <deque>
 #include <memory>
 #include <optional>
 

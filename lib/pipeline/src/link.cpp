@@ -1,5 +1,7 @@
 #include "link.h"
 
+#include <cstdio>
+
 #include "accel/core/error.h"
 
 namespace accel::pipeline {
@@ -35,11 +37,18 @@ void Links::wait(const c10::intrusive_ptr<::c10d::Work>& work, int peer, const c
   try {
     work->wait(timeout);
   } catch (const std::exception& e) {
-    throw PeerError("rank " + std::to_string(group_.rank) + " could not " + what + " rank " + std::to_string(peer) +
-                    " (timeout " + std::to_string(timeout.count() / 1000.0).substr(0, 5) +
-                    " s): rank " + std::to_string(peer) + " failed, exited or stopped answering (" +
-                    describe_error(e) + ")");
+    throw peer_error(what, peer, timeout, e);
   }
+}
+
+// One wording for every transport failure, whether posting or waiting failed.
+PeerError Links::peer_error(const char* what, int peer, std::chrono::milliseconds timeout,
+                            const std::exception& cause) const {
+  char seconds[32];
+  std::snprintf(seconds, sizeof seconds, "%.1f", timeout.count() / 1000.0);
+  return PeerError("rank " + std::to_string(group_.rank) + " could not " + what + " rank " + std::to_string(peer) +
+                   ": rank " + std::to_string(peer) + " failed, exited or stopped answering within the " + seconds +
+                   " s timeout (" + describe_error(cause) + ")");
 }
 
 void Links::post_send(int peer, int tag, std::vector<torch::Tensor> tensors) {
@@ -50,8 +59,7 @@ void Links::post_send(int peer, int tag, std::vector<torch::Tensor> tensors) {
     try {
       flight.works.push_back(group_.group->send(one, peer, tag));
     } catch (const std::exception& e) {
-      throw PeerError("rank " + std::to_string(group_.rank) + " could not send to rank " + std::to_string(peer) +
-                      ": " + describe_error(e));
+      throw peer_error("send to", peer, group_.timeout, e);
     }
     flight.keep_alive.push_back(tensor);
   }
@@ -89,15 +97,14 @@ void Links::send(int peer, int tag, const Message& message) {
   }
 }
 
-void Links::recv_into(int peer, int tag, torch::Tensor& tensor, const char* what, std::chrono::milliseconds timeout) {
+void Links::recv_into(int peer, int tag, torch::Tensor& tensor, std::chrono::milliseconds timeout) {
   if (tensor.numel() == 0) return;
   std::vector<torch::Tensor> one{tensor};
   c10::intrusive_ptr<::c10d::Work> work;
   try {
     work = group_.group->recv(one, peer, tag);
   } catch (const std::exception& e) {
-    throw PeerError("rank " + std::to_string(group_.rank) + " could not receive " + what + " from rank " +
-                    std::to_string(peer) + ": " + describe_error(e));
+    throw peer_error("receive from", peer, timeout.count() ? timeout : group_.timeout, e);
   }
   wait(work, peer, "receive from", timeout);
 }
@@ -105,7 +112,7 @@ void Links::recv_into(int peer, int tag, torch::Tensor& tensor, const char* what
 Message Links::recv(int peer, int tag, std::chrono::milliseconds timeout) {
   const auto start = Trace::now();
   auto envelope = torch::empty({kEnvelopeSlots}, torch::kInt64);
-  recv_into(peer, tag, envelope, "a message header", timeout);
+  recv_into(peer, tag, envelope, timeout);
   const auto* head = envelope.data_ptr<std::int64_t>();
   Message message;
   message.kind = static_cast<MessageKind>(head[0]);
@@ -117,7 +124,7 @@ Message Links::recv(int peer, int tag, std::chrono::milliseconds timeout) {
   message.text.assign(reinterpret_cast<const char*>(head + kFixedSlots),
                       std::min(static_cast<std::size_t>(head[7]), kMaxAbortText));
   auto descriptor = torch::empty({head[6]}, torch::kInt64);
-  recv_into(peer, tag, descriptor, "a tensor descriptor", timeout);
+  recv_into(peer, tag, descriptor, timeout);
   const auto* d = descriptor.data_ptr<std::int64_t>();
   for (std::int64_t i = 0, at = 0; i < num_tensors; ++i) {
     const auto dtype = static_cast<c10::ScalarType>(d[at++]);
@@ -125,7 +132,7 @@ Message Links::recv(int peer, int tag, std::chrono::milliseconds timeout) {
     std::vector<std::int64_t> shape(d + at, d + at + ndim);
     at += ndim;
     auto tensor = torch::empty(shape, torch::TensorOptions().dtype(dtype));
-    recv_into(peer, tag, tensor, "a tensor", timeout);
+    recv_into(peer, tag, tensor, timeout);
     message.tensors.push_back(tensor);
   }
   if (trace_) {

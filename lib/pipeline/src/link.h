@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "accel/core/error.h"
 #include "accel/runtime/group.h"
 #include "trace.h"
 
@@ -56,7 +57,8 @@ class Links {
 
  private:
   void post_send(int peer, int tag, std::vector<torch::Tensor> tensors);
-  void recv_into(int peer, int tag, torch::Tensor& tensor, const char* what, std::chrono::milliseconds timeout);
+  void recv_into(int peer, int tag, torch::Tensor& tensor, std::chrono::milliseconds timeout);
+  PeerError peer_error(const char* what, int peer, std::chrono::milliseconds timeout, const std::exception& cause) const;
   void wait(const c10::intrusive_ptr<::c10d::Work>& work, int peer, const char* what, std::chrono::milliseconds timeout);
 
   runtime::GroupHandle group_;

@@ -19,7 +19,9 @@
 namespace accel::pipeline {
 namespace {
 
-constexpr int kTimedRepeats = 3;  // per block on the example, after one warm-up run
+// Timing the example: blocks faster than this are run kRetimes more times and the median kept.
+constexpr double kRetimeBelowSeconds = 0.05;
+constexpr int kRetimes = 3;
 constexpr int kAbortGraceMs = 3000;  // how long a failing rank waits for its abort to be received
 
 // Another rank failed and told this one; `text` is that rank's own message.
@@ -168,16 +170,22 @@ class Pipeline::Impl {
       auto& [name, block] = blocks[i];
       try {
         if (block_seconds) {
-          auto warm = block->forward(x);
-          std::vector<double> times;
-          for (int r = 0; r < kTimedRepeats; ++r) {
-            const auto t0 = std::chrono::steady_clock::now();
-            warm = block->forward(x);
-            times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+          auto t0 = std::chrono::steady_clock::now();
+          auto out = block->forward(x);
+          double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+          // A fast block's first run is mostly one-off costs (allocation, lazy set-up): time it again.
+          if (seconds < kRetimeBelowSeconds) {
+            std::vector<double> times;
+            for (int r = 0; r < kRetimes; ++r) {
+              t0 = std::chrono::steady_clock::now();
+              out = block->forward(x);
+              times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+            }
+            std::sort(times.begin(), times.end());
+            seconds = times[times.size() / 2];
           }
-          std::sort(times.begin(), times.end());
-          (*block_seconds)[first_block + i] = times[times.size() / 2];
-          x = std::move(warm);
+          (*block_seconds)[first_block + i] = seconds;
+          x = std::move(out);
         } else {
           x = block->forward(x);
         }
@@ -445,8 +453,20 @@ Pipeline prepare(const models::BlockModel& model, const Activations& example_inp
   if (infos.empty()) throw UsageError("the model has no blocks to split into stages");
 
   const bool balance_by_time = options.split_points.mode() == SplitPoints::Mode::kAuto;
-  // "auto" first cuts by parameters, times each block where it lands, then re-cuts by time.
-  Plan plan = make_plan(infos, world, balance_by_time ? SplitPoints("parameters") : options.split_points);
+  const std::int64_t budget = options.max_stage_bytes > 0 ? options.max_stage_bytes : default_stage_bytes(world);
+  const std::int64_t max_stage_parameters = budget / 4;
+  // "auto" first cuts into equal block counts (within the memory budget), times each block where
+  // it lands, then re-cuts by time: for a stack of equal blocks the first cut is already the
+  // final one, so nothing is built twice.
+  SplitPoints first_cut = options.split_points;
+  if (balance_by_time) {
+    std::vector<double> weights;
+    for (const auto& info : infos) weights.push_back(static_cast<double>(info.parameter_count));
+    auto counts = linear_partition(std::vector<double>(infos.size(), 1.0), world, weights,
+                                   static_cast<double>(max_stage_parameters));
+    first_cut = counts.empty() ? SplitPoints("parameters") : SplitPoints::counts(counts);
+  }
+  Plan plan = make_plan(infos, world, first_cut);
 
   auto impl = std::make_unique<Pipeline::Impl>();
   impl->group = group;
@@ -494,8 +514,7 @@ Pipeline prepare(const models::BlockModel& model, const Activations& example_inp
   impl->sum_over_group(shared);
   std::vector<double> measured(values, values + infos.size());
 
-  const std::int64_t budget = options.max_stage_bytes > 0 ? options.max_stage_bytes : default_stage_bytes(world);
-  impl->plan = make_plan(infos, world, options.split_points, measured, budget / 4);
+  impl->plan = make_plan(infos, world, options.split_points, measured, max_stage_parameters);
   if (balance_by_time) {
     auto status = torch::zeros({world}, torch::kFloat64);
     std::string own_error;

@@ -11,14 +11,23 @@
 #endif
 
 namespace accel::runtime {
+namespace {
 
-GroupHandle make_gloo_group(const c10::intrusive_ptr<::c10d::Store>& store, int rank, int world_size,
-                            std::chrono::milliseconds timeout, const GlooTransport& transport) {
+GroupHandle handle_without_group(const c10::intrusive_ptr<::c10d::Store>& store, int rank, int world_size,
+                                 std::chrono::milliseconds timeout) {
   GroupHandle handle;
   handle.rank = rank;
   handle.world_size = world_size;
   handle.timeout = timeout;
   handle.store = store;
+  return handle;
+}
+
+}  // namespace
+
+GroupHandle make_gloo_group(const c10::intrusive_ptr<::c10d::Store>& store, int rank, int world_size,
+                            std::chrono::milliseconds timeout, const GlooTransport& transport) {
+  GroupHandle handle = handle_without_group(store, rank, world_size, timeout);
   if (world_size == 1) return handle;
   auto options = ::c10d::ProcessGroupGloo::Options::create();
   options->timeout = timeout;
@@ -39,11 +48,7 @@ bool nccl_available() {
 
 GroupHandle make_nccl_group(const c10::intrusive_ptr<::c10d::Store>& store, int rank, int world_size,
                             std::chrono::milliseconds timeout) {
-  GroupHandle handle;
-  handle.rank = rank;
-  handle.world_size = world_size;
-  handle.timeout = timeout;
-  handle.store = store;
+  GroupHandle handle = handle_without_group(store, rank, world_size, timeout);
   if (world_size == 1) return handle;
 #ifdef USE_C10D_NCCL
   auto options = ::c10d::ProcessGroupNCCL::Options::create();

@@ -48,11 +48,10 @@ std::shared_ptr<detail::SharedState> form_state(const PartialStateOptions& optio
   rdzv.poll_before_connect = options.poll_before_connect;
   rdzv.launcher_hosts_store = world.launcher_hosts_store;
   rdzv.attempt = world.restart_count;
-  auto store = runtime::rendezvous(rdzv);
-  // The default group's keys get a namespace of their own, so that groups formed later over the
-  // same store (pipeline stages) cannot collide with them.
-  auto group_store = c10::make_intrusive<::c10d::PrefixStore>("accel/pg/default", store);
-  try {
+  const auto store = runtime::rendezvous(rdzv, [&](const c10::intrusive_ptr<::c10d::Store>& joined) {
+    // The default group's keys get a namespace of their own, so that groups formed later over
+    // the same store (pipeline stages) cannot collide with them.
+    auto group_store = c10::make_intrusive<::c10d::PrefixStore>("accel/pg/default", joined);
     if (cuda && runtime::nccl_available()) {
       state->group = runtime::make_nccl_group(group_store, world.rank, world.world_size, timeout);
       state->backend = "nccl";
@@ -61,10 +60,7 @@ std::shared_ptr<detail::SharedState> form_state(const PartialStateOptions& optio
                                               transport_for(world, lookup));
       state->backend = "gloo";
     }
-  } catch (const std::exception& e) {
-    throw PeerError("rank " + std::to_string(world.rank) + " could not connect to its peers: " +
-                    runtime::failure_reason(e));
-  }
+  });
   state->group.store = store;  // progress markers live un-prefixed, where rendezvous put them
   state->leave_store_on_exit = true;
   state->hosts_store = world.rank == 0 && !world.launcher_hosts_store;
@@ -102,11 +98,7 @@ PartialState::PartialState(const PartialStateOptions& options) {
   std::lock_guard<std::mutex> lock(process_state_mutex());
   auto& shared = process_state();
   if (!shared) {
-    auto formed = form_state(options);
-    // Every rank leaves formation together: once this barrier completes, all peers are
-    // connected, so rank 0 may exit early without taking the store from a slower rank.
-    PartialState(formed).wait_for_everyone();
-    shared = std::move(formed);
+    shared = form_state(options);
   }
   impl_ = shared;
 }

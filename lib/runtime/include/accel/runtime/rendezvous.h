@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -26,10 +27,13 @@ struct RendezvousOptions {
   int attempt = 0;
 };
 
-// Connects to (rank 0: hosts) the job's TCPStore, records this rank as joined and waits until
-// every rank has joined. Throws accel::PeerError naming the ranks that did not arrive within the
-// timeout, or rank 0's address when it cannot be reached; accel::Error when rank 0 cannot listen.
-c10::intrusive_ptr<::c10d::Store> rendezvous(const RendezvousOptions& options);
+// Forms the process group over the store; blocks until every rank has joined, throws on timeout.
+using FormGroup = std::function<void(const c10::intrusive_ptr<::c10d::Store>&)>;
+
+// Connects to (rank 0: hosts) the job's TCPStore, records this rank as joined and runs `form`.
+// Throws accel::PeerError naming the ranks that did not arrive within the timeout, or rank 0's
+// address when it cannot be reached; accel::Error when rank 0 cannot listen.
+c10::intrusive_ptr<::c10d::Store> rendezvous(const RendezvousOptions& options, const FormGroup& form);
 
 // Ends this rank's use of the job's TCPStore. c10d's client thread dies with std::terminate (or
 // spins) when the store's host goes away first, so the host (rank 0) waits, at most `grace`,
