@@ -67,15 +67,25 @@ tokens="${TOKENS:-16}"
 for ((i = 0; i < prompts; i++)); do echo "benchmark prompt number $i"; done >"$tmp/prompts.txt"
 now() { date +%s.%N; }
 echo "## data-parallel scaling: distributed_inference, $prompts prompts x $tokens new tokens (wall seconds, startup included)"
-t0=$(now)
-OMP_NUM_THREADS=2 "$bin/distributed_inference" --prompts "$tmp/prompts.txt" --max_new_tokens "$tokens" --threads 2 \
-  --output_dir "$tmp/one" >"$tmp/one.out"
-t1=$(now)
-"$bin/accel-launch" --num_processes 2 --num_cpu_threads_per_process 1 "$bin/distributed_inference" \
-  --prompts "$tmp/prompts.txt" --max_new_tokens "$tokens" --threads 1 --output_dir "$tmp/two" >"$tmp/two.out" 2>&1
-t2=$(now)
-# Both runs must have produced the same outputs, in the same order.
-diff <(grep -o '\] .*' "$tmp/one.out") <(grep -o '\] .*' "$tmp/two.out") >/dev/null ||
-  { echo "bench-runtime: the two runs disagree" >&2; exit 1; }
-awk -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN {
-  printf "| 1 process x 2 threads | 2 processes x 1 thread | speed-up |\n|---|---|---|\n| %.2f | %.2f | %.2fx |\n", b - a, c - b, (b - a) / (c - b) }'
+# Prints the wall seconds of one run and keeps its printed results for the comparison below.
+timed() {
+  local name=$1 start
+  shift
+  start=$(now)
+  "$@" >"$tmp/$name.out" 2>&1
+  awk -v a="$start" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'
+}
+args=(--prompts "$tmp/prompts.txt" --max_new_tokens "$tokens")
+one_by_one=$(OMP_NUM_THREADS=1 timed p1t1 "$bin/distributed_inference" "${args[@]}" --threads 1 --output_dir "$tmp/a")
+one_by_two=$(OMP_NUM_THREADS=2 timed p1t2 "$bin/distributed_inference" "${args[@]}" --threads 2 --output_dir "$tmp/b")
+two_by_one=$(timed p2t1 "$bin/accel-launch" --num_processes 2 --num_cpu_threads_per_process 1 \
+  "$bin/distributed_inference" "${args[@]}" --threads 1 --output_dir "$tmp/c")
+# Every run must have printed the same outputs, in the same order.
+for run in p1t2 p2t1; do
+  diff <(grep -o '\] .*' "$tmp/p1t1.out") <(grep -o '\] .*' "$tmp/$run.out") >/dev/null ||
+    { echo "bench-runtime: run $run printed other results than p1t1" >&2; exit 1; }
+done
+echo "| 1 process x 1 thread | 1 process x 2 threads | 2 processes x 1 thread | 2x1 vs 1x2 | 2x1 vs 1x1 |"
+echo "|---|---|---|---|---|"
+awk -v a="$one_by_one" -v b="$one_by_two" -v c="$two_by_one" \
+  'BEGIN { printf "| %.2f | %.2f | %.2f | %.2fx | %.2fx |\n", a, b, c, b / c, a / c }'

@@ -147,8 +147,8 @@ TEST_CASE("launch resolve: counts out of range name the flag") {
   request.max_restarts = -1;
   CHECK(usage_error(request) == "--max_restarts -1: expected an integer >= 0");
   request = job();
-  request.grace_period_s = -1;
-  CHECK(usage_error(request) == "--grace_period -1.000000: expected seconds >= 0");
+  request.grace_period_s = -1.5;
+  CHECK(usage_error(request) == "--grace_period -1.5: expected seconds >= 0");
   request = job();
   request.num_machines = 0;
   CHECK(usage_error(request) == "--num_machines 0: expected an integer >= 1");

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -185,16 +186,16 @@ TEST_CASE("a single process runs the whole model without a process group") {
   CHECK(pipe.plan().stages.size() == 1);
 }
 
-TEST_CASE("ACCEL_TRACE-style tracing writes one Chrome-trace file per rank") {
+TEST_CASE("tracing writes one Chrome-trace file per rank, and plot-trace draws them") {
   const ToyModel model(3);
   const auto dir = std::filesystem::temp_directory_path() / ("accel-trace-test-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
+  ::setenv("ACCEL_TRACE", dir.c_str(), 1);  // before the rank threads start
   auto errors = run_ranks(2, [&](accel::runtime::GroupHandle& group) {
-    auto options = quiet("parameters", 2);
-    options.trace_dir = dir.string();
-    auto pipe = prepare(model, toy_batch(2, 4, 40), options, group);
+    auto pipe = prepare(model, toy_batch(2, 4, 40), quiet("parameters", 2), group);
     pipe.forward(toy_batch(4, 4, 41));
   });
+  ::unsetenv("ACCEL_TRACE");
   expect_no_errors(errors);
   std::vector<std::filesystem::path> files;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) files.push_back(entry.path());
@@ -214,5 +215,17 @@ TEST_CASE("ACCEL_TRACE-style tracing writes one Chrome-trace file per rank") {
     }
     CHECK(computes == 2);  // one per micro-batch; the example run in prepare() is not traced
   }
+
+  // scripts/plot-trace renders the run as an SVG with a row per rank, and refuses to overwrite.
+  const auto svg = dir / "timeline.svg";
+  const std::string plot = std::string(PYTHON) + " " + PLOT_TRACE + " " + dir.string() + " -o " + svg.string();
+  REQUIRE(std::system((plot + " > /dev/null").c_str()) == 0);
+  std::ifstream in(svg);
+  const std::string picture((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK_THAT(picture, Catch::StartsWith("<svg"));
+  CHECK_THAT(picture, Catch::Contains(">rank 0</text>"));
+  CHECK_THAT(picture, Catch::Contains(">rank 1</text>"));
+  CHECK_THAT(picture, Catch::Contains("compute b0 m1"));
+  CHECK(std::system((plot + " 2> /dev/null").c_str()) != 0);
   std::filesystem::remove_all(dir);
 }

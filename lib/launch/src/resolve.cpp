@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <sstream>
 
 #include "accel/core/env_contract.h"
 #include "accel/core/error.h"
@@ -186,7 +187,9 @@ LaunchSpec resolve(const LaunchRequest& request, const hardware::Machine& machin
   spec.max_restarts = at_least(request.max_restarts, "--max_restarts", 0, 0);
   if (request.grace_period_s) {
     if (!std::isfinite(*request.grace_period_s) || *request.grace_period_s < 0) {
-      throw UsageError("--grace_period " + std::to_string(*request.grace_period_s) + ": expected seconds >= 0");
+      std::ostringstream value;
+      value << *request.grace_period_s;
+      throw UsageError("--grace_period " + value.str() + ": expected seconds >= 0");
     }
     spec.grace_period_s = *request.grace_period_s;
   }
