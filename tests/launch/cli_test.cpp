@@ -474,6 +474,10 @@ TEST_CASE("launch cli: bad input is one line, exit code 2, and no worker started
                                            "--main_process_port out to get a free one"},
       {{"--gpu_ids", "0,3"}, "--gpu_ids 0,3: GPU 3 does not exist; this machine has 2 GPU(s), numbered 0..1"},
       {{"--gpu_ids", "0", "--num_processes", "2"}, "--gpu_ids 0 names 1 GPU(s) but --num_processes is 2; give one GPU per process"},
+      {{"--num_processes", "4"}, "--num_processes 4 needs one GPU per process but 2 GPU(s) are available; pass "
+                                 "--num_processes 2 or less, or --cpu for CPU workers"},
+      {{"--num_processes", "2", "launch"}, "--num_processes is given before 'launch'; put launch options after it: "
+                                           "accel-launch launch [options] JOB [JOB ARGS...]"},
   };
   for (const auto& [flags, message] : cases) {
     std::vector<std::string> args = flags;

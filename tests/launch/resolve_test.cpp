@@ -117,6 +117,22 @@ TEST_CASE("launch resolve: --gpu_ids sets the process count and CUDA_VISIBLE_DEV
   CHECK(env_of(spec, 1)["ACCEL_USE_CPU"] == "false");
 }
 
+TEST_CASE("launch resolve: more GPU workers than GPUs are refused before any starts") {
+  auto request = job();
+  request.num_processes = 4;
+  CHECK(usage_error(request, machine(8, 1)) ==
+        "--num_processes 4 needs one GPU per process but 1 GPU(s) are available; pass --num_processes 1 or less, "
+        "or --cpu for CPU workers");
+  request.gpu_ids = "all";
+  CHECK(usage_error(request, machine(8, 2)) ==
+        "--num_processes 4 needs one GPU per process but 2 GPU(s) are available; pass --num_processes 2 or less, "
+        "or --cpu for CPU workers");
+  request.gpu_ids.reset();
+  request.use_cpu = true;
+  std::ostringstream notes;
+  CHECK(resolve(request, machine(8, 1), notes).num_processes == 4);
+}
+
 TEST_CASE("launch resolve: bad --gpu_ids are refused naming the GPU and the count") {
   auto request = job();
   request.gpu_ids = "0,5";

@@ -164,6 +164,15 @@ LaunchSpec resolve(const LaunchRequest& request, const hardware::Machine& machin
     guessed.push_back("--num_processes 1 (no GPU in use: one CPU worker)");
   }
 
+  // Each GPU worker takes cuda:LOCAL_RANK among the GPUs it sees; a worker without a GPU of its
+  // own would crash deep inside the job, so refuse before starting any.
+  const std::size_t visible_gpus = spec.gpu_ids.empty() ? machine.gpus.size() : spec.gpu_ids.size();
+  if (!spec.use_cpu && static_cast<std::size_t>(spec.num_processes) > visible_gpus) {
+    throw UsageError("--num_processes " + std::to_string(spec.num_processes) + " needs one GPU per process but " +
+                     std::to_string(visible_gpus) + " GPU(s) are available; pass --num_processes " +
+                     std::to_string(visible_gpus) + " or less, or --cpu for CPU workers");
+  }
+
   if (request.num_cpu_threads_per_process) {
     spec.omp_threads = at_least(request.num_cpu_threads_per_process, "--num_cpu_threads_per_process", 1, 1);
   } else if (!std::getenv(env::kOmpNumThreads)) {
