@@ -11,14 +11,6 @@ using namespace accel::pipeline::testing;
 
 namespace {
 
-PipelineOptions quiet(SplitPoints split, int num_chunks) {
-  PipelineOptions options;
-  options.split_points = std::move(split);
-  options.num_chunks = num_chunks;
-  options.report = nullptr;
-  return options;
-}
-
 // Runs `model` pipelined over `stages` ranks on two batches (uneven micro-batches) and returns
 // the last rank's outputs.
 std::vector<torch::Tensor> pipelined(const accel::models::BlockModel& model, int stages, int chunks,

@@ -12,14 +12,6 @@ using namespace accel::pipeline::testing;
 
 namespace {
 
-PipelineOptions quiet(SplitPoints split, std::optional<int> num_chunks) {
-  PipelineOptions options;
-  options.split_points = std::move(split);
-  options.num_chunks = num_chunks;
-  options.report = nullptr;
-  return options;
-}
-
 // Every rank throws a UsageError containing `expected`.
 void expect_usage_error_everywhere(int world, const std::function<void(accel::runtime::GroupHandle&)>& fn,
                                    const std::string& expected) {

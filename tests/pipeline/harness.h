@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "accel/models/blocks.h"
+#include "accel/pipeline/pipeline.h"
 #include "accel/runtime/group.h"
 
 namespace accel::pipeline::testing {
@@ -87,6 +88,16 @@ inline std::string message_of(const std::exception_ptr& error) {
     return e.what();
   }
   return "(unknown)";
+}
+
+// Options that keep the plan report out of the test output.
+inline PipelineOptions quiet(SplitPoints split, std::optional<int> num_chunks, bool gather = false) {
+  PipelineOptions options;
+  options.split_points = std::move(split);
+  options.num_chunks = num_chunks;
+  options.gather_output = gather;
+  options.report = nullptr;
+  return options;
 }
 
 inline void expect_no_errors(const std::vector<std::exception_ptr>& errors) {

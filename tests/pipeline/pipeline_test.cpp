@@ -16,15 +16,6 @@ using namespace accel::pipeline::testing;
 
 namespace {
 
-PipelineOptions quiet(SplitPoints split, int num_chunks, bool gather = false) {
-  PipelineOptions options;
-  options.split_points = std::move(split);
-  options.num_chunks = num_chunks;
-  options.gather_output = gather;
-  options.report = nullptr;
-  return options;
-}
-
 // For each num_chunks: a batch of 7 (uneven for 2, 3, 4) at length 5, then a batch of 10 at
 // length 9, compared with the single-process run of the same weights.
 void check_against_single_process(int stages, const SplitPoints& split) {
@@ -228,4 +219,51 @@ TEST_CASE("tracing writes one Chrome-trace file per rank, and plot-trace draws t
   CHECK_THAT(picture, Catch::Contains("compute b0 m1"));
   CHECK(std::system((plot + " 2> /dev/null").c_str()) != 0);
   std::filesystem::remove_all(dir);
+}
+
+namespace {
+
+// A block from a function, for models whose boundary shape is the point of the test.
+class LambdaBlock : public accel::models::Block {
+ public:
+  explicit LambdaBlock(std::function<Activations(const Activations&)> fn) : fn_(std::move(fn)) {}
+  Activations forward(const Activations& in) override { return fn_(in); }
+
+ private:
+  std::function<Activations(const Activations&)> fn_;
+};
+
+// Cuts [B, 40] into 40 tensors of [B,1,1,1] (too many dims to describe inside the message
+// header), then joins them back, doubled.
+class FanOutModel : public accel::models::BlockModel {
+ public:
+  std::vector<accel::models::BlockSpec> blocks() const override {
+    auto fan_out = [](const Activations& in) {
+      Activations parts;
+      for (const auto& column : in[0].split(1, 1)) parts.push_back(column.reshape({-1, 1, 1, 1}));
+      return parts;
+    };
+    auto join = [](const Activations& in) {
+      std::vector<torch::Tensor> columns;
+      for (const auto& part : in) columns.push_back(part.reshape({-1, 1}));
+      return Activations{torch::cat(columns, 1) * 2};
+    };
+    return {{"fan_out", 0, [fan_out] { return std::make_shared<LambdaBlock>(fan_out); }},
+            {"join", 0, [join] { return std::make_shared<LambdaBlock>(join); }}};
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a boundary with many tensors of many dimensions crosses intact") {
+  const FanOutModel model;
+  const auto batch = torch::randn({5, 40});
+  std::vector<Activations> outputs(2);
+  auto errors = run_ranks(2, [&](accel::runtime::GroupHandle& group) {
+    auto pipe = prepare(model, {batch.slice(0, 0, 1)}, quiet("auto", 2), group);
+    outputs[group.rank] = pipe.forward(batch);
+  });
+  expect_no_errors(errors);
+  REQUIRE(outputs[1].size() == 1);
+  CHECK(torch::equal(outputs[1][0], batch * 2));
 }

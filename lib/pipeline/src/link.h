@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <deque>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,8 @@ class Links {
 
  private:
   void post_send(int peer, int tag, std::vector<torch::Tensor> tensors);
+  c10::intrusive_ptr<::c10d::Work> post_recv(int peer, int tag, torch::Tensor& tensor,
+                                             std::chrono::milliseconds timeout);
   void recv_into(int peer, int tag, torch::Tensor& tensor, std::chrono::milliseconds timeout);
   PeerError peer_error(const char* what, int peer, std::chrono::milliseconds timeout, const std::exception& cause) const;
   void wait(const c10::intrusive_ptr<::c10d::Work>& work, int peer, const char* what, std::chrono::milliseconds timeout);
@@ -69,6 +72,11 @@ class Links {
     std::vector<torch::Tensor> keep_alive;
   };
   std::deque<InFlight> in_flight_;
+  struct PostedEnvelope {
+    torch::Tensor envelope;
+    c10::intrusive_ptr<::c10d::Work> work;
+  };
+  std::map<std::pair<int, int>, PostedEnvelope> posted_;  // by (peer, tag)
   std::vector<InFlight> abandoned_;
 };
 

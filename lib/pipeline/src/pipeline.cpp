@@ -110,6 +110,15 @@ Activations concat_outputs(const std::vector<Activations>& micros) {
   return out;
 }
 
+// A batch source that yields `batch` once.
+std::function<std::optional<Activations>()> once(const Activations& batch) {
+  return [&batch, given = false]() mutable -> std::optional<Activations> {
+    if (given) return std::nullopt;
+    given = true;
+    return batch;
+  };
+}
+
 std::int64_t count_parameters(const torch::nn::Module& module) {
   std::int64_t n = 0;
   for (const auto& p : module.parameters()) n += p.numel();
@@ -390,14 +399,7 @@ Pipeline::~Pipeline() = default;
 Activations Pipeline::forward(const Activations& inputs) {
   check_batch(inputs, impl_->num_chunks, "forward(): the batch");
   Activations result;
-  bool given = false;
-  impl_->run(
-      [&]() -> std::optional<Activations> {
-        if (given) return std::nullopt;
-        given = true;
-        return inputs;
-      },
-      [&](std::size_t, Activations out) { result = std::move(out); });
+  impl_->run(once(inputs), [&](std::size_t, Activations out) { result = std::move(out); });
   return result;
 }
 
@@ -484,14 +486,7 @@ Pipeline prepare(const models::BlockModel& model, const Activations& example_inp
   impl->num_chunks = 1;
   impl->block_seconds = &seconds;
   try {
-    bool given = false;
-    impl->run(
-        [&]() -> std::optional<Activations> {
-          if (given) return std::nullopt;
-          given = true;
-          return example_inputs;
-        },
-        [](std::size_t, Activations) {});
+    impl->run(once(example_inputs), [](std::size_t, Activations) {});
   } catch (const RemoteFailure& e) {
     throw UsageError("prepare(): the trial run of the example inputs failed: " + e.text());
   } catch (const PeerError&) {
