@@ -113,13 +113,19 @@ TEST_CASE("malformed runtime variables are usage errors naming the variable", "[
   result = run_command("ACCEL_USE_CPU=perhaps " RUNTIME_WORKER " form", kDeadline);
   CHECK(result.exit_code == 2);
   CHECK_THAT(result.output, Catch::Contains("ACCEL_USE_CPU='perhaps' is not a boolean"));
+  result = run_command(rank_env(0, 2, free_port()) + " GLOO_SOCKET_IFNAME=nope0 " RUNTIME_WORKER " form", kDeadline);
+  CHECK(result.exit_code == 2);
+  CHECK_THAT(result.output, Catch::Contains("GLOO_SOCKET_IFNAME='nope0' is not a network interface of this machine; "
+                                            "it has: lo"));
 }
 
 TEST_CASE("accel-test-job passes with ranks started by hand (torchrun variables)", "[runtime][process]") {
   for (int world : {2, 3}) {
     std::vector<int> ranks;
     for (int r = 0; r < world; ++r) ranks.push_back(r);
-    const auto results = run_commands(rank_commands(world, ranks, "ACCEL_TIMEOUT_S=20", ACCEL_TEST_JOB), kDeadline);
+    // The 3-rank run names its Gloo interface the way users of torch do.
+    const std::string env = world == 3 ? "ACCEL_TIMEOUT_S=20 GLOO_SOCKET_IFNAME=lo" : "ACCEL_TIMEOUT_S=20";
+    const auto results = run_commands(rank_commands(world, ranks, env, ACCEL_TEST_JOB), kDeadline);
     for (const auto& r : results) {
       INFO(r.output);
       CHECK(r.exit_code == 0);
@@ -127,6 +133,23 @@ TEST_CASE("accel-test-job passes with ranks started by hand (torchrun variables)
     CHECK_THAT(results[0].output, Catch::Contains("accel-test-job: all checks passed on " + std::to_string(world) +
                                                   " process(es)"));
   }
+}
+
+TEST_CASE("two machines on loopback: ranks 0-1 on node 0, ranks 2-3 on node 1", "[runtime][process]") {
+  const int port = free_port();
+  std::vector<std::string> commands;
+  for (int r = 0; r < 4; ++r) {
+    commands.push_back("RANK=" + std::to_string(r) + " WORLD_SIZE=4 LOCAL_RANK=" + std::to_string(r % 2) +
+                       " LOCAL_WORLD_SIZE=2 GROUP_RANK=" + std::to_string(r / 2) +
+                       " GROUP_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) +
+                       " ACCEL_TIMEOUT_S=20 " ACCEL_TEST_JOB);
+  }
+  const auto results = run_commands(commands, kDeadline);
+  for (const auto& r : results) {
+    INFO(r.output);
+    CHECK(r.exit_code == 0);
+  }
+  CHECK_THAT(results[0].output, Catch::Contains("all checks passed on 4 process(es)"));
 }
 
 TEST_CASE("accel-test-job and distributed_inference under accel-launch", "[runtime][process][launcher]") {

@@ -33,9 +33,10 @@ TEST_CASE("without launcher variables: one process, no group, every operation wo
   CHECK(state.reduce(torch::ones({2}), accel::ReduceOp::Mean).sum().item<double>() == 2);
   int ran = 0;
   CHECK(state.on_process(0, [&] { ++ran; }));
+  CHECK(state.on_process(3, [&] { ++ran; }));  // a job of one runs every process's block
   CHECK(state.on_last_process([&] { ++ran; }));
   state.main_process_first([&] { ++ran; });
-  CHECK(ran == 3);
+  CHECK(ran == 4);
 }
 
 TEST_CASE("main_process_first runs the main process's block before everyone else's", "[runtime][state]") {

@@ -86,12 +86,14 @@ int run(const Options& o) {
     return pipe.forward(batch);
   };
   auto out = pipe.forward(batch);  // also the warm-up for --iterations
-  double seconds = 0;
+  double seconds = 0, compute_seconds = 0;
   if (o.iterations > 0) {
     state.wait_for_everyone();
     const auto start = std::chrono::steady_clock::now();
+    const double compute_before = pipe.compute_seconds();
     for (int i = 0; i < o.iterations; ++i) out = call();
     seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    compute_seconds = pipe.compute_seconds() - compute_before;
   }
   if (!out.empty()) {
     std::ostringstream shown;
@@ -105,6 +107,7 @@ int run(const Options& o) {
     line << "pipeline_inference rank=" << state.process_index() << " stages=" << pipe.num_stages()
          << " num_chunks=" << pipe.num_chunks() << " batch=" << o.batch << " seq=" << o.seq
          << " batches=" << o.iterations * per_call << " seconds=" << seconds
+         << " compute_seconds=" << compute_seconds
          << " samples_per_s=" << o.iterations * per_call * o.batch / seconds
          << " stage_parameters=" << pipe.resident_parameter_count()
          << " model_parameters=" << [&] {

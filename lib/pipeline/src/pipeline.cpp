@@ -165,6 +165,7 @@ class Pipeline::Impl {
   std::exception_ptr build_error;            // raised in the first stage run, so peers hear of it
   std::vector<double>* block_seconds = nullptr;  // set while profiling the example
   std::size_t first_block = 0;
+  double compute_seconds = 0;
   Trace trace;
   std::unique_ptr<Links> links;
 
@@ -204,7 +205,9 @@ class Pipeline::Impl {
                            ": " + error_text(e));
       }
     }
-    trace.add("compute", "b" + std::to_string(batch) + " m" + std::to_string(micro), start, Trace::now());
+    const auto end = Trace::now();
+    compute_seconds += std::chrono::duration<double>(end - start).count();
+    trace.add("compute", "b" + std::to_string(batch) + " m" + std::to_string(micro), start, end);
     return x;
   }
 
@@ -427,6 +430,7 @@ const Plan& Pipeline::plan() const { return impl_->plan; }
 int Pipeline::stage() const { return impl_->rank; }
 int Pipeline::num_stages() const { return impl_->num_stages; }
 int Pipeline::num_chunks() const { return impl_->num_chunks; }
+double Pipeline::compute_seconds() const { return impl_->compute_seconds; }
 
 std::int64_t Pipeline::resident_parameter_count() const {
   std::int64_t n = 0;

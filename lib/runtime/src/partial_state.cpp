@@ -3,7 +3,11 @@
 #include <torch/cuda.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 
+#include <net/if.h>
+
 #include <mutex>
+
+#include "accel/core/text.h"
 
 #include "accel/runtime/group.h"
 #include "accel/runtime/rendezvous.h"
@@ -15,6 +19,15 @@ namespace {
 runtime::GlooTransport transport_for(const env::WorldInfo& world, const env::Lookup& lookup) {
   runtime::GlooTransport transport;
   if (auto ifname = lookup("GLOO_SOCKET_IFNAME"); ifname && !ifname->empty()) {
+    if (::if_nametoindex(ifname->c_str()) == 0) {
+      std::vector<std::string> names;
+      if (auto* list = ::if_nameindex()) {
+        for (auto* i = list; i->if_index != 0; ++i) names.emplace_back(i->if_name);
+        ::if_freenameindex(list);
+      }
+      throw UsageError("environment variable GLOO_SOCKET_IFNAME='" + *ifname +
+                       "' is not a network interface of this machine; it has: " + text::join(names, ", "));
+    }
     transport.interface = *ifname;
   } else if (world.num_nodes > 1) {
     transport.hostname = runtime::local_address_towards(world.master_addr, world.master_port);
@@ -48,6 +61,7 @@ std::shared_ptr<detail::SharedState> form_state(const PartialStateOptions& optio
   rdzv.poll_before_connect = options.poll_before_connect;
   rdzv.launcher_hosts_store = world.launcher_hosts_store;
   rdzv.attempt = world.restart_count;
+  const auto transport = transport_for(world, lookup);  // checked before any peer waits on us
   const auto store = runtime::rendezvous(rdzv, [&](const c10::intrusive_ptr<::c10d::Store>& joined) {
     // The default group's keys get a namespace of their own, so that groups formed later over
     // the same store (pipeline stages) cannot collide with them.
@@ -56,8 +70,7 @@ std::shared_ptr<detail::SharedState> form_state(const PartialStateOptions& optio
       state->group = runtime::make_nccl_group(group_store, world.rank, world.world_size, timeout);
       state->backend = "nccl";
     } else {
-      state->group = runtime::make_gloo_group(group_store, world.rank, world.world_size, timeout,
-                                              transport_for(world, lookup));
+      state->group = runtime::make_gloo_group(group_store, world.rank, world.world_size, timeout, transport);
       state->backend = "gloo";
     }
   });

@@ -157,9 +157,13 @@ c10::intrusive_ptr<::c10d::Store> rendezvous(const RendezvousOptions& o, const F
   record_progress(*store, o.rank, 0, "join");
   // No separate wait for the others: forming the group waits for them anyway, and a failure is
   // explained afterwards from the join markers. One synchronisation round less on the fast path.
+  const auto begin = Clock::now();
   try {
     form(store);
   } catch (const std::exception& e) {
+    // Only a failure that took the whole timeout is about ranks that never came; anything
+    // sooner is this rank's own problem, reported as such.
+    const bool timed_out = Clock::now() - begin >= o.timeout * 9 / 10;
     std::vector<std::string> missing;
     std::vector<int> present;
     for (int r = 0; r < o.world_size; ++r) {
@@ -170,7 +174,8 @@ c10::intrusive_ptr<::c10d::Store> rendezvous(const RendezvousOptions& o, const F
       }
     }
     leave_store(*store, o.rank, o.rank == 0 && !o.launcher_hosts_store, present, std::chrono::seconds(5));
-    if (missing.empty()) {
+    if (dynamic_cast<const Error*>(&e) != nullptr) throw;  // already says what is wrong
+    if (missing.empty() || !timed_out) {
       throw PeerError("rank " + std::to_string(o.rank) + " could not connect to its peers: " + failure_reason(e));
     }
     throw PeerError("rank(s) " + text::join(missing, ", ") + " of " + std::to_string(o.world_size) +

@@ -73,6 +73,9 @@ class Pipeline {
   int num_stages() const;
   int num_chunks() const;
   bool is_last_stage() const { return stage() == num_stages() - 1; }
+  // Wall-clock seconds this rank has spent running its blocks, over every call so far: against
+  // the elapsed time it gives the rank's busy fraction (the rest is the bubble and transfers).
+  double compute_seconds() const;
   // Parameters this rank actually holds (its own stage's blocks only).
   std::int64_t resident_parameter_count() const;
 

@@ -108,7 +108,8 @@ class PartialState {
     fn();
   }
 
-  // Run fn only on that process (every one of these runs in a job of one). Return whether it ran.
+  // Run fn only on that process, or always in a job of one (as accelerate does, so a script
+  // written for N processes runs whole when started alone). Return whether it ran.
   template <class F>
   bool on_main_process(F&& fn) const { return run_if(is_main_process(), fn); }
   template <class F>
@@ -116,7 +117,7 @@ class PartialState {
   template <class F>
   bool on_last_process(F&& fn) const { return run_if(is_last_process(), fn); }
   template <class F>
-  bool on_process(int index, F&& fn) const { return run_if(is_process(index, "on_process"), fn); }
+  bool on_process(int index, F&& fn) const { return run_if(!distributed() || is_process(index, "on_process"), fn); }
 
   // Prints one line once per job (on the main process).
   template <class... Args>

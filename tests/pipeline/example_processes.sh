@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Runs apps/examples/pipeline_inference as real processes (torchrun-style environment, TCP store).
+#   example_processes.sh EXE match   2 ranks print the same logits as 1 process
+#   example_processes.sh EXE killed  rank 1 is killed mid-stream; rank 0 fails naming it within the
+#                                    timeout (Gloo fails a blocked send only then; receives at once)
+set -euo pipefail
+exe="$1"
+mode="$2"
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+timeout=5
+model=(--layers 4 --embd 64 --heads 4 --batch 6 --seq 8 --threads 1 --split_points auto)
+port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+
+start_rank() {  # start_rank RANK WORLD ARGS...
+  local rank="$1" world="$2"
+  shift 2
+  RANK=$rank LOCAL_RANK=$rank WORLD_SIZE=$world LOCAL_WORLD_SIZE=$world MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
+    ACCEL_TIMEOUT_S=$timeout "$exe" "${model[@]}" "$@" >"$work/rank$rank.out" 2>&1 &
+  pids+=($!)
+}
+
+case "$mode" in
+  match)
+    "$exe" "${model[@]}" --num_chunks 4 >"$work/single.out" 2>&1
+    start_rank 0 2 --num_chunks 4
+    start_rank 1 2 --num_chunks 4
+    wait "${pids[0]}"
+    wait "${pids[1]}"
+    expected="$(grep '^rank 0: logits' "$work/single.out" | sed 's/^rank 0: //')"
+    got="$(grep '^rank 1: logits' "$work/rank1.out" | sed 's/^rank 1: //')"
+    echo "single process: $expected"
+    echo "2 processes:    $got"
+    [ -n "$expected" ] && [ "$expected" = "$got" ]
+    grep -q 'pipeline plan: 2 stage(s)' "$work/rank0.out"
+    ! grep -q 'pipeline plan' "$work/rank1.out"
+    ;;
+  killed)
+    # Many streamed batches keep both ranks busy long enough to kill rank 1 in the middle.
+    start_rank 0 2 --num_chunks 2 --stream 100 --iterations 1000000
+    start_rank 1 2 --num_chunks 2 --stream 100 --iterations 1000000
+    sleep 3
+    kill -9 "${pids[1]}"
+    begin=$SECONDS
+    status=0
+    wait "${pids[0]}" || status=$?
+    elapsed=$((SECONDS - begin))
+    cat "$work/rank0.out"
+    echo "rank 0 exited with status $status, $elapsed s after rank 1 was killed"
+    [ "$status" -ne 0 ]
+    [ "$elapsed" -le $((timeout + 5)) ]
+    grep -q 'rank 1' "$work/rank0.out"
+    ;;
+  *)
+    echo "usage: $0 EXE match|killed" >&2
+    exit 2
+    ;;
+esac
