@@ -21,4 +21,6 @@ target_precompile_headers(accel_torch_pch PRIVATE
 function(accel_use_torch target)
   target_link_libraries(${target} PUBLIC accel_torch)
   target_precompile_headers(${target} REUSE_FROM accel_torch_pch)
+  # A rejected header would silently triple compile times; make it a build error instead.
+  target_compile_options(${target} PRIVATE -Werror=invalid-pch)
 endfunction()
