@@ -28,6 +28,7 @@ struct Options {
   std::string prompts_file;
   std::string output_dir = ".";
   int max_new_tokens = 16;
+  std::string model_dir;
   int threads = 0;
 };
 
@@ -69,7 +70,8 @@ int run(const Options& options) {
   }
 
   const auto mine = state.split_between_processes(prompts, /*apply_padding=*/true);
-  const auto outputs = accel::examples::run_model(mine.items, state.device(), {options.max_new_tokens});
+  const auto outputs = accel::examples::run_model(mine.items, state.device(),
+                                                     {options.max_new_tokens, options.model_dir});
 
   std::string lines;
   for (std::size_t i = 0; i < mine.num_real; ++i) {
@@ -92,9 +94,12 @@ int main(int argc, char** argv) {
   app.add_option("--prompts", options.prompts_file, "file with one prompt per line (default: a built-in list)");
   app.add_option("--output_dir,--output-dir", options.output_dir, "where result_<rank>.txt are written")
       ->capture_default_str();
-  app.add_option("--max_new_tokens,--max-new-tokens", options.max_new_tokens, "characters generated per prompt")
+  app.add_option("--max_new_tokens,--max-new-tokens", options.max_new_tokens, "tokens generated per prompt")
       ->check(CLI::Range(1, 4096))
       ->capture_default_str();
+  app.add_option("--model_dir,--model-dir", options.model_dir,
+                 "GPT-2 checkpoint directory: config.json, model.safetensors, vocab.json + merges.txt "
+                 "(default: a small built-in GPT-2 config with seeded random weights)");
   app.add_option("--threads", options.threads, "torch intra-op threads per process (default: torch's choice)")
       ->check(CLI::Range(1, 1024));
   try {

@@ -1,59 +1,63 @@
 #include "model.h"
 
-#include <torch/torch.h>
+#include "accel/models/gpt2.h"
+#include "accel/models/tokenizer.h"
+
+#include <filesystem>
 
 namespace accel::examples {
 namespace {
 
-// Printable ASCII is the vocabulary: every generated string is readable and fits on one line.
-constexpr int kFirstChar = 32;
-constexpr int kVocab = 95;
-constexpr int kContext = 8;
-constexpr int kHidden = 768;
-
-int token_of(char c) {
-  const int code = static_cast<unsigned char>(c);
-  return code >= kFirstChar && code < kFirstChar + kVocab ? code - kFirstChar : 0;
+// Small enough to start in a second on a CPU, with GPT-2's own vocabulary so the BPE
+// tokenizer applies unchanged.
+models::GPT2Options embedded_model() {
+  models::GPT2Options options;
+  options.config.n_layer = 4;
+  options.config.n_embd = 256;
+  options.config.n_head = 4;
+  options.config.n_positions = 512;
+  options.seed = 20240601;
+  return options;
 }
 
-// A character-level next-token predictor over the last kContext characters.
-struct TinyLmImpl : torch::nn::Module {
-  TinyLmImpl()
-      : embed(register_module("embed", torch::nn::Embedding(kVocab, 64))),
-        mlp(register_module("mlp", torch::nn::Sequential(torch::nn::Linear(kContext * 64, kHidden), torch::nn::GELU(),
-                                                          torch::nn::Linear(kHidden, kHidden), torch::nn::GELU(),
-                                                          torch::nn::Linear(kHidden, kVocab)))) {}
-  torch::Tensor forward(const torch::Tensor& context) { return mlp->forward(embed->forward(context).flatten(1)); }
-  torch::nn::Embedding embed;
-  torch::nn::Sequential mlp;
-};
-TORCH_MODULE(TinyLm);
+std::string one_line(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '\n') out += "\\n";
+    else if (c == '\t') out += "\\t";
+    else if (c == '\r') out += "\\r";
+    else out += c;
+  }
+  return out;
+}
 
 }  // namespace
 
 std::vector<std::string> run_model(const std::vector<std::string>& prompts, const c10::Device& device,
                                    const GenerationOptions& options) {
-  torch::manual_seed(20240601);
-  TinyLm model;
-  model->to(device);
-  model->eval();
-  torch::NoGradGuard no_grad;
-  std::vector<std::string> outputs;
+  const bool embedded = options.model_dir.empty();
+  auto model_options = embedded ? embedded_model() : models::GPT2Options::from_directory(options.model_dir);
+  model_options.device = device;
+  models::GPT2LMHeadModel model(model_options);
+  // A checkpoint directory brings its own vocabulary files; the embedded model uses the shipped one.
+  const auto tokenizer = embedded ? models::GPT2Tokenizer::bundled()
+                                  : models::GPT2Tokenizer::from_directory(options.model_dir);
+
+  if (prompts.empty()) return {};
+  std::vector<std::vector<std::int64_t>> ids;
   for (const auto& prompt : prompts) {
-    std::vector<std::int64_t> window(kContext, 0);
-    for (char c : prompt) {
-      window.erase(window.begin());
-      window.push_back(token_of(c));
-    }
-    std::string generated;
-    for (int i = 0; i < options.max_new_tokens; ++i) {
-      const auto context = torch::tensor(window, torch::kLong).unsqueeze(0).to(device);
-      const auto next = model->forward(context).argmax(-1).item<std::int64_t>();
-      generated += static_cast<char>(kFirstChar + next);
-      window.erase(window.begin());
-      window.push_back(next);
-    }
-    outputs.push_back(generated);
+    ids.push_back(tokenizer.encode(prompt));
+    // GPT-2 starts an empty text from its bos (= eos) token.
+    if (ids.back().empty()) ids.back().push_back(model_options.config.bos_token_id);
+  }
+  models::GenerationOptions generation;
+  generation.max_new_tokens = options.max_new_tokens;
+  const auto result = model.generate(ids, generation);
+
+  std::vector<std::string> outputs;
+  for (auto tokens : result.new_tokens) {
+    if (!tokens.empty() && tokens.back() == model_options.config.eos_token_id) tokens.pop_back();
+    outputs.push_back(one_line(tokenizer.decode(tokens)));
   }
   return outputs;
 }
