@@ -101,3 +101,16 @@ TEST_CASE("torchrun's agent store and restart count are read", "[core][env]") {
   CHECK(w.restart_count == 2);
   CHECK_FALSE(detect_world(fake({{"RANK", "0"}, {"WORLD_SIZE", "2"}})).launcher_hosts_store);
 }
+
+TEST_CASE("SLURM without --ntasks-per-node reads SLURM_TASKS_PER_NODE", "[core][env]") {
+  auto w = detect_world(fake({{"SLURM_PROCID", "3"}, {"SLURM_NTASKS", "5"}, {"SLURM_LOCALID", "0"},
+                              {"SLURM_TASKS_PER_NODE", "2(x1),3"}, {"SLURM_NODEID", "1"}, {"SLURM_JOB_NUM_NODES", "2"},
+                              {"SLURM_JOB_NODELIST", "n[1-2]"}}));
+  CHECK(w.local_world_size == 3);
+  CHECK(w.num_nodes == 2);
+  CHECK(w.node_rank == 1);
+  CHECK(w.master_addr == "n1");
+  CHECK_THROWS_WITH(detect_world(fake({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"}, {"SLURM_TASKS_PER_NODE", "2(x"},
+                                       {"SLURM_NODEID", "0"}, {"SLURM_JOB_NODELIST", "n1"}})),
+                    Catch::Contains("SLURM_TASKS_PER_NODE='2(x'"));
+}

@@ -76,6 +76,18 @@ TEST_CASE("random initialisation is seeded", "[models][gpt2]") {
   CHECK_FALSE(torch::allclose(a, GPT2LMHeadModel(tiny_options(2)).forward(ids)));
 }
 
+TEST_CASE("a GPT2Config alone builds each model with the default seeded weights", "[models][gpt2]") {
+  // The README's form: `auto model = accel::models::GPT2ForSequenceClassification(config);`
+  const auto config = tiny_config();
+  const auto ids = sample_ids(2, 5);
+  auto classifier = GPT2ForSequenceClassification(config);
+  CHECK(torch::equal(classifier.forward(ids), GPT2ForSequenceClassification(tiny_options(0)).forward(ids)));
+  CHECK(torch::equal(GPT2LMHeadModel(config).forward(ids), GPT2LMHeadModel(tiny_options(0)).forward(ids)));
+  CHECK(torch::equal(GPT2Model(config).forward(ids), GPT2Model(tiny_options(0)).forward(ids)));
+  CHECK(classifier.options().checkpoint.empty());
+  CHECK(classifier.options().dtype == torch::kFloat32);
+}
+
 TEST_CASE("save_pretrained and loading round trip, with and without the transformer. prefix",
           "[models][gpt2][checkpoint]") {
   ScratchDir dir;

@@ -85,7 +85,9 @@ int run(const Options& o) {
     }
     return pipe.forward(batch);
   };
-  auto out = pipe.forward(batch);  // also the warm-up for --iterations
+  // The untimed run goes through call() too, so that --stream without --iterations really
+  // streams; it is also the warm-up for --iterations.
+  auto out = call();
   double seconds = 0, compute_seconds = 0;
   if (o.iterations > 0) {
     state.wait_for_everyone();

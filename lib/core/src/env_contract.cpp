@@ -48,6 +48,26 @@ int read_int(const Lookup& lookup, const std::string& name, int fallback, int mi
   return static_cast<int>(*parsed);
 }
 
+// SLURM_TASKS_PER_NODE lists per-node task counts in node order, compressed: "2(x3),1" means
+// nodes 0-2 run 2 tasks each and node 3 runs 1. Unlike SLURM_NTASKS_PER_NODE it is always set.
+int slurm_tasks_on_node(const std::string& spec, int node) {
+  int first_node = 0;
+  for (const auto& entry : text::split(spec, ',')) {
+    const auto open = entry.find("(x");
+    const auto count = text::parse_integer(entry.substr(0, open));
+    const auto repeat = open == std::string::npos ? std::optional<long long>(1)
+                                                  : text::parse_integer(entry.substr(open + 2, entry.find(')') - open - 2));
+    if (!count || !repeat || *count < 1 || *repeat < 1) {
+      throw UsageError("environment variable SLURM_TASKS_PER_NODE='" + spec +
+                       "' is not a valid value; expected counts such as 2(x3),1");
+    }
+    if (node < first_node + *repeat) return static_cast<int>(*count);
+    first_node += static_cast<int>(*repeat);
+  }
+  throw UsageError("environment variable SLURM_TASKS_PER_NODE='" + spec + "' lists " + std::to_string(first_node) +
+                   " node(s) but SLURM_NODEID is " + std::to_string(node));
+}
+
 }  // namespace
 
 Lookup process_environment() {
@@ -122,8 +142,12 @@ WorldInfo detect_world(const Lookup& lookup) {
   info.rank = read_int(lookup, dialect->rank, 0, 0);
   info.local_rank = read_int(lookup, dialect->local_rank, info.rank, 0);
   info.local_world_size = read_int(lookup, dialect->local_world_size, info.world_size, 1);
+  const bool slurm = info.launcher == std::string("SLURM");
+  if (const auto per_node = lookup("SLURM_TASKS_PER_NODE"); slurm && !lookup(dialect->local_world_size) && per_node) {
+    info.local_world_size = slurm_tasks_on_node(*per_node, read_int(lookup, dialect->node_rank, 0, 0));
+  }
   info.node_rank = read_int(lookup, dialect->node_rank, info.rank / info.local_world_size, 0);
-  info.num_nodes = read_int(lookup, kGroupWorldSize,
+  info.num_nodes = read_int(lookup, slurm ? "SLURM_JOB_NUM_NODES" : kGroupWorldSize,
                             (info.world_size + info.local_world_size - 1) / info.local_world_size, 1);
   if (info.rank >= info.world_size) {
     throw UsageError(std::string("environment variable ") + dialect->rank + "=" + std::to_string(info.rank) +
