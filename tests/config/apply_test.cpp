@@ -182,3 +182,16 @@ TEST_CASE("a named file that is missing is an error, not a silent fallback", "[c
   CHECK_THROWS_WITH(accel::config::apply_config_file(request, notes, fake_env({{"HOME", dir.root()}})),
                     dir.path("missing.yaml") + ": cannot read the config file: No such file or directory");
 }
+
+TEST_CASE("apply: --gpu_ids on the command line wins over a CPU config file", "[config][apply]") {
+  Config config;
+  config.distributed_type = "MULTI_CPU";
+  config.use_cpu = true;
+  config.num_processes = 2;
+  LaunchRequest request;
+  request.gpu_ids = "0,1";
+  fill_request(request, config);
+  CHECK(request.use_cpu == false);
+  CHECK(request.gpu_ids == std::string("0,1"));
+  CHECK(request.num_processes == 2);
+}

@@ -150,8 +150,12 @@ TEST_CASE("cli: config update names a missing file", "[config][cli][errors]") {
   CHECK(none.code == 2);
   CHECK(none.output == "accel-launch: error: no config file to update: there is none at the default locations; pass --config_file\n");
   const Ran missing = run_cli(home, "config update --config_file gone.yaml");
-  CHECK(missing.code == 1);
+  CHECK(missing.code == 2);
   CHECK(missing.output == "accel-launch: error: gone.yaml: cannot read the config file: No such file or directory\n");
+  home.write("adir/x", "");
+  const Ran directory = run_cli(home, "--config_file adir /bin/true");
+  CHECK(directory.code == 2);
+  CHECK_THAT(directory.output, Catch::EndsWith("accel-launch: error: adir: is a directory, not a config file\n"));
 }
 
 TEST_CASE("cli: env prints the block and the config in effect", "[config][cli]") {

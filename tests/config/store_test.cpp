@@ -68,7 +68,7 @@ TEST_CASE("a directory is neither read nor replaced", "[config][store][errors]")
 
 TEST_CASE("missing and unreadable files are named with the reason", "[config][store][errors]") {
   ScratchDir dir;
-  CHECK_THROWS_AS(accel::config::load_config(dir.path("nope.yaml")), accel::FileError);
+  CHECK_THROWS_AS(accel::config::load_config(dir.path("nope.yaml")), accel::InputFileError);
   CHECK_THROWS_WITH(accel::config::load_config(dir.path("nope.yaml")),
                     dir.path("nope.yaml") + ": cannot read the config file: No such file or directory");
   const std::string plain = dir.write("plain", "");

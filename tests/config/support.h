@@ -61,7 +61,7 @@ inline hardware::Machine machine_with_gpus(int n) {
   machine.cpus = 16;
   machine.memory_bytes = 64ull << 30;
   machine.os = "Linux 6.1.0 x86_64";
-  for (int i = 0; i < n; ++i) machine.gpus.push_back({i, "NVIDIA H100 80GB HBM3", 80ull << 30});
+  for (int i = 0; i < n; ++i) machine.gpus.push_back({i, "NVIDIA H100 80GB HBM3", 80ull << 30, std::to_string(i)});
   if (n > 0) machine.gpu_driver = "550.54.15";
   return machine;
 }

@@ -24,3 +24,21 @@ TEST_CASE("split, join, trim", "[core]") {
   CHECK(join({"a", "b"}, ", ") == "a, b");
   CHECK(trim("  x y \n") == "x y");
 }
+
+#include "accel/core/hardware.h"
+
+TEST_CASE("CUDA_VISIBLE_DEVICES limits and renumbers GPUs as CUDA does", "[core][hardware]") {
+  std::vector<accel::hardware::Gpu> all;
+  for (int i = 0; i < 4; ++i) all.push_back({i, "GPU" + std::to_string(i), 0, std::to_string(i)});
+  const auto kept = accel::hardware::visible_gpus(all, "2, 0");
+  REQUIRE(kept.size() == 2);
+  CHECK(kept[0].index == 0);
+  CHECK(kept[0].name == "GPU2");
+  CHECK(kept[0].cuda_id == "2");
+  CHECK(kept[1].name == "GPU0");
+  CHECK(accel::hardware::visible_gpus(all, "").empty());
+  CHECK(accel::hardware::visible_gpus(all, "1,7,2").size() == 1);  // stops at the first id with no GPU
+  const auto uuid = accel::hardware::visible_gpus(all, "GPU-8e1a");
+  REQUIRE(uuid.size() == 1);
+  CHECK(uuid[0].cuda_id == "GPU-8e1a");
+}

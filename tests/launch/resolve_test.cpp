@@ -16,7 +16,7 @@ namespace {
 accel::hardware::Machine machine(int cpus, int gpus) {
   accel::hardware::Machine m;
   m.cpus = cpus;
-  for (int i = 0; i < gpus; ++i) m.gpus.push_back({i, "Test GPU", 0});
+  for (int i = 0; i < gpus; ++i) m.gpus.push_back({i, "Test GPU", 0, std::to_string(i)});
   return m;
 }
 
@@ -115,6 +115,20 @@ TEST_CASE("launch resolve: --gpu_ids sets the process count and CUDA_VISIBLE_DEV
   CHECK(spec.num_processes == 2);
   CHECK(env_of(spec, 1)["CUDA_VISIBLE_DEVICES"] == "2,0");
   CHECK(env_of(spec, 1)["ACCEL_USE_CPU"] == "false");
+}
+
+TEST_CASE("launch resolve: --gpu_ids under an inherited CUDA_VISIBLE_DEVICES name the launcher's GPUs") {
+  auto m = machine(8, 4);
+  m.gpus = accel::hardware::visible_gpus(m.gpus, "3,1");  // the launcher itself sees physical GPUs 3 and 1
+  auto request = job();
+  request.gpu_ids = "1";
+  std::ostringstream notes;
+  const auto spec = resolve(request, m, notes);
+  CHECK(env_of(spec, 0)["CUDA_VISIBLE_DEVICES"] == "1");
+  request.gpu_ids = "0,1";
+  CHECK(env_of(resolve(request, m, notes), 0)["CUDA_VISIBLE_DEVICES"] == "3,1");
+  request.gpu_ids = "2";
+  CHECK(usage_error(request, m) == "--gpu_ids 2: GPU 2 does not exist; this machine has 2 GPU(s), numbered 0..1");
 }
 
 TEST_CASE("launch resolve: more GPU workers than GPUs are refused before any starts") {

@@ -76,7 +76,7 @@ TEST_CASE("random initialisation is seeded", "[models][gpt2]") {
   CHECK_FALSE(torch::allclose(a, GPT2LMHeadModel(tiny_options(2)).forward(ids)));
 }
 
-TEST_CASE("a GPT2Config alone builds each model with the default seeded weights", "[models][gpt2]") {
+TEST_CASE("models built from a GPT2Config alone get the default seeded weights", "[models][gpt2]") {
   // The README's form: `auto model = accel::models::GPT2ForSequenceClassification(config);`
   const auto config = tiny_config();
   const auto ids = sample_ids(2, 5);

@@ -47,6 +47,41 @@ TEST_CASE("a scripted nn.Sequential runs pipelined and matches its own forward")
   }
 }
 
+TEST_CASE("a scripted nn.Sequential streams through the pipeline and gathers its outputs to every rank") {
+  auto module = torch::jit::load(SCRIPTED_FIXTURE);
+  const TorchScriptModel model(module);
+  const std::vector<Activations> batches{{torch::randn({7, 8})}, {torch::randn({11, 8})}, {torch::randn({2, 8})}};
+  std::vector<torch::Tensor> expected;
+  {
+    torch::NoGradGuard no_grad;
+    for (const auto& batch : batches) expected.push_back(module.forward({batch[0]}).toTensor());
+  }
+  for (int stages : {2, 3}) {
+    // [rank]: stream() outputs, then gather_output stream() outputs, then gather_output forward()s.
+    std::vector<std::vector<Activations>> streamed(stages), gathered(stages), forwarded(stages);
+    auto errors = run_ranks(stages, [&](accel::runtime::GroupHandle& group) {
+      auto pipe = prepare(model, {batches.front()[0].slice(0, 0, 1)}, quiet("auto", 3), group);
+      streamed[group.rank] = pipe.stream(batches);
+      auto gathering = prepare(model, {batches.front()[0].slice(0, 0, 1)}, quiet("auto", 3, true), group);
+      gathered[group.rank] = gathering.stream(batches);
+      for (const auto& batch : batches) forwarded[group.rank].push_back(gathering.forward(batch));
+    });
+    expect_no_errors(errors);
+    for (int r = 0; r < stages; ++r) {
+      INFO("stages " << stages << ", rank " << r);
+      const bool last = r == stages - 1;
+      CHECK(streamed[r].size() == (last ? batches.size() : 0));
+      REQUIRE(gathered[r].size() == batches.size());
+      for (std::size_t b = 0; b < batches.size(); ++b) {
+        INFO("batch " << b);
+        if (last) CHECK(all_close(streamed[r][b], {expected[b]}));
+        CHECK(all_close(gathered[r][b], {expected[b]}));
+        CHECK(all_close(forwarded[r][b], {expected[b]}));
+      }
+    }
+  }
+}
+
 TEST_CASE("a torch::nn::Sequential runs pipelined and matches its own forward") {
   torch::nn::Sequential sequential(torch::nn::Linear(6, 10), torch::nn::ReLU(), torch::nn::Linear(10, 10),
                                    torch::nn::Tanh(), torch::nn::Linear(10, 2));

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs apps/examples/pipeline_inference as real processes (torchrun-style environment, TCP store).
 #   example_processes.sh EXE match   2 ranks print the same logits as 1 process
+#   example_processes.sh EXE stream  the same with --stream 3 (no --iterations), and the logits are
+#                                    the last streamed batch's, not the plain batch's
 #   example_processes.sh EXE killed  rank 1 is killed mid-stream; rank 0 fails naming it within the
 #                                    timeout (Gloo fails a blocked send only then; receives at once)
 set -euo pipefail
@@ -25,20 +27,35 @@ start_rank() {  # start_rank RANK WORLD ARGS...
   pids+=($!)
 }
 
+# logits FILE RANK: the "logits ..." part of that rank's line.
+logits() { grep "^rank $2: logits" "$1" | sed "s/^rank $2: //"; }
+
+# Runs ARGS in 1 process and in 2 ranks; both must print the same non-empty logits.
+match_single_process() {
+  "$exe" "${model[@]}" "$@" >"$work/single.out" 2>&1
+  start_rank 0 2 "$@"
+  start_rank 1 2 "$@"
+  wait "${pids[0]}"
+  wait "${pids[1]}"
+  expected="$(logits "$work/single.out" 0)"
+  got="$(logits "$work/rank1.out" 1)"
+  echo "single process: $expected"
+  echo "2 processes:    $got"
+  [ -n "$expected" ] && [ "$expected" = "$got" ]
+}
+
 case "$mode" in
   match)
-    "$exe" "${model[@]}" --num_chunks 4 >"$work/single.out" 2>&1
-    start_rank 0 2 --num_chunks 4
-    start_rank 1 2 --num_chunks 4
-    wait "${pids[0]}"
-    wait "${pids[1]}"
-    expected="$(grep '^rank 0: logits' "$work/single.out" | sed 's/^rank 0: //')"
-    got="$(grep '^rank 1: logits' "$work/rank1.out" | sed 's/^rank 1: //')"
-    echo "single process: $expected"
-    echo "2 processes:    $got"
-    [ -n "$expected" ] && [ "$expected" = "$got" ]
+    match_single_process --num_chunks 4
     grep -q 'pipeline plan: 2 stage(s)' "$work/rank0.out"
     ! grep -q 'pipeline plan' "$work/rank1.out"
+    ;;
+  stream)
+    "$exe" "${model[@]}" --num_chunks 2 >"$work/plain.out" 2>&1
+    match_single_process --num_chunks 2 --stream 3
+    plain="$(logits "$work/plain.out" 0)"
+    echo "plain batch:    $plain"
+    [ "$plain" != "$expected" ]
     ;;
   killed)
     # Many streamed batches keep both ranks busy long enough to kill rank 1 in the middle.
@@ -57,7 +74,7 @@ case "$mode" in
     grep -q 'rank 1' "$work/rank0.out"
     ;;
   *)
-    echo "usage: $0 EXE match|killed" >&2
+    echo "usage: $0 EXE match|stream|killed" >&2
     exit 2
     ;;
 esac

@@ -161,10 +161,13 @@ TEST_CASE("auto gives every rank the same time-balanced plan and builds each blo
   CHECK(plans[0].stages[0].estimated_seconds > 0);
   CHECK(plans[0].stages[1].estimated_seconds > 0);
   for (int r = 0; r < 2; ++r) CHECK(resident[r] == plans[r].stages[r].parameter_count);
-  // No block is built more than twice (once where "parameters" put it, once where time put it).
+  // The behaviour PipelineOptions::split_points documents: a block is built at most twice, where
+  // the first cut (block counts) put it for timing and where the times put it, never twice on
+  // one rank, since a rank keeps the blocks both cuts give it.
   for (const auto& [name, by] : model.builds()) {
     INFO(name);
     CHECK(by.size() <= 2);
+    if (by.size() == 2) CHECK(by[0] != by[1]);
   }
 }
 
@@ -207,9 +210,10 @@ TEST_CASE("tracing writes one Chrome-trace file per rank, and plot-trace draws t
     CHECK(computes == 2);  // one per micro-batch; the example run in prepare() is not traced
   }
 
-  // scripts/plot-trace renders the run as an SVG with a row per rank, and refuses to overwrite.
+  // scripts/plot-trace renders the run as an SVG with a row per rank (by default beside the
+  // traces), refuses to overwrite, and refuses names of formats it cannot write.
   const auto svg = dir / "timeline.svg";
-  const std::string plot = std::string(PYTHON) + " " + PLOT_TRACE + " " + dir.string() + " -o " + svg.string();
+  const std::string plot = std::string(PYTHON) + " " + PLOT_TRACE + " " + dir.string();
   REQUIRE(std::system((plot + " > /dev/null").c_str()) == 0);
   std::ifstream in(svg);
   const std::string picture((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -218,6 +222,14 @@ TEST_CASE("tracing writes one Chrome-trace file per rank, and plot-trace draws t
   CHECK_THAT(picture, Catch::Contains(">rank 1</text>"));
   CHECK_THAT(picture, Catch::Contains("compute b0 m1"));
   CHECK(std::system((plot + " 2> /dev/null").c_str()) != 0);
+  CHECK(std::system((plot + " -o " + svg.string() + " --force > /dev/null").c_str()) == 0);
+  const auto png = dir / "t.png";
+  const auto refused = dir / "refused.txt";
+  CHECK(std::system((plot + " -o " + png.string() + " 2> " + refused.string()).c_str()) != 0);
+  CHECK_FALSE(std::filesystem::exists(png));
+  std::ifstream why(refused);
+  const std::string message((std::istreambuf_iterator<char>(why)), std::istreambuf_iterator<char>());
+  CHECK(message == "plot-trace: -o " + png.string() + ": only SVG output is supported; name the file *.svg\n");
   std::filesystem::remove_all(dir);
 }
 

@@ -14,7 +14,11 @@ void fill(std::optional<T>& field, const std::optional<U>& value) {
 
 void fill_request(launch::LaunchRequest& request, const Config& config) {
   const std::string mode = config.distributed_type.value_or("");
-  if (mode == "MULTI_CPU" || config.use_cpu.value_or(false)) {
+  // --gpu_ids on the command line asks for GPU workers: a CPU file must not turn that into a
+  // contradiction with a --cpu the user never typed.
+  if (request.gpu_ids) {
+    fill(request.use_cpu, std::optional<bool>(false));
+  } else if (mode == "MULTI_CPU" || config.use_cpu.value_or(false)) {
     fill(request.use_cpu, std::optional<bool>(true));
   } else if (mode == "MULTI_GPU") {
     fill(request.use_cpu, std::optional<bool>(false));

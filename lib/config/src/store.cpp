@@ -79,10 +79,10 @@ mode_t default_mode() {
 
 std::string read_file(const std::string& path) {
   struct stat info {};
-  if (::stat(path.c_str(), &info) != 0) throw FileError(path, "cannot read the config file", errno);
-  if (S_ISDIR(info.st_mode)) throw FileError(path, "is a directory, not a config file");
+  if (::stat(path.c_str(), &info) != 0) throw InputFileError(path, "cannot read the config file", errno);
+  if (S_ISDIR(info.st_mode)) throw InputFileError(path, "is a directory, not a config file");
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw FileError(path, "cannot read the config file", errno);
+  if (fd < 0) throw InputFileError(path, "cannot read the config file", errno);
   std::string contents;
   char buffer[8192];
   for (;;) {
@@ -91,7 +91,7 @@ std::string read_file(const std::string& path) {
     if (n < 0) {
       const int error = errno;
       ::close(fd);
-      throw FileError(path, "cannot read the config file", error);
+      throw InputFileError(path, "cannot read the config file", error);
     }
     if (n == 0) break;
     contents.append(buffer, static_cast<std::size_t>(n));

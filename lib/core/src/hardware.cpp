@@ -101,6 +101,25 @@ void fill_from_proc(Machine& machine) {
 
 }  // namespace
 
+std::vector<Gpu> visible_gpus(const std::vector<Gpu>& all, const std::string& visible) {
+  std::vector<Gpu> kept;
+  for (const auto& raw : text::split(visible, ',')) {
+    const std::string token = text::trim(raw);
+    Gpu gpu;
+    if (const auto index = text::parse_integer(token); index && *index >= 0 && *index < static_cast<long long>(all.size())) {
+      gpu = all[static_cast<std::size_t>(*index)];
+    } else if (token.rfind("GPU-", 0) == 0 || token.rfind("MIG-", 0) == 0) {
+      gpu.name = token;  // a UUID: CUDA resolves it; we only pass it on
+    } else {
+      break;
+    }
+    gpu.index = static_cast<int>(kept.size());
+    gpu.cuda_id = token;
+    kept.push_back(gpu);
+  }
+  return kept;
+}
+
 Machine probe() {
   Machine machine;
   cpu_set_t set;
@@ -115,15 +134,15 @@ Machine probe() {
 
   if (const char* fake = std::getenv("ACCEL_FAKE_GPUS")) {
     const auto count = text::parse_integer(fake).value_or(0);
-    for (long long i = 0; i < count; ++i) machine.gpus.push_back({static_cast<int>(i), "Fake GPU", 0});
+    for (long long i = 0; i < count; ++i) machine.gpus.push_back({static_cast<int>(i), "Fake GPU", 0, ""});
     machine.gpu_driver = count > 0 ? "fake" : "";
-    return machine;
-  }
-  if (Nvml nvml; nvml.ready()) {
+  } else if (Nvml nvml; nvml.ready()) {
     nvml.fill(machine);
   } else {
     fill_from_proc(machine);
   }
+  for (auto& gpu : machine.gpus) gpu.cuda_id = std::to_string(gpu.index);
+  if (const char* visible = std::getenv("CUDA_VISIBLE_DEVICES")) machine.gpus = visible_gpus(machine.gpus, visible);
   return machine;
 }
 

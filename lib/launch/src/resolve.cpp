@@ -142,6 +142,7 @@ LaunchSpec resolve(const LaunchRequest& request, const hardware::Machine& machin
       throw UsageError("--gpu_ids " + *request.gpu_ids + " contradicts --cpu; pass one of them");
     }
     spec.gpu_ids = resolve_gpu_ids(*request.gpu_ids, machine);
+    for (int id : spec.gpu_ids) spec.cuda_visible_devices.push_back(machine.gpus[id].cuda_id);
   }
 
   if (request.num_processes) {
@@ -286,10 +287,8 @@ std::vector<std::pair<std::string, std::string>> worker_environment(const Launch
   };
   if (!slot.error_file.empty()) vars.emplace_back(env::kErrorFile, slot.error_file);
   if (spec.omp_threads) vars.emplace_back(env::kOmpNumThreads, str(*spec.omp_threads));
-  if (!spec.gpu_ids.empty()) {
-    std::vector<std::string> ids;
-    for (int id : spec.gpu_ids) ids.push_back(str(id));
-    vars.emplace_back(env::kCudaVisibleDevices, text::join(ids, ","));
+  if (!spec.cuda_visible_devices.empty()) {
+    vars.emplace_back(env::kCudaVisibleDevices, text::join(spec.cuda_visible_devices, ","));
   }
   return vars;
 }

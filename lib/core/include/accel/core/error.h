@@ -32,6 +32,13 @@ class FileError : public Error {
   FileError(const std::string& path, const std::string& problem);
 };
 
+// A file the user named as input (a config file) cannot be used: bad input, exit code 2.
+class InputFileError : public UsageError {
+ public:
+  InputFileError(const std::string& path, const std::string& what_failed, int errno_value);
+  InputFileError(const std::string& path, const std::string& problem);
+};
+
 // Another rank failed, vanished or never arrived: recoverable only by restarting the group.
 class PeerError : public Error {
  public:

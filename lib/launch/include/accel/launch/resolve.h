@@ -36,7 +36,10 @@ struct LaunchSpec {
   std::string mixed_precision = "no";
   bool debug = false;
   std::optional<int> omp_threads;  // OMP_NUM_THREADS; empty: leave the inherited value alone
-  std::vector<int> gpu_ids;        // CUDA_VISIBLE_DEVICES for every worker; empty: not set
+  std::vector<int> gpu_ids;        // --gpu_ids as indices among the GPUs this launcher sees
+  // What workers get as CUDA_VISIBLE_DEVICES (the same GPUs in the launcher's own naming, which
+  // differs from gpu_ids when the launcher itself runs under CUDA_VISIBLE_DEVICES); empty: not set.
+  std::vector<std::string> cuda_visible_devices;
   std::string role = "default";
 
   // The job: the executable to exec (absolute or ./relative path, checked to exist) and the

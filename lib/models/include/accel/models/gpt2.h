@@ -76,6 +76,13 @@ class GPT2 : public BlockModel {
   void save_pretrained(const std::string& dir, bool overwrite = false);
 
  protected:
+  // Behind the constructors that take only a config (the README's `Model(config)`): seeded
+  // random weights with GPT2Options' defaults (seed 0, float32, CPU).
+  static GPT2Options with_defaults(GPT2Config config) {
+    GPT2Options options;
+    options.config = std::move(config);
+    return options;
+  }
   // Builds every block in this process on first use (wte and lm_head share memory).
   void ensure_built();
   // Runs every block; with a cache, input_ids holds only the new tokens while attention_mask
@@ -96,8 +103,7 @@ class GPT2 : public BlockModel {
 class GPT2Model : public GPT2 {
  public:
   explicit GPT2Model(GPT2Options options) : GPT2(GPT2Head::kNone, std::move(options)) {}
-  // Seeded random weights (GPT2Options' defaults: seed 0, float32, CPU).
-  explicit GPT2Model(GPT2Config config) : GPT2Model(GPT2Options{.config = std::move(config)}) {}
+  explicit GPT2Model(GPT2Config config) : GPT2Model(with_defaults(std::move(config))) {}
   // Last hidden state [B,T,n_embd] (after ln_f).
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {});
 };
@@ -123,7 +129,7 @@ class GPT2LMHeadModel : public GPT2 {
  public:
   explicit GPT2LMHeadModel(GPT2Options options)
       : GPT2(GPT2Head::kLanguageModel, std::move(options)) {}
-  explicit GPT2LMHeadModel(GPT2Config config) : GPT2LMHeadModel(GPT2Options{.config = std::move(config)}) {}
+  explicit GPT2LMHeadModel(GPT2Config config) : GPT2LMHeadModel(with_defaults(std::move(config))) {}
   // Logits [B,T,vocab_size] in float32. See GPT2::hidden_states for the cache contract.
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {},
                         KVCache* cache = nullptr);
@@ -147,7 +153,7 @@ class GPT2ForSequenceClassification : public GPT2 {
   explicit GPT2ForSequenceClassification(GPT2Options options)
       : GPT2(GPT2Head::kSequenceClassification, std::move(options)) {}
   explicit GPT2ForSequenceClassification(GPT2Config config)
-      : GPT2ForSequenceClassification(GPT2Options{.config = std::move(config)}) {}
+      : GPT2ForSequenceClassification(with_defaults(std::move(config))) {}
   // Logits [B,num_labels] in float32, from each row's last token with attention_mask == 1.
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {});
 };

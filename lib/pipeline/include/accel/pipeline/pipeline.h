@@ -1,7 +1,8 @@
 #pragma once
 // Pipeline-parallel inference: a model's blocks are cut into stages, one per process (stage k
 // runs on global rank k), and micro-batches flow from rank 0 to the last rank so that every
-// stage works at once. Each rank builds only its own stage's blocks.
+// stage works at once. Each rank builds only its own stage's blocks (with "auto", see
+// PipelineOptions::split_points for the blocks built only to time the first cut).
 //
 //   auto pipe = accel::pipeline::prepare(model, example_inputs,
 //                                        {.split_points = "auto", .num_chunks = 4});
@@ -26,6 +27,15 @@ namespace accel::pipeline {
 using models::Activations;
 
 struct PipelineOptions {
+  // "auto" balances the stages by measured time, which needs the blocks built to time them.
+  // prepare() therefore first cuts by equal block counts (within max_stage_bytes; by parameters
+  // where that does not fit), each rank builds and times its first-cut blocks on the example,
+  // and then every rank re-cuts by the measured times. A rank whose final stage differs drops
+  // the blocks it no longer runs before it builds the ones it lacks, so it may briefly hold
+  // blocks that end up on another rank (and a block may be built, or read from a checkpoint,
+  // on two ranks), but never more than one stage's worth at a time: its peak is the larger of
+  // its two stages, both within max_stage_bytes. For a stack of equal blocks the two cuts
+  // coincide and nothing is built twice. Other split points build each block once, where it runs.
   SplitPoints split_points = "auto";
   // Micro-batches per batch; unset: one per process (accelerate's default). A batch that does
   // not divide evenly is cut into micro-batches whose sizes differ by one; nothing is padded.
