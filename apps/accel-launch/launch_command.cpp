@@ -141,6 +141,25 @@ void setup_launch(CLI::App& app, const std::shared_ptr<LaunchRequest>& request) 
   add_text(app, request, "--local_ranks_filter", &LaunchRequest::local_ranks_filter,
            "Only these local ranks' output reaches the console, e.g. 0,2 (log files get all)", "RANKS");
   add_switch(app, request, "--no_python,--no-python", &LaunchRequest::no_python, "Run a *.py JOB directly, not under python3");
+  add_switch(app, request, "-m,--module", &LaunchRequest::python_module, "JOB is a Python module: run python3 -m JOB");
+  app.add_flag_callback(
+      "--multi_gpu,--multi-gpu", [request] { request->use_cpu = false; },
+      "GPU workers (accelerate's spelling; the default when GPUs exist)");
+  // accelerate/torchrun flags that change nothing here are accepted, so their users' commands run.
+  app.add_flag("--same_network,--same-network", "Accepted for accelerate compatibility; no effect");
+  app.add_option("--monitor_interval,--monitor-interval",
+                 "Accepted for torchrun compatibility; no effect (worker exits are noticed at once, not polled)")
+      ->type_name("SECONDS");
+  app.add_option_function<std::string>(
+         "--rdzv_backend,--rdzv-backend",
+         [](const std::string& value) {
+           if (value != "static") {
+             throw UsageError("--rdzv_backend " + value +
+                              ": only 'static' is supported (rank 0's host runs the store at --main_process_ip)");
+           }
+         },
+         "Rendezvous backend: static (the only one)")
+      ->type_name("NAME");
   add_text(app, request, "--config_file", &LaunchRequest::config_file,
            "Config file to take unset values from (default: the default config file, when it exists)", "FILE");
 }

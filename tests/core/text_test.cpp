@@ -9,6 +9,9 @@ TEST_CASE("edit distance and did-you-mean", "[core]") {
   CHECK(edit_distance("", "abc") == 3);
   CHECK(closest_match("num_procesess", {"num_machines", "num_processes"}) == std::string("num_processes"));
   CHECK_FALSE(closest_match("zzzzzzzz", {"num_machines", "num_processes"}).has_value());
+  CHECK(closest_match("--num_proc", {"--num_machines", "--num_processes", "--num-processes"}) ==
+        std::string("--num_processes"));
+  CHECK_FALSE(closest_match("--num", {"--num_machines", "--num_processes"}).has_value());  // ambiguous
 }
 
 TEST_CASE("parse_integer rejects junk", "[core]") {

@@ -476,6 +476,11 @@ TEST_CASE("launch cli: bad input is one line, exit code 2, and no worker started
       {{"--gpu_ids", "0", "--num_processes", "2"}, "--gpu_ids 0 names 1 GPU(s) but --num_processes is 2; give one GPU per process"},
       {{"--num_processes", "4"}, "--num_processes 4 needs one GPU per process but 2 GPU(s) are available; pass "
                                  "--num_processes 2 or less, or --cpu for CPU workers"},
+      {{"--num_proc", "2"}, "unknown flag --num_proc; did you mean --num_processes?"},
+      {{"--rdzv_backend", "c10d"}, "--rdzv_backend c10d: only 'static' is supported (rank 0's host runs the store at "
+                                   "--main_process_ip)"},
+      {{"-m", "--no_python"}, "-m/--module runs JOB as a Python module under python3; it cannot be combined with "
+                              "--no_python"},
       {{"--num_processes", "2", "launch"}, "--num_processes is given before 'launch'; put launch options after it: "
                                            "accel-launch launch [options] JOB [JOB ARGS...]"},
   };
@@ -488,6 +493,11 @@ TEST_CASE("launch cli: bad input is one line, exit code 2, and no worker started
     CHECK(result.err == "accel-launch: error: " + message + "\n");
     CHECK(::access(marker.c_str(), F_OK) != 0);
   }
+  const auto no_gpu = launch({"--multi_gpu", "sh", "-c", "touch " + marker}, {{"ACCEL_FAKE_GPUS", "0"}});
+  CHECK(no_gpu.code == 2);
+  CHECK(no_gpu.err == "accel-launch: error: GPU workers were asked for (--multi_gpu, or distributed_type MULTI_GPU in "
+                      "a config file) but this machine has no GPU; pass --cpu for CPU workers\n");
+  CHECK(::access(marker.c_str(), F_OK) != 0);
   const std::vector<std::pair<std::vector<std::string>, std::string>> bad_jobs = {
       {{}, "missing JOB: usage: accel-launch [options] JOB [JOB ARGS...]"},
       {{"--num_processes", "2"}, "missing JOB: usage: accel-launch [options] JOB [JOB ARGS...]"},
@@ -523,4 +533,15 @@ TEST_CASE("launch cli: the launcher links neither LibTorch nor CUDA") {
     INFO(text);
     CHECK(text.find(library) == std::string::npos);
   }
+}
+
+TEST_CASE("launch cli: accelerate's -m, --multi_gpu, --same_network, --rdzv_backend and --monitor_interval") {
+  const auto module = launch({"-q", "--cpu", "-m", "platform"});
+  CHECK(module.code == 0);
+  CHECK_THAT(module.out, Catch::Contains("Linux"));
+  const auto compatible = launch({"-q", "--multi_gpu", "--num_processes", "2", "--same_network", "--rdzv_backend",
+                                  "static", "--monitor_interval", "0.1", PRINT_ENV_EXE},
+                                 {{"ACCEL_FAKE_GPUS", "2"}});
+  CHECK(compatible.code == 0);
+  CHECK_THAT(compatible.out, Catch::Contains("ACCEL_USE_CPU=false") && Catch::Contains("WORLD_SIZE=2"));
 }

@@ -25,6 +25,17 @@ std::size_t edit_distance(const std::string& a, const std::string& b) {
 
 std::optional<std::string> closest_match(const std::string& word,
                                          const std::vector<std::string>& candidates) {
+  // An abbreviation that only one candidate starts with ("--num_proc") is what was meant.
+  std::optional<std::string> only_extension;
+  int extensions = 0;
+  for (const auto& candidate : candidates) {
+    if (word.size() >= 3 && candidate.size() > word.size() && candidate.compare(0, word.size(), word) == 0) {
+      ++extensions;
+      only_extension = candidate;
+    }
+  }
+  if (extensions == 1) return only_extension;
+
   std::optional<std::string> best;
   std::size_t best_distance = std::max<std::size_t>(2, word.size() / 3) + 1;
   for (const auto& candidate : candidates) {

@@ -44,6 +44,17 @@ void resolve_job(const LaunchRequest& request, LaunchSpec& spec) {
     throw UsageError("missing JOB: usage: accel-launch [options] JOB [JOB ARGS...]");
   }
   const std::string& job = request.job.front();
+  if (request.python_module.value_or(false)) {
+    if (request.no_python.value_or(false)) {
+      throw UsageError("-m/--module runs JOB as a Python module under python3; it cannot be combined with --no_python");
+    }
+    const auto interpreter = find_on_path("python3");
+    if (!interpreter) throw UsageError("-m/--module " + job + ": python3 is not on PATH");
+    spec.executable = *interpreter;
+    spec.argv = {"python3", "-m"};
+    spec.argv.insert(spec.argv.end(), request.job.begin(), request.job.end());
+    return;
+  }
   const bool python = job.size() > 3 && job.compare(job.size() - 3, 3, ".py") == 0 && !request.no_python.value_or(false);
   if (python) {
     if (::access(job.c_str(), R_OK) != 0) {
@@ -136,6 +147,10 @@ LaunchSpec resolve(const LaunchRequest& request, const hardware::Machine& machin
                      std::to_string(spec.num_machines - 1) + ")");
   }
 
+  if (request.use_cpu == false && machine.gpus.empty()) {
+    throw UsageError("GPU workers were asked for (--multi_gpu, or distributed_type MULTI_GPU in a config file) but "
+                     "this machine has no GPU; pass --cpu for CPU workers");
+  }
   spec.use_cpu = request.use_cpu.value_or(false) || machine.gpus.empty();
   if (request.gpu_ids) {
     if (request.use_cpu.value_or(false)) {

@@ -33,6 +33,7 @@ struct LaunchRequest {
 
   // The job.
   std::optional<bool> no_python;
+  std::optional<bool> python_module;  // -m: JOB is a Python module, run as python3 -m JOB
   std::vector<std::string> job;  // executable followed by its arguments
 
   // Where a value came from, for messages: "--num_processes" or "my.yaml: num_processes".
