@@ -50,7 +50,7 @@ TEST_CASE("a scripted nn.Sequential runs pipelined and matches its own forward")
 TEST_CASE("a scripted nn.Sequential streams through the pipeline and gathers its outputs to every rank") {
   auto module = torch::jit::load(SCRIPTED_FIXTURE);
   const TorchScriptModel model(module);
-  const std::vector<Activations> batches{{torch::randn({7, 8})}, {torch::randn({11, 8})}, {torch::randn({2, 8})}};
+  const std::vector<Activations> batches{{torch::randn({7, 8})}, {torch::randn({11, 8})}, {torch::randn({4, 8})}};
   std::vector<torch::Tensor> expected;
   {
     torch::NoGradGuard no_grad;
