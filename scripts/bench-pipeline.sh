@@ -9,16 +9,16 @@
 # other programs leave us (speedup does); peak RSS and weights per rank.
 #
 # Usage: scripts/bench-pipeline.sh [BUILD_DIR]
-#   env: BATCH (8) SEQ (32) ITERATIONS (2) STREAM (4) STAGES ("2"; "2 4" oversubscribes a 2-core machine)
+#   env: BATCH (32) SEQ (64) ITERATIONS (2) STREAM (8) STAGES ("2"; "2 4" oversubscribes a 2-core machine)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build="${1:-build}"
 bin="$build/bin/pipeline_inference"
 [ -x "$bin" ] || { echo "bench-pipeline: $bin not found; build the pipeline_inference target first" >&2; exit 2; }
-batch="${BATCH:-8}"
-seq="${SEQ:-32}"
+batch="${BATCH:-32}"
+seq="${SEQ:-64}"
 iterations="${ITERATIONS:-2}"
-stream="${STREAM:-4}"
+stream="${STREAM:-8}"
 stages_list="${STAGES:-2}"
 common=(--batch "$batch" --seq "$seq" --iterations "$iterations" --threads 1 --layers 12 --embd 768 --heads 12)
 
