@@ -171,16 +171,20 @@ void add_launch_commands(CLI::App& app) {
   auto launch_request = std::make_shared<LaunchRequest>();
   CLI::App* launch_app = app.add_subcommand("launch", "Launch JOB on several processes (same as without 'launch')");
   setup_launch(*launch_app, launch_request);
-  launch_app->callback([&app, launch_app, launch_request] {
-    // Options before the word 'launch' belong to the parent command and would be lost.
-    for (const CLI::Option* option : app.get_options()) {
-      if (option->count() > 0) {
-        throw UsageError(option->get_name() + " is given before 'launch'; put launch options after it: "
-                         "accel-launch launch [options] JOB [JOB ARGS...]");
+  launch_app->callback([launch_app, launch_request] { run_launch(*launch_app, *launch_request); });
+
+  // Launch options before a command word ('launch', 'config', 'env', 'test') belong to the top
+  // level, which then does nothing with them: refuse rather than lose them.
+  for (CLI::App* command : app.get_subcommands([](CLI::App*) { return true; })) {
+    command->parse_complete_callback([&app, command] {
+      for (const CLI::Option* option : app.get_options()) {
+        if (option->count() > 0) {
+          throw UsageError(option->get_name() + " is given before '" + command->get_name() +
+                           "'; put options after the command: accel-launch " + command->get_name() + " [options] ...");
+        }
       }
-    }
-    run_launch(*launch_app, *launch_request);
-  });
+    });
+  }
 
   auto direct_request = std::make_shared<LaunchRequest>();
   setup_launch(app, direct_request);

@@ -481,8 +481,9 @@ TEST_CASE("launch cli: bad input is one line, exit code 2, and no worker started
                                    "--main_process_ip)"},
       {{"-m", "--no_python"}, "-m/--module runs JOB as a Python module under python3; it cannot be combined with "
                               "--no_python"},
-      {{"--num_processes", "2", "launch"}, "--num_processes is given before 'launch'; put launch options after it: "
-                                           "accel-launch launch [options] JOB [JOB ARGS...]"},
+      {{"--num_processes", "2", "launch"}, "--num_processes is given before 'launch'; put options after the command: "
+                                           "accel-launch launch [options] ..."},
+      {{"--cpu", "test"}, "--cpu is given before 'test'; put options after the command: accel-launch test [options] ..."},
   };
   for (const auto& [flags, message] : cases) {
     std::vector<std::string> args = flags;
