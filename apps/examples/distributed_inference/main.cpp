@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "accel/core/error.h"
+#include "accel/core/files.h"
 #include "accel/runtime/partial_state.h"
 #include "model.h"
 
@@ -44,21 +45,6 @@ std::vector<std::string> read_prompts(const std::string& path) {
   return prompts;
 }
 
-// Written beside the destination and renamed over it, so a reader never sees half a file.
-void write_atomically(const fs::path& path, const std::string& content) {
-  const fs::path temp = path.string() + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(temp, std::ios::trunc);
-    if (!(out << content) || !out.flush()) throw accel::FileError(temp.string(), "cannot write", errno);
-  }
-  if (fs::exists(path)) std::cerr << "distributed_inference: replacing " << path.string() << " from an earlier run\n";
-  if (std::rename(temp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    std::remove(temp.c_str());
-    throw accel::FileError(path.string(), "cannot replace", err);
-  }
-}
-
 int run(const Options& options) {
   accel::PartialState state;
   if (options.threads > 0) torch::set_num_threads(options.threads);
@@ -77,7 +63,9 @@ int run(const Options& options) {
   for (std::size_t i = 0; i < mine.num_real; ++i) {
     lines += std::to_string(mine.start + i) + "\t" + mine.items[i] + "\t" + outputs[i] + "\n";
   }
-  write_atomically(fs::path(options.output_dir) / ("result_" + std::to_string(state.process_index()) + ".txt"), lines);
+  const fs::path result = fs::path(options.output_dir) / ("result_" + std::to_string(state.process_index()) + ".txt");
+  if (fs::exists(result)) std::cerr << "distributed_inference: replacing " << result.string() << " from an earlier run\n";
+  accel::files::replace_atomically(result.string(), lines);
 
   const auto all = state.gather_unpadded(outputs, mine);
   state.print("distributed_inference: ", prompts.size(), " prompts on ", state.num_processes(), " process(es) (",

@@ -1,6 +1,7 @@
 #include "accel/models/gpt2.h"
 
 #include "accel/core/error.h"
+#include "accel/core/files.h"
 #include "gpt2_blocks.h"
 
 #include <cerrno>
@@ -144,20 +145,7 @@ void GPT2::save_pretrained(const std::string& dir, bool overwrite) {
 
   save_safetensors(weights_path.string(), state_dict(),
                    {.overwrite = overwrite, .metadata = {{"format", "pt"}}});
-  const auto temp = config_path.string() + ".tmp";
-  {
-    std::ofstream out(temp, std::ios::trunc);
-    out << options_.config.to_json();
-    if (!out.flush()) {
-      std::remove(temp.c_str());
-      throw FileError(temp, "cannot write", errno);
-    }
-  }
-  if (std::rename(temp.c_str(), config_path.c_str()) != 0) {
-    const int err = errno;
-    std::remove(temp.c_str());
-    throw FileError(config_path.string(), "cannot rename " + temp + " to it", err);
-  }
+  files::replace_atomically(config_path.string(), options_.config.to_json());
 }
 
 torch::Tensor GPT2Model::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {

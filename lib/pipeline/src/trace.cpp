@@ -1,11 +1,8 @@
 #include "trace.h"
 
-#include <cerrno>
-#include <cstdio>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "accel/core/error.h"
+#include "accel/core/files.h"
 
 namespace accel::pipeline {
 namespace {
@@ -40,18 +37,7 @@ void Trace::write() const {
     events.push_back({{"ph", "X"}, {"cat", e.lane}, {"name", e.name}, {"pid", rank_}, {"tid", lane_id(e.lane)},
                       {"ts", e.start_us}, {"dur", e.duration_us}});
   }
-  const std::string temporary = path_ + ".tmp";
-  {
-    std::ofstream out(temporary);
-    if (!out) throw FileError(temporary, "could not be created for the pipeline trace", errno);
-    out << nlohmann::json{{"traceEvents", events}, {"displayTimeUnit", "ms"}}.dump() << "\n";
-    if (!out.flush()) throw FileError(temporary, "could not be written", errno);
-  }
-  if (std::rename(temporary.c_str(), path_.c_str()) != 0) {
-    const int error = errno;
-    std::remove(temporary.c_str());
-    throw FileError(path_, "could not be replaced by " + temporary, error);
-  }
+  files::replace_atomically(path_, nlohmann::json{{"traceEvents", events}, {"displayTimeUnit", "ms"}}.dump() + "\n");
 }
 
 }  // namespace accel::pipeline
