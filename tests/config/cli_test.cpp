@@ -101,7 +101,7 @@ TEST_CASE("cli: config default on a machine without GPUs writes the default file
   CHECK(slurp(path + ".bak").find("mixed_precision: 'no'") != std::string::npos);
 }
 
-TEST_CASE("cli: config default --config_file picks JSON by extension; bad flags are named", "[config][cli]") {
+TEST_CASE("cli: config default --config_file picks JSON by extension, bad flags are named", "[config][cli]") {
   ScratchDir home;
   const Ran json = run_cli(home, "config default --config-file out/c.json");
   CHECK(json.code == 0);
@@ -190,7 +190,7 @@ TEST_CASE("cli: a launch reads the config file and refuses a bad one before star
                       "accel-launch: error: bad.yaml:2:1: unknown key 'num_proceses' (did you mean 'num_processes'?)\n");
 }
 
-TEST_CASE("cli: command line > config file > guessed; file values are not announced as guessed", "[config][cli][apply]") {
+TEST_CASE("cli: command line > config file > guessed, file values are not announced as guessed", "[config][cli][apply]") {
   ScratchDir home;
   home.write("cpu.yaml",
              "distributed_type: MULTI_CPU\nnum_processes: 3\nmixed_precision: bf16\nnum_cpu_threads_per_process: 1\n");

@@ -24,7 +24,7 @@ TEST_CASE("config default: no GPU gives one CPU process, never zero", "[config][
   CHECK_FALSE(config.gpu_ids);
 }
 
-TEST_CASE("config default: one GPU runs one process on it; several run one each", "[config][default]") {
+TEST_CASE("config default: one GPU runs one process on it, several run one each", "[config][default]") {
   const Config one = accel::config::default_config(machine_with_gpus(1), "bf16");
   CHECK(one.distributed_type == std::string("NO"));
   CHECK(one.use_cpu == false);

@@ -49,7 +49,7 @@ TEST_CASE("YAML values are typed as PyYAML types them", "[config][schema]") {
   CHECK(config.gpu_ids == std::string("0,2"));
 }
 
-TEST_CASE("absent and null keys stay unset; num_processes -1 means unset", "[config][schema]") {
+TEST_CASE("absent and null keys stay unset, num_processes -1 means unset", "[config][schema]") {
   const Config config = yaml("main_process_ip: null\nmain_process_port:\nnum_processes: -1\nuse_cpu: false\n");
   CHECK_FALSE(config.main_process_ip);
   CHECK_FALSE(config.main_process_port);

@@ -310,7 +310,7 @@ TEST_CASE("launch cli: Ctrl-C is forwarded to every worker and the launcher exit
   require_all_gone(pids);
 }
 
-TEST_CASE("launch cli: under nohup SIGHUP is not forwarded; SIGTERM is, and gives 143") {
+TEST_CASE("launch cli: under nohup SIGHUP is not forwarded, SIGTERM is, and gives 143") {
   TempDir dir;
   Launcher launcher({"--num_processes", "2", SLEEP_FOREVER_EXE, "--trap", dir.path}, {}, /*like_nohup=*/true);
   const auto pids = wait_for_pids(dir, 2);
@@ -362,7 +362,7 @@ TEST_CASE("launch cli: --max_restarts restarts the group with TORCHELASTIC_RESTA
   CHECK(exhausted.err.find("accel-launch: job failed: ") != std::string::npos);
 }
 
-TEST_CASE("launch cli: output lines are whole and prefixed; --quiet and --local_ranks_filter") {
+TEST_CASE("launch cli: output lines are whole and prefixed, --quiet and --local_ranks_filter") {
   std::vector<std::string> args{"--num_processes", "7", WRITE_TO_STDERR_EXE, "--split"};
   for (int i = 0; i < 20; ++i) args.push_back("line-" + std::to_string(i) + "-of-a-rank");
   const auto result = launch(args);

@@ -42,7 +42,7 @@ TEST_CASE("launch relay: whole lines only, each prefixed on the console and plai
   CHECK(std::vector<std::string>(relay.tail().begin(), relay.tail().end()) == std::vector<std::string>{"three", "fou"});
 }
 
-TEST_CASE("launch relay: a filtered rank reaches only its log; --quiet has no prefix") {
+TEST_CASE("launch relay: a filtered rank reaches only its log, --quiet has no prefix") {
   Capture log, console;
   LineRelay filtered(RelayTargets{-1, log.fd(), "[rank1]: ", 0});
   filtered.feed("x\n", 2);

@@ -90,7 +90,7 @@ TEST_CASE("launch resolve: an inherited OMP_NUM_THREADS is left alone") {
   CHECK(notes.str().find("threads") == std::string::npos);
 }
 
-TEST_CASE("launch resolve: GPUs give one worker per GPU; --cpu overrides") {
+TEST_CASE("launch resolve: GPUs give one worker per GPU, --cpu overrides") {
   NoOmpEnv no_omp;
   std::ostringstream notes;
   auto spec = resolve(job(), machine(16, 4), notes);
