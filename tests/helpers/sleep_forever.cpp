@@ -1,7 +1,9 @@
-// sleep-forever [--child] [--trap] [--ignore] [DIR]: sleeps until killed.
+// sleep-forever [--child] [--trap] [--ignore] [--setsid] [--linger MS] [DIR]: sleeps until killed.
 //   --child   first forks a grandchild that sleeps too (it stays in the worker's process group)
-//   --trap    on SIGINT/SIGTERM/SIGHUP/SIGQUIT prints "got <SIG>" and exits 0
+//   --trap    on SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2/SIGALRM prints "got <SIG>" and exits 0
 //   --ignore  ignores SIGINT/SIGTERM/SIGHUP/SIGQUIT (only SIGKILL stops it)
+//   --setsid  leaves the launcher's process group and session first, as a daemon does
+//   --linger  with --trap: waits MS milliseconds after the signal before printing (a checkpoint)
 //   DIR       writes the pids (own, then the grandchild's) to DIR/<RANK>.pids once ready
 #include <csignal>
 #include <cstdio>
@@ -17,17 +19,22 @@ void on_signal(int number) { received = number; }
 
 int main(int argc, char** argv) {
   bool child = false, trap = false, ignore = false;
+  int linger_ms = 0;
   std::string dir;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--child") child = true;
     else if (arg == "--trap") trap = true;
     else if (arg == "--ignore") ignore = true;
+    else if (arg == "--setsid") ::setsid();
+    else if (arg == "--linger" && i + 1 < argc) linger_ms = std::atoi(argv[++i]);
     else dir = arg;
   }
   for (int number : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) {
-    if (trap) std::signal(number, on_signal);
     if (ignore) std::signal(number, SIG_IGN);
+  }
+  for (int number : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM}) {
+    if (trap) std::signal(number, on_signal);
   }
   pid_t grandchild = 0;
   if (child && (grandchild = ::fork()) == 0) {
@@ -45,6 +52,7 @@ int main(int argc, char** argv) {
     }
   }
   while (!received) ::pause();
+  ::usleep(static_cast<useconds_t>(linger_ms) * 1000);
   std::printf("got %s\n", sigabbrev_np(received));
   return 0;
 }

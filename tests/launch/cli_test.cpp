@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -13,6 +15,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <optional>
 #include <regex>
@@ -52,8 +55,9 @@ struct TempDir {
 // accel-launch started in the background with stdout/stderr captured in files.
 class Launcher {
  public:
+  // `in_child` runs in the launcher's process just before exec (to change what it inherits).
   Launcher(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {},
-           bool like_nohup = false) {
+           const std::function<void()>& in_child = {}) {
     std::vector<std::string> argv{ACCEL_LAUNCH_EXE};
     argv.insert(argv.end(), args.begin(), args.end());
     pid_ = ::fork();
@@ -64,9 +68,9 @@ class Launcher {
       // No config file from the machine's user may change what the tests expect.
       ::unsetenv("ACCEL_CONFIG_FILE");
       for (const char* home : {"HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "HF_HOME"}) ::setenv(home, dir_.path.c_str(), 1);
-      if (like_nohup) ::signal(SIGHUP, SIG_IGN);
       ::dup2(::open((dir_ / "stdout").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600), 1);
       ::dup2(::open((dir_ / "stderr").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600), 2);
+      if (in_child) in_child();
       std::vector<char*> raw;
       for (auto& arg : argv) raw.push_back(arg.data());
       raw.push_back(nullptr);
@@ -312,7 +316,7 @@ TEST_CASE("launch cli: Ctrl-C is forwarded to every worker and the launcher exit
 
 TEST_CASE("launch cli: under nohup SIGHUP is not forwarded, SIGTERM is, and gives 143") {
   TempDir dir;
-  Launcher launcher({"--num_processes", "2", SLEEP_FOREVER_EXE, "--trap", dir.path}, {}, /*like_nohup=*/true);
+  Launcher launcher({"--num_processes", "2", SLEEP_FOREVER_EXE, "--trap", dir.path}, {}, [] { ::signal(SIGHUP, SIG_IGN); });
   const auto pids = wait_for_pids(dir, 2);
   ::kill(launcher.pid(), SIGHUP);
   std::this_thread::sleep_for(50ms);
@@ -350,6 +354,7 @@ TEST_CASE("launch cli: --max_restarts restarts the group with TORCHELASTIC_RESTA
       "echo attempt $TORCHELASTIC_RESTART_COUNT; [ $TORCHELASTIC_RESTART_COUNT -ge 2 ] && exit 0;"
       "[ $RANK = 1 ] && exit 1; exec sleep 30";
   const auto ok = launch({"--num_processes", "3", "--max_restarts", "3", "sh", "-c", flaky});
+  INFO(ok.err);
   CHECK(ok.code == 0);
   CHECK(rank_lines(ok.out, 1) == std::vector<std::string>{"attempt 0", "attempt 1", "attempt 2"});
   CHECK(std::regex_search(ok.err, std::regex(R"(accel-launch: rank 1 \(local rank 1 on \S+, pid \d+\) exited with status 1; restarting the group \(restart 1 of 3\)\n)"
@@ -545,4 +550,316 @@ TEST_CASE("launch cli: accelerate's -m, --multi_gpu, --same_network, --rdzv_back
                                  {{"ACCEL_FAKE_GPUS", "2"}});
   CHECK(compatible.code == 0);
   CHECK_THAT(compatible.out, Catch::Contains("ACCEL_USE_CPU=false") && Catch::Contains("WORLD_SIZE=2"));
+}
+
+// --- Faults, signals and hostile input (issue 10) ---
+
+namespace {
+
+// Fields of /proc/PID/stat after the command name: [0] state, [1] ppid, [2] pgrp, ...
+std::vector<std::string> stat_fields(pid_t pid) {
+  const std::string line = read_file("/proc/" + std::to_string(pid) + "/stat");
+  const auto close = line.rfind(')');
+  if (close == std::string::npos) return {};
+  std::istringstream rest(line.substr(close + 2));
+  std::vector<std::string> fields;
+  for (std::string field; rest >> field;) fields.push_back(field);
+  return fields;
+}
+
+// Waits until `condition` holds; fails the test with `what` after `limit`.
+void wait_until(const std::function<bool()>& condition, const std::string& what,
+                std::chrono::milliseconds limit = 10000ms) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > deadline) FAIL("timed out waiting until " << what);
+    std::this_thread::sleep_for(5ms);
+  }
+}
+
+char process_state(pid_t pid) {
+  const auto fields = stat_fields(pid);
+  return fields.empty() ? '?' : fields[0][0];
+}
+
+}  // namespace
+
+TEST_CASE("launch cli: a worker that left the process group is stopped with the others") {
+  TempDir dir;
+  // Rank 0 calls setsid(): the group signals miss it, the signals by pid do not.
+  const std::string script = "[ \"$RANK\" = 2 ] && { " + wait_for_ranks(dir, {0, 1}) + " exit 5; };"
+                             "[ \"$RANK\" = 0 ] && exec " SLEEP_FOREVER_EXE " --setsid " + dir.path +
+                             "; exec " SLEEP_FOREVER_EXE " " + dir.path;
+  Launcher launcher({"--num_processes", "3", "--grace_period", "0.5", "sh", "-c", script});
+  CHECK(launcher.wait(15000ms) == 5);
+  const auto pids = wait_for_pids(dir, 2);
+  require_all_gone(pids);
+}
+
+TEST_CASE("launch cli: a daemon a worker left behind neither holds the launcher nor survives the job") {
+  TempDir dir;
+  // The daemon keeps the worker's stdout open and ignores SIGTERM; the worker then exits 0.
+  const std::string script = "setsid " SLEEP_FOREVER_EXE " --ignore " + dir.path + " & " + wait_for_ranks(dir, {0}) +
+                             " exit 0";
+  Launcher launcher({"-q", "sh", "-c", script});
+  CHECK(launcher.wait(15000ms) == 0);
+  require_all_gone(wait_for_pids(dir, 1));
+}
+
+TEST_CASE("launch cli: orphans a worker leaves are adopted and reaped by the launcher, as PID 1 would") {
+  TempDir dir;
+  const std::string pidfile = dir / "orphan";
+  // The inner shell starts a short sleep and exits at once, orphaning it.
+  const std::string script = "sh -c 'sleep 1 & echo $! > " + pidfile + "'; exec " SLEEP_FOREVER_EXE " " + dir.path;
+  Launcher launcher({"-q", "sh", "-c", script});
+  wait_for_pids(dir, 1);
+  wait_until([&] { return !read_file(pidfile).empty(); }, "the orphan's pid is written");
+  const pid_t orphan = std::stoi(read_file(pidfile));
+  const auto fields = stat_fields(orphan);
+  REQUIRE(fields.size() > 1);
+  CHECK(fields[1] == std::to_string(launcher.pid()));  // adopted by the launcher
+  // Once it exits the launcher reaps it: no zombie remains.
+  wait_until([&] { return ::access(("/proc/" + std::to_string(orphan)).c_str(), F_OK) != 0; }, "the orphan is reaped");
+  ::kill(launcher.pid(), SIGTERM);
+  CHECK(launcher.wait() == 143);
+}
+
+TEST_CASE("launch cli: rank 0 reads the launcher's terminal, the other ranks read nothing") {
+  // A pseudo-terminal whose foreground group is the launcher's, as in an interactive shell.
+  const int master = ::posix_openpt(O_RDWR | O_NOCTTY);
+  REQUIRE(master >= 0);
+  REQUIRE(::grantpt(master) == 0);
+  REQUIRE(::unlockpt(master) == 0);
+  const std::string terminal = ::ptsname(master);
+  Launcher launcher({"--num_processes", "2", "sh", "-c", "read line; echo \"got [$line]\""}, {}, [&] {
+    ::setsid();
+    const int slave = ::open(terminal.c_str(), O_RDWR);
+    ::ioctl(slave, TIOCSCTTY, 0);
+    ::dup2(slave, 0);
+  });
+  const std::string typed = "typed words\n";
+  REQUIRE(::write(master, typed.data(), typed.size()) == static_cast<ssize_t>(typed.size()));
+  CHECK(launcher.wait() == 0);
+  CHECK(rank_lines(launcher.out(), 0) == std::vector<std::string>{"got [typed words]"});
+  CHECK(rank_lines(launcher.out(), 1) == std::vector<std::string>{"got []"});
+  ::close(master);
+}
+
+TEST_CASE("launch cli: piped stdin goes to rank 0 whole and ends with end of input") {
+  TempDir dir;
+  const std::string input = dir / "input";
+  std::ofstream(input) << "first\nsecond\n";
+  Launcher launcher({"--num_processes", "2", "sh", "-c", "cat; echo end"}, {},
+                    [&] { ::dup2(::open(input.c_str(), O_RDONLY), 0); });
+  CHECK(launcher.wait() == 0);
+  CHECK(rank_lines(launcher.out(), 0) == std::vector<std::string>{"first", "second", "end"});
+  CHECK(rank_lines(launcher.out(), 1) == std::vector<std::string>{"end"});
+}
+
+TEST_CASE("launch cli: a stop request delivered twice at once keeps the grace period") {
+  TempDir dir;
+  Launcher launcher({"--num_processes", "2", SLEEP_FOREVER_EXE, "--trap", "--linger", "300", dir.path});
+  const auto pids = wait_for_pids(dir, 2);
+  // As `timeout` does: the launcher, then its group (here: the launcher again).
+  ::kill(launcher.pid(), SIGTERM);
+  ::kill(launcher.pid(), SIGTERM);
+  CHECK(launcher.wait() == 143);
+  for (int rank = 0; rank < 2; ++rank) CHECK(rank_lines(launcher.out(), rank) == std::vector<std::string>{"got TERM"});
+  require_all_gone(pids);
+}
+
+TEST_CASE("launch cli: a stop request repeated after a second kills at once") {
+  TempDir dir;
+  Launcher launcher({"--num_processes", "2", "--grace_period", "600", SLEEP_FOREVER_EXE, "--ignore", dir.path});
+  const auto pids = wait_for_pids(dir, 2);
+  ::kill(launcher.pid(), SIGINT);
+  std::this_thread::sleep_for(1500ms);
+  CHECK(alive(pids[0]));  // the first request waits for the grace period
+  ::kill(launcher.pid(), SIGINT);
+  CHECK(launcher.wait() == 130);
+  require_all_gone(pids);
+}
+
+TEST_CASE("launch cli: SIGUSR1, SIGUSR2 and SIGALRM are forwarded, not fatal to the launcher") {
+  for (const auto& [number, name] : std::vector<std::pair<int, std::string>>{
+           {SIGUSR1, "USR1"}, {SIGUSR2, "USR2"}, {SIGALRM, "ALRM"}}) {
+    TempDir dir;
+    Launcher launcher({"--num_processes", "2", SLEEP_FOREVER_EXE, "--trap", dir.path});
+    wait_for_pids(dir, 2);
+    ::kill(launcher.pid(), number);
+    INFO(name);
+    CHECK(launcher.wait() == 0);  // the workers exit 0 after the signal
+    for (int rank = 0; rank < 2; ++rank) CHECK(rank_lines(launcher.out(), rank) == std::vector<std::string>{"got " + name});
+  }
+}
+
+TEST_CASE("launch cli: Ctrl-Z stops the workers with the launcher, fg continues them") {
+  TempDir dir;
+  Launcher launcher({"--num_processes", "2", SLEEP_FOREVER_EXE, dir.path});
+  const auto pids = wait_for_pids(dir, 2);
+  ::kill(launcher.pid(), SIGTSTP);
+  for (pid_t pid : pids) wait_until([&] { return process_state(pid) == 'T'; }, "a worker is stopped");
+  wait_until([&] { return process_state(launcher.pid()) == 'T'; }, "the launcher is stopped");
+  ::kill(launcher.pid(), SIGCONT);
+  for (pid_t pid : pids) wait_until([&] { return process_state(pid) != 'T'; }, "a worker runs again");
+  ::kill(launcher.pid(), SIGTERM);
+  CHECK(launcher.wait() == 143);
+  require_all_gone(pids);
+}
+
+TEST_CASE("launch cli: a launcher started with SIGINT ignored (cmd & in a script) still forwards it") {
+  TempDir dir;
+  // The workers do not trap it: they die of it only if it is not ignored in them either.
+  Launcher launcher({"--num_processes", "2", "--grace_period", "600", SLEEP_FOREVER_EXE, dir.path}, {},
+                    [] { ::signal(SIGINT, SIG_IGN); });
+  const auto pids = wait_for_pids(dir, 2);
+  ::kill(launcher.pid(), SIGINT);
+  CHECK(launcher.wait() == 130);
+  require_all_gone(pids);
+}
+
+TEST_CASE("launch cli: a line longer than 64 KiB passes whole to the console and the log") {
+  TempDir dir;
+  const std::string line(83000, 'x');
+  const std::string job = "head -c 83000 /dev/zero | tr '\\000' x; echo";
+  const auto quiet = launch({"-q", "--log_dir", dir / "logs", "sh", "-c", job});
+  CHECK(quiet.code == 0);
+  CHECK(quiet.out == line + "\n");
+  std::string log;
+  if (DIR* runs = ::opendir((dir / "logs").c_str())) {
+    while (const dirent* entry = ::readdir(runs)) {
+      if (entry->d_name[0] != '.') log = read_file(dir / ("logs/" + std::string(entry->d_name) + "/attempt_0/0/stdout.log"));
+    }
+    ::closedir(runs);
+  }
+  CHECK(log == line + "\n");
+  const auto prefixed = launch({"sh", "-c", job});
+  CHECK(rank_lines(prefixed.out, 0) == std::vector<std::string>{line});
+}
+
+TEST_CASE("launch cli: a prompt without newline reaches the console while the worker waits") {
+  Launcher launcher({"sh", "-c", "printf 'Name? '; exec sleep 30"});
+  wait_until([&] { return launcher.out() == "[rank0]: Name? "; }, "the prompt is shown", 5000ms);
+  ::kill(launcher.pid(), SIGTERM);
+  CHECK(launcher.wait() == 143);
+  CHECK(launcher.out() == "[rank0]: Name? \n");
+}
+
+TEST_CASE("launch cli: the guardian has a name of its own") {
+  TempDir dir;
+  Launcher launcher({SLEEP_FOREVER_EXE, dir.path});
+  const auto pids = wait_for_pids(dir, 1);
+  const auto fields = stat_fields(pids[0]);
+  REQUIRE(fields.size() > 2);
+  CHECK(read_file("/proc/" + fields[2] + "/comm") == "accel-guardian\n");
+  CHECK(read_file("/proc/" + std::to_string(launcher.pid()) + "/comm") == "accel-launch\n");
+  ::kill(launcher.pid(), SIGTERM);
+  CHECK(launcher.wait() == 143);
+}
+
+TEST_CASE("launch cli: scratch directories of launchers killed with SIGKILL are removed, live ones kept") {
+  TempDir tmp;
+  const auto make_old_directory = [&](const std::string& name) {
+    const std::string path = tmp / name;
+    ::mkdir(path.c_str(), 0700);
+    std::ofstream(path + "/error-0-0.json") << "{}";
+    const timespec old[2] = {{::time(nullptr) - 3600, 0}, {::time(nullptr) - 3600, 0}};
+    ::utimensat(AT_FDCWD, path.c_str(), old, 0);
+    return path;
+  };
+  const std::string stale = make_old_directory("accel-launch-Stale1");
+  const std::string locked = make_old_directory("accel-launch-Alive1");
+  const int lock = ::open(locked.c_str(), O_RDONLY | O_DIRECTORY);
+  REQUIRE(::flock(lock, LOCK_EX) == 0);  // as a running launcher holds its own
+  const std::string young = tmp / "accel-launch-Young1";
+  ::mkdir(young.c_str(), 0700);
+  const std::string unrelated = make_old_directory("other-Stale1");
+
+  const auto result = launch({"-q", "sh", "-c", "echo $TORCHELASTIC_ERROR_FILE"}, {{"TMPDIR", tmp.path}});
+  CHECK(result.code == 0);
+  CHECK(::access(stale.c_str(), F_OK) != 0);
+  CHECK(::access(locked.c_str(), F_OK) == 0);
+  CHECK(::access(young.c_str(), F_OK) == 0);
+  CHECK(::access(unrelated.c_str(), F_OK) == 0);
+  CHECK(result.out.rfind(tmp / "accel-launch-", 0) == 0);  // its own went there, and is gone
+  CHECK(::access(result.out.substr(0, result.out.rfind('/')).c_str(), F_OK) != 0);
+  ::close(lock);
+}
+
+TEST_CASE("launch cli: descriptors the launcher inherited do not reach the workers") {
+  const int leaked = ::open("/dev/null", O_RDONLY);  // no O_CLOEXEC: the launcher inherits it
+  REQUIRE(leaked > 2);
+  const auto result =
+      launch({"-q", "sh", "-c", "[ -e /proc/$$/fd/" + std::to_string(leaked) + " ] && echo leaked || echo closed"});
+  ::close(leaked);
+  CHECK(result.code == 0);
+  CHECK(result.out == "closed\n");
+}
+
+TEST_CASE("launch cli: bad numbers and a closed stderr") {
+  TempDir dir;
+  const std::string marker = dir / "started";
+  const std::vector<std::string> job{"sh", "-c", "touch " + marker};
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--num_processes", "1000000000"}, R"(--num_processes 1000000000: this launcher can run at most \d+ workers here: .+)"},
+      {{"--num_processes", "100000"}, R"(--num_processes 100000: this launcher can run at most \d+ workers here: .+)"},
+      {{"--num_machines", "100000", "--machine_rank", "0", "--main_process_ip", "127.0.0.1", "--num_processes", "100000"},
+       R"(--num_machines 100000 x --num_processes 100000 = 10000000000 ranks: more than a rank number holds \(at most 2147483647\))"},
+      {{"--main_process_ip", ""}, R"(--main_process_ip '': expected the address of machine 0, such as 10\.0\.0\.1 or a host name)"},
+      {{"--log_dir", "/proc/no-such-dir/logs", "--num_processes", "1", "--num_cpu_threads_per_process", "1",
+        "--main_process_port", "0"},
+       R"(--log_dir /proc/no-such-dir/logs is unusable: /proc/no-such-dir: cannot create the directory: .+)"},
+  };
+  for (const auto& [flags, pattern] : cases) {
+    std::vector<std::string> args = flags;
+    args.insert(args.end(), job.begin(), job.end());
+    const auto result = launch(args);
+    INFO(pattern << "\n" << result.err);
+    CHECK(result.code == 2);
+    CHECK(std::regex_match(result.err, std::regex("accel-launch: error: " + pattern + "\n")));
+    CHECK(::access(marker.c_str(), F_OK) != 0);
+  }
+  Launcher closed_stderr({"--num_processes", "2", "sh", "-c", "echo out; echo err >&2"}, {}, [] { ::close(2); });
+  CHECK(closed_stderr.wait() == 0);
+  CHECK(lines_of(closed_stderr.out()).size() == 2);
+}
+
+TEST_CASE("launch cli: every failed rank is listed, first failure first, in a bounded summary") {
+  TempDir dir;
+  // Rank 1 fails first; ranks 0 and 2 fail too, once they see the SIGTERM that follows (so the
+  // order is certain), with an exit status of their own: that is a failure, not a stop.
+  const std::string script = wait_for_ranks(dir, {0, 1, 2}) +
+                             " if [ $RANK = 1 ]; then head -c 1000000 /dev/zero | tr '\\000' y >&2; echo >&2; exit 3; fi;"
+                             " while :; do sleep 0.01; done";
+  const std::string ready = "trap 'echo late$RANK >&2; exit $((RANK + 4))' TERM; echo > " + dir.path + "/$RANK.pids; ";
+  Launcher launcher({"--num_processes", "3", "sh", "-c", ready + script});
+  CHECK(launcher.wait() == 3);
+  const std::string err = launcher.err();
+  const auto summary = err.substr(err.find("accel-launch: job failed: "));
+  INFO(summary.substr(0, 3000));
+  CHECK(std::regex_search(summary, std::regex(R"(^accel-launch: job failed: rank 1 \(local rank 1 on \S+, pid \d+\) exited with status 3\n)")));
+  CHECK(std::regex_search(summary, std::regex(R"(\n  also failed: rank 0 \(local rank 0 on \S+, pid \d+\) exited with status 4; last stderr line: late0\n)")));
+  CHECK(std::regex_search(summary, std::regex(R"(\n  also failed: rank 2 \(local rank 2 on \S+, pid \d+\) exited with status 6; last stderr line: late2\n)")));
+  CHECK(summary.size() < 2000);
+  CHECK(summary.find("... (999500 more bytes)") != std::string::npos);
+}
+
+TEST_CASE("launch cli: a script whose #! interpreter is missing is named as such") {
+  TempDir dir;
+  const std::string script = dir / "job.sh";
+  std::ofstream(script) << "#!/nonexistent/sh\necho hi\n";
+  ::chmod(script.c_str(), 0755);
+  const auto result = launch({script});
+  CHECK(result.code == 126);
+  CHECK(result.err.find("could not be started: its interpreter '/nonexistent/sh' (named on the #! line of " + script +
+                        ") does not exist") != std::string::npos);
+}
+
+TEST_CASE("launch cli: --help shows JOB in its usage line") {
+  for (const auto& args : std::vector<std::vector<std::string>>{{"--help"}, {"launch", "--help"}}) {
+    const auto result = launch(args);
+    CHECK(result.code == 0);
+    INFO(result.out.substr(0, 300));
+    CHECK(std::regex_search(result.out, std::regex(R"((^|\n)Usage: \S*accel-launch( launch)? \[OPTIONS\] JOB \[JOB ARGS\.\.\.\]\n)")));
+  }
 }

@@ -1,4 +1,5 @@
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <sys/wait.h>
@@ -8,8 +9,10 @@
 #include "line_relay.h"
 #include "status.h"
 
+using accel::launch::Console;
 using accel::launch::LineRelay;
 using accel::launch::RelayTargets;
+using namespace std::chrono_literals;
 
 namespace {
 
@@ -30,7 +33,8 @@ struct Capture {
 
 TEST_CASE("launch relay: whole lines only, each prefixed on the console and plain in the log") {
   Capture console, log;
-  LineRelay relay(RelayTargets{console.fd(), log.fd(), "[rank3]: ", 2});
+  Console screen{console.fd()};
+  LineRelay relay(RelayTargets{&screen, log.fd(), "[rank3]: ", 2});
   relay.feed("hel", 3);
   CHECK(console.text().empty());
   relay.feed("lo\nwor", 6);
@@ -44,22 +48,68 @@ TEST_CASE("launch relay: whole lines only, each prefixed on the console and plai
 
 TEST_CASE("launch relay: a filtered rank reaches only its log, --quiet has no prefix") {
   Capture log, console;
-  LineRelay filtered(RelayTargets{-1, log.fd(), "[rank1]: ", 0});
+  LineRelay filtered(RelayTargets{nullptr, log.fd(), "[rank1]: ", 0});
   filtered.feed("x\n", 2);
   CHECK(log.text() == "x\n");
   CHECK(filtered.tail().empty());
-  LineRelay quiet(RelayTargets{console.fd(), -1, "", 0});
+  Console screen{console.fd()};
+  LineRelay quiet(RelayTargets{&screen, -1, "", 0});
   quiet.feed("a\nb\n", 4);
   CHECK(console.text() == "a\nb\n");
 }
 
-TEST_CASE("launch relay: an endless line is cut at the limit so memory stays bounded") {
-  Capture console;
-  LineRelay relay(RelayTargets{console.fd(), -1, "", 0});
-  const std::string chunk(LineRelay::kMaxLine, 'x');
-  relay.feed(chunk.data(), chunk.size());
-  relay.feed("y\n", 2);
-  CHECK(console.text() == chunk + "\ny\n");
+TEST_CASE("launch relay: a line of any length passes whole, however it is split") {
+  Capture console, log;
+  Console screen{console.fd()};
+  LineRelay relay(RelayTargets{&screen, log.fd(), "[rank0]: ", 1});
+  std::string line = "{\"data\": \"";
+  line += std::string(200 * 1024, 'x');
+  line += "\"}";
+  const auto start = LineRelay::Clock::now();
+  for (std::size_t at = 0; at < line.size(); at += 65536) {
+    relay.feed(line.data() + at, std::min<std::size_t>(65536, line.size() - at), start);
+  }
+  relay.feed("\n", 1, start);
+  CHECK(console.text() == "[rank0]: " + line + "\n");
+  CHECK(log.text() == line + "\n");
+  // The failure report keeps a bounded piece of it.
+  REQUIRE(relay.tail().size() == 1);
+  CHECK(relay.tail().front() == line.substr(0, LineRelay::kMaxTailLine) + "... (" +
+                                    std::to_string(line.size() - LineRelay::kMaxTailLine) + " more bytes)");
+}
+
+TEST_CASE("launch relay: a prompt or a progress bar without newline is written after a short delay") {
+  Capture console, log;
+  Console screen{console.fd()};
+  LineRelay relay(RelayTargets{&screen, log.fd(), "[rank0]: ", 0});
+  const auto start = LineRelay::Clock::now();
+  relay.feed("Name? ", 6, start);
+  REQUIRE(relay.partial_due());
+  CHECK(*relay.partial_due() == start + LineRelay::kPartialDelay);
+  relay.flush_due(start + LineRelay::kPartialDelay - 1ms);
+  CHECK(console.text().empty());
+  relay.flush_due(start + LineRelay::kPartialDelay);
+  CHECK(console.text() == "[rank0]: Name? ");
+  CHECK_FALSE(relay.partial_due());
+  relay.feed("10%\r20%\r", 8, start);
+  relay.flush_due(start + LineRelay::kPartialDelay);
+  relay.feed("done\n", 5, start);
+  CHECK(console.text() == "[rank0]: Name? 10%\r20%\rdone\n");
+  CHECK(log.text() == "Name? 10%\r20%\rdone\n");
+}
+
+TEST_CASE("launch relay: another rank's line after an unfinished one starts on a line of its own") {
+  Capture console, log;
+  Console screen{console.fd()};
+  LineRelay first(RelayTargets{&screen, log.fd(), "[rank0]: ", 0});
+  LineRelay second(RelayTargets{&screen, -1, "[rank1]: ", 0});
+  const auto start = LineRelay::Clock::now();
+  first.feed("step 1/2", 8, start);
+  first.flush_due(start + LineRelay::kPartialDelay);
+  second.feed("hello\n", 6, start);
+  first.feed(" ok\n", 4, start);
+  CHECK(console.text() == "[rank0]: step 1/2\n[rank1]: hello\n[rank0]:  ok\n");
+  CHECK(log.text() == "step 1/2 ok\n");
 }
 
 TEST_CASE("launch status: wait statuses in words and as exit codes") {

@@ -1,44 +1,79 @@
 #pragma once
-// Turns one worker stream's bytes into whole lines for the console and the log file
+// Turns one worker stream's bytes into lines for the console and the log file
 // (private to lib/launch).
+#include <chrono>
 #include <cstddef>
 #include <deque>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace accel::launch {
 
+class LineRelay;
+
+// One console descriptor (the launcher's stdout or stderr), shared by the relays of all ranks.
+// It remembers which relay left a line unfinished on it, so another rank's line starts on a
+// line of its own.
+struct Console {
+  int fd = -1;
+  const LineRelay* open_line = nullptr;
+};
+
 struct RelayTargets {
-  int console_fd = -1;    // -1: this rank is filtered out of the console
-  int log_fd = -1;        // -1: no log file
-  std::string prefix;     // "[rank3]: ", or empty with --quiet
+  Console* console = nullptr;  // nullptr: this rank is filtered out of the console
+  int log_fd = -1;             // -1: no log file
+  std::string prefix;          // "[rank3]: ", or empty with --quiet
   std::size_t tail_lines = 0;  // how many of the last lines to keep for a failure report
 };
 
-// Writes only whole lines, each with one write() per chunk of input, so lines of different
-// ranks never interleave mid-line. A line longer than kMaxLine is cut so memory stays bounded.
+// Writes whole lines, each chunk of input with one write(), so lines of different ranks never
+// interleave mid-line, whatever their length. What has arrived of an unfinished line (a
+// prompt, a progress bar redrawn with \r) is written once it has waited kPartialDelay or
+// reached kMaxPending bytes; if another rank's line reaches the console before the rest of
+// it, that line starts on a new line and the rest follows later under this rank's prefix.
 class LineRelay {
  public:
-  static constexpr std::size_t kMaxLine = 64 * 1024;
+  using Clock = std::chrono::steady_clock;
+  static constexpr std::chrono::milliseconds kPartialDelay{100};
+  static constexpr std::size_t kMaxPending = 16 * 1024 * 1024;
+  // Lines kept for the failure report are cut to this many bytes.
+  static constexpr std::size_t kMaxTailLine = 500;
 
   explicit LineRelay(RelayTargets targets) : targets_(std::move(targets)) {}
+  LineRelay(const LineRelay&) = delete;
+  LineRelay& operator=(const LineRelay&) = delete;
 
-  void feed(const char* data, std::size_t size);
-  // End of stream: a last line without a newline is written with one.
+  void feed(const char* data, std::size_t size, Clock::time_point now = Clock::now());
+  // When an unfinished line is waiting to be written (for flush_due()); nullopt when none is.
+  std::optional<Clock::time_point> partial_due() const;
+  // Writes the unfinished line's bytes if they have waited long enough.
+  void flush_due(Clock::time_point now = Clock::now());
+  // End of stream: a last line without a newline is ended with one.
   void finish();
 
+  // The last lines (each cut to kMaxTailLine bytes, marked when cut), oldest first.
   const std::deque<std::string>& tail() const { return tail_; }
 
  private:
-  void emit(const char* begin, std::size_t size, std::string& console, std::string& log);
-  void flush(const std::string& console, const std::string& log) const;
+  // Writes `bytes` (complete lines, or the start of an unfinished one) to every target.
+  void write_out(std::string_view bytes);
+  void keep_for_tail(std::string_view bytes);
 
   RelayTargets targets_;
-  std::string partial_;
+  std::string pending_;  // bytes of an unfinished line not yet written
+  std::optional<Clock::time_point> pending_since_;
+  std::string tail_line_;        // the current line, for tail_ (bounded)
+  std::size_t tail_line_size_ = 0;  // its full length
+  bool line_started_ = false;  // part of the current line was written already
   std::deque<std::string> tail_;
 };
 
 // write() until everything is written or the descriptor fails (a closed console is not an
 // error for the launcher: the workers keep running and their log files stay complete).
-void write_fully(int fd, const std::string& bytes);
+void write_fully(int fd, std::string_view bytes);
+
+// `text` cut to `limit` bytes, with "... (N more bytes)" when cut: keeps messages bounded.
+std::string shortened(const std::string& text, std::size_t limit);
 
 }  // namespace accel::launch

@@ -2,6 +2,7 @@
 // Starting worker processes so that none outlives the launcher (private to lib/launch).
 #include <sys/types.h>
 
+#include <csignal>
 #include <string>
 #include <vector>
 
@@ -9,15 +10,25 @@
 
 namespace accel::launch {
 
+// Signals the launcher catches and passes on to its workers. The first four ask the job to
+// stop (SIGKILL follows after the grace period); the others only pass through: batch systems
+// send SIGUSR1/SIGUSR2 as a pre-emption warning, SIGTSTP/SIGCONT are Ctrl-Z and fg.
+inline constexpr int kStopSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+inline constexpr int kForwardedSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1,
+                                            SIGUSR2, SIGALRM, SIGTSTP, SIGCONT};
+
+// What the guardian calls itself (comm), so `killall accel-launch` does not take it for a launcher.
+inline constexpr char kGuardianName[] = "accel-guardian";
+
 // A process group that dies with the launcher. Its leader is a small forked "guardian" that
 // blocks reading a pipe only the launcher can write to; when the launcher exits or is killed
 // (even by SIGKILL, which no handler sees) the read returns and the guardian SIGKILLs the
-// whole group: workers and whatever they started, unless they left the group themselves.
-// The guardian ignores the signals that the launcher forwards to the group.
+// whole group: workers and whatever they started without leaving the group. (Processes that
+// left it are the launcher's business: it signals workers by pid too and adopts orphans.)
+// The guardian ignores every forwarded signal and holds no descriptor but its pipe.
 class ProcessGroup {
  public:
-  // Forks the guardian. Call with the forwarded signals blocked (the guardian keeps that mask).
-  // Throws accel::Error when fork fails.
+  // Forks the guardian. Throws accel::Error when fork fails.
   ProcessGroup();
   // SIGKILLs everything left in the group and reaps the guardian.
   ~ProcessGroup();
@@ -27,13 +38,13 @@ class ProcessGroup {
   pid_t id() const { return guardian_; }
   // killpg(); the guardian itself survives anything but SIGKILL.
   void signal(int signal_number) const;
-  // SIGKILL the group now (idempotent); the destructor then only reaps.
-  void kill_all();
+  // The guardian was reaped by someone else's waitpid(-1) (it was killed): no wait at the end.
+  void guardian_reaped() { guardian_reaped_ = true; }
 
  private:
   pid_t guardian_ = -1;
+  bool guardian_reaped_ = false;
   Fd lifeline_;  // write end; closing it (or dying) tells the guardian to kill the group
-  bool killed_ = false;
 };
 
 struct SpawnOptions {
@@ -41,23 +52,49 @@ struct SpawnOptions {
   std::vector<std::string> argv;
   std::vector<std::string> environment;  // "NAME=value", the complete environment
   pid_t process_group = 0;
+  int stdin_fd = -1;
   int stdout_fd = -1;
   int stderr_fd = -1;
 };
 
 struct Spawned {
   pid_t pid = -1;
-  Fd exit_watch;   // a pidfd: poll() reports it readable once the process exited
   Fd exec_status;  // EOF once exec succeeded; an errno value when it failed
 };
 
 // fork + exec. The child joins `process_group`, asks for SIGKILL when the launcher dies
-// (PR_SET_PDEATHSIG), gets its stdout/stderr from the given descriptors and the given
-// environment; the launcher's signal handlers are reset to the default. Does not wait for exec: read exec_status with exec_error() later, so spawning N
-// workers costs N forks, not N round trips. Throws accel::Error when fork fails.
+// (PR_SET_PDEATHSIG), gets stdin/stdout/stderr from the given descriptors, no other descriptor
+// (inherited ones are closed at exec), the given environment, and the default disposition of
+// every forwarded signal except a SIGHUP the launcher inherited as ignored (nohup).
+// Does not wait for exec: read exec_status with exec_error() later, so spawning N workers costs
+// N forks, not N round trips. Throws accel::Error when fork fails.
 Spawned spawn(const SpawnOptions& options);
 
 // Blocks until the child exec'd or failed to; returns 0 or the errno of the failed execve.
 int exec_error(Spawned& spawned);
+
+// This process's children, from /proc (zombies included).
+std::vector<pid_t> children_of_this_process();
+
+// Makes this process a child subreaper for its lifetime (orphans of its descendants are
+// reparented to it rather than to init) and restores the previous setting on destruction.
+class SubreaperScope {
+ public:
+  SubreaperScope();
+  ~SubreaperScope();
+  SubreaperScope(const SubreaperScope&) = delete;
+  SubreaperScope& operator=(const SubreaperScope&) = delete;
+
+ private:
+  int previous_ = 0;
+};
+
+// How many workers this launcher can supervise, and what limits it, e.g.
+// "each worker holds 6 descriptors in the launcher and the open-file limit (ulimit -n) is 1024".
+struct WorkerCapacity {
+  long max_workers = 0;
+  std::string reason;
+};
+WorkerCapacity worker_capacity();
 
 }  // namespace accel::launch

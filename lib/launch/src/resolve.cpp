@@ -6,11 +6,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <sstream>
 
 #include "accel/core/env_contract.h"
 #include "accel/core/error.h"
 #include "accel/core/text.h"
+#include "process.h"
 
 namespace accel::launch {
 namespace {
@@ -189,6 +191,21 @@ LaunchSpec resolve(const LaunchRequest& request, const hardware::Machine& machin
                      std::to_string(visible_gpus) + " or less, or --cpu for CPU workers");
   }
 
+  // Ranks are ints everywhere (the environment, torch): the world must fit in one.
+  const long long world_size = static_cast<long long>(spec.num_machines) * spec.num_processes;
+  if (world_size > std::numeric_limits<int>::max()) {
+    throw UsageError("--num_machines " + std::to_string(spec.num_machines) + " x --num_processes " +
+                     std::to_string(spec.num_processes) + " = " + std::to_string(world_size) +
+                     " ranks: more than a rank number holds (at most " +
+                     std::to_string(std::numeric_limits<int>::max()) + ")");
+  }
+
+  const WorkerCapacity capacity = worker_capacity();
+  if (spec.num_processes > capacity.max_workers) {
+    throw UsageError("--num_processes " + std::to_string(spec.num_processes) + ": this launcher can run at most " +
+                     std::to_string(capacity.max_workers) + " workers here: " + capacity.reason);
+  }
+
   if (request.num_cpu_threads_per_process) {
     spec.omp_threads = at_least(request.num_cpu_threads_per_process, "--num_cpu_threads_per_process", 1, 1);
   } else if (!std::getenv(env::kOmpNumThreads)) {
@@ -242,6 +259,9 @@ LaunchSpec resolve(const LaunchRequest& request, const hardware::Machine& machin
   if (request.main_process_port && (*request.main_process_port < 0 || *request.main_process_port > 65535)) {
     throw UsageError(std::string(port_flag) + " " + std::to_string(*request.main_process_port) +
                      ": out of range; expected 1..65535 (or 0 for a free port on one machine)");
+  }
+  if (request.main_process_ip && request.main_process_ip->empty()) {
+    throw UsageError("--main_process_ip '': expected the address of machine 0, such as 10.0.0.1 or a host name");
   }
   if (spec.num_machines == 1) {
     spec.master_addr = request.main_process_ip.value_or(env::kDefaultMasterAddr);

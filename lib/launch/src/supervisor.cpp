@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,6 +23,7 @@
 #include "line_relay.h"
 #include "process.h"
 #include "status.h"
+#include "stdin_relay.h"
 
 extern char** environ;
 
@@ -29,8 +31,23 @@ namespace accel::launch {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
 constexpr std::size_t kTailLines = 10;
-constexpr int kForwardedSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+// A stop request repeated this long after the first is a deliberate "stop now" (a second
+// Ctrl-C); sooner, it is the same request delivered twice (`timeout` signals the launcher and
+// its group, a hang-up comes from the kernel and from the shell) and changes nothing.
+constexpr auto kDeliberateRepeat = 1s;
+// After the last worker exited and everything it left was killed, streams still open (held by
+// a process outside the launcher's descendants) are read this long, then abandoned.
+constexpr auto kDrainAfterLastExit = 1s;
+// The failure summary lists at most this many further failed ranks, each message cut to
+// kMaxMessage bytes, so one summary stays a few screens long at most.
+constexpr std::size_t kMaxListedFailures = 8;
+constexpr std::size_t kMaxMessage = 500;
+// A scratch directory of a launcher that no longer holds its lock is removed once it is this
+// old (a younger one may belong to a launcher between mkdtemp and flock).
+constexpr auto kStaleScratchAge = 60s;
+constexpr char kScratchPrefix[] = "accel-launch-";
 
 // The write end of SignalPipe's pipe, for the handler (one SignalPipe exists at a time).
 int g_signal_pipe = -1;
@@ -42,13 +59,13 @@ extern "C" void queue_signal(int number) {
   errno = saved;
 }
 
-// For the duration of run(): the forwarded signals are caught by a handler that writes their
-// number into a pipe the supervision loop polls (the self-pipe trick). A handler, not a blocked
-// mask with signalfd: libraries loaded earlier (NVML in the hardware probe) may have started
-// threads, and a process-directed signal goes to any thread that does not block it.
-// A signal the launcher inherited as ignored (nohup's SIGHUP) stays ignored and is not forwarded.
-// SIGCHLD is set to its default so children are not reaped behind our back; SIGPIPE is ignored so
-// a closed console does not kill the launcher.
+// For the duration of run(): the forwarded signals and SIGCHLD are caught by a handler that
+// writes their number into a pipe the supervision loop polls (the self-pipe trick). A handler,
+// not a blocked mask with signalfd: libraries loaded earlier (NVML in the hardware probe) may
+// have started threads, and a process-directed signal goes to any thread that does not block it.
+// A SIGHUP the launcher inherited as ignored (nohup) stays ignored and is not forwarded; other
+// ignored signals (SIGINT and SIGQUIT of `cmd &` in a script) are caught all the same.
+// SIGPIPE is ignored so a closed console does not kill the launcher.
 class SignalPipe {
  public:
   SignalPipe() {
@@ -58,18 +75,13 @@ class SignalPipe {
     read_ = std::move(pipe.read);
     write_ = std::move(pipe.write);
     g_signal_pipe = write_.get();
-    struct sigaction handler {};
-    handler.sa_handler = queue_signal;
-    handler.sa_flags = SA_RESTART;
-    sigemptyset(&handler.sa_mask);
     for (int number : kForwardedSignals) {
       struct sigaction current {};
       ::sigaction(number, nullptr, &current);
-      if (current.sa_handler == SIG_IGN) continue;
-      ::sigaction(number, &handler, &current);
-      saved_.emplace_back(number, current);
+      if (number == SIGHUP && current.sa_handler == SIG_IGN) continue;
+      set(number, queue_signal);
     }
-    set(SIGCHLD, SIG_DFL);
+    set(SIGCHLD, queue_signal);
     set(SIGPIPE, SIG_IGN);
   }
   ~SignalPipe() {
@@ -89,10 +101,22 @@ class SignalPipe {
     return numbers;
   }
 
+  // Ctrl-Z: stops the launcher as SIGTSTP's default action would (the shell then reports the
+  // job stopped); returns once it is continued.
+  void suspend_self() {
+    struct sigaction stop {}, handler{};
+    stop.sa_handler = SIG_DFL;
+    ::sigaction(SIGTSTP, &stop, &handler);
+    ::raise(SIGTSTP);
+    ::sigaction(SIGTSTP, &handler, nullptr);
+  }
+
  private:
   void set(int number, void (*disposition)(int)) {
     struct sigaction action {}, previous{};
     action.sa_handler = disposition;
+    action.sa_flags = SA_RESTART;
+    sigemptyset(&action.sa_mask);
     ::sigaction(number, &action, &previous);
     saved_.emplace_back(number, previous);
   }
@@ -113,36 +137,69 @@ void make_directories(const std::string& path) {
   }
 }
 
-// The run's files: a private temporary directory for the workers' error files (removed at the
-// end) and, with --log_dir, a fresh directory per run for the logs (never reusing an old one).
+// Removes a directory holding only files (a scratch directory); best effort.
+void remove_flat_directory(const std::string& path) {
+  if (DIR* dir = ::opendir(path.c_str())) {
+    while (const dirent* entry = ::readdir(dir)) {
+      if (std::strcmp(entry->d_name, ".") != 0 && std::strcmp(entry->d_name, "..") != 0) {
+        ::unlink((path + "/" + entry->d_name).c_str());
+      }
+    }
+    ::closedir(dir);
+  }
+  ::rmdir(path.c_str());
+}
+
+// Scratch directories left by launchers killed with SIGKILL: ours (same user), old enough, and
+// not locked (a running launcher holds a lock on its own for as long as it lives).
+void remove_stale_scratch_directories(const std::string& tmp) {
+  DIR* dir = ::opendir(tmp.c_str());
+  if (!dir) return;
+  const auto stale_before = std::chrono::system_clock::now() - kStaleScratchAge;
+  while (const dirent* entry = ::readdir(dir)) {
+    if (std::strncmp(entry->d_name, kScratchPrefix, sizeof kScratchPrefix - 1) != 0) continue;
+    const std::string path = tmp + "/" + entry->d_name;
+    struct stat info {};
+    if (::lstat(path.c_str(), &info) != 0 || !S_ISDIR(info.st_mode) || info.st_uid != ::getuid()) continue;
+    if (std::chrono::system_clock::from_time_t(info.st_mtime) > stale_before) continue;
+    const Fd lock(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (lock && ::flock(lock.get(), LOCK_EX | LOCK_NB) == 0) remove_flat_directory(path);
+  }
+  ::closedir(dir);
+}
+
+// The run's files: a private temporary directory for the workers' error files (locked while
+// the launcher lives, removed at the end) and, with --log_dir, a fresh directory per run for
+// the logs (never reusing an old one).
 class RunFiles {
  public:
   explicit RunFiles(const LaunchSpec& spec) {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") + "/accel-launch-XXXXXX";
+    const char* tmp_env = std::getenv("TMPDIR");
+    const std::string tmp = tmp_env && *tmp_env ? tmp_env : "/tmp";
+    remove_stale_scratch_directories(tmp);
+    std::string pattern = tmp + "/" + kScratchPrefix + "XXXXXX";
     if (!::mkdtemp(pattern.data())) throw FileError(pattern, "cannot create a temporary directory", errno);
     scratch_ = pattern;
+    scratch_lock_ = Fd(::open(scratch_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (scratch_lock_) ::flock(scratch_lock_.get(), LOCK_EX | LOCK_NB);
     if (spec.log_dir.empty()) return;
-    make_directories(spec.log_dir);
-    for (int suffix = 0; log_root_.empty(); ++suffix) {
-      const std::string candidate =
-          spec.log_dir + "/" + spec.run_id + (suffix ? "." + std::to_string(suffix) : std::string());
-      if (::mkdir(candidate.c_str(), 0755) == 0) {
-        log_root_ = candidate;
-      } else if (errno != EEXIST) {
-        throw FileError(candidate, "cannot create the log directory", errno);
+    try {
+      make_directories(spec.log_dir);
+      for (int suffix = 0; log_root_.empty(); ++suffix) {
+        const std::string candidate =
+            spec.log_dir + "/" + spec.run_id + (suffix ? "." + std::to_string(suffix) : std::string());
+        if (::mkdir(candidate.c_str(), 0755) == 0) {
+          log_root_ = candidate;
+        } else if (errno != EEXIST) {
+          throw FileError(candidate, "cannot create the log directory", errno);
+        }
       }
+    } catch (const FileError& error) {
+      remove_flat_directory(scratch_);
+      throw UsageError("--log_dir " + spec.log_dir + " is unusable: " + error.what());
     }
   }
-  ~RunFiles() {
-    if (DIR* dir = ::opendir(scratch_.c_str())) {
-      while (const dirent* entry = ::readdir(dir)) {
-        if (entry->d_name[0] != '.') ::unlink((scratch_ + "/" + entry->d_name).c_str());
-      }
-      ::closedir(dir);
-    }
-    ::rmdir(scratch_.c_str());
-  }
+  ~RunFiles() { remove_flat_directory(scratch_); }
   RunFiles(const RunFiles&) = delete;
   RunFiles& operator=(const RunFiles&) = delete;
 
@@ -164,6 +221,7 @@ class RunFiles {
 
  private:
   std::string scratch_;
+  Fd scratch_lock_;
   std::string log_root_;
 };
 
@@ -181,14 +239,21 @@ std::vector<std::string> worker_env_strings(const LaunchSpec& spec, const Worker
   return out;
 }
 
+// What the attempts of one run share: the consoles, rank 0's stdin, /dev/null for the others.
+struct RunStreams {
+  Console out{STDOUT_FILENO};
+  Console err{STDERR_FILENO};
+  StdinRelay input{STDIN_FILENO};
+  Fd null_input{::open("/dev/null", O_RDONLY | O_CLOEXEC)};
+};
+
 struct Worker {
   int local_rank = 0;
   pid_t pid = -1;
   std::optional<int> wait_status;
-  int start_errno = 0;      // why exec failed, 0 when it did not
+  int start_errno = 0;  // why exec failed, 0 when it did not
   std::string error_file;
   Fd out_log, err_log;
-  Fd exit_watch;          // readable once the worker exited; reset when reaped
   Fd out_pipe, err_pipe;  // read ends; reset at end of stream
   std::unique_ptr<LineRelay> out, err;
 };
@@ -203,21 +268,32 @@ struct Failure {
 };
 
 struct Outcome {
-  std::optional<Failure> failure;
+  std::vector<Failure> failures;  // the first is the root cause
   std::optional<int> interrupted_by;
   int stopped = 0;  // workers still running when the group was stopped
 
   int exit_code() const {
-    if (failure) return failure->exit_code;
+    if (!failures.empty()) return failures.front().exit_code;
     return interrupted_by ? 128 + *interrupted_by : 0;
   }
 };
 
+bool is_stop_signal(int number) {
+  return std::find(std::begin(kStopSignals), std::end(kStopSignals), number) != std::end(kStopSignals);
+}
+
+// A worker that died of the launcher's own stop (SIGTERM, SIGKILL, or a shell's 128+N for them)
+// was stopped, not failed.
+bool ended_by_stop(int status) {
+  const int code = exit_code_of(status);
+  return code == 128 + SIGTERM || code == 128 + SIGKILL;
+}
+
 // One attempt: the whole local group started, supervised and stopped.
 class Attempt {
  public:
-  Attempt(const LaunchSpec& spec, int restart_count, const RunFiles& files, SignalPipe& signals)
-      : spec_(spec), signals_(signals) {
+  Attempt(const LaunchSpec& spec, int restart_count, const RunFiles& files, SignalPipe& signals, RunStreams& streams)
+      : spec_(spec), signals_(signals), streams_(streams) {
     workers_.resize(spec.num_processes);
     std::vector<Spawned> started;
     // The group exists before any worker, so a failure part-way through still kills the ones
@@ -231,21 +307,21 @@ class Attempt {
       Pipe out = make_pipe(), err = make_pipe();
       const bool shown = spec.shows_on_console(local_rank);
       const std::string prefix = spec.quiet ? "" : "[rank" + std::to_string(spec.global_rank(local_rank)) + "]: ";
-      worker.out = std::make_unique<LineRelay>(
-          RelayTargets{shown ? STDOUT_FILENO : -1, worker.out_log.get(), prefix, 0});
+      worker.out = std::make_unique<LineRelay>(RelayTargets{shown ? &streams.out : nullptr, worker.out_log.get(), prefix, 0});
       worker.err = std::make_unique<LineRelay>(
-          RelayTargets{shown ? STDERR_FILENO : -1, worker.err_log.get(), prefix, kTailLines});
+          RelayTargets{shown ? &streams.err : nullptr, worker.err_log.get(), prefix, kTailLines});
+      const Fd input = spec.global_rank(local_rank) == 0 ? streams.input.attach() : Fd();
 
       SpawnOptions options;
       options.executable = spec.executable;
       options.argv = spec.argv;
       options.environment = worker_env_strings(spec, {local_rank, restart_count, worker.error_file});
       options.process_group = group_.id();
+      options.stdin_fd = input ? input.get() : streams.null_input.get();
       options.stdout_fd = out.write.get();
       options.stderr_fd = err.write.get();
       started.push_back(spawn(options));
       worker.pid = started.back().pid;
-      worker.exit_watch = std::move(started.back().exit_watch);
       worker.out_pipe = std::move(out.read);
       worker.err_pipe = std::move(err.read);
     }
@@ -255,111 +331,170 @@ class Attempt {
   }
 
   Outcome supervise() {
+    std::optional<Clock::time_point> drain_deadline;
     while (true) {
+      reap_children();
       const bool all_exited = std::all_of(workers_.begin(), workers_.end(), [](const Worker& w) { return w.wait_status; });
-      // A finished group's leftovers (grandchildren holding an output pipe) would keep the
-      // streams open forever: the job is over, so they go.
-      if (all_exited) group_.kill_all();
-      // fds[0]: signals; then per worker its exit watch and its two streams.
+      if (all_exited && !drain_deadline) {
+        // The job is over: what it left running (in the group or escaped from it) goes, so it
+        // cannot hold the output streams, and the launcher, open.
+        end_leftovers();
+        drain_deadline = Clock::now() + kDrainAfterLastExit;
+      }
+      // fds[0]: signals; then rank 0's stdin when there is something to do; then the streams.
       std::vector<pollfd> fds{{signals_.fd(), POLLIN, 0}};
-      struct Source {
-        Worker* worker;
-        enum { kExit, kStdout, kStderr } what;
-      };
-      std::vector<Source> sources;
+      const auto input = streams_.input.wanted();
+      if (input) fds.push_back(*input);
+      const std::size_t first_stream = fds.size();
+      std::vector<std::pair<Worker*, bool>> sources;  // (worker, is stderr)
       for (Worker& worker : workers_) {
-        if (worker.exit_watch) {
-          fds.push_back({worker.exit_watch.get(), POLLIN, 0});
-          sources.push_back({&worker, Source::kExit});
-        }
         if (worker.out_pipe) {
           fds.push_back({worker.out_pipe.get(), POLLIN, 0});
-          sources.push_back({&worker, Source::kStdout});
+          sources.emplace_back(&worker, false);
         }
         if (worker.err_pipe) {
           fds.push_back({worker.err_pipe.get(), POLLIN, 0});
-          sources.push_back({&worker, Source::kStderr});
+          sources.emplace_back(&worker, true);
         }
       }
-      if (all_exited && sources.empty()) break;
+      if (all_exited && (sources.empty() || Clock::now() >= *drain_deadline)) break;
 
-      if (::poll(fds.data(), fds.size(), poll_timeout_ms()) < 0 && errno != EINTR) {
+      if (::poll(fds.data(), fds.size(), poll_timeout_ms(drain_deadline)) < 0 && errno != EINTR) {
         throw Error(std::string("poll failed while supervising the workers: ") + std::strerror(errno));
       }
-      if (deadline_ && Clock::now() >= *deadline_) {
-        group_.kill_all();
-        deadline_.reset();
+      const auto now = Clock::now();
+      if (kill_deadline_ && now >= *kill_deadline_) {
+        signal_workers(SIGKILL);
+        kill_deadline_.reset();
       }
       if (fds[0].revents) {
-        for (int number : signals_.take()) on_signal(number);
-      }
-      for (std::size_t i = 0; i < sources.size(); ++i) {
-        if (!fds[i + 1].revents) continue;
-        if (sources[i].what == Source::kExit) {
-          reap(*sources[i].worker);
-        } else {
-          relay(*sources[i].worker, sources[i].what == Source::kStderr);
+        for (int number : signals_.take()) {
+          if (number != SIGCHLD) on_signal(number);
         }
       }
+      if (input && fds[1].revents) streams_.input.on_ready(fds[1].revents);
+      for (std::size_t i = 0; i < sources.size(); ++i) {
+        if (fds[first_stream + i].revents) relay(*sources[i].first, sources[i].second);
+      }
+      for (Worker& worker : workers_) {
+        worker.out->flush_due(now);
+        worker.err->flush_due(now);
+      }
     }
-    if (outcome_.failure) {
-      const Worker& root = workers_[outcome_.failure->local_rank];
-      outcome_.failure->stderr_tail = root.err->tail();
-      outcome_.failure->error_message = read_error_file(root.error_file);
+    for (Worker& worker : workers_) {
+      worker.out->finish();
+      worker.err->finish();
+    }
+    for (Failure& failure : outcome_.failures) {
+      const Worker& worker = workers_[failure.local_rank];
+      failure.stderr_tail = worker.err->tail();
+      failure.error_message = read_error_file(worker.error_file);
     }
     return outcome_;
   }
 
  private:
-  int poll_timeout_ms() const {
-    if (!deadline_) return -1;
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline_ - Clock::now()).count();
+  int poll_timeout_ms(const std::optional<Clock::time_point>& drain_deadline) const {
+    std::optional<Clock::time_point> wake = kill_deadline_;
+    const auto earliest = [&wake](const std::optional<Clock::time_point>& when) {
+      if (when && (!wake || *when < *wake)) wake = when;
+    };
+    earliest(drain_deadline);
+    for (const Worker& worker : workers_) {
+      earliest(worker.out->partial_due());
+      earliest(worker.err->partial_due());
+    }
+    if (!wake) return -1;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*wake - Clock::now()).count();
     return static_cast<int>(std::max<long long>(0, left + 1));
+  }
+
+  // To the group and, for those that left it (setsid, setpgid), to each running worker by pid;
+  // a pid is not reused before the launcher reaps it, so this never reaches a stranger.
+  void signal_workers(int number) const {
+    group_.signal(number);
+    for (const Worker& worker : workers_) {
+      if (!worker.wait_status) ::kill(worker.pid, number);
+    }
   }
 
   void stop(int signal_number) {
     stopping_ = true;
     outcome_.stopped = static_cast<int>(
         std::count_if(workers_.begin(), workers_.end(), [](const Worker& w) { return !w.wait_status; }));
-    group_.signal(signal_number);
-    deadline_ = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                   std::chrono::duration<double>(spec_.grace_period_s));
+    signal_workers(signal_number);
+    kill_deadline_ = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                        std::chrono::duration<double>(spec_.grace_period_s));
   }
 
-  void reap(Worker& worker) {
+  // Reaps every child that exited: workers get their status recorded; anything else is an
+  // orphan a worker left, adopted by the launcher as child subreaper (or as PID 1).
+  void reap_children() {
     int status = 0;
-    pid_t reaped;
-    while ((reaped = ::waitpid(worker.pid, &status, WNOHANG)) < 0 && errno == EINTR) {
-    }
-    if (reaped == 0) return;  // not yet: the watch fires again
-    worker.exit_watch.reset();
-    if (reaped < 0) status = W_EXITCODE(127, 0);  // cannot happen while SIGCHLD has its default
-    worker.wait_status = status;
-    const bool failed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    if (failed && !stopping_) {
-      Failure failure;
-      failure.local_rank = worker.local_rank;
-      failure.pid = worker.pid;
-      if (worker.start_errno == 0) {
-        failure.what = describe_wait_status(status);
-        failure.exit_code = exit_code_of(status);
-      } else {
-        // The shell's convention: 127 when the file is missing, 126 when it cannot be run.
-        failure.what = std::string("could not be started: ") + std::strerror(worker.start_errno);
-        failure.exit_code = worker.start_errno == ENOENT ? 127 : 126;
+    pid_t pid;
+    while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0 || (pid < 0 && errno == EINTR)) {
+      if (pid < 0) continue;
+      if (pid == group_.id()) group_.guardian_reaped();
+      for (Worker& worker : workers_) {
+        if (worker.pid == pid) on_exit(worker, status);
       }
-      outcome_.failure = failure;
+    }
+  }
+
+  void on_exit(Worker& worker, int status) {
+    worker.wait_status = status;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return;
+    // After a failure stopped the group, ranks that failed on their own are listed as well.
+    if (stopping_ && !(failure_stopped_group_ && !ended_by_stop(status))) return;
+    Failure failure;
+    failure.local_rank = worker.local_rank;
+    failure.pid = worker.pid;
+    if (worker.start_errno == 0) {
+      failure.what = describe_wait_status(status);
+      failure.exit_code = exit_code_of(status);
+    } else {
+      const StartFailure start = describe_start_error(spec_.executable, worker.start_errno);
+      failure.what = start.what;
+      failure.exit_code = start.exit_code;
+    }
+    outcome_.failures.push_back(failure);
+    if (!stopping_) {
+      failure_stopped_group_ = true;
       stop(SIGTERM);
     }
   }
 
-  void on_signal(int number) {
-    if (stopping_) {
-      group_.kill_all();  // a second Ctrl-C (or one during a failure's teardown) does not wait
-    } else {
-      stop(number);
+  // SIGKILLs what is left in the group, then every other child (orphans the launcher adopted),
+  // round after round, since killing one may orphan its own children.
+  void end_leftovers() {
+    group_.signal(SIGKILL);
+    for (int round = 0; round < 100; ++round) {
+      const auto children = children_of_this_process();
+      if (children.empty()) return;
+      for (pid_t child : children) ::kill(child, SIGKILL);
+      for (pid_t child : children) {
+        while (::waitpid(child, nullptr, 0) < 0 && errno == EINTR) {
+        }
+        if (child == group_.id()) group_.guardian_reaped();
+      }
     }
-    if (!outcome_.interrupted_by) outcome_.interrupted_by = number;
+  }
+
+  void on_signal(int number) {
+    if (!is_stop_signal(number)) {
+      signal_workers(number);
+      if (number == SIGTSTP) signals_.suspend_self();
+      return;
+    }
+    const auto now = Clock::now();
+    if (!first_stop_request_) {
+      first_stop_request_ = now;
+      outcome_.interrupted_by = number;
+      if (stopping_) signal_workers(number);  // a failure is already stopping the group
+      else stop(number);
+    } else if (now - *first_stop_request_ >= kDeliberateRepeat) {
+      signal_workers(SIGKILL);
+    }
   }
 
   void relay(Worker& worker, bool is_stderr) {
@@ -377,14 +512,17 @@ class Attempt {
 
   const LaunchSpec& spec_;
   SignalPipe& signals_;
+  RunStreams& streams_;
   ProcessGroup group_;
   std::vector<Worker> workers_;
   bool stopping_ = false;
-  std::optional<Clock::time_point> deadline_;
+  bool failure_stopped_group_ = false;
+  std::optional<Clock::time_point> first_stop_request_;
+  std::optional<Clock::time_point> kill_deadline_;
   Outcome outcome_;
 };
 
-std::string describe_root_cause(const LaunchSpec& spec, const Failure& failure) {
+std::string describe_rank(const LaunchSpec& spec, const Failure& failure) {
   return "rank " + std::to_string(spec.global_rank(failure.local_rank)) + " (local rank " +
          std::to_string(failure.local_rank) + " on " + spec.host + ", pid " + std::to_string(failure.pid) + ") " +
          failure.what;
@@ -392,13 +530,24 @@ std::string describe_root_cause(const LaunchSpec& spec, const Failure& failure) 
 
 void print_summary(const LaunchSpec& spec, const Outcome& outcome) {
   std::string text;
-  if (outcome.failure) {
-    const Failure& failure = *outcome.failure;
-    text += "accel-launch: job failed: " + describe_root_cause(spec, failure) + "\n";
-    if (failure.error_message) text += "  error file: " + *failure.error_message + "\n";
-    if (!failure.stderr_tail.empty()) {
+  if (!outcome.failures.empty()) {
+    const Failure& root = outcome.failures.front();
+    text += "accel-launch: job failed: " + describe_rank(spec, root) + "\n";
+    if (root.error_message) text += "  error file: " + shortened(*root.error_message, kMaxMessage) + "\n";
+    if (!root.stderr_tail.empty()) {
       text += "  last lines on its stderr:\n";
-      for (const auto& line : failure.stderr_tail) text += "    " + line + "\n";
+      for (const auto& line : root.stderr_tail) text += "    " + line + "\n";
+    }
+    const std::size_t others = outcome.failures.size() - 1;
+    for (std::size_t i = 1; i <= std::min(others, kMaxListedFailures); ++i) {
+      const Failure& failure = outcome.failures[i];
+      text += "  also failed: " + describe_rank(spec, failure);
+      if (failure.error_message) text += "; error file: " + shortened(*failure.error_message, kMaxMessage);
+      else if (!failure.stderr_tail.empty()) text += "; last stderr line: " + failure.stderr_tail.back();
+      text += "\n";
+    }
+    if (others > kMaxListedFailures) {
+      text += "  and " + std::to_string(others - kMaxListedFailures) + " more failed rank(s)\n";
     }
     if (outcome.stopped > 0) text += "  stopped the " + std::to_string(outcome.stopped) + " worker(s) still running\n";
   }
@@ -414,12 +563,14 @@ void print_summary(const LaunchSpec& spec, const Outcome& outcome) {
 int run(const LaunchSpec& spec) {
   RunFiles files(spec);
   if (!files.log_root().empty()) write_fully(STDERR_FILENO, "accel-launch: per-rank logs in " + files.log_root() + "\n");
+  const SubreaperScope subreaper;
   SignalPipe signals;
+  RunStreams streams;
   for (int restart_count = 0;; ++restart_count) {
-    Outcome outcome = Attempt(spec, restart_count, files, signals).supervise();
-    if (!outcome.failure && !outcome.interrupted_by) return 0;
-    if (outcome.failure && !outcome.interrupted_by && restart_count < spec.max_restarts) {
-      write_fully(STDERR_FILENO, "accel-launch: " + describe_root_cause(spec, *outcome.failure) +
+    Outcome outcome = Attempt(spec, restart_count, files, signals, streams).supervise();
+    if (outcome.failures.empty() && !outcome.interrupted_by) return 0;
+    if (!outcome.failures.empty() && !outcome.interrupted_by && restart_count < spec.max_restarts) {
+      write_fully(STDERR_FILENO, "accel-launch: " + describe_rank(spec, outcome.failures.front()) +
                                      "; restarting the group (restart " + std::to_string(restart_count + 1) + " of " +
                                      std::to_string(spec.max_restarts) + ")\n");
       continue;
