@@ -40,6 +40,7 @@ running() { [ -r "/proc/$1/stat" ] && ! sed 's/.*) //' "/proc/$1/stat" 2>/dev/nu
 
 failures=0
 worst_ms=0
+worst=""
 for trial in $(seq 1 "$trials"); do
   dir="$work/$trial"
   mkdir -p "$dir/tmp"
@@ -51,9 +52,17 @@ for trial in $(seq 1 "$trials"); do
   flags0=$([ $(( RANDOM % 2 )) = 1 ] && echo --setsid)
   flags1=$([ $(( RANDOM % 2 )) = 1 ] && echo --child)
   job="case \$RANK in 0) exec $bin/sleep-forever $flags0 $dir;; 1) exec $bin/sleep-forever $flags1 $dir;; *) exec $bin/sleep-forever $dir;; esac"
-  TMPDIR="$dir/tmp" "$bin/accel-launch" -q --num_processes "$workers" --grace_period "$grace_s" sh -c "$job" \
-    >"$dir/out" 2>"$dir/err" </dev/null &
-  launcher=$!
+  # Started as `cmd &` in a script is (SIGINT and SIGQUIT ignored); the subshell records the exit
+  # code and keeps bash's "Killed" notices off the terminal.
+  (
+    TMPDIR="$dir/tmp" "$bin/accel-launch" -q --num_processes "$workers" --grace_period "$grace_s" sh -c "$job" \
+      >"$dir/out" 2>"$dir/err" </dev/null &
+    echo $! >"$dir/launcher"
+    wait $!
+    echo $? >"$dir/code"
+  ) 2>/dev/null &
+  until [ -s "$dir/launcher" ]; do sleep 0.01; done
+  launcher=$(cat "$dir/launcher")
 
   if [ "$target_launcher" = 1 ]; then
     sleep "0.$(printf %03d "$delay_ms")"
@@ -81,15 +90,15 @@ for trial in $(seq 1 "$trials"); do
     fi
     sleep 0.01
   done
-  wait "$launcher" 2>/dev/null
-  code=$?
+  wait
+  code=$(cat "$dir/code")
   # Workers started after the signal (it came before they existed) count too.
   job_pids="$job_pids $(cat "$dir"/*.pids 2>/dev/null)"
   for pid in $job_pids; do
     while running "$pid" && [ $(( $(now_ms) - sent )) -le "$bound_ms" ]; do sleep 0.01; done
   done
   elapsed=$(( $(now_ms) - sent ))
-  [ "$elapsed" -gt "$worst_ms" ] && worst_ms=$elapsed
+  [ "$elapsed" -gt "$worst_ms" ] && worst_ms=$elapsed && worst="SIG$signal to the $([ "$target_launcher" = 1 ] && echo launcher || echo worker) after ${delay_ms} ms, $workers workers $flags0 $flags1"
   expected=$(( 128 + $(signal_number "$signal") ))
   left=""
   for pid in $job_pids; do running "$pid" && left="$left $pid"; done
@@ -104,5 +113,5 @@ for trial in $(seq 1 "$trials"); do
   fi
   rm -rf "$dir"
 done
-echo "chaos-launch: $trials trials, $failures failed, worst time from the signal to the last process gone: ${worst_ms} ms (seed $seed)"
+echo "chaos-launch: $trials trials, $failures failed, worst time from the signal to the last process gone: ${worst_ms} ms ($worst; seed $seed)"
 [ "$failures" = 0 ]

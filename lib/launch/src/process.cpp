@@ -68,16 +68,20 @@ ProcessGroup::ProcessGroup() {
   lifeline_ = std::move(lifeline.write);
 }
 
-ProcessGroup::~ProcessGroup() {
-  ::killpg(guardian_, SIGKILL);
-  lifeline_.reset();
+ProcessGroup::~ProcessGroup() { end(); }
+
+void ProcessGroup::end() {
+  signal(SIGKILL);
+  ended_ = true;
   if (guardian_reaped_) return;
-  int status;
-  while (::waitpid(guardian_, &status, 0) < 0 && errno == EINTR) {
+  while (::waitpid(guardian_, nullptr, 0) < 0 && errno == EINTR) {
   }
+  guardian_reaped_ = true;
 }
 
-void ProcessGroup::signal(int signal_number) const { ::killpg(guardian_, signal_number); }
+void ProcessGroup::signal(int signal_number) const {
+  if (!ended_) ::killpg(guardian_, signal_number);
+}
 
 Spawned spawn(const SpawnOptions& options) {
   // Everything the child needs is built before fork: after it, only async-signal-safe calls.

@@ -30,20 +30,24 @@ class ProcessGroup {
  public:
   // Forks the guardian. Throws accel::Error when fork fails.
   ProcessGroup();
-  // SIGKILLs everything left in the group and reaps the guardian.
+  // end().
   ~ProcessGroup();
   ProcessGroup(const ProcessGroup&) = delete;
   ProcessGroup& operator=(const ProcessGroup&) = delete;
 
   pid_t id() const { return guardian_; }
-  // killpg(); the guardian itself survives anything but SIGKILL.
+  // killpg(); the guardian itself survives anything but SIGKILL. Nothing after end(): the
+  // group's id may then belong to a stranger.
   void signal(int signal_number) const;
-  // The guardian was reaped by someone else's waitpid(-1) (it was killed): no wait at the end.
+  // SIGKILLs the whole group and reaps the guardian (idempotent).
+  void end();
+  // The guardian was reaped by a waitpid(-1) elsewhere: end() does not wait for it.
   void guardian_reaped() { guardian_reaped_ = true; }
 
  private:
   pid_t guardian_ = -1;
   bool guardian_reaped_ = false;
+  bool ended_ = false;
   Fd lifeline_;  // write end; closing it (or dying) tells the guardian to kill the group
 };
 

@@ -17,6 +17,7 @@
 #include <deque>
 #include <memory>
 #include <optional>
+#include <utility>
 
 #include "accel/core/error.h"
 #include "error_file.h"
@@ -332,8 +333,9 @@ class Attempt {
 
   Outcome supervise() {
     std::optional<Clock::time_point> drain_deadline;
+    bool child_exited = true;  // SIGCHLD seen: reap before looking at the workers
     while (true) {
-      reap_children();
+      if (std::exchange(child_exited, false)) reap_children();
       const bool all_exited = std::all_of(workers_.begin(), workers_.end(), [](const Worker& w) { return w.wait_status; });
       if (all_exited && !drain_deadline) {
         // The job is over: what it left running (in the group or escaped from it) goes, so it
@@ -369,7 +371,8 @@ class Attempt {
       }
       if (fds[0].revents) {
         for (int number : signals_.take()) {
-          if (number != SIGCHLD) on_signal(number);
+          if (number == SIGCHLD) child_exited = true;
+          else on_signal(number);
         }
       }
       if (input && fds[1].revents) streams_.input.on_ready(fds[1].revents);
@@ -465,18 +468,22 @@ class Attempt {
   }
 
   // SIGKILLs what is left in the group, then every other child (orphans the launcher adopted),
-  // round after round, since killing one may orphan its own children.
+  // round after round, since killing one may orphan its own children. /proc is searched only
+  // when some child is left besides the zombies: the common case costs two waitpid() calls.
   void end_leftovers() {
-    group_.signal(SIGKILL);
-    for (int round = 0; round < 100; ++round) {
-      const auto children = children_of_this_process();
-      if (children.empty()) return;
-      for (pid_t child : children) ::kill(child, SIGKILL);
-      for (pid_t child : children) {
-        while (::waitpid(child, nullptr, 0) < 0 && errno == EINTR) {
-        }
-        if (child == group_.id()) group_.guardian_reaped();
+    group_.end();
+    while (true) {
+      pid_t pid;
+      while ((pid = ::waitpid(-1, nullptr, WNOHANG)) > 0 || (pid < 0 && errno == EINTR)) {
       }
+      if (pid < 0) return;  // ECHILD: no child left
+      const auto children = children_of_this_process();
+      if (children.empty()) return;  // no /proc to find them in: waiting could last forever
+      for (pid_t child : children) ::kill(child, SIGKILL);
+      // Wait for one to change state, then look again.
+      while ((pid = ::waitpid(-1, nullptr, 0)) < 0 && errno == EINTR) {
+      }
+      if (pid < 0) return;
     }
   }
 
