@@ -55,10 +55,12 @@ struct TempDir {
 // accel-launch started in the background with stdout/stderr captured in files.
 class Launcher {
  public:
-  // `in_child` runs in the launcher's process just before exec (to change what it inherits).
+  // `in_child` runs in the launcher's process just before exec (to change what it inherits);
+  // `wrapper` is a command that runs the launcher (unshare ...).
   Launcher(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {},
-           const std::function<void()>& in_child = {}) {
-    std::vector<std::string> argv{ACCEL_LAUNCH_EXE};
+           const std::function<void()>& in_child = {}, const std::vector<std::string>& wrapper = {}) {
+    std::vector<std::string> argv = wrapper;
+    argv.push_back(ACCEL_LAUNCH_EXE);
     argv.insert(argv.end(), args.begin(), args.end());
     pid_ = ::fork();
     if (pid_ == 0) {
@@ -74,7 +76,7 @@ class Launcher {
       std::vector<char*> raw;
       for (auto& arg : argv) raw.push_back(arg.data());
       raw.push_back(nullptr);
-      ::execv(raw[0], raw.data());
+      ::execvp(raw[0], raw.data());
       ::_exit(126);
     }
   }
@@ -622,6 +624,23 @@ TEST_CASE("launch cli: orphans a worker leaves are adopted and reaped by the lau
   wait_until([&] { return ::access(("/proc/" + std::to_string(orphan)).c_str(), F_OK) != 0; }, "the orphan is reaped");
   ::kill(launcher.pid(), SIGTERM);
   CHECK(launcher.wait() == 143);
+}
+
+TEST_CASE("launch cli: as PID 1 of a container the launcher reaps every orphan") {
+  if (std::system("unshare -Urpf --mount-proc true >/dev/null 2>&1") != 0) {
+    WARN("unshare cannot create a user and PID namespace here: not tested");
+    return;
+  }
+  TempDir dir;
+  const std::string pidfile = dir / "orphan";
+  // The worker orphans a short sleep; PID 1 (the launcher) inherits it and must reap it.
+  const std::string job = "sh -c 'sleep 0.1 & echo $! > " + pidfile + "'; p=$(cat " + pidfile +
+                          ");"
+                          "for i in $(seq 1000); do [ -e /proc/$p ] || { echo reaped; exit 0; }; sleep 0.01; done;"
+                          "echo zombie";
+  Launcher launcher({"-q", "sh", "-c", job}, {}, {}, {"unshare", "-Urpf", "--mount-proc"});
+  CHECK(launcher.wait() == 0);
+  CHECK(launcher.out() == "reaped\n");
 }
 
 TEST_CASE("launch cli: rank 0 reads the launcher's terminal, the other ranks read nothing") {
