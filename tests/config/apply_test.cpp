@@ -82,7 +82,8 @@ TEST_CASE("the command line wins over the file, the file fills the rest", "[conf
   CHECK(request.num_processes == 2);
   CHECK(request.machine_rank == 1);
   CHECK(request.mixed_precision == std::string("no"));
-  CHECK(request.use_cpu == false);
+  CHECK_FALSE(request.use_cpu);
+  CHECK(request.distributed_type == std::string("MULTI_GPU"));
   CHECK(request.num_machines == 2);
   CHECK(request.main_process_ip == std::string("10.0.0.1"));
   CHECK(request.main_process_port == 29600);
@@ -102,7 +103,8 @@ TEST_CASE("what the file leaves out stays empty, to be guessed", "[config][apply
   config.distributed_type = "MULTI_GPU";
   LaunchRequest request;
   fill_request(request, config);
-  CHECK(request.use_cpu == false);
+  CHECK_FALSE(request.use_cpu);
+  CHECK(request.distributed_type == std::string("MULTI_GPU"));
   CHECK_FALSE(request.num_processes);
   CHECK_FALSE(request.mixed_precision);
   CHECK_FALSE(request.main_process_port);
@@ -128,7 +130,7 @@ TEST_CASE("distributed_type becomes the device and process choice", "[config][ap
     CHECK(request.use_cpu == true);
     CHECK_FALSE(request.gpu_ids);
   }
-  SECTION("--cpu on the command line beats a MULTI_GPU file") {
+  SECTION("--cpu on the command line beats a MULTI_GPU file; its gpu_ids are left for resolve to ignore with a warning") {
     Config config;
     config.distributed_type = "MULTI_GPU";
     config.gpu_ids = "0,1";
@@ -136,21 +138,64 @@ TEST_CASE("distributed_type becomes the device and process choice", "[config][ap
     request.use_cpu = true;
     fill_request(request, config);
     CHECK(request.use_cpu == true);
-    CHECK_FALSE(request.gpu_ids);
+    CHECK_FALSE(request.distributed_type);
+    CHECK(request.gpu_ids == std::string("0,1"));
+  }
+  SECTION("a mode flag on the command line (--use_fsdp) replaces the file's mode") {
+    Config config;
+    config.distributed_type = "MULTI_CPU";
+    LaunchRequest request;
+    request.distributed_type = "FSDP";
+    fill_request(request, config);
+    CHECK(request.distributed_type == std::string("FSDP"));
+    CHECK_FALSE(request.use_cpu);
   }
 }
 
 TEST_CASE("apply_config_file says which file it used and what it ignored", "[config][apply]") {
   ScratchDir dir;
-  const std::string path = dir.write("c.yaml", "distributed_type: MULTI_CPU\nnum_processes: 3\nfsdp_config: {a: 1}\n");
+  const std::string path = dir.write("c.yaml", "distributed_type: MULTI_CPU\nnum_processes: 3\ntpu_name: t\n");
   LaunchRequest request;
   request.config_file = path;
   std::ostringstream notes;
   accel::config::apply_config_file(request, notes, fake_env({}));
   CHECK(notes.str() == "accel-launch: using config file " + path + " (from --config_file)\n" +
-                           "accel-launch: " + path + ": ignoring settings for features accel-launch does not run: fsdp_config\n");
+                           "accel-launch: " + path + ": ignoring settings for features accel-launch does not run: tpu_name\n");
   CHECK(request.num_processes == 3);
   CHECK(request.use_cpu == true);
+}
+
+TEST_CASE("apply: sections become the job's settings under accelerate's argument names; flags win", "[config][apply]") {
+  ScratchDir dir;
+  const std::string path = dir.write(
+      "c.yaml",
+      "distributed_type: FSDP\nmixed_precision: fp8\nenable_cpu_affinity: true\n"
+      "fsdp_config:\n  offload_params: true\n  fsdp_version: 2\n  fsdp_transformer_layer_cls_to_wrap: [A, B]\n"
+      "fp8_config:\n  backend: TE\n  fp8_format: E4M3\n"
+      "dynamo_config:\n  dynamo_backend: INDUCTOR\n  use_fullgraph: true\n"
+      "deepspeed_config:\n  zero_stage: 2\n"
+      "mpirun_config:\n  mpirun_hostfile: /etc/hosts.mpi\n");
+  LaunchRequest request;
+  request.config_file = path;
+  request.job_settings["fsdp_version"] = "1";
+  std::ostringstream notes;
+  accel::config::apply_config_file(request, notes, fake_env({}));
+  const accel::launch::accelerate::JobSettings expected = {
+      {"fsdp_offload_params", "True"},
+      {"fsdp_version", "1"},
+      {"fsdp_transformer_layer_cls_to_wrap", "['A', 'B']"},
+      {"fp8_backend", "TE"},
+      {"fp8_format", "E4M3"},
+      {"dynamo_backend", "INDUCTOR"},
+      {"dynamo_use_fullgraph", "True"},
+      {"zero_stage", "2"},
+      {"deepspeed_fields_from_accelerate_config", "zero_stage,mixed_precision"},
+      {"mpirun_hostfile", "/etc/hosts.mpi"},
+      {"enable_cpu_affinity", "True"},
+  };
+  CHECK(request.job_settings == expected);
+  CHECK(request.distributed_type == std::string("FSDP"));
+  CHECK(request.mpirun_hostfile == std::string("/etc/hosts.mpi"));
 }
 
 TEST_CASE("apply_config_file reads $ACCEL_CONFIG_FILE and records the file", "[config][apply]") {
@@ -183,7 +228,7 @@ TEST_CASE("a named file that is missing is an error, not a silent fallback", "[c
                     dir.path("missing.yaml") + ": cannot read the config file: No such file or directory");
 }
 
-TEST_CASE("apply: --gpu_ids on the command line wins over a CPU config file", "[config][apply]") {
+TEST_CASE("apply: --gpu_ids on the command line does not change a CPU config file's mode (as in accelerate)", "[config][apply]") {
   Config config;
   config.distributed_type = "MULTI_CPU";
   config.use_cpu = true;
@@ -191,7 +236,7 @@ TEST_CASE("apply: --gpu_ids on the command line wins over a CPU config file", "[
   LaunchRequest request;
   request.gpu_ids = "0,1";
   fill_request(request, config);
-  CHECK(request.use_cpu == false);
+  CHECK(request.use_cpu == true);
   CHECK(request.gpu_ids == std::string("0,1"));
   CHECK(request.num_processes == 2);
 }

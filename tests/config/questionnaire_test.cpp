@@ -48,7 +48,7 @@ TEST_CASE("defaults follow the GPUs found", "[config][questionnaire]") {
   CHECK(session.config.num_processes == 4);
   CHECK(session.config.gpu_ids == std::string("all"));
   CHECK(session.config.use_cpu == false);
-  CHECK(session.transcript.find("How many processes on this machine (one per GPU)? [4]: ") != std::string::npos);
+  CHECK(session.transcript.find("How many processes in total, over all machines (one per GPU)? [4]: ") != std::string::npos);
 }
 
 TEST_CASE("invalid answers are explained and asked again", "[config][questionnaire][errors]") {
@@ -58,6 +58,7 @@ TEST_CASE("invalid answers are explained and asked again", "[config][questionnai
   CHECK(t.find("'0' is not a whole number from 1 to 65536; please answer again.\n") != std::string::npos);
   CHECK(t.find("'lots' is not a whole number from 1 to 4096; please answer again.\n") != std::string::npos);
   CHECK(t.find("'0' is not a whole number from 1 to 4096; please answer again.\n") != std::string::npos);
+  CHECK(t.find("How many CPU processes in total, over all machines? [2]: ") != std::string::npos);
   CHECK(t.find("'fp32' is not one of no, fp16, bf16; please answer again.\n") != std::string::npos);
   CHECK(session.config.distributed_type == std::string("MULTI_CPU"));
   CHECK(session.config.use_cpu == true);
@@ -66,7 +67,8 @@ TEST_CASE("invalid answers are explained and asked again", "[config][questionnai
 }
 
 TEST_CASE("two machines: rank, address, port and GPU ids checked against this machine", "[config][questionnaire]") {
-  const auto session = answer("multi-gpu\n2\n2\n1\n\nmain host\nmain-host\n70000\n\nno\n\n0,5\n1,1\n0\n1, 0\nfp16\n", machine_with_gpus(2));
+  const auto session =
+      answer("multi-gpu\n2\n2\n1\n\nmain host\nmain-host\n70000\n\nno\n3\n\n0,5\n1,1\n0\n1, 0\nfp16\n", machine_with_gpus(2));
   const std::string& t = session.transcript;
   CHECK(t.find("'2' is not a whole number from 0 to 1") != std::string::npos);
   CHECK(t.find("What is the IP address or host name of the main machine (rank 0)?: ") != std::string::npos);
@@ -76,13 +78,16 @@ TEST_CASE("two machines: rank, address, port and GPU ids checked against this ma
   CHECK(t.find("this machine has GPUs 0 to 1; please answer again.\n") != std::string::npos);
   CHECK(t.find("GPU 1 is named twice; please answer again.\n") != std::string::npos);
   CHECK(t.find("name 2 GPUs, one per process, or 'all'; please answer again.\n") != std::string::npos);
+  CHECK(t.find("How many processes in total, over all machines (one per GPU)? [4]: ") != std::string::npos);
+  CHECK(t.find("'3' is not a whole number from 2 to 4096 that divides evenly among the 2 machines; please answer again.\n") !=
+        std::string::npos);
   const Config& c = session.config;
   CHECK(c.num_machines == 2);
   CHECK(c.machine_rank == 1);
   CHECK(c.main_process_ip == std::string("main-host"));
   CHECK(c.main_process_port == 29500);
   CHECK(c.same_network == false);
-  CHECK(c.num_processes == 2);
+  CHECK(c.num_processes == 4);
   CHECK(c.gpu_ids == std::string("1,0"));
   CHECK(c.mixed_precision == std::string("fp16"));
 }

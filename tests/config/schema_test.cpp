@@ -32,6 +32,8 @@ std::string json_error(const std::string& text) {
 
 }  // namespace
 
+const std::string kDistributedTypes = "NO, MULTI_CPU, MULTI_GPU, MULTI_NPU, MULTI_MLU, MULTI_SDAA, MULTI_MUSA, MULTI_XPU, MULTI_HPU, MULTI_NEURON, DEEPSPEED, FSDP, MEGATRON_LM, XLA, TPU";
+
 TEST_CASE("YAML values are typed as PyYAML types them", "[config][schema]") {
   const Config config = yaml(
       "distributed_type: NO\n"  // YAML 1.1 reads unquoted NO as false; it still means NO
@@ -76,7 +78,7 @@ TEST_CASE("wrong types name file:line:column, key, value and what is accepted", 
   CHECK(yaml_error("grace_period: soon\n") ==
         "t.yaml:1:15: grace_period: the string 'soon' is not a number; accepted: a number from 0 to 3600");
   CHECK(yaml_error("distributed_type: 3\n") ==
-        "t.yaml:1:19: distributed_type: the integer 3 is not one of the accepted values; accepted: NO, MULTI_CPU, MULTI_GPU");
+        "t.yaml:1:19: distributed_type: the integer 3 is not one of the accepted values; accepted: " + kDistributedTypes);
   CHECK(json_error("{\n  \"num_processes\": \"4\"\n}\n") ==
         "t.json:2:20: num_processes: the string '4' is not an integer; accepted: an integer from 1 to 4096 (or -1: not set)");
   CHECK(json_error("{\"debug\": 1}") == "t.json:1:11: debug: the integer 1 is not a boolean; accepted: true or false");
@@ -95,27 +97,24 @@ TEST_CASE("out-of-range numbers are refused with the range", "[config][schema][e
         "t.yaml:1:16: num_processes: the integer 99999999999999999999 is not an integer; accepted: an integer from 1 to 4096 (or -1: not set)");
 }
 
-TEST_CASE("unknown and unsupported enum values", "[config][schema][errors]") {
+TEST_CASE("unknown enum values, every mode accelerate knows, and SageMaker refused", "[config][schema][errors]") {
   CHECK(yaml_error("distributed_type: MULTI_GPUS\n") ==
         "t.yaml:1:19: distributed_type: the string 'MULTI_GPUS' is not a known value (did you mean 'MULTI_GPU'?); "
-        "accepted: NO, MULTI_CPU, MULTI_GPU");
+        "accepted: " + kDistributedTypes);
   CHECK(yaml_error("distributed_type: multi_cpu\n") ==
         "t.yaml:1:19: distributed_type: the string 'multi_cpu' is not a known value (did you mean 'MULTI_CPU'?); "
-        "accepted: NO, MULTI_CPU, MULTI_GPU");
-  CHECK(yaml_error("distributed_type: FSDP\n") ==
-        "t.yaml:1:19: distributed_type: the string 'FSDP' is a mode of accelerate that accel-launch does not run; "
-        "accepted: NO, MULTI_CPU, MULTI_GPU");
-  CHECK(yaml_error("distributed_type: XLA\n") ==
-        "t.yaml:1:19: distributed_type: the string 'XLA' is a mode of accelerate that accel-launch does not run; "
-        "accepted: NO, MULTI_CPU, MULTI_GPU");
-  CHECK(yaml_error("mixed_precision: fp8\n") ==
-        "t.yaml:1:18: mixed_precision: the string 'fp8' is a mode of accelerate that accel-launch does not run; "
-        "accepted: no, fp16, bf16");
+        "accepted: " + kDistributedTypes);
+  for (const char* mode : {"FSDP", "DEEPSPEED", "MEGATRON_LM", "MULTI_XPU", "MULTI_NPU", "XLA"}) {
+    INFO(mode);
+    CHECK(parse_config(std::string("distributed_type: ") + mode + "\n", Format::Yaml, "t.yaml").config.distributed_type ==
+          std::string(mode));
+  }
+  CHECK(parse_config("mixed_precision: fp8\n", Format::Yaml, "t.yaml").config.mixed_precision == std::string("fp8"));
   CHECK(yaml_error("mixed_precision: float32\n") ==
-        "t.yaml:1:18: mixed_precision: the string 'float32' is not a known value; accepted: no, fp16, bf16");
-  CHECK(yaml_error("compute_environment: AMAZON_SAGEMAKER\n") ==
-        "t.yaml:1:22: compute_environment: the string 'AMAZON_SAGEMAKER' is a mode of accelerate that accel-launch does "
-        "not run; accepted: LOCAL_MACHINE");
+        "t.yaml:1:18: mixed_precision: the string 'float32' is not a known value; accepted: no, fp16, bf16, fp8");
+  CHECK(yaml_error("debug: false\ncompute_environment: AMAZON_SAGEMAKER\nec2_instance_type: ml.p3.2xlarge\n") ==
+        "t.yaml:2: compute_environment AMAZON_SAGEMAKER: accel-launch runs jobs on local machines only; launch SageMaker "
+        "jobs with `accelerate launch`");
   CHECK(yaml_error("gpu_ids: 0,x\n") ==
         "t.yaml:1:10: gpu_ids: the string '0,x' holds 'x', which is not an index; accepted: 'all' or comma-separated "
         "indices such as '0,1,3'");
@@ -149,10 +148,12 @@ TEST_CASE("every problem of a file is listed, one per line", "[config][schema][e
 TEST_CASE("contradictions between keys are named at the later key", "[config][schema][errors]") {
   CHECK(yaml_error("num_machines: 2\nmachine_rank: 2\n") ==
         "t.yaml:2:15: machine_rank: 2 must be below num_machines (2); accepted: 0 to 1");
-  CHECK(yaml_error("distributed_type: 'NO'\nnum_processes: 4\n") ==
-        "t.yaml:2:16: num_processes: 4 processes, but distributed_type NO runs one; use distributed_type MULTI_CPU or MULTI_GPU");
-  CHECK(yaml_error("distributed_type: MULTI_GPU\nuse_cpu: true\n") ==
-        "t.yaml:2:10: use_cpu: true contradicts distributed_type MULTI_GPU; use distributed_type MULTI_CPU to run on CPUs");
+  CHECK(yaml_error("num_machines: 2\nnum_processes: 3\n") ==
+        "t.yaml:2:16: num_processes: 3 is the total over all 2 machines and must be a positive multiple of num_machines; "
+        "accepted: 2, 4, ...");
+  CHECK(yaml_error("num_machines: 4\nnum_processes: 2\n") ==
+        "t.yaml:2:16: num_processes: 2 is the total over all 4 machines and must be a positive multiple of num_machines; "
+        "accepted: 4, 8, ...");
   CHECK(yaml_error("fp16: true\nmixed_precision: bf16\n") ==
         "t.yaml:1:7: fp16: the legacy key says fp16 but mixed_precision says bf16; remove fp16");
   CHECK(yaml_error("fp16: sometimes\n") ==
@@ -171,28 +172,52 @@ TEST_CASE("malformed, empty and oddly shaped documents", "[config][schema][error
   CHECK(json_error("  \n") == "t.json: the file is empty; write at least `distributed_type: NO` or run `accel-launch config default`");
   CHECK(yaml_error("- distributed_type: NO\n") == "t.yaml:1:1: the file must be a mapping of keys to values, found a list");
   CHECK(json_error("\"MULTI_GPU\"") == "t.json:1:1: the file must be a mapping of keys to values, found the string 'MULTI_GPU'");
-  CHECK(yaml_error("num_processes: 2\nnum_processes: 3\n") ==
-        "t.yaml:2:1: key 'num_processes' appears a second time (first at line 1); keep one of them");
-  CHECK(json_error("{\"debug\": true,\n\"debug\": false}") ==
-        "t.json:2:1: key 'debug' appears a second time (first at line 1); keep one of them");
 }
 
-TEST_CASE("features accel-launch does not run are kept and named once", "[config][schema]") {
+TEST_CASE("accelerate runs what its own readers accept: NO with several processes runs one, MULTI_GPU with use_cpu loads",
+          "[config][schema]") {
+  const auto one = parse_config("distributed_type: 'NO'\nnum_processes: 4\n", Format::Yaml, "t.yaml");
+  CHECK(one.config.num_processes == 1);
+  REQUIRE(one.notes.size() == 1);
+  CHECK(one.notes[0] ==
+        "t.yaml:2: num_processes 4 ignored: distributed_type NO runs one process, as in accelerate (use MULTI_CPU or "
+        "MULTI_GPU for more)");
+  const auto cpu = parse_config("distributed_type: MULTI_GPU\nuse_cpu: true\n", Format::Yaml, "t.yaml");
+  CHECK(cpu.config.use_cpu == true);
+}
+
+TEST_CASE("a key given twice keeps its last value, as PyYAML and json do, with a warning naming both lines",
+          "[config][schema]") {
+  const auto yaml = parse_config("num_processes: 2\ndebug: true\nnum_processes: 3\n", Format::Yaml, "t.yaml");
+  CHECK(yaml.config.num_processes == 3);
+  REQUIRE(yaml.notes.size() == 1);
+  CHECK(yaml.notes[0] == "t.yaml:3:1: key 'num_processes' appears twice (lines 1 and 3); the last value is used, as accelerate does");
+  const auto json = parse_config("{\"debug\": true,\n\"debug\": false}", Format::Json, "t.json");
+  CHECK(json.config.debug == false);
+  REQUIRE(json.notes.size() == 1);
+  CHECK(json.notes[0] == "t.json:2:1: key 'debug' appears twice (lines 1 and 2); the last value is used, as accelerate does");
+}
+
+TEST_CASE("sections for the job are kept silently, TPU settings in use are named once", "[config][schema]") {
   const auto loaded = parse_config(
       "distributed_type: MULTI_GPU\n"
       "deepspeed_config:\n  zero_stage: 2\n"
       "fsdp_config: {}\n"
       "tpu_use_sudo: false\n"
+      "tpu_name: my-tpu\n"
       "enable_cpu_affinity: true\n"
-      "rdzv_backend: c10d\n",
+      "rdzv_backend: etcd\n",
       Format::Yaml, "t.yaml");
   REQUIRE(loaded.notes.size() == 1);
   CHECK(loaded.notes[0] ==
-        "t.yaml: ignoring settings for features accel-launch does not run: deepspeed_config, enable_cpu_affinity, "
-        "rdzv_backend c10d (accel-launch's rendezvous is static)");
+        "t.yaml: ignoring settings for features accel-launch does not run: tpu_name, rdzv_backend etcd (accel-launch's "
+        "rendezvous is static)");
   CHECK(loaded.config.ignored.count("deepspeed_config") == 1);
   CHECK(loaded.config.ignored.count("fsdp_config") == 1);
   CHECK(loaded.config.ignored.count("tpu_use_sudo") == 1);
+  CHECK(yaml_error("fsdp_config: FULL_SHARD\n") ==
+        "t.yaml:1:14: fsdp_config: the string 'FULL_SHARD' is not a mapping; accepted: a mapping of accelerate's "
+        "fsdp_config keys, or {}");
 }
 
 TEST_CASE("switched-off sections load silently", "[config][schema]") {
@@ -207,7 +232,7 @@ TEST_CASE("a config survives a write and a read in both formats", "[config][sche
   config.mixed_precision = "no";
   config.use_cpu = false;
   config.debug = true;
-  config.num_processes = 8;
+  config.num_processes = 9;
   config.num_machines = 3;
   config.machine_rank = 2;
   config.gpu_ids = "0,1,2,3,4,5,6,7";

@@ -3,9 +3,13 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "accel/core/error.h"
+#include "accel/core/text.h"
 #include "accel/launch/resolve.h"
 
 using accel::launch::LaunchRequest;
@@ -135,11 +139,11 @@ TEST_CASE("launch resolve: more GPU workers than GPUs are refused before any sta
   auto request = job();
   request.num_processes = 4;
   CHECK(usage_error(request, machine(8, 1)) ==
-        "--num_processes 4 needs one GPU per process but 1 GPU(s) are available; pass --num_processes 1 or less, "
+        "--num_processes 4 needs 4 GPU(s) per machine but 1 GPU(s) are available; pass --num_processes 1 or less, "
         "or --cpu for CPU workers");
   request.gpu_ids = "all";
   CHECK(usage_error(request, machine(8, 2)) ==
-        "--num_processes 4 needs one GPU per process but 2 GPU(s) are available; pass --num_processes 2 or less, "
+        "--num_processes 4 needs 4 GPU(s) per machine but 2 GPU(s) are available; pass --num_processes 2 or less, "
         "or --cpu for CPU workers");
   request.gpu_ids.reset();
   request.use_cpu = true;
@@ -158,12 +162,85 @@ TEST_CASE("launch resolve: bad --gpu_ids are refused naming the GPU and the coun
   request.gpu_ids = "1,1";
   CHECK(usage_error(request, machine(8, 2)) == "--gpu_ids '1,1': 1 is listed twice");
   request.gpu_ids = "0";
-  CHECK(usage_error(request, machine(8, 0)) == "--gpu_ids 0: this machine has no GPU; leave --gpu_ids out or pass --cpu");
   request.num_processes = 2;
   CHECK(usage_error(request, machine(8, 2)) ==
-        "--gpu_ids 0 names 1 GPU(s) but --num_processes is 2; give one GPU per process");
+        "--gpu_ids 0 names 1 GPU(s) but each machine runs 2 process(es) (--num_processes 2 in total); give one GPU per process");
+}
+
+TEST_CASE("launch resolve: gpu_ids on a CPU run are ignored with one warning, as accelerate runs them") {
+  NoOmpEnv no_omp;
+  auto request = job();
+  request.gpu_ids = "0,1";
+  request.num_processes = 2;
+  std::ostringstream no_gpu;
+  auto spec = resolve(request, machine(8, 0), no_gpu);
+  CHECK(spec.num_processes == 2);
+  CHECK(spec.use_cpu);
+  CHECK(spec.cuda_visible_devices.empty());
+  CHECK(no_gpu.str().find("accel-launch: warning: gpu_ids 0,1 ignored: this machine has no GPU, the workers run on CPU\n") !=
+        std::string::npos);
   request.use_cpu = true;
-  CHECK(usage_error(request, machine(8, 2)) == "--gpu_ids 0 contradicts --cpu; pass one of them");
+  std::ostringstream cpu;
+  spec = resolve(request, machine(8, 2), cpu);
+  CHECK(spec.use_cpu);
+  CHECK(env_of(spec, 0).count("CUDA_VISIBLE_DEVICES") == 0);
+  CHECK(cpu.str().find("accel-launch: warning: gpu_ids 0,1 ignored: the workers run on CPU (--cpu or use_cpu)\n") !=
+        std::string::npos);
+}
+
+TEST_CASE("launch resolve: a GPU mode on a machine without GPUs runs CPU workers with one warning") {
+  NoOmpEnv no_omp;
+  for (const char* mode : {"MULTI_GPU", "FSDP", "DEEPSPEED", "MEGATRON_LM", "MULTI_XPU"}) {
+    INFO(mode);
+    auto request = job();
+    request.distributed_type = mode;
+    request.num_processes = 3;
+    std::ostringstream notes;
+    const auto spec = resolve(request, machine(6, 0), notes);
+    CHECK(spec.num_processes == 3);
+    CHECK(spec.use_cpu);
+    CHECK(notes.str().find(std::string("accel-launch: warning: distributed_type ") + mode +
+                           " asks for GPU workers but this machine has no GPU; running CPU workers instead (as accelerate does)\n") !=
+          std::string::npos);
+  }
+  auto request = job();
+  request.distributed_type = "MULTI_CPU";
+  std::ostringstream notes;
+  CHECK(resolve(request, machine(6, 0), notes).use_cpu);
+  CHECK(notes.str().find("warning") == std::string::npos);
+}
+
+TEST_CASE("launch resolve: num_processes counts every machine's workers, as in accelerate") {
+  NoOmpEnv no_omp;
+  auto request = job();
+  request.num_machines = 4;
+  request.machine_rank = 2;
+  request.main_process_ip = "10.0.0.1";
+  request.num_processes = 16;
+  request.dry_run = true;
+  std::ostringstream notes;
+  const auto spec = resolve(request, machine(8, 0), notes);
+  CHECK(spec.num_processes == 4);
+  CHECK(spec.world_size() == 16);
+  CHECK(env_of(spec, 3)["RANK"] == "11");
+  request.num_processes = 6;
+  CHECK(usage_error(request) ==
+        "--num_processes 6 is the total over all machines and must divide evenly by --num_machines 4; pass a multiple of 4");
+  request.num_processes = 0;
+  CHECK(usage_error(request) == "--num_processes 0: expected an integer >= 1");
+  request.num_machines = 8;
+  request.num_processes = 4;
+  CHECK(usage_error(request) ==
+        "--num_processes 4 is the total over all machines: with --num_machines 8 it leaves machines without a worker; pass "
+        "at least 8");
+}
+
+TEST_CASE("launch resolve: XLA/TPU is refused in one line") {
+  auto request = job();
+  request.distributed_type = "XLA";
+  CHECK(usage_error(request) ==
+        "distributed_type XLA (TPU) is not run: accel-launch runs jobs on local machines only; launch TPU jobs with "
+        "`accelerate launch`");
 }
 
 TEST_CASE("launch resolve: counts out of range name the flag") {
@@ -207,7 +284,7 @@ TEST_CASE("launch resolve: ranks on the second machine follow machine_rank * num
   auto request = job();
   request.num_machines = 2;
   request.machine_rank = 1;
-  request.num_processes = 3;
+  request.num_processes = 6;
   request.main_process_ip = "10.0.0.1";
   std::ostringstream notes;
   const auto spec = resolve(request, machine(6, 0), notes);
@@ -256,14 +333,124 @@ TEST_CASE("launch worker_environment: torchrun's contract plus ACCEL_* for every
       {"ACCEL_MIXED_PRECISION", "bf16"},
       {"ACCEL_DEBUG", "true"},
       {"OMP_NUM_THREADS", "2"},
+      {"ACCELERATE_USE_CPU", "True"},
+      {"ACCELERATE_DEBUG_MODE", "true"},
+      {"KMP_AFFINITY", "granularity=fine,compact,1,0"},
+      {"KMP_BLOCKTIME", "1"},
+      {"ACCELERATE_MIXED_PRECISION", "bf16"},
+      {"ACCELERATE_DYNAMO_BACKEND", "NO"},
+      {"ACCELERATE_DYNAMO_MODE", "default"},
+      {"ACCELERATE_DYNAMO_USE_FULLGRAPH", "False"},
+      {"ACCELERATE_DYNAMO_USE_DYNAMIC", "False"},
+      {"ACCELERATE_DYNAMO_USE_REGIONAL_COMPILATION", "False"},
   };
   CHECK(env_of(spec, 1) == expected);
+}
+
+TEST_CASE("launch worker_environment: accelerate's settings reach the job in accelerate's spellings, with one note") {
+  NoOmpEnv no_omp;
+  auto request = job();
+  request.num_processes = 2;
+  request.distributed_type = "FSDP";
+  request.job_settings = {{"fsdp_offload_params", "True"}, {"dynamo_backend", "inductor"}, {"enable_cpu_affinity", "True"}};
+  std::ostringstream notes;
+  auto env = env_of(resolve(request, machine(4, 2), notes), 0);
+  CHECK(env["ACCELERATE_USE_FSDP"] == "true");
+  CHECK(env["FSDP_OFFLOAD_PARAMS"] == "true");
+  CHECK(env["FSDP_SHARDING_STRATEGY"] == "FULL_SHARD");
+  CHECK(env["ACCELERATE_DYNAMO_BACKEND"] == "INDUCTOR");
+  CHECK(env["ACCELERATE_CPU_AFFINITY"] == "1");
+  CHECK(env["ACCELERATE_USE_CPU"] == "False");
+  CHECK(env.count("KMP_AFFINITY") == 0);
+  CHECK(notes.str().find("accel-launch: note: the FSDP, dynamo_backend, enable_cpu_affinity settings are passed to the job as "
+                         "accelerate's variables; accel-launch itself only starts the workers\n") != std::string::npos);
+  // --cpu: accelerate's simple launcher, without the FSDP variables.
+  request.use_cpu = true;
+  env = env_of(resolve(request, machine(4, 2), notes), 0);
+  CHECK(env.count("ACCELERATE_USE_FSDP") == 0);
+  CHECK(env["ACCELERATE_USE_CPU"] == "True");
+  request.use_cpu.reset();
+  request.job_settings = {{"dynamo_backend", "turbo"}};
+  CHECK(usage_error(request) ==
+        "dynamo_backend 'turbo' is not a backend accelerate knows; accepted: no, eager, aot_eager, inductor, "
+        "aot_ts_nvfuser, nvprims_nvfuser, cudagraphs, ofi, fx2trt, onnxrt, tensorrt, aot_torchxla_trace_once, "
+        "torchxla_trace_once, tvm, hpu_backend, neuron");
+  request.job_settings = {{"fsdp_sync_module_states", "False"}};
+  CHECK(usage_error(request) ==
+        "fsdp_cpu_ram_efficient_loading is true but fsdp_sync_module_states is not; accelerate requires "
+        "fsdp_sync_module_states: true with it");
+}
+
+TEST_CASE("launch dry_run_report: one line of variables per worker, then the command; nothing bound") {
+  NoOmpEnv no_omp;
+  auto request = job({"sh", "-c", "echo it's"});
+  request.num_processes = 2;
+  request.dry_run = true;
+  std::ostringstream notes;
+  const auto spec = resolve(request, machine(4, 0), notes);
+  CHECK(spec.master_port == 0);
+  CHECK_FALSE(spec.port_reservation);
+  const auto lines = accel::text::split(dry_run_report(spec), '\n');
+  REQUIRE(lines.size() == 4);  // two workers, the command, the empty rest after the last newline
+  CHECK(lines[0].rfind("RANK=0 LOCAL_RANK=0 WORLD_SIZE=2 ", 0) == 0);
+  CHECK(lines[1].rfind("RANK=1 LOCAL_RANK=1 WORLD_SIZE=2 ", 0) == 0);
+  CHECK(lines[1].find(" MASTER_ADDR=127.0.0.1 MASTER_PORT=0 ") != std::string::npos);
+  CHECK(lines[1].find(" KMP_AFFINITY=granularity=fine,compact,1,0 ") != std::string::npos);
+  CHECK(lines[1].find("TORCHELASTIC_ERROR_FILE") == std::string::npos);
+  CHECK(lines[2] == "sh -c 'echo it'\\''s'");
+}
+
+TEST_CASE("launch resolve: one worker's output is unprefixed; prefixes start at two workers") {
+  std::ostringstream notes;
+  auto request = job();
+  CHECK(resolve(request, machine(4, 0), notes).quiet);
+  request.num_processes = 2;
+  CHECK_FALSE(resolve(request, machine(4, 0), notes).quiet);
+}
+
+TEST_CASE("launch resolve: a busy --main_process_port on one machine gives way to a free one with a warning") {
+  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = 0;
+  REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  REQUIRE(::listen(listener, 1) == 0);
+  socklen_t length = sizeof address;
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length);
+  const int port = ntohs(address.sin_port);
+  auto request = job();
+  request.main_process_port = port;
+  std::ostringstream notes;
+  const auto spec = resolve(request, machine(4, 0), notes);
+  CHECK(spec.master_port != port);
+  CHECK(spec.master_port > 0);
+  CHECK(notes.str().find("accel-launch: warning: ") != std::string::npos);
+  CHECK(notes.str().find("; using the free port " + std::to_string(spec.master_port) + " instead (one machine)\n") !=
+        std::string::npos);
+  request.num_machines = 2;
+  request.machine_rank = 0;
+  request.main_process_ip = "127.0.0.1";
+  request.num_processes = 2;
+  CHECK(usage_error(request).find(std::to_string(port)) != std::string::npos);
+  ::close(listener);
+}
+
+TEST_CASE("launch resolve: mpirun_config starts the job through mpirun with the hostfile") {
+  auto request = job();
+  request.use_cpu = true;
+  request.num_processes = 4;
+  request.mpirun_hostfile = "/no/such/hostfile";
+  request.dry_run = true;
+  CHECK(usage_error(request) ==
+        "mpirun_hostfile /no/such/hostfile: no such readable file; mpirun needs it to know the hosts (write one host per "
+        "line, or remove mpirun_config / --mpirun_hostfile to let accel-launch start the workers on this machine)");
 }
 
 TEST_CASE("launch resolve: other bad values are one clear message each") {
   auto request = job();
   request.mixed_precision = "fp32";
-  CHECK(usage_error(request) == "--mixed_precision fp32: expected one of no, fp16, bf16");
+  CHECK(usage_error(request) == "--mixed_precision fp32: expected one of no, fp16, bf16, fp8");
   request = job();
   request.role = "two words";
   CHECK(usage_error(request) == "--role 'two words': expected a non-empty name without spaces");
@@ -286,8 +473,13 @@ TEST_CASE("launch resolve: the job must exist and be executable") {
   char path[] = "/tmp/accel-launch-test-XXXXXX";
   const int fd = ::mkstemp(path);
   ::close(fd);
-  CHECK(usage_error(job({path})) ==
-        std::string("JOB ") + path + ": not executable (chmod +x it, or name its interpreter first)");
+  auto request = job({path});
+  request.no_python = true;
+  CHECK(usage_error(request) ==
+        std::string("JOB ") + path + ": not executable (chmod +x it, or drop --no_python to run it under python3)");
+  // Without --no_python a file that is not executable runs under python3, as accelerate runs every JOB.
+  std::ostringstream notes;
+  CHECK(resolve(job({path, "x"}), machine(2, 0), notes).argv == std::vector<std::string>{"python3", path, "x"});
   ::unlink(path);
   CHECK(usage_error(job({"/no/script.py"})) == "JOB /no/script.py: no such readable Python script");
 }
@@ -303,6 +495,6 @@ TEST_CASE("launch resolve: a *.py job runs under python3 unless --no_python") {
   CHECK(spec.executable.size() > 8);
   CHECK(spec.executable.substr(spec.executable.size() - 8) == "/python3");
   request.no_python = true;
-  CHECK(usage_error(request) == std::string("JOB ") + path + ": not executable (chmod +x it, or name its interpreter first)");
+  CHECK(usage_error(request) == std::string("JOB ") + path + ": not executable (chmod +x it, or drop --no_python to run it under python3)");
   ::unlink(path);
 }

@@ -1,6 +1,7 @@
 #include "accel/config/apply.h"
 
 #include "accel/config/locations.h"
+#include "accel/core/text.h"
 
 namespace accel::config {
 namespace {
@@ -10,27 +11,84 @@ void fill(std::optional<T>& field, const std::optional<U>& value) {
   if (!field && value) field = static_cast<T>(*value);
 }
 
+// Python's str() of a value read from a file: what accelerate's launcher writes into the job's
+// environment after copying the file's sections into its arguments.
+std::optional<std::string> python_text(const Node& node) {
+  switch (node.kind) {
+    case Node::Kind::Null:
+      return std::nullopt;
+    case Node::Kind::Bool:
+      return std::string(node.text == "true" ? "True" : "False");
+    case Node::Kind::Sequence: {
+      std::vector<std::string> items;
+      for (const Node& item : node.items) {
+        const auto text = python_text(item);
+        items.push_back(item.kind == Node::Kind::String ? "'" + item.text + "'" : text.value_or("None"));
+      }
+      return "[" + text::join(items, ", ") + "]";
+    }
+    case Node::Kind::Map:
+      return std::nullopt;  // no accelerate setting takes a mapping
+    default:
+      return node.text;
+  }
+}
+
+// accelerate copies each section's keys into its launch arguments, adding the section's prefix
+// where a key lacks it (fsdp_config: {offload_params} -> fsdp_offload_params).
+std::string argument_name(const std::string& section, const std::string& key) {
+  const auto prefixed = [&key](const std::string& prefix) { return key.rfind(prefix, 0) == 0 ? key : prefix + key; };
+  if (section == "fsdp_config") return prefixed("fsdp_");
+  if (section == "fp8_config") return prefixed("fp8_");
+  if (section == "dynamo_config") return prefixed("dynamo_");
+  return key;
+}
+
+void fill_job_settings(launch::LaunchRequest& request, const Config& config, bool precision_from_file) {
+  for (const auto& [section, node] : config.ignored) {
+    if (node.kind != Node::Kind::Map || section.size() < 7 || section.compare(section.size() - 7, 7, "_config") != 0) {
+      continue;
+    }
+    for (const Entry& entry : node.entries) {
+      if (const auto value = python_text(entry.value)) request.job_settings.emplace(argument_name(section, entry.key), *value);
+    }
+  }
+  if (const auto it = request.job_settings.find("mpirun_hostfile"); it != request.job_settings.end()) {
+    fill(request.mpirun_hostfile, std::optional<std::string>(it->second));
+  }
+  if (config.enable_cpu_affinity.value_or(false)) request.job_settings.emplace("enable_cpu_affinity", "True");
+  // Which DeepSpeed settings the file chose: accelerate tells the job so it can refuse a
+  // DeepSpeed JSON that sets them again.
+  if (const auto it = config.ignored.find("deepspeed_config"); it != config.ignored.end() && it->second.kind == Node::Kind::Map) {
+    std::vector<std::string> fields;
+    for (const Entry& entry : it->second.entries) fields.push_back(entry.key);
+    if (precision_from_file) fields.push_back("mixed_precision");
+    request.job_settings.emplace("deepspeed_fields_from_accelerate_config", text::join(fields, ","));
+  }
+  if (const auto it = config.ignored.find("parallelism_config"); it != config.ignored.end() && !it->second.is_empty_setting()) {
+    request.job_settings.emplace("use_parallelism_config", "True");
+  }
+}
+
 }  // namespace
 
 void fill_request(launch::LaunchRequest& request, const Config& config) {
-  const std::string mode = config.distributed_type.value_or("");
-  // --gpu_ids on the command line asks for GPU workers: a CPU file must not turn that into a
-  // contradiction with a --cpu the user never typed.
-  if (request.gpu_ids) {
-    fill(request.use_cpu, std::optional<bool>(false));
-  } else if (mode == "MULTI_CPU" || config.use_cpu.value_or(false)) {
-    fill(request.use_cpu, std::optional<bool>(true));
-  } else if (mode == "MULTI_GPU") {
-    fill(request.use_cpu, std::optional<bool>(false));
+  // The command line's mode (--cpu, --multi_gpu, --use_fsdp, ...) replaces the file's, as in accelerate.
+  const bool mode_given = request.distributed_type || request.use_cpu;
+  const bool precision_from_file = config.mixed_precision && !request.mixed_precision;
+  const std::string mode = config.distributed_type.value_or("NO");
+  if (!mode_given) {
+    if (config.distributed_type) request.distributed_type = mode;
+    if (mode == "MULTI_CPU" || config.use_cpu.value_or(false)) request.use_cpu = true;
   }
   fill(request.num_processes, config.num_processes);
-  if (mode == "NO") fill(request.num_processes, std::optional<int>(1));
+  if (request.distributed_type == std::string("NO")) fill(request.num_processes, std::optional<int>(1));
   fill(request.num_machines, config.num_machines);
   fill(request.machine_rank, config.machine_rank);
   fill(request.main_process_ip, config.main_process_ip);
   fill(request.main_process_port, config.main_process_port);
-  // accelerate's questionnaire writes gpu_ids: all for CPU configs too; it means nothing there.
-  if (!request.use_cpu.value_or(false)) fill(request.gpu_ids, config.gpu_ids);
+  // "all" restricts nothing; accelerate's questionnaire writes it for CPU configs too.
+  if (config.gpu_ids != std::string("all")) fill(request.gpu_ids, config.gpu_ids);
   fill(request.mixed_precision, config.mixed_precision);
   fill(request.debug, config.debug);
   fill(request.num_cpu_threads_per_process, config.num_cpu_threads_per_process);
@@ -40,6 +98,7 @@ void fill_request(launch::LaunchRequest& request, const Config& config) {
   fill(request.grace_period_s, config.grace_period);
   fill(request.role, config.role);
   fill(request.local_ranks_filter, config.local_ranks_filter);
+  fill_job_settings(request, config, precision_from_file);
 }
 
 void apply_config_file(launch::LaunchRequest& request, std::ostream& notes, const env::Lookup& lookup) {

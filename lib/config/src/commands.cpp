@@ -62,6 +62,11 @@ Config default_config(const hardware::Machine& machine, const std::string& mixed
 int run_default(const DefaultOptions& options, std::ostream& out) {
   check_mixed_precision(options.mixed_precision);
   const Located target = writable_config_file(options.config_file, env::process_environment());
+  // accelerate says so and succeeds: a script that runs `config default` every time keeps working.
+  if (!options.force && ::access(target.path.c_str(), F_OK) == 0) {
+    out << "accel-launch: " << target.path << " already exists and was left unchanged; pass --force to replace it (a backup is kept)\n";
+    return 0;
+  }
   const hardware::Machine machine = hardware::probe();
   const Config config = default_config(machine, options.mixed_precision);
   const Written written = write_atomically(target.path, to_text(config, format_for_path(target.path)), options.force);

@@ -71,7 +71,8 @@ std::optional<Found> cuda_version(const std::string& root, const env::Lookup& lo
   for (const auto& home : homes) {
     if (const auto json = read_if_present(home + "/version.json")) {
       try {
-        const Node document = formats::parse_json(*json, home + "/version.json");
+        std::vector<std::string> duplicates;
+        const Node document = formats::parse_json(*json, home + "/version.json", duplicates);
         for (const Entry& entry : document.entries) {
           if (entry.key != "cuda") continue;
           for (const Entry& field : entry.value.entries) {

@@ -20,22 +20,25 @@ std::string at(const std::string& origin, Position where) {
   return origin + ":" + std::to_string(where.line) + ":" + std::to_string(where.column);
 }
 
-// Two keys with one name are accepted silently by both parsers (the last wins); a config file
-// with two answers to one question is a mistake worth naming.
-void reject_duplicate_keys(const Node& node, const std::string& origin) {
-  if (node.kind == Kind::Sequence) {
-    for (const Node& item : node.items) reject_duplicate_keys(item, origin);
-  }
+// Two keys with one name: the last wins, as in PyYAML and Python's json (accelerate's readers),
+// so every file accelerate reads loads here too; a file with two answers to one question is
+// still worth a warning naming both lines.
+void drop_duplicate_keys(Node& node, const std::string& origin, std::vector<std::string>& warnings) {
+  for (Node& item : node.items) drop_duplicate_keys(item, origin, warnings);
   if (node.kind != Kind::Map) return;
-  std::map<std::string, Position> seen;
-  for (const Entry& entry : node.entries) {
-    const auto [first, inserted] = seen.emplace(entry.key, entry.where);
-    if (!inserted) {
-      throw UsageError(at(origin, entry.where) + ": key '" + entry.key + "' appears a second time (first at line " +
-                       std::to_string(first->second.line) + "); keep one of them");
+  std::vector<Entry> kept;
+  for (Entry& entry : node.entries) {
+    drop_duplicate_keys(entry.value, origin, warnings);
+    const auto earlier = std::find_if(kept.begin(), kept.end(), [&](const Entry& e) { return e.key == entry.key; });
+    if (earlier != kept.end()) {
+      warnings.push_back(at(origin, entry.where) + ": key '" + entry.key + "' appears twice (lines " +
+                         std::to_string(earlier->where.line) + " and " + std::to_string(entry.where.line) +
+                         "); the last value is used, as accelerate does");
+      kept.erase(earlier);
     }
-    reject_duplicate_keys(entry.value, origin);
+    kept.push_back(std::move(entry));
   }
+  node.entries = std::move(kept);
 }
 
 // ---- YAML ----------------------------------------------------------------------------------
@@ -311,7 +314,7 @@ bool blank(const std::string& text) {
 
 }  // namespace
 
-Node parse_yaml(const std::string& text, const std::string& origin) {
+Node parse_yaml(const std::string& text, const std::string& origin, std::vector<std::string>& warnings) {
   if (blank(text)) return {};
   Node node;
   try {
@@ -319,17 +322,17 @@ Node parse_yaml(const std::string& text, const std::string& origin) {
   } catch (const YAML::Exception& error) {
     throw UsageError(at(origin, position_of(error.mark)) + ": malformed YAML: " + error.msg);
   }
-  reject_duplicate_keys(node, origin);
+  drop_duplicate_keys(node, origin, warnings);
   return node;
 }
 
-Node parse_json(const std::string& text, const std::string& origin) {
+Node parse_json(const std::string& text, const std::string& origin, std::vector<std::string>& warnings) {
   if (blank(text)) return {};
   TreeBuilder builder(text, origin);
   const char* begin = text.data();
   Json::sax_parse(CountingIterator(begin, begin, &builder.consumed),
                   CountingIterator(begin, begin + text.size(), &builder.consumed), &builder);
-  reject_duplicate_keys(builder.root, origin);
+  drop_duplicate_keys(builder.root, origin, warnings);
   return builder.root;
 }
 

@@ -114,16 +114,30 @@ Config ask_config(Asker& asker, const hardware::Machine& machine) {
     config.use_cpu = kind == "multi-cpu";
   }
 
+  // The total over all machines, as accelerate asks and reads it; each machine runs its share.
+  const int machines = *config.num_machines;
+  const auto ask_total = [&](const std::string& question, int per_machine) {
+    const std::string answer =
+        asker.ask(question, std::to_string(per_machine * machines), [machines](const std::string& a) {
+          const auto value = text::parse_integer(a);
+          if (!value || *value < machines || *value > 4096 || *value % machines != 0) {
+            return "'" + a + "' is not a whole number from " + std::to_string(machines) + " to 4096" +
+                   (machines > 1 ? " that divides evenly among the " + std::to_string(machines) + " machines" : std::string());
+          }
+          return std::string();
+        });
+    return static_cast<int>(*text::parse_integer(answer));
+  };
   if (kind == "no") {
     config.num_processes = 1;
   } else if (kind == "multi-cpu") {
-    config.num_processes = asker.ask_integer("How many CPU processes on this machine?", 2, 1, 4096);
+    config.num_processes = ask_total("How many CPU processes in total, over all machines?", 2);
   } else {
-    config.num_processes = asker.ask_integer("How many processes on this machine (one per GPU)?", std::max(gpus, 2), 1, 4096);
+    config.num_processes = ask_total("How many processes in total, over all machines (one per GPU)?", std::max(gpus, 2));
   }
 
   if (!*config.use_cpu) {
-    const std::size_t wanted = static_cast<std::size_t>(*config.num_processes);
+    const std::size_t wanted = static_cast<std::size_t>(*config.num_processes / machines);
     const std::string ids = asker.ask("Which GPUs should be used (ids such as 0,1 or all)?", std::string("all"),
                                       [&](const std::string& a) { return check_gpu_ids(a, machine, wanted); });
     config.gpu_ids = normalized_ids(ids);

@@ -10,6 +10,7 @@
 #include "accel/config/config.h"
 #include "accel/core/error.h"
 #include "accel/core/text.h"
+#include "accel/launch/accelerate_env.h"
 #include "formats.h"
 
 namespace accel::config {
@@ -26,7 +27,8 @@ enum class Type {
   Text,
   Choice,
   IdList,   // "0,1,3"
-  Ignored,  // a feature accel-launch does not run: any value, kept as written
+  Section,  // accelerate's settings for the job (fsdp_config, ...): kept as written, passed on as variables
+  Ignored,  // a feature accel-launch does not run (TPU): any value, kept as written
 };
 
 struct Field {
@@ -66,14 +68,15 @@ Field ids(const char* key, std::optional<std::string> Config::*member, bool allo
   return field;
 }
 Field ignored(const char* key) { return scalar(key, Type::Ignored, {}); }
+Field section(const char* key) { return scalar(key, Type::Section, {}); }
 
 const std::vector<Field>& fields() {
   static const std::vector<Field> table = {
       choice("compute_environment", &Config::compute_environment, {"LOCAL_MACHINE"}, {"AMAZON_SAGEMAKER"}),
-      choice("distributed_type", &Config::distributed_type, {"NO", "MULTI_CPU", "MULTI_GPU"},
-             {"MULTI_NPU", "MULTI_MLU", "MULTI_SDAA", "MULTI_MUSA", "MULTI_XPU", "MULTI_HPU", "DEEPSPEED", "FSDP", "XLA",
-              "TPU", "MEGATRON_LM"}),
-      choice("mixed_precision", &Config::mixed_precision, {"no", "fp16", "bf16"}, {"fp8"}),
+      // Every mode accelerate knows loads; XLA/TPU is refused at launch (config update and env
+      // still read such a file).
+      choice("distributed_type", &Config::distributed_type, launch::accelerate::distributed_types()),
+      choice("mixed_precision", &Config::mixed_precision, {"no", "fp16", "bf16", "fp8"}),
       scalar("use_cpu", Type::Bool, &Config::use_cpu),
       scalar("debug", Type::Bool, &Config::debug),
       // accelerate writes -1 for "not set"; the checker turns it into an absent value.
@@ -95,14 +98,14 @@ const std::vector<Field>& fields() {
       ranged("grace_period", Type::Number, &Config::grace_period, 0, 3600),
       scalar("role", Type::Text, &Config::role),
       ids("local_ranks_filter", &Config::local_ranks_filter, false),
-      ignored("deepspeed_config"),
-      ignored("fsdp_config"),
-      ignored("fp8_config"),
-      ignored("megatron_lm_config"),
-      ignored("dynamo_config"),
-      ignored("parallelism_config"),
+      section("deepspeed_config"),
+      section("fsdp_config"),
+      section("fp8_config"),
+      section("megatron_lm_config"),
+      section("dynamo_config"),
+      section("parallelism_config"),
+      section("mpirun_config"),
       ignored("ipex_config"),
-      ignored("mpirun_config"),
       ignored("tpu_name"),
       ignored("tpu_zone"),
       ignored("tpu_use_cluster"),
@@ -170,6 +173,13 @@ class Checker {
       fail(root.where, "", "the file must be a mapping of keys to values, found " + root.describe());
       throw UsageError(text::join(problems_, "\n"));
     }
+    for (const Entry& entry : root.entries) {
+      if (entry.key == "compute_environment" && entry.value.kind == Kind::String && entry.value.text == "AMAZON_SAGEMAKER") {
+        throw UsageError(origin_ + ":" + std::to_string(entry.value.where.line) +
+                         ": compute_environment AMAZON_SAGEMAKER: accel-launch runs jobs on local machines only; "
+                         "launch SageMaker jobs with `accelerate launch`");
+      }
+    }
     for (const Entry& entry : root.entries) read(entry);
     migrate_legacy();
     check_together();
@@ -203,7 +213,7 @@ class Checker {
       return;
     }
     // A null value is accelerate's way of writing "not set".
-    if (entry.value.kind == Kind::Null && field->type != Type::Ignored) return;
+    if (entry.value.kind == Kind::Null && field->type != Type::Ignored && field->type != Type::Section) return;
     Config& config = result_.config;
     switch (field->type) {
       case Type::Bool:
@@ -229,6 +239,13 @@ class Checker {
       case Type::IdList:
         if (auto value = read_ids(*field, entry)) config.*std::get<std::optional<std::string> Config::*>(field->member) = value;
         break;
+      case Type::Section:
+        if (entry.value.kind != Kind::Map && !entry.value.is_empty_setting()) {
+          wrong_value(entry, "is not a mapping", "a mapping of accelerate's " + entry.key + " keys, or {}");
+          break;
+        }
+        config.ignored[entry.key] = entry.value;
+        break;
       case Type::Ignored:
         config.ignored[entry.key] = entry.value;
         if (!is_switched_off(entry.value)) ignored_in_use_.push_back(entry.key);
@@ -243,7 +260,7 @@ class Checker {
     } else {
       std::vector<std::string> runnable;
       for (const Field& field : fields()) {
-        if (field.type != Type::Ignored) runnable.emplace_back(field.key);
+        if (field.type != Type::Ignored && field.type != Type::Section) runnable.emplace_back(field.key);
       }
       problem += "; accepted keys: " + text::join(runnable, ", ") + " (and accelerate's sections, see docs/config.md)";
     }
@@ -378,15 +395,23 @@ class Checker {
            std::to_string(*config.machine_rank) + " must be below num_machines (" + std::to_string(config.num_machines.value_or(1)) +
                "); accepted: 0 to " + std::to_string(config.num_machines.value_or(1) - 1));
     }
+    // accelerate's simple launcher starts one process for NO whatever num_processes says.
     if (config.distributed_type == std::string("NO") && config.num_processes.value_or(1) > 1) {
+      const Position at = where_["num_processes"];
+      result_.notes.push_back(origin_ + ":" + std::to_string(at.line) + ": num_processes " +
+                              std::to_string(*config.num_processes) +
+                              " ignored: distributed_type NO runs one process, as in accelerate (use MULTI_CPU or MULTI_GPU for more)");
+      result_.config.num_processes = 1;
+    }
+    const int machines = config.num_machines.value_or(1);
+    if (config.num_processes && (*config.num_processes % machines != 0 || *config.num_processes < machines)) {
       fail(where_["num_processes"], "num_processes",
-           std::to_string(*config.num_processes) + " processes, but distributed_type NO runs one; use distributed_type MULTI_CPU or MULTI_GPU");
+           std::to_string(*config.num_processes) + " is the total over all " + std::to_string(machines) +
+               " machines and must be a positive multiple of num_machines; accepted: " + std::to_string(machines) + ", " +
+               std::to_string(2 * machines) + ", ...");
     }
-    if (config.distributed_type == std::string("MULTI_GPU") && config.use_cpu.value_or(false)) {
-      fail(where_["use_cpu"], "use_cpu", "true contradicts distributed_type MULTI_GPU; use distributed_type MULTI_CPU to run on CPUs");
-    }
-    if (config.enable_cpu_affinity.value_or(false)) ignored_in_use_.push_back("enable_cpu_affinity");
-    if (config.rdzv_backend && *config.rdzv_backend != "static") {
+    // c10d on one machine is what static is; etcd is another service accel-launch does not talk to.
+    if (config.rdzv_backend && *config.rdzv_backend != "static" && *config.rdzv_backend != "c10d") {
       ignored_in_use_.push_back("rdzv_backend " + *config.rdzv_backend + " (accel-launch's rendezvous is static)");
     }
   }
@@ -450,8 +475,12 @@ std::vector<std::string> known_keys() {
 }
 
 LoadedConfig parse_config(const std::string& text, Format format, const std::string& origin) {
-  const Node root = format == Format::Json ? formats::parse_json(text, origin) : formats::parse_yaml(text, origin);
-  return Checker(origin).check(root);
+  std::vector<std::string> duplicates;
+  const Node root = format == Format::Json ? formats::parse_json(text, origin, duplicates)
+                                           : formats::parse_yaml(text, origin, duplicates);
+  LoadedConfig loaded = Checker(origin).check(root);
+  loaded.notes.insert(loaded.notes.begin(), duplicates.begin(), duplicates.end());
+  return loaded;
 }
 
 std::string to_text(const Config& config, Format format) {

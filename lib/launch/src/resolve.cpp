@@ -5,13 +5,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
-#include <limits>
 #include <sstream>
 
 #include "accel/core/env_contract.h"
 #include "accel/core/error.h"
 #include "accel/core/text.h"
+#include "accel/launch/accelerate_env.h"
 #include "process.h"
 
 namespace accel::launch {
@@ -24,6 +25,11 @@ int at_least(const std::optional<int>& value, const char* flag, int minimum, int
                      std::to_string(minimum));
   }
   return *value;
+}
+
+bool is_directory(const std::string& path) {
+  struct stat info {};
+  return ::stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode);
 }
 
 bool is_executable_file(const std::string& path) {
@@ -57,7 +63,12 @@ void resolve_job(const LaunchRequest& request, LaunchSpec& spec) {
     spec.argv.insert(spec.argv.end(), request.job.begin(), request.job.end());
     return;
   }
-  const bool python = job.size() > 3 && job.compare(job.size() - 3, 3, ".py") == 0 && !request.no_python.value_or(false);
+  // accelerate runs every JOB under Python unless --no_python; executables keep running
+  // directly, so a file that is not executable (a script without +x) is what goes to python3.
+  const bool no_python = request.no_python.value_or(false);
+  const bool named_py = job.size() > 3 && job.compare(job.size() - 3, 3, ".py") == 0;
+  const bool python = !no_python && (named_py || (job.find('/') != std::string::npos && !is_executable_file(job) &&
+                                                    ::access(job.c_str(), R_OK) == 0 && !is_directory(job)));
   if (python) {
     if (::access(job.c_str(), R_OK) != 0) {
       throw UsageError("JOB " + job + ": no such readable Python script");
@@ -76,7 +87,7 @@ void resolve_job(const LaunchRequest& request, LaunchSpec& spec) {
     if (::stat(job.c_str(), &info) != 0) throw UsageError("JOB " + job + ": no such file");
     if (!S_ISREG(info.st_mode)) throw UsageError("JOB " + job + ": not a regular file");
     if (::access(job.c_str(), X_OK) != 0) {
-      throw UsageError("JOB " + job + ": not executable (chmod +x it, or name its interpreter first)");
+      throw UsageError("JOB " + job + ": not executable (chmod +x it, or drop --no_python to run it under python3)");
     }
     spec.executable = job;
   } else {
@@ -119,6 +130,44 @@ std::vector<int> resolve_gpu_ids(const std::string& value, const hardware::Machi
   return ids;
 }
 
+// A word as a POSIX shell reads it back: unchanged when it holds only safe characters.
+std::string shell_quote(const std::string& word) {
+  const bool safe = !word.empty() && word.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                                            "0123456789_-.,:/=+@%") == std::string::npos;
+  if (safe) return word;
+  std::string quoted = "'";
+  for (char c : word) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
+}
+
+// accelerate's _get_mpirun_args: Open MPI spells the options --hostfile/--npernode and binds to
+// sockets; MPICH, Intel MPI and MVAPICH spell them -f/-ppn.
+std::vector<std::string> mpirun_prefix(const std::string& hostfile, int per_machine, int total) {
+  std::optional<std::string> mpirun = find_on_path("mpirun");
+  if (!mpirun) mpirun = find_on_path("mpiexec");
+  if (!mpirun) {
+    throw UsageError("mpirun_hostfile " + hostfile +
+                     " asks for an MPI launch but neither mpirun nor mpiexec is on PATH; install Open MPI, MPICH or "
+                     "Intel MPI, or remove mpirun_config to let accel-launch start the workers itself");
+  }
+  std::string version;
+  const std::string probe = "'" + *mpirun + "' --version 2>&1";
+  if (FILE* pipe = ::popen(probe.c_str(), "r")) {
+    char buffer[512];
+    while (std::fgets(buffer, sizeof buffer, pipe)) version += buffer;
+    ::pclose(pipe);
+  }
+  const bool open_mpi = version.find("Open MPI") != std::string::npos || version.find("OpenRTE") != std::string::npos;
+  std::vector<std::string> argv = {*mpirun};
+  if (open_mpi) {
+    argv.insert(argv.end(), {"--hostfile", hostfile, "--npernode", std::to_string(per_machine), "-n",
+                             std::to_string(total), "--bind-to", "socket"});
+  } else {
+    argv.insert(argv.end(), {"-f", hostfile, "-ppn", std::to_string(per_machine), "-n", std::to_string(total)});
+  }
+  return argv;
+}
+
 std::string this_host() {
   char name[256] = {};
   return ::gethostname(name, sizeof name - 1) == 0 ? std::string(name) : std::string("localhost");
@@ -134,6 +183,13 @@ bool LaunchSpec::shows_on_console(int local_rank) const {
 LaunchSpec resolve(const LaunchRequest& request, const hardware::Machine& machine, std::ostream& notes) {
   LaunchSpec spec;
   std::vector<std::string> guessed;  // announced together at the end, once everything is valid
+  std::vector<std::string> warnings;  // one line each, also at the end
+
+  const std::string mode = request.distributed_type.value_or("NO");
+  if (mode == "XLA" || mode == "TPU") {
+    throw UsageError("distributed_type " + mode +
+                     " (TPU) is not run: accel-launch runs jobs on local machines only; launch TPU jobs with `accelerate launch`");
+  }
 
   resolve_job(request, spec);
 
@@ -149,55 +205,62 @@ LaunchSpec resolve(const LaunchRequest& request, const hardware::Machine& machin
                      std::to_string(spec.num_machines - 1) + ")");
   }
 
-  if (request.use_cpu == false && machine.gpus.empty()) {
-    throw UsageError("GPU workers were asked for (--multi_gpu, or distributed_type MULTI_GPU in a config file) but "
-                     "this machine has no GPU; pass --cpu for CPU workers");
-  }
+  // accelerate starts the workers of a GPU mode on a machine without GPUs too (each then finds
+  // no device and runs on CPU); refusing would stop files accelerate runs.
   spec.use_cpu = request.use_cpu.value_or(false) || machine.gpus.empty();
-  if (request.gpu_ids) {
-    if (request.use_cpu.value_or(false)) {
-      throw UsageError("--gpu_ids " + *request.gpu_ids + " contradicts --cpu; pass one of them");
-    }
+  if (accelerate::wants_accelerators(mode) && !request.use_cpu.value_or(false) && machine.gpus.empty()) {
+    warnings.push_back("warning: distributed_type " + mode +
+                       " asks for GPU workers but this machine has no GPU; running CPU workers instead (as accelerate does)");
+  }
+  if (request.gpu_ids && spec.use_cpu) {
+    warnings.push_back("warning: gpu_ids " + *request.gpu_ids + " ignored: " +
+                       (request.use_cpu.value_or(false) ? std::string("the workers run on CPU (--cpu or use_cpu)")
+                                                        : std::string("this machine has no GPU, the workers run on CPU")));
+  } else if (request.gpu_ids) {
     spec.gpu_ids = resolve_gpu_ids(*request.gpu_ids, machine);
     for (int id : spec.gpu_ids) spec.cuda_visible_devices.push_back(machine.gpus[id].cuda_id);
   }
 
+  // num_processes counts the workers of all machines, as in accelerate; each machine runs its share.
   if (request.num_processes) {
-    spec.num_processes = at_least(request.num_processes, "--num_processes", 1, 1);
+    const int total = at_least(request.num_processes, "--num_processes", 1, 1);
+    if (total < spec.num_machines) {
+      throw UsageError("--num_processes " + std::to_string(total) + " is the total over all machines: with --num_machines " +
+                       std::to_string(spec.num_machines) + " it leaves machines without a worker; pass at least " +
+                       std::to_string(spec.num_machines));
+    }
+    if (total % spec.num_machines != 0) {
+      throw UsageError("--num_processes " + std::to_string(total) + " is the total over all machines and must divide evenly by --num_machines " +
+                       std::to_string(spec.num_machines) + "; pass a multiple of " + std::to_string(spec.num_machines));
+    }
+    spec.num_processes = total / spec.num_machines;
     if (!spec.gpu_ids.empty() && spec.gpu_ids.size() != static_cast<std::size_t>(spec.num_processes)) {
       throw UsageError("--gpu_ids " + *request.gpu_ids + " names " + std::to_string(spec.gpu_ids.size()) +
-                       " GPU(s) but --num_processes is " + std::to_string(spec.num_processes) +
-                       "; give one GPU per process");
+                       " GPU(s) but each machine runs " + std::to_string(spec.num_processes) +
+                       " process(es) (--num_processes " + std::to_string(total) + " in total); give one GPU per process");
     }
   } else if (!spec.gpu_ids.empty()) {
     spec.num_processes = static_cast<int>(spec.gpu_ids.size());
   } else if (!spec.use_cpu) {
     spec.num_processes = static_cast<int>(machine.gpus.size());
-    guessed.push_back("--num_processes " + std::to_string(spec.num_processes) + " (one per GPU)");
+    guessed.push_back("--num_processes " + std::to_string(spec.world_size()) + " (one per GPU)");
   } else {
     // One CPU worker: its intra-op threads already use every core, so more workers would only
     // multiply the model's memory and split the same cores. Users who want data-parallel CPU
     // workers ask for them with --num_processes.
     spec.num_processes = 1;
-    guessed.push_back("--num_processes 1 (no GPU in use: one CPU worker)");
+    guessed.push_back("--num_processes " + std::to_string(spec.world_size()) + " (no GPU in use: one CPU worker" +
+                      (spec.num_machines > 1 ? " per machine)" : ")"));
   }
 
   // Each GPU worker takes cuda:LOCAL_RANK among the GPUs it sees; a worker without a GPU of its
   // own would crash deep inside the job, so refuse before starting any.
   const std::size_t visible_gpus = spec.gpu_ids.empty() ? machine.gpus.size() : spec.gpu_ids.size();
   if (!spec.use_cpu && static_cast<std::size_t>(spec.num_processes) > visible_gpus) {
-    throw UsageError("--num_processes " + std::to_string(spec.num_processes) + " needs one GPU per process but " +
-                     std::to_string(visible_gpus) + " GPU(s) are available; pass --num_processes " +
-                     std::to_string(visible_gpus) + " or less, or --cpu for CPU workers");
-  }
-
-  // Ranks are ints everywhere (the environment, torch): the world must fit in one.
-  const long long world_size = static_cast<long long>(spec.num_machines) * spec.num_processes;
-  if (world_size > std::numeric_limits<int>::max()) {
-    throw UsageError("--num_machines " + std::to_string(spec.num_machines) + " x --num_processes " +
-                     std::to_string(spec.num_processes) + " = " + std::to_string(world_size) +
-                     " ranks: more than a rank number holds (at most " +
-                     std::to_string(std::numeric_limits<int>::max()) + ")");
+    throw UsageError("--num_processes " + std::to_string(spec.world_size()) + " needs " +
+                     std::to_string(spec.num_processes) + " GPU(s) per machine but " + std::to_string(visible_gpus) +
+                     " GPU(s) are available; pass --num_processes " + std::to_string(visible_gpus * spec.num_machines) +
+                     " or less, or --cpu for CPU workers");
   }
 
   const WorkerCapacity capacity = worker_capacity();
@@ -217,13 +280,30 @@ LaunchSpec resolve(const LaunchRequest& request, const hardware::Machine& machin
   }
 
   spec.mixed_precision = request.mixed_precision.value_or("no");
-  if (spec.mixed_precision != "no" && spec.mixed_precision != "fp16" && spec.mixed_precision != "bf16") {
-    throw UsageError("--mixed_precision " + spec.mixed_precision + ": expected one of no, fp16, bf16");
+  if (spec.mixed_precision != "no" && spec.mixed_precision != "fp16" && spec.mixed_precision != "bf16" &&
+      spec.mixed_precision != "fp8") {
+    throw UsageError("--mixed_precision " + spec.mixed_precision + ": expected one of no, fp16, bf16, fp8");
   }
   spec.debug = request.debug.value_or(false);
   spec.role = request.role.value_or("default");
   if (spec.role.empty() || spec.role.find_first_of(" \t\n") != std::string::npos) {
     throw UsageError("--role '" + spec.role + "': expected a non-empty name without spaces");
+  }
+
+  // accelerate's settings for FSDP, DeepSpeed and Megatron-LM reach the job only when the
+  // workers are not explicitly CPU ones (accelerate's simple launcher drops them too).
+  const std::string job_mode = request.use_cpu.value_or(false) ? std::string("NO") : mode;
+  spec.job_environment = accelerate::job_environment(
+      {job_mode, spec.use_cpu, spec.mixed_precision, spec.debug, request.job_settings});
+  std::vector<std::string> passed;
+  if (accelerate::passes_mode_settings(job_mode)) passed.push_back(job_mode);
+  if (spec.mixed_precision == "fp8") passed.push_back("fp8");
+  for (const char* name : {"dynamo_backend", "enable_cpu_affinity"}) {
+    if (request.job_settings.count(name)) passed.push_back(name);
+  }
+  if (!passed.empty()) {
+    warnings.push_back("note: the " + text::join(passed, ", ") +
+                       " settings are passed to the job as accelerate's variables; accel-launch itself only starts the workers");
   }
 
   spec.max_restarts = at_least(request.max_restarts, "--max_restarts", 0, 0);
@@ -236,7 +316,8 @@ LaunchSpec resolve(const LaunchRequest& request, const hardware::Machine& machin
     spec.grace_period_s = *request.grace_period_s;
   }
 
-  spec.quiet = request.quiet.value_or(false);
+  // One worker's output passes through unprefixed, as under accelerate's simple launcher.
+  spec.quiet = request.quiet.value_or(false) || spec.world_size() == 1;
   spec.log_dir = request.log_dir.value_or("");
   if (request.tee.value_or(false) && spec.log_dir.empty()) {
     throw UsageError("--tee needs --log_dir DIR: the directory that receives each rank's log files");
@@ -252,9 +333,10 @@ LaunchSpec resolve(const LaunchRequest& request, const hardware::Machine& machin
     }
   }
 
-  // Rendezvous. One machine: a free port unless one was named. Several: all must agree, so the
-  // port is the named one or the well-known default, and only machine 0 (where rank 0 listens)
-  // can check it.
+  // Rendezvous. One machine: a free port unless one was named; a named port that is busy gives
+  // way to a free one with a warning (accelerate does the same). Several machines must agree,
+  // so the port is the named one or the well-known default, and only machine 0 (where rank 0
+  // listens) can check it. A dry run binds nothing.
   const char* port_flag = "--main_process_port";
   if (request.main_process_port && (*request.main_process_port < 0 || *request.main_process_port > 65535)) {
     throw UsageError(std::string(port_flag) + " " + std::to_string(*request.main_process_port) +
@@ -263,15 +345,29 @@ LaunchSpec resolve(const LaunchRequest& request, const hardware::Machine& machin
   if (request.main_process_ip && request.main_process_ip->empty()) {
     throw UsageError("--main_process_ip '': expected the address of machine 0, such as 10.0.0.1 or a host name");
   }
+  const auto reserve_free_port = [&spec, &request] {
+    if (request.dry_run) return;
+    spec.port_reservation = std::make_shared<PortReservation>(PortReservation::any_free());
+    spec.master_port = spec.port_reservation->port();
+  };
   if (spec.num_machines == 1) {
     spec.master_addr = request.main_process_ip.value_or(env::kDefaultMasterAddr);
     if (request.main_process_port.value_or(0) == 0) {
-      spec.port_reservation = std::make_shared<PortReservation>(PortReservation::any_free());
-      spec.master_port = spec.port_reservation->port();
-      if (!request.main_process_port) guessed.push_back(std::string(port_flag) + " " + std::to_string(spec.master_port) + " (free)");
+      reserve_free_port();
+      if (!request.main_process_port && !request.dry_run) {
+        guessed.push_back(std::string(port_flag) + " " + std::to_string(spec.master_port) + " (free)");
+      }
     } else {
       spec.master_port = *request.main_process_port;
-      require_port_free(port_flag, spec.master_addr, spec.master_port);
+      if (!request.dry_run) {
+        try {
+          require_port_free(port_flag, spec.master_addr, spec.master_port);
+        } catch (const UsageError& busy) {
+          reserve_free_port();
+          warnings.push_back("warning: " + std::string(busy.what()) + "; using the free port " +
+                             std::to_string(spec.master_port) + " instead (one machine)");
+        }
+      }
     }
   } else {
     if (!request.main_process_ip || request.main_process_ip->empty()) {
@@ -285,11 +381,31 @@ LaunchSpec resolve(const LaunchRequest& request, const hardware::Machine& machin
     }
     spec.master_port = request.main_process_port.value_or(env::kDefaultMasterPort);
     if (!request.main_process_port) guessed.push_back(std::string(port_flag) + " " + std::to_string(spec.master_port));
-    if (spec.machine_rank == 0) require_port_free(port_flag, spec.master_addr, spec.master_port);
+    if (spec.machine_rank == 0 && !request.dry_run) require_port_free(port_flag, spec.master_addr, spec.master_port);
+  }
+  if (request.mpirun_hostfile && !accelerate::wants_accelerators(job_mode)) {
+    const std::string& hostfile = *request.mpirun_hostfile;
+    struct stat info {};
+    if (::stat(hostfile.c_str(), &info) != 0 || !S_ISREG(info.st_mode) || ::access(hostfile.c_str(), R_OK) != 0) {
+      throw UsageError("mpirun_hostfile " + hostfile +
+                       ": no such readable file; mpirun needs it to know the hosts (write one host per line, or remove "
+                       "mpirun_config / --mpirun_hostfile to let accel-launch start the workers on this machine)");
+    }
+    // mpirun starts every rank of every machine, so this launcher runs mpirun alone.
+    std::vector<std::string> argv = mpirun_prefix(hostfile, spec.num_processes, spec.world_size());
+    spec.executable = argv.front();
+    argv.insert(argv.end(), spec.argv.begin(), spec.argv.end());
+    spec.argv = std::move(argv);
+    spec.through_mpirun = true;
+    spec.num_processes = 1;
+    spec.num_machines = 1;
+    spec.machine_rank = 0;
+    spec.console_local_ranks.clear();
   }
   spec.run_id = "accel-" + spec.master_addr + "-" + std::to_string(spec.master_port);
   spec.host = this_host();
 
+  for (const auto& warning : warnings) notes << "accel-launch: " << warning << "\n";
   if (!guessed.empty()) {
     notes << "accel-launch: using " << text::join(guessed, ", ") << "; pass these flags to choose otherwise\n";
   }
@@ -300,6 +416,16 @@ std::vector<std::pair<std::string, std::string>> worker_environment(const Launch
   const auto str = [](int value) { return std::to_string(value); };
   const auto boolean = [](bool value) { return std::string(value ? "true" : "false"); };
   const int rank = spec.global_rank(slot.local_rank);
+  if (spec.through_mpirun) {
+    // mpirun hands these to every rank; the ranks' places come from MPI's variables.
+    std::vector<std::pair<std::string, std::string>> vars = {
+        {env::kMasterAddr, spec.master_addr}, {env::kMasterPort, str(spec.master_port)}, {env::kLauncher, "accel-launch"},
+        {env::kUseCpu, boolean(spec.use_cpu)}, {env::kMixedPrecision, spec.mixed_precision}, {env::kDebug, boolean(spec.debug)},
+    };
+    if (spec.omp_threads) vars.emplace_back(env::kOmpNumThreads, str(*spec.omp_threads));
+    vars.insert(vars.end(), spec.job_environment.begin(), spec.job_environment.end());
+    return vars;
+  }
   std::vector<std::pair<std::string, std::string>> vars = {
       {env::kRank, str(rank)},
       {env::kLocalRank, str(slot.local_rank)},
@@ -325,7 +451,23 @@ std::vector<std::pair<std::string, std::string>> worker_environment(const Launch
   if (!spec.cuda_visible_devices.empty()) {
     vars.emplace_back(env::kCudaVisibleDevices, text::join(spec.cuda_visible_devices, ","));
   }
+  vars.insert(vars.end(), spec.job_environment.begin(), spec.job_environment.end());
   return vars;
+}
+
+std::string dry_run_report(const LaunchSpec& spec) {
+  std::string report;
+  for (int local_rank = 0; local_rank < spec.num_processes; ++local_rank) {
+    std::vector<std::string> pairs;
+    for (const auto& [name, value] : worker_environment(spec, {local_rank, 0, ""})) {
+      pairs.push_back(name + "=" + shell_quote(value));
+    }
+    report += text::join(pairs, " ") + "\n";
+  }
+  std::vector<std::string> words;
+  for (const auto& word : spec.argv) words.push_back(shell_quote(word));
+  report += text::join(words, " ") + "\n";
+  return report;
 }
 
 }  // namespace accel::launch

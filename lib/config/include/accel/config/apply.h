@@ -15,10 +15,11 @@ namespace accel::config {
 void apply_config_file(launch::LaunchRequest& request, std::ostream& notes);
 void apply_config_file(launch::LaunchRequest& request, std::ostream& notes, const env::Lookup& lookup);
 
-// Fills only the fields of `request` that are empty (command line > file). distributed_type
-// becomes the device choice: MULTI_CPU -> use_cpu, MULTI_GPU -> GPUs, NO -> one process;
-// use_cpu: false without MULTI_GPU means "a GPU if there is one" (as in accelerate), so it
-// leaves the device to be guessed from the machine.
+// Fills only the fields of `request` that are empty (command line > file). The file's
+// distributed_type becomes the request's unless the command line chose a mode (--cpu,
+// --multi_gpu, --use_fsdp, ...); MULTI_CPU or use_cpu: true ask for CPU workers. The sections
+// (fsdp_config, deepspeed_config, fp8_config, dynamo_config, megatron_lm_config,
+// parallelism_config, mpirun_config) become job_settings under accelerate's argument names.
 void fill_request(launch::LaunchRequest& request, const Config& config);
 
 }  // namespace accel::config

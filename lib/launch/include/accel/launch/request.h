@@ -7,11 +7,13 @@
 #include <string>
 #include <vector>
 
+#include "accel/launch/accelerate_env.h"
+
 namespace accel::launch {
 
 struct LaunchRequest {
   // Resources and rendezvous.
-  std::optional<int> num_processes;       // per machine
+  std::optional<int> num_processes;       // in total over all machines, as in accelerate
   std::optional<int> num_machines;
   std::optional<int> machine_rank;
   std::optional<std::string> main_process_ip;
@@ -19,8 +21,14 @@ struct LaunchRequest {
   std::optional<bool> use_cpu;
   std::optional<std::string> gpu_ids;     // "all" or "0,1,3"
   std::optional<int> num_cpu_threads_per_process;
-  std::optional<std::string> mixed_precision;  // no | fp16 | bf16
+  std::optional<std::string> mixed_precision;  // no | fp16 | bf16 | fp8
   std::optional<bool> debug;
+  // accelerate's DistributedType (NO, MULTI_CPU, MULTI_GPU, FSDP, DEEPSPEED, ...): from the
+  // config file, or --multi_gpu, --use_fsdp, --use_deepspeed, --use_megatron_lm, --tpu.
+  std::optional<std::string> distributed_type;
+  // Settings only the job uses (dynamo, FSDP, DeepSpeed, Megatron-LM, fp8, CPU affinity):
+  // they reach it as accelerate's variables. Flags fill them first, then the config file.
+  accelerate::JobSettings job_settings;
 
   // Supervision and output.
   std::optional<int> max_restarts;
@@ -35,6 +43,12 @@ struct LaunchRequest {
   std::optional<bool> no_python;
   std::optional<bool> python_module;  // -m: JOB is a Python module, run as python3 -m JOB
   std::vector<std::string> job;  // executable followed by its arguments
+
+  // mpirun_config's hostfile (or --mpirun_hostfile): CPU jobs start through mpirun, as in accelerate.
+  std::optional<std::string> mpirun_hostfile;
+
+  // Resolve and print what would run, start nothing (--dry_run).
+  bool dry_run = false;
 
   // Where a value came from, for messages: "--num_processes" or "my.yaml: num_processes".
   std::optional<std::string> config_file;  // the file that filled fields, if any

@@ -27,9 +27,14 @@ struct LaunchSpec {
   int num_machines = 1;
   int machine_rank = 0;
   std::string master_addr = "127.0.0.1";
-  int master_port = 0;
+  int master_port = 0;  // 0 only in a dry run: a free port is chosen at launch
   std::string run_id;  // identical on every machine of one job
   std::string host;    // this machine's name, for failure reports
+
+  // The job starts through mpirun (mpirun_config): this launcher runs one process, mpirun, which
+  // starts every rank on the hosts of its hostfile; the ranks learn their place from MPI's own
+  // variables (the runtime reads them), so none of torchrun's rank variables are set.
+  bool through_mpirun = false;
 
   // What the workers are told.
   bool use_cpu = true;
@@ -41,6 +46,8 @@ struct LaunchSpec {
   // differs from gpu_ids when the launcher itself runs under CUDA_VISIBLE_DEVICES); empty: not set.
   std::vector<std::string> cuda_visible_devices;
   std::string role = "default";
+  // accelerate's variables for the job (ACCELERATE_*, FSDP_*, KMP_*, ...), the same for every worker.
+  std::vector<std::pair<std::string, std::string>> job_environment;
 
   // The job: the executable to exec (absolute or ./relative path, checked to exist) and the
   // full argv (argv[0] as the user wrote it, or the interpreter for *.py jobs).
@@ -52,7 +59,7 @@ struct LaunchSpec {
   double grace_period_s = kDefaultGracePeriodS;
 
   // Output.
-  bool quiet = false;                   // no "[rankN]: " prefixes
+  bool quiet = false;                   // no "[rankN]: " prefixes (--quiet, or a job of one worker)
   std::string log_dir;                  // per-rank files under it; empty: none
   std::vector<int> console_local_ranks; // local ranks whose output reaches the console; empty: all
 
@@ -66,9 +73,11 @@ struct LaunchSpec {
 
 // Guesses the unset fields of `request` from `machine`, validates all of them and returns the
 // spec. Guessed values are announced on `notes` in one line; values that came from the command
-// line or a config file are never announced. Throws accel::UsageError naming the flag and the
-// accepted values on any bad input, before anything is started. May bind a socket to check or
-// reserve the rendezvous port.
+// line or a config file are never announced. Warnings (a GPU mode on a machine without GPUs,
+// a busy port replaced by a free one) and the note that accelerate settings go to the job are
+// one line each on `notes`. Throws accel::UsageError naming the flag and the accepted values
+// on any bad input, before anything is started. Binds a socket to check or reserve the
+// rendezvous port, except for a dry run (request.dry_run), which touches nothing.
 LaunchSpec resolve(const LaunchRequest& request, const hardware::Machine& machine, std::ostream& notes);
 
 // Where a worker sits in one attempt of the group.
@@ -81,5 +90,9 @@ struct WorkerSlot {
 // The variables accel-launch adds to (or overrides in) the inherited environment of one worker:
 // torchrun's contract plus ACCEL_*, OMP_NUM_THREADS and CUDA_VISIBLE_DEVICES when they apply.
 std::vector<std::pair<std::string, std::string>> worker_environment(const LaunchSpec& spec, const WorkerSlot& slot);
+
+// What --dry_run prints: for each local worker one line of KEY=VALUE pairs (every variable the
+// launcher sets for it, values shell-quoted where needed), then the command line.
+std::string dry_run_report(const LaunchSpec& spec);
 
 }  // namespace accel::launch
