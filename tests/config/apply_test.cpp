@@ -165,7 +165,7 @@ TEST_CASE("apply_config_file says which file it used and what it ignored", "[con
   CHECK(request.use_cpu == true);
 }
 
-TEST_CASE("apply: sections become the job's settings under accelerate's argument names; flags win", "[config][apply]") {
+TEST_CASE("apply: sections become the job's settings under accelerate's argument names, flags win", "[config][apply]") {
   ScratchDir dir;
   const std::string path = dir.write(
       "c.yaml",

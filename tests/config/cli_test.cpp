@@ -126,7 +126,7 @@ TEST_CASE("cli: the questionnaire on a terminal writes the file, and asks before
   const std::string path = home.path("asked.yaml");
   const Ran first = run_on_terminal(home, {"config", "--config_file", path}, "multi-cpu\n\nthree\n3\nbf16\n");
   CHECK(first.code == 0);
-  CHECK(first.output.find("How many CPU processes on this machine? [2]: ") != std::string::npos);
+  CHECK(first.output.find("How many CPU processes in total, over all machines? [2]: ") != std::string::npos);
   CHECK(first.output.find("'three' is not a whole number from 1 to 4096; please answer again.") != std::string::npos);
   CHECK(first.output.find("accel-launch: config written to " + path) != std::string::npos);
   CHECK(slurp(path) ==

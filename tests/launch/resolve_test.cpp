@@ -381,7 +381,7 @@ TEST_CASE("launch worker_environment: accelerate's settings reach the job in acc
         "fsdp_sync_module_states: true with it");
 }
 
-TEST_CASE("launch dry_run_report: one line of variables per worker, then the command; nothing bound") {
+TEST_CASE("launch dry_run_report: one line of variables per worker, then the command, nothing bound") {
   NoOmpEnv no_omp;
   auto request = job({"sh", "-c", "echo it's"});
   request.num_processes = 2;
@@ -400,7 +400,7 @@ TEST_CASE("launch dry_run_report: one line of variables per worker, then the com
   CHECK(lines[2] == "sh -c 'echo it'\\''s'");
 }
 
-TEST_CASE("launch resolve: one worker's output is unprefixed; prefixes start at two workers") {
+TEST_CASE("launch resolve: one worker's output is unprefixed, prefixes start at two workers") {
   std::ostringstream notes;
   auto request = job();
   CHECK(resolve(request, machine(4, 0), notes).quiet);

@@ -9,6 +9,7 @@
 #include "accel/config/questionnaire.h"
 #include "accel/config/store.h"
 #include "accel/core/error.h"
+#include "accel/core/text.h"
 #include "accel/launch/resolve.h"
 #include "accel/launch/supervisor.h"
 
@@ -69,7 +70,8 @@ int run_default(const DefaultOptions& options, std::ostream& out) {
   }
   const hardware::Machine machine = hardware::probe();
   const Config config = default_config(machine, options.mixed_precision);
-  const Written written = write_atomically(target.path, to_text(config, format_for_path(target.path)), options.force);
+  const Written written =
+      write_atomically(target.path, to_text(config, format_for_path(target.path), Keys::Accelerate), options.force);
   out << "accel-launch: " << (machine.gpus.empty() ? std::string("no GPU found") : std::to_string(machine.gpus.size()) + " GPU(s) found")
       << ": " << summary(config) << "\n";
   report_written(written, out);
@@ -85,10 +87,20 @@ int run_update(const UpdateOptions& options, std::ostream& out) {
   const Format format = format_for_path(located->path);
   const LoadedConfig loaded = parse_config(text, format, located->path);
   for (const auto& note : loaded.notes) out << "accel-launch: " << note << "\n";
-  const std::string updated = to_text(loaded.config, format);
+  const std::string updated = to_text(loaded.config, format, Keys::Accelerate);
   if (updated == text) {
     out << "accel-launch: " << located->path << " is up to date; nothing was written\n";
     return 0;
+  }
+  // accel-launch's own keys move to their own file first, so that nothing is lost if the
+  // second write fails, and the config file is left with keys accelerate reads.
+  if (const auto own_keys = own_settings_in(loaded.config); !own_keys.empty()) {
+    const std::string own_path = own_settings_path(located->path);
+    Config own = loaded.config;
+    if (::access(own_path.c_str(), F_OK) == 0) own = load_config(located->path).config;
+    report_written(write_atomically(own_path, to_text(own, format_for_path(own_path), Keys::Own), true), out);
+    out << "accel-launch: accel-launch's own settings (" << text::join(own_keys, ", ")
+        << ") moved there: accelerate refuses keys it does not know\n";
   }
   report_written(write_atomically(located->path, updated, true), out);
   out << "accel-launch: comments of the previous file are only in the backup\n";
@@ -110,7 +122,8 @@ int run_questionnaire(const QuestionnaireOptions& options) {
     return 0;
   }
   const Config config = ask_config(asker, hardware::probe());
-  report_written(write_atomically(target.path, to_text(config, format_for_path(target.path)), exists), std::cout);
+  report_written(write_atomically(target.path, to_text(config, format_for_path(target.path), Keys::Accelerate), exists),
+                 std::cout);
   return 0;
 }
 

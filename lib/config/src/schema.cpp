@@ -1,13 +1,17 @@
 // The schema: every key a file may hold, how its value is checked, and Node <-> Config.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <filesystem>
 #include <iomanip>
 #include <set>
 #include <sstream>
 #include <variant>
 
 #include "accel/config/config.h"
+#include "accel/config/store.h"
 #include "accel/core/error.h"
 #include "accel/core/text.h"
 #include "accel/launch/accelerate_env.h"
@@ -40,6 +44,7 @@ struct Field {
   std::vector<std::string> choices;      // Choice: what accel-launch runs
   std::vector<std::string> unsupported;  // Choice: accelerate's values that accel-launch does not run
   bool allow_all = false;                // IdList: "all" is accepted
+  bool own = false;                      // accel-launch's key, unknown to accelerate
 };
 
 Field scalar(const char* key, Type type, Member member) {
@@ -68,6 +73,10 @@ Field ids(const char* key, std::optional<std::string> Config::*member, bool allo
   return field;
 }
 Field ignored(const char* key) { return scalar(key, Type::Ignored, {}); }
+Field own(Field field) {
+  field.own = true;
+  return field;
+}
 Field section(const char* key) { return scalar(key, Type::Section, {}); }
 
 const std::vector<Field>& fields() {
@@ -91,13 +100,13 @@ const std::vector<Field>& fields() {
       scalar("main_training_function", Type::Text, &Config::main_training_function),
       scalar("enable_cpu_affinity", Type::Bool, &Config::enable_cpu_affinity),
       scalar("downcast_bf16", Type::Bool, &Config::downcast_bf16),
-      ranged("num_cpu_threads_per_process", Type::Int, &Config::num_cpu_threads_per_process, 1, 4096),
-      scalar("log_dir", Type::Text, &Config::log_dir),
-      scalar("tee", Type::Bool, &Config::tee),
-      ranged("max_restarts", Type::Int, &Config::max_restarts, 0, 1000),
-      ranged("grace_period", Type::Number, &Config::grace_period, 0, 3600),
-      scalar("role", Type::Text, &Config::role),
-      ids("local_ranks_filter", &Config::local_ranks_filter, false),
+      own(ranged("num_cpu_threads_per_process", Type::Int, &Config::num_cpu_threads_per_process, 1, 4096)),
+      own(scalar("log_dir", Type::Text, &Config::log_dir)),
+      own(scalar("tee", Type::Bool, &Config::tee)),
+      own(ranged("max_restarts", Type::Int, &Config::max_restarts, 0, 1000)),
+      own(ranged("grace_period", Type::Number, &Config::grace_period, 0, 3600)),
+      own(scalar("role", Type::Text, &Config::role)),
+      own(ids("local_ranks_filter", &Config::local_ranks_filter, false)),
       section("deepspeed_config"),
       section("fsdp_config"),
       section("fp8_config"),
@@ -424,9 +433,11 @@ class Checker {
   std::map<std::string, Entry> legacy_;
 };
 
-Node to_node(const Config& config) {
-  std::map<std::string, Node> sorted(config.ignored.begin(), config.ignored.end());
+Node to_node(const Config& config, Keys keys) {
+  std::map<std::string, Node> sorted;
+  if (keys != Keys::Own) sorted.insert(config.ignored.begin(), config.ignored.end());
   for (const Field& field : fields()) {
+    if ((keys == Keys::Own && !field.own) || (keys == Keys::Accelerate && field.own)) continue;
     std::visit(
         [&](auto member) {
           if constexpr (!std::is_same_v<decltype(member), std::monostate>) {
@@ -474,6 +485,40 @@ std::vector<std::string> known_keys() {
   return keys;
 }
 
+std::string own_settings_path(const std::string& path) {
+  const std::filesystem::path file(path);
+  return (file.parent_path() / (file.stem().string() + ".accel-launch" + file.extension().string())).string();
+}
+
+LoadedConfig load_config(const std::string& path) {
+  LoadedConfig loaded = parse_config(read_file(path), format_for_path(path), path);
+  const std::string own_path = own_settings_path(path);
+  if (::access(own_path.c_str(), F_OK) != 0) return loaded;
+  const LoadedConfig own = parse_config(read_file(own_path), format_for_path(own_path), own_path);
+  std::vector<std::string> misplaced;
+  for (const auto& [key, node] : own.config.ignored) misplaced.push_back(key);
+  for (const Field& field : fields()) {
+    std::visit(
+        [&](auto member) {
+          if constexpr (!std::is_same_v<decltype(member), std::monostate>) {
+            if (!(own.config.*member)) return;
+            if (!field.own) {
+              misplaced.push_back(field.key);
+            } else if (!(loaded.config.*member)) {
+              loaded.config.*member = own.config.*member;
+            }
+          }
+        },
+        field.member);
+  }
+  if (!misplaced.empty()) {
+    throw UsageError(own_path + ": " + text::join(misplaced, ", ") + " belong in " + path +
+                     "; this file holds accel-launch's own settings only: " + text::join(own_keys(), ", "));
+  }
+  loaded.notes.insert(loaded.notes.end(), own.notes.begin(), own.notes.end());
+  return loaded;
+}
+
 LoadedConfig parse_config(const std::string& text, Format format, const std::string& origin) {
   std::vector<std::string> duplicates;
   const Node root = format == Format::Json ? formats::parse_json(text, origin, duplicates)
@@ -483,8 +528,22 @@ LoadedConfig parse_config(const std::string& text, Format format, const std::str
   return loaded;
 }
 
-std::string to_text(const Config& config, Format format) {
-  const Node root = to_node(config);
+std::vector<std::string> own_settings_in(const Config& config) {
+  std::vector<std::string> keys;
+  for (const Entry& entry : to_node(config, Keys::Own).entries) keys.push_back(entry.key);
+  return keys;
+}
+
+std::vector<std::string> own_keys() {
+  std::vector<std::string> keys;
+  for (const Field& field : fields()) {
+    if (field.own) keys.emplace_back(field.key);
+  }
+  return keys;
+}
+
+std::string to_text(const Config& config, Format format, Keys keys) {
+  const Node root = to_node(config, keys);
   return format == Format::Json ? formats::emit_json(root) : formats::emit_yaml(root);
 }
 

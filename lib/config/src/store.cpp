@@ -136,8 +136,4 @@ Written write_atomically(const std::string& path, const std::string& contents, b
   return written;
 }
 
-LoadedConfig load_config(const std::string& path) {
-  return parse_config(read_file(path), format_for_path(path), path);
-}
-
 }  // namespace accel::config

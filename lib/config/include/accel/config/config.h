@@ -36,7 +36,7 @@ struct Config {
   std::optional<bool> enable_cpu_affinity;
   std::optional<bool> downcast_bf16;
 
-  // accel-launch's own keys.
+  // accel-launch's own keys (written to the own-settings file, see Keys).
   std::optional<int> num_cpu_threads_per_process;
   std::optional<std::string> log_dir;
   std::optional<bool> tee;
@@ -63,12 +63,26 @@ struct LoadedConfig {
 // each as "origin:line:column: key: what is wrong; accepted: ...".
 LoadedConfig parse_config(const std::string& text, Format format, const std::string& origin);
 
-// Reads and checks `path` (format by extension). Throws accel::FileError when the file is
-// missing, a directory or unreadable, accel::UsageError when it is empty or its contents are bad.
+// Reads and checks `path` (format by extension), and its own-settings file when one exists
+// (which may hold accel-launch's own keys only; they fill what `path` leaves unset). Throws
+// accel::FileError when the file is missing, a directory or unreadable, accel::UsageError when
+// it is empty or its contents are bad.
 LoadedConfig load_config(const std::string& path);
 
+// Which keys a text holds. accelerate refuses keys it does not know, so the files accel-launch
+// writes hold accelerate's keys only, and accel-launch's own settings (num_cpu_threads_per_process,
+// log_dir, tee, max_restarts, grace_period, role, local_ranks_filter) go to a file of their own
+// beside it (own_settings_path), which accelerate never opens.
+enum class Keys { All, Accelerate, Own };
+
 // The file's text: keys sorted, absent values left out, as accelerate writes them.
-std::string to_text(const Config& config, Format format);
+std::string to_text(const Config& config, Format format, Keys keys = Keys::All);
+std::vector<std::string> own_keys();                               // every one
+std::vector<std::string> own_settings_in(const Config& config);  // those `config` sets
+
+// "dir/name.yaml" -> "dir/name.accel-launch.yaml" (".json" likewise): where accel-launch keeps its
+// own settings for the config file at `path`.
+std::string own_settings_path(const std::string& path);
 
 // The names of every key a file may hold, for documentation and "did you mean" hints.
 std::vector<std::string> known_keys();
