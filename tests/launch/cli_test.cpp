@@ -496,6 +496,7 @@ TEST_CASE("launch cli: bad input is one line, exit code 2, and no worker started
        "mpirun_hostfile /no/hosts: no such readable file; mpirun needs it to know the hosts (write one host per line, or "
        "remove mpirun_config / --mpirun_hostfile to let accel-launch start the workers on this machine)"},
       {{"--num_proc", "2"}, "unknown flag --num_proc; did you mean --num_processes?"},
+      {{"--nproc_per_nod", "2"}, "unknown flag --nproc_per_nod; did you mean --nproc_per_node?"},
       {{"--rdzv_backend", "etcd"}, "--rdzv_backend etcd: accepted: static, c10d (rank 0's host runs the store at "
                                    "--main_process_ip)"},
       {{"-m", "--no_python"}, "-m/--module runs JOB as a Python module under python3; it cannot be combined with "
@@ -606,7 +607,7 @@ TEST_CASE("launch cli: accelerate's -m, --multi_gpu, --same_network, --rdzv_back
   CHECK(module.code == 0);
   CHECK_THAT(module.out, Catch::Contains("Linux"));
   const auto compatible = launch({"-q", "--multi_gpu", "--num_processes", "2", "--same_network", "--rdzv_backend",
-                                  "static", "--monitor_interval", "0.1", PRINT_ENV_EXE},
+                                  "c10d", "--monitor_interval", "0.1", PRINT_ENV_EXE},
                                  {{"ACCEL_FAKE_GPUS", "2"}});
   CHECK(compatible.code == 0);
   CHECK_THAT(compatible.out, Catch::Contains("ACCEL_USE_CPU=false") && Catch::Contains("WORLD_SIZE=2"));

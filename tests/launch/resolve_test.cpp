@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "accel/core/error.h"
@@ -434,6 +435,66 @@ TEST_CASE("launch resolve: a busy --main_process_port on one machine gives way t
   request.num_processes = 2;
   CHECK(usage_error(request).find(std::to_string(port)) != std::string::npos);
   ::close(listener);
+}
+
+namespace {
+
+// A directory on PATH holding a fake mpirun that answers --version like `flavour`.
+struct FakeMpirun {
+  explicit FakeMpirun(const std::string& version) {
+    char pattern[] = "/tmp/accel-mpirun-XXXXXX";
+    dir = ::mkdtemp(pattern);
+    std::ofstream(dir + "/mpirun") << "#!/bin/sh\necho '" << version << "'\n";
+    ::chmod((dir + "/mpirun").c_str(), 0755);
+    std::ofstream(dir + "/hosts") << "node1 slots=2\nnode2 slots=2\n";
+    old_path = std::getenv("PATH") ? std::getenv("PATH") : "";
+    ::setenv("PATH", (dir + ":" + old_path).c_str(), 1);
+  }
+  ~FakeMpirun() {
+    ::setenv("PATH", old_path.c_str(), 1);
+    ::unlink((dir + "/mpirun").c_str());
+    ::unlink((dir + "/hosts").c_str());
+    ::rmdir(dir.c_str());
+  }
+  std::string dir;
+  std::string old_path;
+};
+
+}  // namespace
+
+TEST_CASE("launch resolve: mpirun_config runs mpirun with the hostfile, in Open MPI's or MPICH's spelling") {
+  NoOmpEnv no_omp;
+  for (const auto& [version, options] : std::vector<std::pair<std::string, std::vector<std::string>>>{
+           {"mpirun (Open MPI) 4.1.4", {"--hostfile", "HOSTS", "--npernode", "2", "-n", "4", "--bind-to", "socket"}},
+           {"HYDRA build details: Version: 4.0.2", {"-f", "HOSTS", "-ppn", "2", "-n", "4"}}}) {
+    INFO(version);
+    FakeMpirun mpirun(version);
+    auto request = job({"sh", "-c", "true"});
+    request.distributed_type = "MULTI_CPU";
+    request.use_cpu = true;
+    request.num_machines = 2;
+    request.machine_rank = 0;
+    request.main_process_ip = "10.0.0.1";
+    request.main_process_port = 29555;
+    request.num_processes = 4;
+    request.mpirun_hostfile = mpirun.dir + "/hosts";
+    request.dry_run = true;
+    std::ostringstream notes;
+    const auto spec = resolve(request, machine(8, 0), notes);
+    std::vector<std::string> argv = {mpirun.dir + "/mpirun"};
+    for (const auto& option : options) argv.push_back(option == "HOSTS" ? mpirun.dir + "/hosts" : option);
+    argv.insert(argv.end(), {"sh", "-c", "true"});
+    CHECK(spec.executable == mpirun.dir + "/mpirun");
+    CHECK(spec.argv == argv);
+    CHECK(spec.num_processes == 1);  // this launcher runs mpirun alone
+    auto env = env_of(spec, 0);
+    CHECK(env.count("RANK") == 0);  // the ranks read MPI's variables
+    CHECK(env.count("WORLD_SIZE") == 0);
+    CHECK(env["MASTER_ADDR"] == "10.0.0.1");
+    CHECK(env["MASTER_PORT"] == "29555");
+    CHECK(env["ACCELERATE_USE_CPU"] == "True");
+    CHECK(env["OMP_NUM_THREADS"] == "4");
+  }
 }
 
 TEST_CASE("launch resolve: mpirun_config starts the job through mpirun with the hostfile") {
