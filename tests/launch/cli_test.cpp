@@ -883,6 +883,8 @@ TEST_CASE("launch cli: bad numbers and a closed stderr") {
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
       {{"--num_processes", "1000000000"}, R"(--num_processes 1000000000: this launcher can run at most \d+ workers here: .+)"},
       {{"--num_processes", "100000"}, R"(--num_processes 100000: this launcher can run at most \d+ workers here: .+)"},
+      {{"--num_processes", "200000", "--num_machines", "2", "--machine_rank", "0", "--main_process_ip", "127.0.0.1"},
+       R"(--num_processes 200000: 100000 workers per machine; this launcher can run at most \d+ workers here: .+)"},
       {{"--num_machines", "100000", "--machine_rank", "0", "--main_process_ip", "127.0.0.1", "--num_processes", "99999"},
        R"(--num_processes 99999 is the total over all machines: with --num_machines 100000 it leaves machines without a worker; pass at least 100000)"},
       {{"--main_process_ip", ""}, R"(--main_process_ip '': expected the address of machine 0, such as 10\.0\.0\.1 or a host name)"},

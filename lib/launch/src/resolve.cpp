@@ -265,8 +265,11 @@ LaunchSpec resolve(const LaunchRequest& request, const hardware::Machine& machin
 
   const WorkerCapacity capacity = worker_capacity();
   if (spec.num_processes > capacity.max_workers) {
-    throw UsageError("--num_processes " + std::to_string(spec.num_processes) + ": this launcher can run at most " +
-                     std::to_string(capacity.max_workers) + " workers here: " + capacity.reason);
+    const std::string per_machine =
+        spec.num_machines > 1 ? std::to_string(spec.num_processes) + " workers per machine; " : "";
+    throw UsageError("--num_processes " + std::to_string(spec.world_size()) + ": " + per_machine +
+                     "this launcher can run at most " + std::to_string(capacity.max_workers) +
+                     " workers here: " + capacity.reason);
   }
 
   if (request.num_cpu_threads_per_process) {
