@@ -922,6 +922,7 @@ TEST_CASE("launch cli: every failed rank is listed, first failure first, in a bo
   CHECK(std::regex_search(summary, std::regex(R"(^accel-launch: job failed: rank 1 \(local rank 1 on \S+, pid \d+\) exited with status 3\n)")));
   CHECK(std::regex_search(summary, std::regex(R"(\n  also failed: rank 0 \(local rank 0 on \S+, pid \d+\) exited with status 4; last stderr line: late0\n)")));
   CHECK(std::regex_search(summary, std::regex(R"(\n  also failed: rank 2 \(local rank 2 on \S+, pid \d+\) exited with status 6; last stderr line: late2\n)")));
+  CHECK(summary.find("stopped the") == std::string::npos);  // every other rank failed on its own
   CHECK(summary.size() < 2000);
   CHECK(summary.find("... (999500 more bytes)") != std::string::npos);
 }

@@ -461,7 +461,9 @@ class Attempt {
       failure.exit_code = start.exit_code;
     }
     outcome_.failures.push_back(failure);
-    if (!stopping_) {
+    if (stopping_) {
+      --outcome_.stopped;  // it failed on its own while being stopped: listed, not counted as stopped
+    } else {
       failure_stopped_group_ = true;
       stop(SIGTERM);
     }
