@@ -5,32 +5,19 @@
 
 #include <catch2/catch.hpp>
 
-#include <cstdio>
 #include <string>
-#include <sys/wait.h>
 
 using namespace accel::models;
+using accel::models::testing::CommandOutcome;
+using accel::models::testing::run_command;
 using accel::models::testing::ScratchDir;
 using accel::models::testing::tiny_config;
 
 namespace {
 
-struct Outcome {
-  int status;
-  std::string output;
-};
-
-Outcome run_crosscheck(const ScratchDir& dir, const std::string& case_file) {
-  const std::string command = std::string("/usr/bin/python3 ") + ACCEL_CROSSCHECK_SCRIPT + " check " +
-                              dir.path().string() + " " + case_file + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  Outcome out{0, ""};
-  char buffer[512];
-  while (fgets(buffer, sizeof buffer, pipe) != nullptr) out.output += buffer;
-  const int raw = pclose(pipe);
-  out.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128;
-  return out;
+CommandOutcome run_crosscheck(const ScratchDir& dir, const std::string& case_file) {
+  return run_command(std::string("/usr/bin/python3 ") + ACCEL_CROSSCHECK_SCRIPT + " check " +
+                     dir.path().string() + " " + case_file);
 }
 
 // A left-padded batch, so masking and mask-derived positions are checked too.
@@ -45,7 +32,7 @@ std::pair<torch::Tensor, torch::Tensor> padded_batch() {
 
 // Saves `model`, runs it on a left-padded batch and hands both to the Python script.
 template <typename Model>
-Outcome crosscheck(Model& model, const ScratchDir& dir, torch::Tensor offset = torch::zeros({})) {
+CommandOutcome crosscheck(Model& model, const ScratchDir& dir, torch::Tensor offset = torch::zeros({})) {
   model.save_pretrained(dir.path().string(), /*overwrite=*/true);
   const auto [ids, mask] = padded_batch();
   const auto logits = model.forward(ids, mask);

@@ -142,7 +142,7 @@ TEST_CASE("generation rejects bad requests with the reason", "[models][generatio
   REQUIRE_THROWS_WITH(model.generate(std::vector<std::vector<std::int64_t>>{}, greedy(2, true)),
                       Contains("at least one prompt"));
   REQUIRE_THROWS_WITH(model.generate({std::vector<std::int64_t>(40, 1)}, greedy(9, true)),
-                      Contains("40 tokens plus 9 new tokens exceeds n_positions 48"));
+                      Contains("40 tokens plus 9 new tokens exceeds the model's maximum sequence length 48"));
   REQUIRE_THROWS_WITH(model.generate({{1, 200}}, greedy(2, true)),
                       Contains("token id 200 is outside the vocabulary"));
   auto bad = greedy(2, true);

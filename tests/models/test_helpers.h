@@ -4,8 +4,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstdio>
 #include <filesystem>
 #include <string>
+#include <sys/wait.h>
 
 namespace accel::models::testing {
 
@@ -27,6 +29,23 @@ class ScratchDir {
  private:
   std::filesystem::path path_;
 };
+
+struct CommandOutcome {
+  int status;
+  std::string output;  // stdout and stderr together
+};
+
+// Runs `command` through the shell and waits for it.
+inline CommandOutcome run_command(const std::string& command) {
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  CommandOutcome out{0, ""};
+  char buffer[512];
+  while (fgets(buffer, sizeof buffer, pipe) != nullptr) out.output += buffer;
+  const int raw = pclose(pipe);
+  out.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128;
+  return out;
+}
 
 inline GPT2Config tiny_config() {
   GPT2Config c;

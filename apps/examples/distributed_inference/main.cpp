@@ -1,15 +1,20 @@
 // The user's first scenario: a list of prompts split between the processes of a job, each rank
-// running the model on its share and writing result_<rank>.txt; the main process prints every
-// result in the original order. Run it with: accel-launch --num_processes 2 distributed_inference
+// generating completions for its share in batches and writing result_<rank>.txt; the main
+// process prints every result in the original order, writes --output as JSON lines, and
+// reports tokens/s per rank and in total.
+// Run it with: accel-launch --num_processes 2 distributed_inference [--model_dir DIR]
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
 #include <iostream>
-#include <unistd.h>
+#include <sstream>
 
 #include "accel/core/error.h"
 #include "accel/core/files.h"
@@ -28,9 +33,9 @@ const std::vector<std::string> kDefaultPrompts = {
 struct Options {
   std::string prompts_file;
   std::string output_dir = ".";
-  int max_new_tokens = 16;
-  std::string model_dir;
+  std::string output_jsonl;
   int threads = 0;
+  accel::examples::GenerationSettings generation;
 };
 
 std::vector<std::string> read_prompts(const std::string& path) {
@@ -45,6 +50,18 @@ std::vector<std::string> read_prompts(const std::string& path) {
   return prompts;
 }
 
+void replace_announced(const fs::path& path, const std::string& contents) {
+  if (fs::exists(path)) std::cerr << "distributed_inference: replacing " << path.string() << " from an earlier run\n";
+  accel::files::replace_atomically(path.string(), contents);
+}
+
+std::string rate(double tokens, double seconds) {
+  std::ostringstream out;
+  out << static_cast<long long>(tokens) << " tokens in " << std::fixed << std::setprecision(2) << seconds << " s ("
+      << std::setprecision(1) << (seconds > 0 ? tokens / seconds : 0.0) << " tokens/s)";
+  return out.str();
+}
+
 int run(const Options& options) {
   accel::PartialState state;
   if (options.threads > 0) torch::set_num_threads(options.threads);
@@ -55,39 +72,90 @@ int run(const Options& options) {
     throw accel::FileError(options.output_dir, "--output_dir is not a directory that can be created");
   }
 
+  const accel::examples::TextGenerator generator(options.generation, state.device());
+  state.print("distributed_inference: model ", generator.description());
   const auto mine = state.split_between_processes(prompts, /*apply_padding=*/true);
-  const auto outputs = accel::examples::run_model(mine.items, state.device(),
-                                                     {options.max_new_tokens, options.model_dir});
+  const auto rank = state.process_index();
+  const auto began = std::chrono::steady_clock::now();
+  const auto completions = generator.run(mine.items, mine.start, [&](std::size_t done, std::size_t total) {
+    if (total > static_cast<std::size_t>(options.generation.batch_size))
+      std::cerr << "distributed_inference: rank " << rank << ": " << done << "/" << total << " prompts done\n";
+  });
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
 
   std::string lines;
-  for (std::size_t i = 0; i < mine.num_real; ++i) {
-    lines += std::to_string(mine.start + i) + "\t" + mine.items[i] + "\t" + outputs[i] + "\n";
+  std::vector<std::string> texts, records;
+  double tokens = 0;
+  for (std::size_t i = 0; i < completions.size(); ++i) {
+    const auto& c = completions[i];
+    texts.push_back(accel::examples::one_line(c.text));
+    const nlohmann::json record = {{"index", mine.start + i},   {"prompt", mine.items[i]},
+                                   {"completion", c.text},      {"tokens", c.new_tokens},
+                                   {"prompt_tokens", c.prompt_tokens}, {"rank", rank},
+                                   {"batch_seconds", c.batch_seconds}};
+    records.push_back(record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    if (i < mine.num_real) {
+      lines += std::to_string(mine.start + i) + "\t" + mine.items[i] + "\t" + texts.back() + "\n";
+      tokens += static_cast<double>(c.new_tokens.size());
+    }
   }
-  const fs::path result = fs::path(options.output_dir) / ("result_" + std::to_string(state.process_index()) + ".txt");
-  if (fs::exists(result)) std::cerr << "distributed_inference: replacing " << result.string() << " from an earlier run\n";
-  accel::files::replace_atomically(result.string(), lines);
+  replace_announced(fs::path(options.output_dir) / ("result_" + std::to_string(rank) + ".txt"), lines);
 
-  const auto all = state.gather_unpadded(outputs, mine);
+  const auto all = state.gather_unpadded(texts, mine);
+  const auto all_records = state.gather_unpadded(records, mine);
+  const auto per_rank = state.gather_object(std::vector<double>{tokens, seconds});
   state.print("distributed_inference: ", prompts.size(), " prompts on ", state.num_processes(), " process(es) (",
               state.backend(), ", ", state.device().str(), ")");
   for (std::size_t i = 0; i < all.size(); ++i) state.print("[", i, "] ", prompts[i], " -> ", all[i]);
+  double total_tokens = 0, slowest = 0;
+  for (std::size_t r = 0; r < per_rank.size(); r += 2) {
+    state.print("rank ", r / 2, ": ", rate(per_rank[r], per_rank[r + 1]));
+    total_tokens += per_rank[r];
+    slowest = std::max(slowest, per_rank[r + 1]);
+  }
+  state.print("total: ", rate(total_tokens, slowest), " over ", state.num_processes(), " process(es)");
+  if (!options.output_jsonl.empty() && state.is_main_process()) {
+    std::string jsonl;
+    for (const auto& record : all_records) jsonl += record + "\n";
+    replace_announced(options.output_jsonl, jsonl);
+  }
   return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Splits prompts between the job's processes, runs a model on each share, gathers the results"};
+  CLI::App app{"Splits prompts between the job's processes, generates completions on each share, gathers them"};
   Options options;
+  auto& g = options.generation;
   app.add_option("--prompts", options.prompts_file, "file with one prompt per line (default: a built-in list)");
   app.add_option("--output_dir,--output-dir", options.output_dir, "where result_<rank>.txt are written")
       ->capture_default_str();
-  app.add_option("--max_new_tokens,--max-new-tokens", options.max_new_tokens, "tokens generated per prompt")
+  app.add_option("--output", options.output_jsonl,
+                 "JSON lines file written by the main process: index, prompt, completion, tokens, "
+                 "prompt_tokens, rank, batch_seconds per prompt");
+  app.add_option("--model_dir,--model-dir", g.model_dir,
+                 "checkpoint directory in Hugging Face layout: config.json (gpt2, llama, mistral, qwen2, "
+                 "qwen3), model.safetensors or a sharded index, tokenizer.json or vocab.json + merges.txt "
+                 "(default: a small built-in GPT-2 config with seeded random weights)");
+  app.add_option("--dtype", g.dtype, "compute dtype: float32, bfloat16 (float16 needs CUDA)")->capture_default_str();
+  app.add_option("--batch_size,--batch-size", g.batch_size, "prompts per forward on each rank, left-padded")
       ->check(CLI::Range(1, 4096))
       ->capture_default_str();
-  app.add_option("--model_dir,--model-dir", options.model_dir,
-                 "GPT-2 checkpoint directory: config.json, model.safetensors, vocab.json + merges.txt "
-                 "(default: a small built-in GPT-2 config with seeded random weights)");
+  app.add_option("--max_new_tokens,--max-new-tokens", g.max_new_tokens, "tokens generated per prompt at most")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  app.add_option("--temperature", g.temperature, "0: greedy; > 0: sampling at this temperature")
+      ->check(CLI::Range(0.0, 100.0))
+      ->capture_default_str();
+  app.add_option("--top_k,--top-k", g.top_k, "sample among the k most likely tokens (0: off)")
+      ->check(CLI::Range(0, 1 << 30))
+      ->capture_default_str();
+  app.add_option("--top_p,--top-p", g.top_p, "sample among the most likely tokens reaching this mass (1: off)")
+      ->check(CLI::Range(1e-9, 1.0))
+      ->capture_default_str();
+  app.add_option("--seed", g.seed, "sampling seed; a prompt's sample depends on it and the prompt's index")
+      ->capture_default_str();
   app.add_option("--threads", options.threads, "torch intra-op threads per process (default: torch's choice)")
       ->check(CLI::Range(1, 1024));
   try {

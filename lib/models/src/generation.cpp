@@ -1,6 +1,5 @@
 #include "accel/core/error.h"
-#include "accel/models/gpt2.h"
-#include "gpt2_blocks.h"
+#include "accel/models/generation.h"
 
 #include <algorithm>
 #include <limits>
@@ -37,33 +36,31 @@ torch::Tensor sample(torch::Tensor logits, const GenerationOptions& o, at::Gener
   return torch::multinomial(logits.softmax(1), 1, /*replacement=*/false, gen).squeeze(1);
 }
 
-}  // namespace
-
-torch::Tensor GPT2LMHeadModel::last_logits(const torch::Tensor& input_ids,
-                                           const torch::Tensor& attention_mask, KVCache* cache) {
-  auto hidden = hidden_states(input_ids, attention_mask, cache);
-  // Only the last position feeds the next token: the vocabulary projection is the costliest
-  // matmul, so it runs on one position instead of all.
-  return head().apply(hidden.narrow(1, hidden.size(1) - 1, 1), torch::Tensor())
-      .squeeze(1)
-      .to(torch::kCPU, torch::kFloat32);
+// Finished rows and left padding need some id; any works since the mask hides it.
+std::int64_t padding_id(const CausalLM& model, const GenerationOptions& options) {
+  if (options.pad_token_id) return *options.pad_token_id;
+  const auto eos = model.eos_token_ids();
+  return eos.empty() ? 0 : eos.front();
 }
 
-Generation GPT2LMHeadModel::generate(const torch::Tensor& input_ids,
-                                     const torch::Tensor& attention_mask,
-                                     const GenerationOptions& options) {
+}  // namespace
+
+Generation generate(CausalLM& model, const torch::Tensor& input_ids,
+                    const torch::Tensor& attention_mask, const GenerationOptions& options) {
   torch::NoGradGuard no_grad;
   check_options(options);
   if (!input_ids.defined() || input_ids.dim() != 2 || input_ids.size(1) == 0 ||
       input_ids.size(0) == 0)
     throw UsageError("generate needs input_ids of shape [batch, tokens] with at least one token");
-  const auto& c = config();
   const auto batch = input_ids.size(0);
-  if (input_ids.size(1) + options.max_new_tokens > c.n_positions)
+  const auto limit = model.max_positions();
+  if (limit && input_ids.size(1) + options.max_new_tokens > *limit)
     throw UsageError("a prompt of " + std::to_string(input_ids.size(1)) + " tokens plus " +
-                     std::to_string(options.max_new_tokens) + " new tokens exceeds n_positions " +
-                     std::to_string(c.n_positions));
-  const auto pad = options.pad_token_id.value_or(c.eos_token_id);
+                     std::to_string(options.max_new_tokens) +
+                     " new tokens exceeds the model's maximum sequence length " +
+                     std::to_string(*limit));
+  const auto eos = torch::tensor(model.eos_token_ids(), torch::kLong);
+  const auto pad = padding_id(model, options);
 
   auto ids = input_ids.to(torch::kCPU, torch::kLong);
   auto mask = attention_mask.defined() ? attention_mask.to(torch::kCPU, torch::kLong)
@@ -81,7 +78,7 @@ Generation GPT2LMHeadModel::generate(const torch::Tensor& input_ids,
   result.new_tokens.resize(batch);
   for (std::int64_t step = 0; step < options.max_new_tokens; ++step) {
     const bool incremental = options.use_cache && step > 0;
-    auto logits = last_logits(incremental ? ids.narrow(1, ids.size(1) - 1, 1) : ids, mask,
+    auto logits = model.next_token_logits(incremental ? ids.narrow(1, ids.size(1) - 1, 1) : ids, mask,
                               options.use_cache ? &cache : nullptr);
     auto next = options.do_sample ? sample(logits, options, gen) : logits.argmax(1);
     next = next.masked_fill(finished, pad);
@@ -89,15 +86,15 @@ Generation GPT2LMHeadModel::generate(const torch::Tensor& input_ids,
       if (!finished[b].item<bool>()) result.new_tokens[b].push_back(next[b].item<std::int64_t>());
     ids = torch::cat({ids, next.unsqueeze(1)}, 1);
     mask = torch::cat({mask, torch::ones({batch, 1}, torch::kLong)}, 1);
-    if (options.stop_at_eos) finished |= next.eq(c.eos_token_id);
+    if (options.stop_at_eos && eos.numel() > 0) finished |= torch::isin(next, eos);
     if (finished.all().item<bool>()) break;
   }
   result.sequences = ids;
   return result;
 }
 
-Generation GPT2LMHeadModel::generate(const std::vector<std::vector<std::int64_t>>& prompts,
-                                     const GenerationOptions& options) {
+Generation generate(CausalLM& model, const std::vector<std::vector<std::int64_t>>& prompts,
+                    const GenerationOptions& options) {
   if (prompts.empty()) throw UsageError("generate needs at least one prompt");
   std::size_t longest = 0;
   for (std::size_t i = 0; i < prompts.size(); ++i) {
@@ -107,7 +104,7 @@ Generation GPT2LMHeadModel::generate(const std::vector<std::vector<std::int64_t>
   }
   const auto rows = static_cast<std::int64_t>(prompts.size());
   const auto width = static_cast<std::int64_t>(longest);
-  const auto pad = options.pad_token_id.value_or(config().eos_token_id);
+  const auto pad = padding_id(model, options);
   auto ids = torch::full({rows, width}, pad, torch::kLong);
   auto mask = torch::zeros({rows, width}, torch::kLong);
   for (std::int64_t r = 0; r < rows; ++r) {
@@ -116,7 +113,7 @@ Generation GPT2LMHeadModel::generate(const std::vector<std::vector<std::int64_t>
     ids[r].narrow(0, width - n, n).copy_(torch::tensor(p, torch::kLong));
     mask[r].narrow(0, width - n, n).fill_(1);
   }
-  return generate(ids, mask, options);
+  return generate(model, ids, mask, options);
 }
 
 }  // namespace accel::models

@@ -37,12 +37,7 @@ torch::ScalarType parse_dtype(const std::string& name) {
 GPT2::GPT2(GPT2Head head, GPT2Options options) : head_(head), options_(std::move(options)) {
   options_.config.validate(options_.checkpoint.empty() ? "GPT-2 config"
                                                        : "config of " + options_.checkpoint);
-  const auto dtype = options_.dtype;
-  if (dtype != torch::kFloat32 && dtype != torch::kBFloat16 && dtype != torch::kFloat16)
-    throw UsageError(std::string("GPT-2 runs in float32, bfloat16 or float16, not ") +
-                     c10::toString(dtype));
-  if (dtype == torch::kFloat16 && options_.device.is_cpu())
-    throw UsageError("float16 needs a CUDA device; on CPU use float32 or bfloat16");
+  detail::check_compute_dtype(options_.dtype, options_.device, "GPT-2");
   if (!options_.checkpoint.empty())
     checkpoint_ = std::make_shared<const SafetensorsFile>(options_.checkpoint);
 }
@@ -159,6 +154,24 @@ torch::Tensor GPT2LMHeadModel::forward(const torch::Tensor& input_ids,
   torch::NoGradGuard no_grad;
   auto hidden = hidden_states(input_ids, attention_mask, cache);
   return head().apply(hidden, torch::Tensor()).to(torch::kFloat32);
+}
+
+torch::Tensor GPT2LMHeadModel::next_token_logits(const torch::Tensor& input_ids,
+                                                 const torch::Tensor& attention_mask,
+                                                 KVCache* cache) {
+  torch::NoGradGuard no_grad;
+  auto hidden = hidden_states(input_ids, attention_mask, cache);
+  // Only the last position feeds the next token: the vocabulary projection is the costliest
+  // matmul, so it runs on one position instead of all.
+  return head().apply(hidden.narrow(1, hidden.size(1) - 1, 1), torch::Tensor())
+      .squeeze(1)
+      .to(torch::kCPU, torch::kFloat32);
+}
+
+std::string GPT2LMHeadModel::describe() const {
+  const auto& c = config();
+  return "gpt2: " + std::to_string(c.n_layer) + " layers, hidden " + std::to_string(c.n_embd) +
+         ", " + std::to_string(c.n_head) + " heads, vocabulary " + std::to_string(c.vocab_size);
 }
 
 torch::Tensor GPT2ForSequenceClassification::forward(const torch::Tensor& input_ids,

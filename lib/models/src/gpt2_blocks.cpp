@@ -10,16 +10,6 @@ namespace {
 
 constexpr const char* kPrefix = "transformer.";
 
-std::uint64_t name_seed(std::uint64_t seed, const std::string& name) {
-  std::uint64_t h = 1469598103934665603ull;  // FNV-1a
-  for (unsigned char c : name) h = (h ^ c) * 1099511628211ull;
-  // splitmix64 finaliser so nearby seeds give unrelated streams
-  std::uint64_t z = h ^ (seed + 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
 torch::Tensor conv1d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
   const auto out_dim = weight.size(1);
   auto sizes = x.sizes().vec();
@@ -31,14 +21,6 @@ torch::Tensor activation(const torch::Tensor& x, const std::string& name) {
   if (name == "relu") return torch::relu(x);
   if (name == "gelu") return torch::gelu(x);
   return torch::gelu(x, "tanh");  // gelu_new and gelu_pytorch_tanh
-}
-
-torch::Tensor key_mask(const torch::Tensor& attention_mask, std::int64_t batch, std::int64_t keys) {
-  if (attention_mask.dim() != 2 || attention_mask.size(0) != batch || attention_mask.size(1) != keys)
-    throw UsageError("attention_mask has shape " + c10::str(attention_mask.sizes()) +
-                     "; expected [" + std::to_string(batch) + ", " + std::to_string(keys) +
-                     "] (batch, past + new tokens)");
-  return attention_mask.ne(0);
 }
 
 }  // namespace
@@ -66,24 +48,9 @@ torch::Tensor WeightSource::load(const std::string& name, const std::vector<std:
   } else if (init == Init::kOnes) {
     value = torch::ones(shape, options_.dtype);
   } else {
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(name_seed(options_.seed, name));
-    value = torch::empty(shape, torch::kFloat32).normal_(0.0, stddev, gen).to(options_.dtype);
+    value = seeded_normal(options_.seed, name, shape, stddev).to(options_.dtype);
   }
   return value.to(options_.device);
-}
-
-torch::Tensor NamedBlock::add(const std::string& public_name, torch::Tensor value) {
-  std::string key = public_name;
-  for (char& c : key)
-    if (c == '.') c = '_';
-  auto& param = register_parameter(key, std::move(value), /*requires_grad=*/false);
-  weights_.emplace_back(public_name, param);
-  return param;
-}
-
-torch::Tensor positions_from_mask(const torch::Tensor& attention_mask) {
-  auto mask = attention_mask.to(torch::kLong);
-  return (mask.cumsum(1) - 1).masked_fill_(mask.eq(0), 1);
 }
 
 Embeddings::Embeddings(const WeightSource& source) {
@@ -176,21 +143,9 @@ torch::Tensor TransformerBlock::run(const torch::Tensor& hidden, const torch::Te
     keys = k;
     values = v;
   }
-  const auto total = k.size(2);
-  const auto allowed = torch::ones({tokens, total}, torch::TensorOptions().dtype(torch::kBool)
-                                                        .device(hidden.device()))
-                           .tril(total - tokens)
-                           .view({1, 1, tokens, total}) &
-                       key_mask(attention_mask, batch, total).view({batch, 1, 1, total});
-
   double scale = config_.scale_attn_weights ? 1.0 / std::sqrt(static_cast<double>(head_dim)) : 1.0;
   if (config_.scale_attn_by_inverse_layer_idx) scale /= static_cast<double>(index_ + 1);
-  // Scores in float32 so half-precision models mask and normalise without overflow; a fully
-  // masked row (left padding) gets a uniform distribution instead of NaN.
-  auto scores = torch::matmul(q, k.transpose(-1, -2)).to(torch::kFloat32).mul_(scale);
-  scores.masked_fill_(allowed.logical_not(), std::numeric_limits<float>::lowest());
-  auto probs = torch::softmax(scores, -1).to(hidden.scalar_type());
-  auto attended = torch::matmul(probs, v).permute({0, 2, 1, 3}).reshape({batch, tokens, d});
+  auto attended = attend(q, k, v, attention_mask, scale).permute({0, 2, 1, 3}).reshape({batch, tokens, d});
   auto h = hidden + conv1d(attended, attn_proj_w_, attn_proj_b_);
 
   auto m = torch::layer_norm(h, {d}, ln_2_w_, ln_2_b_, eps);

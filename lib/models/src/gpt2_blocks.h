@@ -1,6 +1,7 @@
 #pragma once
 // The GPT-2 blocks behind accel/models/gpt2.h. Private to lib/models.
 #include "accel/models/gpt2.h"
+#include "block_common.h"
 
 #include <cstdint>
 #include <memory>
@@ -29,18 +30,6 @@ class WeightSource {
  private:
   GPT2Options options_;
   std::shared_ptr<const SafetensorsFile> checkpoint_;
-};
-
-// A block whose parameters carry their public names (torch's registry forbids dots).
-class NamedBlock : public Block {
- public:
-  const NamedTensors& weights() const { return weights_; }
-
- protected:
-  torch::Tensor add(const std::string& public_name, torch::Tensor value);
-
- private:
-  NamedTensors weights_;
 };
 
 class Embeddings : public NamedBlock {
@@ -85,10 +74,5 @@ class Head : public NamedBlock {
   torch::Tensor ln_f_w_, ln_f_b_, out_w_;
   bool tied_ = false;  // out_w_ is wte (lm_head.weight absent or random init)
 };
-
-// Position ids that follow the mask: cumsum - 1, and 1 at padding, as the ecosystem's
-// generate does.
-torch::Tensor positions_from_mask(const torch::Tensor& attention_mask);
-
 
 }  // namespace accel::models::detail

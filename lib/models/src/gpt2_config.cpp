@@ -1,6 +1,7 @@
 #include "accel/models/gpt2_config.h"
 
 #include "accel/core/error.h"
+#include "json_keys.h"
 
 #include <nlohmann/json.hpp>
 
@@ -9,20 +10,10 @@
 #include <sstream>
 
 namespace accel::models {
+using detail::read_key;
 namespace {
 
 constexpr const char* kActivations[] = {"gelu_new", "gelu_pytorch_tanh", "gelu", "relu"};
-
-template <typename T>
-void read_key(const nlohmann::json& j, const char* key, T& out, const std::string& source) {
-  if (!j.contains(key) || j[key].is_null()) return;
-  try {
-    out = j[key].get<T>();
-  } catch (const nlohmann::json::exception&) {
-    throw UsageError(source + ": key '" + key + "' has value " + j[key].dump() +
-                     " of the wrong type");
-  }
-}
 
 void require_positive(std::int64_t value, const char* key, const std::string& source) {
   if (value <= 0)
@@ -59,13 +50,7 @@ void GPT2Config::validate(const std::string& source) const {
 }
 
 GPT2Config GPT2Config::from_json(const std::string& text, const std::string& source) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw UsageError(source + ": not valid JSON (" + e.what() + ")");
-  }
-  if (!j.is_object()) throw UsageError(source + ": expected a JSON object");
+  const auto j = detail::parse_json_object(text, source);
   GPT2Config c;
   for (const auto& [key, member] :
        {std::pair{"vocab_size", &GPT2Config::vocab_size}, {"n_positions", &GPT2Config::n_positions},
@@ -93,11 +78,7 @@ GPT2Config GPT2Config::from_json(const std::string& text, const std::string& sou
 }
 
 GPT2Config GPT2Config::from_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw FileError(path, "cannot read config", errno);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return from_json(text.str(), path);
+  return from_json(detail::read_text_file(path, "config"), path);
 }
 
 std::string GPT2Config::to_json() const {

@@ -14,6 +14,7 @@
 // Position ids follow the attention mask (cumsum - 1), so a left-padded row gives the same
 // outputs for its real tokens as the row run alone.
 #include "accel/models/blocks.h"
+#include "accel/models/generation.h"
 #include "accel/models/gpt2_config.h"
 #include "accel/models/safetensors.h"
 
@@ -43,13 +44,6 @@ struct GPT2Options {
 
 // "float32"/"fp32", "bfloat16"/"bf16", "float16"/"fp16"; UsageError listing these otherwise.
 torch::ScalarType parse_dtype(const std::string& name);
-
-// Keys and values of every layer seen so far, [B, n_head, T_past, head_dim] each.
-struct KVCache {
-  std::vector<torch::Tensor> keys;
-  std::vector<torch::Tensor> values;
-  std::int64_t length() const { return keys.empty() || !keys[0].defined() ? 0 : keys[0].size(2); }
-};
 
 namespace detail {
 class Embeddings;
@@ -108,24 +102,7 @@ class GPT2Model : public GPT2 {
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {});
 };
 
-struct GenerationOptions {
-  std::int64_t max_new_tokens = 16;
-  bool do_sample = false;  // false: greedy
-  double temperature = 1.0;
-  std::int64_t top_k = 0;  // 0: no top-k filter
-  double top_p = 1.0;      // 1: no nucleus filter
-  std::uint64_t seed = 0;  // sampling only
-  bool use_cache = true;
-  bool stop_at_eos = true;                  // a row stops after config.eos_token_id
-  std::optional<std::int64_t> pad_token_id;  // for finished rows and left padding; default eos
-};
-
-struct Generation {
-  torch::Tensor sequences;  // [B, T + steps]: the (left-padded) prompts and the new tokens
-  std::vector<std::vector<std::int64_t>> new_tokens;  // per row, up to and including eos
-};
-
-class GPT2LMHeadModel : public GPT2 {
+class GPT2LMHeadModel : public GPT2, public CausalLM {
  public:
   explicit GPT2LMHeadModel(GPT2Options options)
       : GPT2(GPT2Head::kLanguageModel, std::move(options)) {}
@@ -134,18 +111,21 @@ class GPT2LMHeadModel : public GPT2 {
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {},
                         KVCache* cache = nullptr);
 
-  // Greedy or seeded top-k/top-p sampling. attention_mask marks left padding (1 = token).
-  // Throws UsageError for empty prompts, ids outside the vocabulary, prompts that with
-  // max_new_tokens exceed n_positions, or out-of-range sampling options.
+  // accel::models::generate on this model; ids outside the vocabulary are a UsageError.
   Generation generate(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
-                      const GenerationOptions& options);
-  // Left-pads `prompts` into one batch and generates for all of them at once.
+                      const GenerationOptions& options) {
+    return models::generate(*this, input_ids, attention_mask, options);
+  }
   Generation generate(const std::vector<std::vector<std::int64_t>>& prompts,
-                      const GenerationOptions& options);
+                      const GenerationOptions& options) {
+    return models::generate(*this, prompts, options);
+  }
 
- private:
-  torch::Tensor last_logits(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
-                            KVCache* cache);
+  torch::Tensor next_token_logits(const torch::Tensor& input_ids,
+                                  const torch::Tensor& attention_mask, KVCache* cache) override;
+  std::optional<std::int64_t> max_positions() const override { return config().n_positions; }
+  std::vector<std::int64_t> eos_token_ids() const override { return {config().eos_token_id}; }
+  std::string describe() const override;
 };
 
 class GPT2ForSequenceClassification : public GPT2 {

@@ -10,7 +10,19 @@
 
 namespace accel::models {
 
-class GPT2Tokenizer {
+// What generation needs of a tokenizer.
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+  // The model input for `text`: its ids with the special tokens the tokenizer adds (a BOS).
+  virtual std::vector<std::int64_t> prompt_ids(const std::string& text) const = 0;
+  // The text of generated ids as users read it: special tokens and ids outside the
+  // vocabulary dropped, invalid UTF-8 replaced by U+FFFD.
+  virtual std::string completion_text(const std::vector<std::int64_t>& ids) const = 0;
+  virtual std::int64_t vocab_size() const = 0;
+};
+
+class GPT2Tokenizer : public Tokenizer {
  public:
   // `vocab_path`: a JSON object token -> id (vocab.json or encoder.json); `merges_path`: one
   // merge per line, an optional "#version" first line (merges.txt or vocab.bpe). Throws
@@ -27,10 +39,13 @@ class GPT2Tokenizer {
   static GPT2Tokenizer bundled();
 
   std::vector<std::int64_t> encode(const std::string& text) const;
-  // Throws UsageError for an id outside the vocabulary.
+  // The exact bytes of `ids` ("<|endoftext|>" included). Throws UsageError for an id outside
+  // the vocabulary.
   std::string decode(const std::vector<std::int64_t>& ids) const;
 
-  std::int64_t vocab_size() const;
+  std::vector<std::int64_t> prompt_ids(const std::string& text) const override { return encode(text); }
+  std::string completion_text(const std::vector<std::int64_t>& ids) const override;
+  std::int64_t vocab_size() const override;
   std::int64_t eos_token_id() const;
 
  private:

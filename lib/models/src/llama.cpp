@@ -1,0 +1,356 @@
+#include "accel/models/llama.h"
+
+#include "accel/core/error.h"
+#include "block_common.h"
+
+#include <cmath>
+#include <filesystem>
+
+namespace accel::models {
+namespace detail {
+namespace {
+
+// Where a block's weights come from: the checkpoint, or seeded random values by name.
+class LlamaWeights {
+ public:
+  enum class Init { kNormal, kZeros, kOnes };
+
+  LlamaWeights(const LlamaOptions& options, std::shared_ptr<const Checkpoint> checkpoint)
+      : options_(options), checkpoint_(std::move(checkpoint)) {}
+
+  const LlamaConfig& config() const { return options_.config; }
+
+  torch::Tensor load(const std::string& name, const std::vector<std::int64_t>& shape,
+                     Init init) const {
+    torch::Tensor value;
+    if (checkpoint_) value = checkpoint_->get_floating(name, shape, options_.dtype);
+    else if (init == Init::kZeros) value = torch::zeros(shape, options_.dtype);
+    else if (init == Init::kOnes) value = torch::ones(shape, options_.dtype);
+    else value = seeded_normal(options_.seed, name, shape, config().initializer_range).to(options_.dtype);
+    return value.to(options_.device);
+  }
+
+ private:
+  LlamaOptions options_;
+  std::shared_ptr<const Checkpoint> checkpoint_;
+};
+
+using Init = LlamaWeights::Init;
+
+torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
+  // In float32 whatever the model's dtype, then cast back before the weight, as HF does.
+  const auto f = x.to(torch::kFloat32);
+  const auto normed = f * torch::rsqrt(f.pow(2).mean(-1, /*keepdim=*/true) + eps);
+  return weight * normed.to(x.scalar_type());
+}
+
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+  return torch::linear(x, weight, bias.defined() ? bias : torch::Tensor());
+}
+
+// Rotary inverse frequencies [head_dim / 2] in float32 for a call whose longest sequence is
+// `seq_len` (only dynamic scaling depends on it).
+torch::Tensor inverse_frequencies(const LlamaConfig& c, std::int64_t seq_len) {
+  const auto& r = c.rope_scaling;
+  const double dim = static_cast<double>(c.head_dim);
+  double base = c.rope_theta;
+  if (r.type == RopeScaling::Type::kDynamic && seq_len > c.max_position_embeddings)
+    base *= std::pow(r.factor * static_cast<double>(seq_len) / c.max_position_embeddings -
+                         (r.factor - 1.0),
+                     dim / (dim - 2.0));
+  auto inv_freq =
+      1.0 / torch::pow(base, torch::arange(0, c.head_dim, 2, torch::kLong).to(torch::kFloat32) / dim);
+  if (r.type == RopeScaling::Type::kLinear) return inv_freq / r.factor;
+  if (r.type != RopeScaling::Type::kLlama3) return inv_freq;
+  // Llama 3.1: long wavelengths slowed by `factor`, short ones kept, a smooth blend between.
+  const double old_context = static_cast<double>(r.original_max_position_embeddings);
+  const double low_freq_wavelen = old_context / r.low_freq_factor;
+  const double high_freq_wavelen = old_context / r.high_freq_factor;
+  const auto wavelen = 2.0 * M_PI / inv_freq;
+  auto scaled = torch::where(wavelen > low_freq_wavelen, inv_freq / r.factor, inv_freq);
+  const auto smooth = (old_context / wavelen - r.low_freq_factor) /
+                      (r.high_freq_factor - r.low_freq_factor);
+  const auto smoothed = (1 - smooth) * scaled / r.factor + smooth * scaled;
+  const auto medium = wavelen.ge(high_freq_wavelen) & wavelen.le(low_freq_wavelen);
+  return torch::where(medium, smoothed, scaled);
+}
+
+torch::Tensor rotate_half(const torch::Tensor& x) {
+  const auto half = x.size(-1) / 2;
+  return torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+}
+
+}  // namespace
+
+class LlamaEmbedding : public NamedBlock {
+ public:
+  explicit LlamaEmbedding(const LlamaWeights& weights) {
+    const auto& c = weights.config();
+    table_ = add("model.embed_tokens.weight",
+                 weights.load("model.embed_tokens.weight", {c.vocab_size, c.hidden_size}, Init::kNormal));
+  }
+
+  torch::Tensor embed(const torch::Tensor& input_ids) {
+    if (input_ids.numel() > 0) {
+      const auto low = input_ids.min().item<std::int64_t>();
+      const auto high = input_ids.max().item<std::int64_t>();
+      if (low < 0 || high >= table_.size(0))
+        throw UsageError("token id " + std::to_string(low < 0 ? low : high) +
+                         " is outside the vocabulary (ids 0.." + std::to_string(table_.size(0) - 1) +
+                         ")");
+    }
+    return torch::embedding(table_, input_ids.to(table_.device()));
+  }
+
+  Activations forward(const Activations& inputs) override {
+    if (inputs.empty() || !inputs[0].defined() || inputs[0].dim() != 2)
+      throw UsageError("block model.embed_tokens takes {input_ids [batch, tokens], attention_mask}");
+    const auto& ids = inputs[0];
+    auto mask = inputs.size() > 1 && inputs[1].defined() ? inputs[1].to(torch::kLong)
+                                                         : torch::ones_like(ids, torch::kLong);
+    key_mask(mask, ids.size(0), ids.size(1));
+    return {embed(ids), mask.to(table_.device())};
+  }
+
+  const torch::Tensor& table() const { return table_; }
+
+ private:
+  torch::Tensor table_;
+};
+
+class LlamaLayer : public NamedBlock {
+ public:
+  LlamaLayer(const LlamaWeights& weights, std::int64_t index)
+      : config_(weights.config()), index_(index) {
+    const auto& c = config_;
+    const auto d = c.hidden_size, q_dim = c.num_attention_heads * c.head_dim,
+               kv_dim = c.num_key_value_heads * c.head_dim, inner = c.intermediate_size;
+    const std::string p = "model.layers." + std::to_string(index) + ".";
+    auto load = [&](const std::string& name, std::vector<std::int64_t> shape, Init init) {
+      return add(p + name, weights.load(p + name, shape, init));
+    };
+    input_norm_ = load("input_layernorm.weight", {d}, Init::kOnes);
+    q_w_ = load("self_attn.q_proj.weight", {q_dim, d}, Init::kNormal);
+    k_w_ = load("self_attn.k_proj.weight", {kv_dim, d}, Init::kNormal);
+    v_w_ = load("self_attn.v_proj.weight", {kv_dim, d}, Init::kNormal);
+    o_w_ = load("self_attn.o_proj.weight", {d, q_dim}, Init::kNormal);
+    if (c.qkv_bias) {
+      q_b_ = load("self_attn.q_proj.bias", {q_dim}, Init::kZeros);
+      k_b_ = load("self_attn.k_proj.bias", {kv_dim}, Init::kZeros);
+      v_b_ = load("self_attn.v_proj.bias", {kv_dim}, Init::kZeros);
+    }
+    if (c.o_bias) o_b_ = load("self_attn.o_proj.bias", {d}, Init::kZeros);
+    if (c.qk_norm) {
+      q_norm_ = load("self_attn.q_norm.weight", {c.head_dim}, Init::kOnes);
+      k_norm_ = load("self_attn.k_norm.weight", {c.head_dim}, Init::kOnes);
+    }
+    post_norm_ = load("post_attention_layernorm.weight", {d}, Init::kOnes);
+    gate_w_ = load("mlp.gate_proj.weight", {inner, d}, Init::kNormal);
+    up_w_ = load("mlp.up_proj.weight", {inner, d}, Init::kNormal);
+    down_w_ = load("mlp.down_proj.weight", {d, inner}, Init::kNormal);
+    if (c.mlp_bias) {
+      gate_b_ = load("mlp.gate_proj.bias", {inner}, Init::kZeros);
+      up_b_ = load("mlp.up_proj.bias", {inner}, Init::kZeros);
+      down_b_ = load("mlp.down_proj.bias", {d}, Init::kZeros);
+    }
+  }
+
+  Activations forward(const Activations& inputs) override {
+    if (inputs.size() < 2 || !inputs[0].defined() || inputs[0].dim() != 3)
+      throw UsageError("block model.layers." + std::to_string(index_) +
+                       " takes {hidden [batch, tokens, hidden_size], attention_mask [batch, tokens]}");
+    return {run(inputs[0], inputs[1], nullptr), inputs[1]};
+  }
+
+  // attention_mask covers the cached keys and the new ones; the cache (if any) is extended.
+  torch::Tensor run(const torch::Tensor& hidden, const torch::Tensor& attention_mask,
+                    KVCache* cache) {
+    const auto& c = config_;
+    const auto batch = hidden.size(0), tokens = hidden.size(1);
+    const auto heads = c.num_attention_heads, kv_heads = c.num_key_value_heads, hd = c.head_dim;
+    key_mask(attention_mask, batch, attention_mask.size(1));
+    const auto past = attention_mask.size(1) - tokens;
+
+    auto x = rms_norm(hidden, input_norm_, c.rms_norm_eps);
+    auto q = linear(x, q_w_, q_b_).view({batch, tokens, heads, hd});
+    auto k = linear(x, k_w_, k_b_).view({batch, tokens, kv_heads, hd});
+    auto v = linear(x, v_w_, v_b_).view({batch, tokens, kv_heads, hd}).transpose(1, 2);
+    if (c.qk_norm) {
+      q = rms_norm(q, q_norm_, c.rms_norm_eps);
+      k = rms_norm(k, k_norm_, c.rms_norm_eps);
+    }
+    q = q.transpose(1, 2);
+    k = k.transpose(1, 2);
+
+    const auto all_positions = positions_from_mask(attention_mask);
+    const auto positions = all_positions.narrow(1, past, tokens).to(torch::kFloat32);
+    const auto inv_freq = inverse_frequencies(c, all_positions.max().item<std::int64_t>() + 1)
+                              .to(hidden.device());
+    const auto freqs = positions.unsqueeze(-1) * inv_freq.view({1, 1, -1});
+    const auto angles = torch::cat({freqs, freqs}, -1).unsqueeze(1);  // [B,1,T,hd]
+    const auto cos = angles.cos().to(hidden.scalar_type());
+    const auto sin = angles.sin().to(hidden.scalar_type());
+    q = q * cos + rotate_half(q) * sin;
+    k = k * cos + rotate_half(k) * sin;
+
+    if (cache != nullptr) {
+      auto& keys = cache->keys[index_];
+      auto& values = cache->values[index_];
+      if (keys.defined()) {
+        k = torch::cat({keys, k}, 2);
+        v = torch::cat({values, v}, 2);
+      }
+      keys = k;
+      values = v;
+    }
+    const auto groups = heads / kv_heads;
+    if (groups > 1) {
+      k = k.repeat_interleave(groups, 1);
+      v = v.repeat_interleave(groups, 1);
+    }
+    const auto attended = attend(q, k, v, attention_mask, 1.0 / std::sqrt(static_cast<double>(hd)),
+                                 c.window_of_layer(index_))
+                              .transpose(1, 2)
+                              .reshape({batch, tokens, heads * hd});
+    const auto h = hidden + linear(attended, o_w_, o_b_);
+
+    const auto m = rms_norm(h, post_norm_, c.rms_norm_eps);
+    return h + linear(torch::silu(linear(m, gate_w_, gate_b_)) * linear(m, up_w_, up_b_), down_w_,
+                      down_b_);
+  }
+
+ private:
+  LlamaConfig config_;
+  std::int64_t index_;
+  torch::Tensor input_norm_, q_w_, k_w_, v_w_, o_w_, q_b_, k_b_, v_b_, o_b_, q_norm_, k_norm_;
+  torch::Tensor post_norm_, gate_w_, up_w_, down_w_, gate_b_, up_b_, down_b_;
+};
+
+class LlamaHead : public NamedBlock {
+ public:
+  explicit LlamaHead(const LlamaWeights& weights) : eps_(weights.config().rms_norm_eps) {
+    const auto& c = weights.config();
+    norm_ = add("model.norm.weight", weights.load("model.norm.weight", {c.hidden_size}, Init::kOnes));
+    // A tied lm_head is embed_tokens (random init gives it the same values by name).
+    const std::string name = c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
+    out_ = add("lm_head.weight", weights.load(name, {c.vocab_size, c.hidden_size}, Init::kNormal));
+  }
+
+  Activations forward(const Activations& inputs) override {
+    if (inputs.empty() || !inputs[0].defined() || inputs[0].dim() != 3)
+      throw UsageError("block lm_head takes {hidden [batch, tokens, hidden_size], attention_mask}");
+    return {apply(inputs[0])};
+  }
+
+  torch::Tensor apply(const torch::Tensor& hidden) {
+    return torch::matmul(rms_norm(hidden, norm_, eps_), out_.t());
+  }
+
+  // Shares the embedding table's memory when the head is tied to it.
+  void tie_to(const torch::Tensor& table) { out_.set_(table); }
+
+ private:
+  double eps_;
+  torch::Tensor norm_, out_;
+};
+
+}  // namespace detail
+
+LlamaOptions LlamaOptions::from_directory(const std::string& dir) {
+  namespace fs = std::filesystem;
+  LlamaOptions options;
+  options.checkpoint = Checkpoint::weights_file(dir);
+  options.config = LlamaConfig::from_file((fs::path(dir) / "config.json").string());
+  const auto generation = fs::path(dir) / "generation_config.json";
+  if (fs::exists(generation)) options.config.apply_generation_config(generation.string());
+  return options;
+}
+
+LlamaForCausalLM::LlamaForCausalLM(LlamaOptions options) : options_(std::move(options)) {
+  options_.config.validate(options_.checkpoint.empty() ? "Llama config"
+                                                       : "config of " + options_.checkpoint);
+  detail::check_compute_dtype(options_.dtype, options_.device, options_.config.model_type);
+  if (!options_.checkpoint.empty())
+    checkpoint_ = std::make_shared<const Checkpoint>(options_.checkpoint);
+}
+
+LlamaForCausalLM::~LlamaForCausalLM() = default;
+
+std::vector<BlockSpec> LlamaForCausalLM::blocks() const {
+  const auto weights = std::make_shared<const detail::LlamaWeights>(options_, checkpoint_);
+  const auto& c = options_.config;
+  const auto d = c.hidden_size, q_dim = c.num_attention_heads * c.head_dim,
+             kv_dim = c.num_key_value_heads * c.head_dim, inner = c.intermediate_size;
+  const auto layer_params = 2 * d + 2 * d * q_dim + 2 * d * kv_dim + 3 * d * inner +
+                            (c.qkv_bias ? q_dim + 2 * kv_dim : 0) + (c.o_bias ? d : 0) +
+                            (c.qk_norm ? 2 * c.head_dim : 0) + (c.mlp_bias ? 2 * inner + d : 0);
+  std::vector<BlockSpec> specs;
+  specs.push_back({"model.embed_tokens", c.vocab_size * d,
+                   [weights] { return std::make_shared<detail::LlamaEmbedding>(*weights); }});
+  for (std::int64_t i = 0; i < c.num_hidden_layers; ++i)
+    specs.push_back({"model.layers." + std::to_string(i), layer_params,
+                     [weights, i] { return std::make_shared<detail::LlamaLayer>(*weights, i); }});
+  specs.push_back({"lm_head", d + c.vocab_size * d,
+                   [weights] { return std::make_shared<detail::LlamaHead>(*weights); }});
+  return specs;
+}
+
+void LlamaForCausalLM::ensure_built() {
+  if (embedding_) return;
+  const auto specs = blocks();
+  embedding_ = std::dynamic_pointer_cast<detail::LlamaEmbedding>(specs.front().build());
+  for (std::size_t i = 1; i + 1 < specs.size(); ++i)
+    layers_.push_back(std::dynamic_pointer_cast<detail::LlamaLayer>(specs[i].build()));
+  head_ = std::dynamic_pointer_cast<detail::LlamaHead>(specs.back().build());
+  if (options_.config.tie_word_embeddings) head_->tie_to(embedding_->table());
+}
+
+torch::Tensor LlamaForCausalLM::hidden_states(const torch::Tensor& input_ids,
+                                              const torch::Tensor& attention_mask, KVCache* cache) {
+  ensure_built();
+  if (!input_ids.defined() || input_ids.dim() != 2)
+    throw UsageError("input_ids must be a [batch, tokens] tensor of token ids");
+  const auto past = cache != nullptr ? cache->length() : 0;
+  const auto tokens = input_ids.size(1);
+  const auto device = options_.device;
+  const auto mask = attention_mask.defined()
+                        ? attention_mask.to(device, torch::kLong)
+                        : torch::ones({input_ids.size(0), past + tokens},
+                                      torch::TensorOptions().dtype(torch::kLong).device(device));
+  detail::key_mask(mask, input_ids.size(0), past + tokens);
+  if (cache != nullptr && cache->keys.empty()) {
+    cache->keys.resize(layers_.size());
+    cache->values.resize(layers_.size());
+  }
+  auto h = embedding_->embed(input_ids);
+  for (auto& layer : layers_) h = layer->run(h, mask, cache);
+  return h;
+}
+
+torch::Tensor LlamaForCausalLM::forward(const torch::Tensor& input_ids,
+                                        const torch::Tensor& attention_mask, KVCache* cache) {
+  torch::NoGradGuard no_grad;
+  const auto hidden = hidden_states(input_ids, attention_mask, cache);
+  return head_->apply(hidden).to(torch::kFloat32);
+}
+
+torch::Tensor LlamaForCausalLM::next_token_logits(const torch::Tensor& input_ids,
+                                                  const torch::Tensor& attention_mask,
+                                                  KVCache* cache) {
+  torch::NoGradGuard no_grad;
+  const auto hidden = hidden_states(input_ids, attention_mask, cache);
+  // The vocabulary projection is the costliest matmul: run it on the last position only.
+  return head_->apply(hidden.narrow(1, hidden.size(1) - 1, 1))
+      .squeeze(1)
+      .to(torch::kCPU, torch::kFloat32);
+}
+
+std::string LlamaForCausalLM::describe() const {
+  const auto& c = options_.config;
+  return c.model_type + ": " + std::to_string(c.num_hidden_layers) + " layers, hidden " +
+         std::to_string(c.hidden_size) + ", " + std::to_string(c.num_attention_heads) + " heads (" +
+         std::to_string(c.num_key_value_heads) + " key/value), vocabulary " +
+         std::to_string(c.vocab_size);
+}
+
+}  // namespace accel::models

