@@ -107,6 +107,8 @@ def tensor_shapes(cfg):
 
 def make(args):
     cfg = dict(BASE, **SHAPES[args.shape])
+    if args.vocab_size:
+        cfg["vocab_size"] = args.vocab_size
     gen = torch.Generator().manual_seed(args.seed)
     dtype = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}[args.stored]
     weights = {}
@@ -278,6 +280,7 @@ def main():
     m.add_argument("--stored", choices=["f32", "bf16", "f16"], default="f32")
     m.add_argument("--shards", type=int, default=1)
     m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--vocab_size", type=int, default=0, help="to fit a tokenizer (default 101)")
     c = sub.add_parser("check")
     c.add_argument("dir")
     c.add_argument("case")

@@ -4,6 +4,7 @@
 #include "accel/core/error.h"
 #include "accel/models/tokenizer_json.h"
 #include "test_helpers.h"
+#include "tokenizer_fixture.h"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -13,6 +14,7 @@
 using namespace accel::models;
 using accel::models::testing::run_command;
 using accel::models::testing::ScratchDir;
+using accel::models::testing::sentencepiece_style;
 using Catch::Matchers::Contains;
 
 namespace {
@@ -39,39 +41,6 @@ std::string write_tokenizer(const ScratchDir& dir, const nlohmann::json& body) {
   const auto path = dir.file("tokenizer.json");
   std::ofstream(path) << body.dump();
   return path;
-}
-
-// A sentencepiece-style BPE: "▁", "a", "b", "ab", "▁ab", byte tokens for every byte, <unk>/<s>/</s>.
-nlohmann::json sentencepiece_style() {
-  nlohmann::json vocab = {{"<unk>", 0}, {"<s>", 1}, {"</s>", 2}};
-  const char* hex = "0123456789ABCDEF";
-  for (int b = 0; b < 256; ++b) vocab[std::string("<0x") + hex[b >> 4] + hex[b & 15] + ">"] = 3 + b;
-  vocab["▁"] = 259;
-  vocab["a"] = 260;
-  vocab["b"] = 261;
-  vocab["ab"] = 262;
-  vocab["▁ab"] = 263;
-  return {
-      {"model", {{"type", "BPE"}, {"unk_token", "<unk>"}, {"fuse_unk", true}, {"byte_fallback", true},
-                 {"vocab", vocab}, {"merges", {"a b", "▁ ab"}}}},
-      {"added_tokens",
-       {{{"id", 0}, {"content", "<unk>"}, {"special", true}},
-        {{"id", 1}, {"content", "<s>"}, {"special", true}},
-        {{"id", 2}, {"content", "</s>"}, {"special", true}}}},
-      {"normalizer", {{"type", "Sequence"},
-                      {"normalizers", {{{"type", "Prepend"}, {"prepend", "▁"}},
-                                       {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "▁"}}}}}},
-      {"pre_tokenizer", nullptr},
-      {"post_processor",
-       {{"type", "TemplateProcessing"},
-        {"single", {{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
-        {"special_tokens", {{"<s>", {{"id", "<s>"}, {"ids", {1}}, {"tokens", {"<s>"}}}}}}}},
-      {"decoder", {{"type", "Sequence"},
-                   {"decoders", {{{"type", "Replace"}, {"pattern", {{"String", "▁"}}}, {"content", " "}},
-                                 {{"type", "ByteFallback"}},
-                                 {{"type", "Fuse"}},
-                                 {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}}}}},
-  };
 }
 
 }  // namespace

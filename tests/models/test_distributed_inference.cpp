@@ -1,0 +1,146 @@
+// apps/examples/distributed_inference on a Llama-family checkpoint with its tokenizer.json:
+// what it prints and writes, that its greedy output is the library's batched generation, that
+// two processes give what one gives, and that bad options are refused by name.
+#include "accel/models/llama.h"
+#include "accel/models/tokenizer_json.h"
+#include "test_helpers.h"
+#include "tokenizer_fixture.h"
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <sstream>
+
+using namespace accel::models;
+using accel::models::testing::CommandOutcome;
+using accel::models::testing::run_command;
+using accel::models::testing::ScratchDir;
+using Catch::Matchers::Contains;
+
+namespace {
+
+const std::vector<std::string> kPrompts = {"ab", "a b ab", "ba", "é ab", "b", "abab ab"};
+
+// A qwen3-shaped checkpoint whose vocabulary is the fixture tokenizer's (264 ids).
+void make_model(const ScratchDir& dir) {
+  const auto made = run_command(std::string("/usr/bin/python3 ") + ACCEL_LLAMA_REFERENCE_SCRIPT + " make " +
+                                dir.file("model") + " qwen3-qknorm --vocab_size 264");
+  INFO(made.output);
+  REQUIRE(made.status == 0);
+  std::ofstream(dir.file("model/tokenizer.json")) << accel::models::testing::sentencepiece_style().dump();
+  std::ofstream prompts(dir.file("prompts.txt"));
+  for (const auto& p : kPrompts) prompts << p << "\n";
+}
+
+CommandOutcome infer(const ScratchDir& dir, const std::string& args, const std::string& launcher = "") {
+  return run_command(launcher + DISTRIBUTED_INFERENCE_EXE " --model_dir " + dir.file("model") + " --prompts " +
+                     dir.file("prompts.txt") + " --output_dir " + dir.file("out") + " " + args);
+}
+
+std::vector<nlohmann::json> read_jsonl(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<nlohmann::json> records;
+  for (std::string line; std::getline(in, line);) records.push_back(nlohmann::json::parse(line));
+  return records;
+}
+
+}  // namespace
+
+TEST_CASE("distributed_inference runs a Llama-family checkpoint and writes JSON lines",
+          "[models][example][llama]") {
+  ScratchDir dir;
+  make_model(dir);
+  const auto run = infer(dir, "--batch_size 4 --max_new_tokens 6 --output " + dir.file("out.jsonl"));
+  INFO(run.output);
+  REQUIRE(run.status == 0);
+  CHECK_THAT(run.output, Contains("distributed_inference: model qwen3: 2 layers, hidden 32") &&
+                             Contains("from " + dir.file("model")) && Contains("[0] ab -> ") &&
+                             Contains("[5] abab ab -> ") && Contains("rank 0: ") && Contains("tokens/s") &&
+                             Contains("total: ") && Contains("rank 0: 4/6 prompts done"));
+
+  const auto records = read_jsonl(dir.file("out.jsonl"));
+  REQUIRE(records.size() == kPrompts.size());
+  // Greedy output is the library's batched generation with the tokenizer's BOS, 4 prompts a batch.
+  LlamaForCausalLM model(LlamaOptions::from_directory(dir.file("model")));
+  const auto tokenizer = TokenizerJson::from_file(dir.file("model/tokenizer.json"));
+  std::vector<std::vector<std::int64_t>> first_batch, second_batch;
+  for (std::size_t i = 0; i < kPrompts.size(); ++i)
+    (i < 4 ? first_batch : second_batch).push_back(tokenizer.encode(kPrompts[i]));
+  GenerationOptions greedy;
+  greedy.max_new_tokens = 6;
+  auto expected = generate(model, first_batch, greedy).new_tokens;
+  for (const auto& tokens : generate(model, second_batch, greedy).new_tokens) expected.push_back(tokens);
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    INFO("record " << i << ": " << records[i].dump());
+    CHECK(records[i]["index"] == i);
+    CHECK(records[i]["prompt"] == kPrompts[i]);
+    CHECK(records[i]["rank"] == 0);
+    CHECK(records[i]["prompt_tokens"] == tokenizer.encode(kPrompts[i]).size());
+    CHECK(records[i]["tokens"].get<std::vector<std::int64_t>>() == expected[i]);
+    CHECK(records[i]["completion"] == tokenizer.decode(expected[i]));
+    CHECK(records[i]["batch_seconds"].get<double>() >= 0);
+  }
+}
+
+TEST_CASE("distributed_inference on two processes gives what one process gives",
+          "[models][example][llama][launcher]") {
+  ScratchDir dir;
+  make_model(dir);
+  for (const auto& sampling : {std::string(""), std::string("--temperature 0.9 --top_k 50 --top_p 0.95 --seed 5")}) {
+    INFO("options: " << sampling);
+    const auto one = infer(dir, "--batch_size 1 " + sampling + " --output " + dir.file("one.jsonl"));
+    INFO(one.output);
+    REQUIRE(one.status == 0);
+    const auto two = infer(dir, "--batch_size 1 " + sampling + " --output " + dir.file("two.jsonl"),
+                           std::string(ACCEL_LAUNCH_EXE) + " --num_processes 2 ");
+    INFO(two.output);
+    REQUIRE(two.status == 0);
+    CHECK_THAT(two.output, Contains("rank 1: ") && Contains("over 2 process(es)"));
+    const auto a = read_jsonl(dir.file("one.jsonl")), b = read_jsonl(dir.file("two.jsonl"));
+    REQUIRE(a.size() == b.size());
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      CHECK(a[i]["tokens"] == b[i]["tokens"]);
+      CHECK(a[i]["completion"] == b[i]["completion"]);
+    }
+    CHECK(b.back()["rank"] == 1);
+  }
+}
+
+TEST_CASE("distributed_inference sampling follows the seed", "[models][example][llama]") {
+  ScratchDir dir;
+  make_model(dir);
+  auto tokens_with = [&](const std::string& seed) {
+    const auto run = infer(dir, "--temperature 1.5 --max_new_tokens 12 --seed " + seed + " --output " + dir.file("s.jsonl"));
+    INFO(run.output);
+    REQUIRE(run.status == 0);
+    std::string all;
+    for (const auto& r : read_jsonl(dir.file("s.jsonl"))) all += r["tokens"].dump();
+    return all;
+  };
+  const auto first = tokens_with("1");
+  CHECK(tokens_with("1") == first);
+  CHECK(tokens_with("2") != first);
+}
+
+TEST_CASE("distributed_inference refuses bad options naming them", "[models][example][errors]") {
+  ScratchDir dir;
+  make_model(dir);
+  auto bad = infer(dir, "--dtype float64");
+  CHECK(bad.status == 2);
+  CHECK_THAT(bad.output, Contains("unknown dtype 'float64'; accepted: float32 (fp32), bfloat16 (bf16)"));
+  bad = infer(dir, "--temperature -1");
+  CHECK(bad.status != 0);
+  CHECK_THAT(bad.output, Contains("--temperature"));
+  bad = infer(dir, "--batch_size 0");
+  CHECK(bad.status != 0);
+  CHECK_THAT(bad.output, Contains("--batch_size"));
+  std::filesystem::remove(dir.file("model/tokenizer.json"));
+  bad = infer(dir, "");
+  CHECK(bad.status != 0);
+  CHECK_THAT(bad.output, Contains(dir.file("model")) && Contains("no tokenizer: expected tokenizer.json"));
+  std::ofstream(dir.file("model/config.json")) << R"({"model_type": "t5"})";
+  bad = infer(dir, "");
+  CHECK(bad.status == 2);
+  CHECK_THAT(bad.output, Contains("model_type 't5' is not supported; accepted: gpt2, llama, mistral, qwen2, qwen3"));
+}
