@@ -370,6 +370,16 @@ TEST_CASE("launch cli: --max_restarts restarts the group with TORCHELASTIC_RESTA
   CHECK(exhausted.err.find("accel-launch: job failed: ") != std::string::npos);
 }
 
+TEST_CASE("launch cli: stopping a group that is still starting never looks like a signal to the launcher") {
+  // Every attempt fails at once, so its stop reaches a guardian and workers that may not have
+  // run yet; a signal they took with the launcher's inherited handler would end the restarts.
+  const auto result = launch({"--num_processes", "4", "--max_restarts", "40", "sh", "-c", "exit 1"});
+  INFO(result.err);
+  CHECK(result.code == 1);
+  CHECK(result.err.find("restart 40 of 40") != std::string::npos);
+  CHECK(result.err.find("interrupted") == std::string::npos);
+}
+
 TEST_CASE("launch cli: output lines are whole and prefixed, --quiet and --local_ranks_filter") {
   std::vector<std::string> args{"--num_processes", "7", WRITE_TO_STDERR_EXE, "--split"};
   for (int i = 0; i < 20; ++i) args.push_back("line-" + std::to_string(i) + "-of-a-rank");

@@ -1,6 +1,7 @@
 #include "process.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -36,6 +37,28 @@ void close_inherited_descriptors_at_exec() {
   for (int fd = 3; fd < last; ++fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
 }
 
+// Blocks every signal in the calling thread for its lifetime. Around fork(): the child starts
+// with the launcher's handlers, which write into the launcher's signal pipe, so a signal it got
+// before resetting them (a stop sent to the new group at once, on a loaded machine) would reach
+// the launcher as if sent to it. Blocked, it waits until the child has its own dispositions.
+class SignalsBlocked {
+ public:
+  SignalsBlocked() {
+    sigset_t all;
+    sigfillset(&all);
+    ::pthread_sigmask(SIG_BLOCK, &all, &previous_);
+  }
+  ~SignalsBlocked() { ::pthread_sigmask(SIG_SETMASK, &previous_, nullptr); }
+  SignalsBlocked(const SignalsBlocked&) = delete;
+  SignalsBlocked& operator=(const SignalsBlocked&) = delete;
+
+  // In the child, once its dispositions are set.
+  void restore_in_child() const { ::sigprocmask(SIG_SETMASK, &previous_, nullptr); }
+
+ private:
+  sigset_t previous_;
+};
+
 }  // namespace
 
 Pipe make_pipe() {
@@ -46,12 +69,15 @@ Pipe make_pipe() {
 
 ProcessGroup::ProcessGroup() {
   Pipe lifeline = make_pipe();
+  const SignalsBlocked blocked;
   const pid_t pid = ::fork();
   if (pid < 0) throw Error(std::string("cannot start the worker group: fork: ") + std::strerror(errno));
   if (pid == 0) {
     ::prctl(PR_SET_NAME, kGuardianName);
     ::setpgid(0, 0);
     for (int forwarded : kForwardedSignals) ::signal(forwarded, SIG_IGN);
+    ::signal(SIGCHLD, SIG_DFL);
+    blocked.restore_in_child();
     // Holding nothing: not the launcher's console (a `$(accel-launch ...)` caller waits for
     // it to close), not its port, not the workers' pipes.
     const unsigned keep = static_cast<unsigned>(lifeline.read.get());
@@ -94,6 +120,7 @@ Spawned spawn(const SpawnOptions& options) {
   Pipe status = make_pipe();
   const pid_t parent = ::getpid();
 
+  const SignalsBlocked blocked;
   const pid_t pid = ::fork();
   if (pid < 0) throw Error(std::string("cannot start a worker: fork: ") + std::strerror(errno));
   if (pid == 0) {
@@ -114,6 +141,8 @@ Spawned spawn(const SpawnOptions& options) {
       ::sigaction(forwarded, nullptr, &current);
       if (forwarded != SIGHUP || current.sa_handler != SIG_IGN) ::signal(forwarded, SIG_DFL);
     }
+    // Nothing blocked: a job must be able to receive the stop signals whatever the launcher
+    // inherited.
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
