@@ -129,9 +129,8 @@ void run_launch(const CLI::App& app, LaunchRequest request, const TorchrunFlags&
   if (!request.job.empty() && request.job.front() == "--") request.job.erase(request.job.begin());
   else reject_unknown_flag(app, request.job);
   apply_torchrun_flags(torchrun, request);
-  config::apply_config_file(request, std::cerr);
   std::ostream silent(nullptr);
-  const auto spec = launch::resolve(request, hardware::probe(), request.quiet.value_or(false) ? silent : std::cerr);
+  const auto spec = config::resolve_with_config(request, hardware::probe(), request.quiet.value_or(false) ? silent : std::cerr);
   if (request.dry_run) {
     std::cout << launch::dry_run_report(spec) << std::flush;
     return;

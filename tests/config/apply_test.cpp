@@ -6,6 +6,7 @@
 #include "accel/config/apply.h"
 #include "accel/config/locations.h"
 #include "accel/core/error.h"
+#include "accel/launch/resolve.h"
 #include "support.h"
 
 using accel::config::Config;
@@ -13,6 +14,7 @@ using accel::config::fill_request;
 using accel::config::Source;
 using accel::launch::LaunchRequest;
 using accel::test::fake_env;
+using accel::test::machine_with_gpus;
 using accel::test::ScratchDir;
 
 TEST_CASE("default locations follow XDG and accelerate's HF_HOME rules", "[config][locations]") {
@@ -239,4 +241,32 @@ TEST_CASE("apply: --gpu_ids on the command line does not change a CPU config fil
   CHECK(request.use_cpu == true);
   CHECK(request.gpu_ids == std::string("0,1"));
   CHECK(request.num_processes == 2);
+}
+
+TEST_CASE("apply: resolve's errors about a value the file gave name the file and line", "[config][apply][errors]") {
+  ScratchDir dir;
+  const std::string path =
+      dir.write("gpus.yaml", "distributed_type: MULTI_GPU\nnum_processes: 4\ngpu_ids: 0,5\nlocal_ranks_filter: 0\n");
+  accel::hardware::Machine two_gpus = machine_with_gpus(2);
+  LaunchRequest request;
+  request.job = {"sh", "-c", "true"};
+  request.config_file = path;
+  request.dry_run = true;
+  std::ostringstream notes;
+  accel::config::apply_config_file(request, notes, fake_env({}));
+  CHECK(request.origin("gpu_ids") == path + ":3: gpu_ids");
+  CHECK(request.origin("num_processes") == path + ":2: num_processes");
+  CHECK(request.origin("main_process_port") == "--main_process_port");
+  CHECK_THROWS_WITH(accel::launch::resolve(request, two_gpus, notes),
+                    path + ":3: gpu_ids 0,5: GPU 5 does not exist; this machine has 2 GPU(s), numbered 0..1");
+  request.gpu_ids.reset();
+  CHECK_THROWS_WITH(accel::launch::resolve(request, two_gpus, notes),
+                    path + ":2: num_processes 4 needs 4 GPU(s) per machine but 2 GPU(s) are available; pass "
+                           "--num_processes 2 or less, or --cpu for CPU workers");
+  // The command line's value is named as a flag.
+  request.num_processes = 3;
+  request.origins.erase("num_processes");
+  CHECK_THROWS_WITH(accel::launch::resolve(request, two_gpus, notes),
+                    "--num_processes 3 needs 3 GPU(s) per machine but 2 GPU(s) are available; pass --num_processes 2 "
+                    "or less, or --cpu for CPU workers");
 }

@@ -175,7 +175,7 @@ const std::vector<Expected>& corpus() {
       {"issue-accelerate-2265-gpu8.yaml", 2, 8, 0,
        with({"ACCELERATE_MIXED_PRECISION=bf16", "MASTER_ADDR='10.6.1.10 (example)'", "MASTER_PORT=43960"}), kNoModes},
       {"issue-transformers-34113-fsdp-etcd.yaml", 0, 0, 0, {}, {},
-       "--main_process_port 0 (a free port) only works on one machine"},
+       "issue-transformers-34113-fsdp-etcd.yaml:20: main_process_port 0 (a free port) only works on one machine"},
       {"issue-accelerate-1943-fsdp-gpt2.yaml", 2, 2, 0,
        with({"ACCELERATE_USE_FSDP=true", "FSDP_SHARDING_STRATEGY=1", "FSDP_TRANSFORMER_CLS_TO_WRAP=GPT2Block",
              "FSDP_STATE_DICT_TYPE=FULL_STATE_DICT", "FSDP_OFFLOAD_PARAMS=false"}),

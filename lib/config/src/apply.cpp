@@ -6,11 +6,6 @@
 namespace accel::config {
 namespace {
 
-template <typename T, typename U>
-void fill(std::optional<T>& field, const std::optional<U>& value) {
-  if (!field && value) field = static_cast<T>(*value);
-}
-
 // Python's str() of a value read from a file: what accelerate's launcher writes into the job's
 // environment after copying the file's sections into its arguments.
 std::optional<std::string> python_text(const Node& node) {
@@ -53,8 +48,8 @@ void fill_job_settings(launch::LaunchRequest& request, const Config& config, boo
       if (const auto value = python_text(entry.value)) request.job_settings.emplace(argument_name(section, entry.key), *value);
     }
   }
-  if (const auto it = request.job_settings.find("mpirun_hostfile"); it != request.job_settings.end()) {
-    fill(request.mpirun_hostfile, std::optional<std::string>(it->second));
+  if (const auto it = request.job_settings.find("mpirun_hostfile"); it != request.job_settings.end() && !request.mpirun_hostfile) {
+    request.mpirun_hostfile = it->second;
   }
   if (config.enable_cpu_affinity.value_or(false)) request.job_settings.emplace("enable_cpu_affinity", "True");
   // Which DeepSpeed settings the file chose: accelerate tells the job so it can refuse a
@@ -72,7 +67,13 @@ void fill_job_settings(launch::LaunchRequest& request, const Config& config, boo
 
 }  // namespace
 
-void fill_request(launch::LaunchRequest& request, const Config& config) {
+void fill_request(launch::LaunchRequest& request, const Config& config, const std::map<std::string, std::string>& origins) {
+  // Fills a field the command line left empty, and remembers where its value was read.
+  const auto fill = [&](const std::string& key, auto& field, const auto& value) {
+    if (field || !value) return;
+    field = *value;
+    if (const auto it = origins.find(key); it != origins.end()) request.origins[key] = it->second;
+  };
   // The command line's mode (--cpu, --multi_gpu, --use_fsdp, ...) replaces the file's, as in accelerate.
   const bool mode_given = request.distributed_type || request.use_cpu;
   const bool precision_from_file = config.mixed_precision && !request.mixed_precision;
@@ -81,23 +82,23 @@ void fill_request(launch::LaunchRequest& request, const Config& config) {
     if (config.distributed_type) request.distributed_type = mode;
     if (mode == "MULTI_CPU" || config.use_cpu.value_or(false)) request.use_cpu = true;
   }
-  fill(request.num_processes, config.num_processes);
-  if (request.distributed_type == std::string("NO")) fill(request.num_processes, std::optional<int>(1));
-  fill(request.num_machines, config.num_machines);
-  fill(request.machine_rank, config.machine_rank);
-  fill(request.main_process_ip, config.main_process_ip);
-  fill(request.main_process_port, config.main_process_port);
+  fill("num_processes", request.num_processes, config.num_processes);
+  if (request.distributed_type == std::string("NO")) fill("num_processes", request.num_processes, std::optional<int>(1));
+  fill("num_machines", request.num_machines, config.num_machines);
+  fill("machine_rank", request.machine_rank, config.machine_rank);
+  fill("main_process_ip", request.main_process_ip, config.main_process_ip);
+  fill("main_process_port", request.main_process_port, config.main_process_port);
   // "all" restricts nothing; accelerate's questionnaire writes it for CPU configs too.
-  if (config.gpu_ids != std::string("all")) fill(request.gpu_ids, config.gpu_ids);
-  fill(request.mixed_precision, config.mixed_precision);
-  fill(request.debug, config.debug);
-  fill(request.num_cpu_threads_per_process, config.num_cpu_threads_per_process);
-  fill(request.log_dir, config.log_dir);
-  fill(request.tee, config.tee);
-  fill(request.max_restarts, config.max_restarts);
-  fill(request.grace_period_s, config.grace_period);
-  fill(request.role, config.role);
-  fill(request.local_ranks_filter, config.local_ranks_filter);
+  if (config.gpu_ids != std::string("all")) fill("gpu_ids", request.gpu_ids, config.gpu_ids);
+  fill("mixed_precision", request.mixed_precision, config.mixed_precision);
+  fill("debug", request.debug, config.debug);
+  fill("num_cpu_threads_per_process", request.num_cpu_threads_per_process, config.num_cpu_threads_per_process);
+  fill("log_dir", request.log_dir, config.log_dir);
+  fill("tee", request.tee, config.tee);
+  fill("max_restarts", request.max_restarts, config.max_restarts);
+  fill("grace_period", request.grace_period_s, config.grace_period);
+  fill("role", request.role, config.role);
+  fill("local_ranks_filter", request.local_ranks_filter, config.local_ranks_filter);
   fill_job_settings(request, config, precision_from_file);
 }
 
@@ -107,12 +108,17 @@ void apply_config_file(launch::LaunchRequest& request, std::ostream& notes, cons
   notes << "accel-launch: using config file " << located->path << " (from " << describe(located->source) << ")\n";
   const LoadedConfig loaded = load_config(located->path);
   for (const auto& note : loaded.notes) notes << "accel-launch: " << note << "\n";
-  fill_request(request, loaded.config);
+  fill_request(request, loaded.config, loaded.origins);
   request.config_file = located->path;
 }
 
 void apply_config_file(launch::LaunchRequest& request, std::ostream& notes) {
   apply_config_file(request, notes, env::process_environment());
+}
+
+launch::LaunchSpec resolve_with_config(launch::LaunchRequest request, const hardware::Machine& machine, std::ostream& notes) {
+  apply_config_file(request, notes);
+  return launch::resolve(request, machine, notes);
 }
 
 }  // namespace accel::config

@@ -136,8 +136,7 @@ int run_test(const TestOptions& options, std::ostream& out) {
   launch::LaunchRequest request;
   request.config_file = options.config_file;
   request.job = {job};
-  apply_config_file(request, std::cerr);
-  const launch::LaunchSpec spec = launch::resolve(request, hardware::probe(), std::cerr);
+  const launch::LaunchSpec spec = resolve_with_config(request, hardware::probe(), std::cerr);
   const int code = launch::run(spec);
   if (code == 0) {
     out << "accel-launch test: success: " << spec.num_processes << " process" << (spec.num_processes == 1 ? "" : "es")

@@ -193,6 +193,7 @@ class Checker {
     migrate_legacy();
     check_together();
     if (!problems_.empty()) throw UsageError(text::join(problems_, "\n"));
+    for (const auto& [key, where] : where_) result_.origins[key] = origin_ + ":" + std::to_string(where.line) + ": " + key;
     if (!ignored_in_use_.empty()) {
       result_.notes.push_back(origin_ + ": ignoring settings for features accel-launch does not run: " +
                               text::join(ignored_in_use_, ", "));
@@ -506,6 +507,7 @@ LoadedConfig load_config(const std::string& path) {
               misplaced.push_back(field.key);
             } else if (!(loaded.config.*member)) {
               loaded.config.*member = own.config.*member;
+              loaded.origins[field.key] = own.origins.at(field.key);
             }
           }
         },

@@ -18,10 +18,10 @@
 namespace accel::launch {
 namespace {
 
-int at_least(const std::optional<int>& value, const char* flag, int minimum, int fallback) {
+int at_least(const std::optional<int>& value, const std::string& flag, int minimum, int fallback) {
   if (!value) return fallback;
   if (*value < minimum) {
-    throw UsageError(std::string(flag) + " " + std::to_string(*value) + ": expected an integer >= " +
+    throw UsageError(flag + " " + std::to_string(*value) + ": expected an integer >= " +
                      std::to_string(minimum));
   }
   return *value;
@@ -114,16 +114,13 @@ std::vector<int> parse_index_list(const std::string& flag, const std::string& va
 }
 
 // GPU ids named on the command line, checked against this machine. Empty for "all".
-std::vector<int> resolve_gpu_ids(const std::string& value, const hardware::Machine& machine) {
+std::vector<int> resolve_gpu_ids(const std::string& origin, const std::string& value, const hardware::Machine& machine) {
   const std::string count = std::to_string(machine.gpus.size());
-  if (machine.gpus.empty()) {
-    throw UsageError("--gpu_ids " + value + ": this machine has no GPU; leave --gpu_ids out or pass --cpu");
-  }
   if (value == "all") return {};
-  auto ids = parse_index_list("--gpu_ids", value);
+  auto ids = parse_index_list(origin, value);
   for (int id : ids) {
     if (id >= static_cast<int>(machine.gpus.size())) {
-      throw UsageError("--gpu_ids " + value + ": GPU " + std::to_string(id) + " does not exist; this machine has " +
+      throw UsageError(origin + " " + value + ": GPU " + std::to_string(id) + " does not exist; this machine has " +
                        count + " GPU(s), numbered 0.." + std::to_string(machine.gpus.size() - 1));
     }
   }
@@ -193,14 +190,15 @@ LaunchSpec resolve(const LaunchRequest& request, const hardware::Machine& machin
 
   resolve_job(request, spec);
 
-  spec.num_machines = at_least(request.num_machines, "--num_machines", 1, 1);
+  spec.num_machines = at_least(request.num_machines, request.origin("num_machines"), 1, 1);
   if (spec.num_machines > 1 && !request.machine_rank) {
-    throw UsageError("--num_machines " + std::to_string(spec.num_machines) +
+    throw UsageError(request.origin("num_machines") + " " + std::to_string(spec.num_machines) +
                      " needs --machine_rank: give each machine its index 0.." + std::to_string(spec.num_machines - 1));
   }
-  spec.machine_rank = at_least(request.machine_rank, "--machine_rank", 0, 0);
+  spec.machine_rank = at_least(request.machine_rank, request.origin("machine_rank"), 0, 0);
   if (spec.machine_rank >= spec.num_machines) {
-    throw UsageError("--machine_rank " + std::to_string(spec.machine_rank) + " must be smaller than --num_machines " +
+    throw UsageError(request.origin("machine_rank") + " " + std::to_string(spec.machine_rank) + " must be smaller than " +
+                     request.origin("num_machines") + " " +
                      std::to_string(spec.num_machines) + " (machines are numbered 0.." +
                      std::to_string(spec.num_machines - 1) + ")");
   }
@@ -217,25 +215,27 @@ LaunchSpec resolve(const LaunchRequest& request, const hardware::Machine& machin
                        (request.use_cpu.value_or(false) ? std::string("the workers run on CPU (--cpu or use_cpu)")
                                                         : std::string("this machine has no GPU, the workers run on CPU")));
   } else if (request.gpu_ids) {
-    spec.gpu_ids = resolve_gpu_ids(*request.gpu_ids, machine);
+    spec.gpu_ids = resolve_gpu_ids(request.origin("gpu_ids"), *request.gpu_ids, machine);
     for (int id : spec.gpu_ids) spec.cuda_visible_devices.push_back(machine.gpus[id].cuda_id);
   }
 
   // num_processes counts the workers of all machines, as in accelerate; each machine runs its share.
   if (request.num_processes) {
-    const int total = at_least(request.num_processes, "--num_processes", 1, 1);
+    const int total = at_least(request.num_processes, request.origin("num_processes"), 1, 1);
     if (total < spec.num_machines) {
-      throw UsageError("--num_processes " + std::to_string(total) + " is the total over all machines: with --num_machines " +
+      throw UsageError(request.origin("num_processes") + " " + std::to_string(total) +
+                       " is the total over all machines: with --num_machines " +
                        std::to_string(spec.num_machines) + " it leaves machines without a worker; pass at least " +
                        std::to_string(spec.num_machines));
     }
     if (total % spec.num_machines != 0) {
-      throw UsageError("--num_processes " + std::to_string(total) + " is the total over all machines and must divide evenly by --num_machines " +
+      throw UsageError(request.origin("num_processes") + " " + std::to_string(total) +
+                       " is the total over all machines and must divide evenly by --num_machines " +
                        std::to_string(spec.num_machines) + "; pass a multiple of " + std::to_string(spec.num_machines));
     }
     spec.num_processes = total / spec.num_machines;
     if (!spec.gpu_ids.empty() && spec.gpu_ids.size() != static_cast<std::size_t>(spec.num_processes)) {
-      throw UsageError("--gpu_ids " + *request.gpu_ids + " names " + std::to_string(spec.gpu_ids.size()) +
+      throw UsageError(request.origin("gpu_ids") + " " + *request.gpu_ids + " names " + std::to_string(spec.gpu_ids.size()) +
                        " GPU(s) but each machine runs " + std::to_string(spec.num_processes) +
                        " process(es) (--num_processes " + std::to_string(total) + " in total); give one GPU per process");
     }
@@ -257,7 +257,7 @@ LaunchSpec resolve(const LaunchRequest& request, const hardware::Machine& machin
   // own would crash deep inside the job, so refuse before starting any.
   const std::size_t visible_gpus = spec.gpu_ids.empty() ? machine.gpus.size() : spec.gpu_ids.size();
   if (!spec.use_cpu && static_cast<std::size_t>(spec.num_processes) > visible_gpus) {
-    throw UsageError("--num_processes " + std::to_string(spec.world_size()) + " needs " +
+    throw UsageError(request.origin("num_processes") + " " + std::to_string(spec.world_size()) + " needs " +
                      std::to_string(spec.num_processes) + " GPU(s) per machine but " + std::to_string(visible_gpus) +
                      " GPU(s) are available; pass --num_processes " + std::to_string(visible_gpus * spec.num_machines) +
                      " or less, or --cpu for CPU workers");
@@ -273,7 +273,7 @@ LaunchSpec resolve(const LaunchRequest& request, const hardware::Machine& machin
   }
 
   if (request.num_cpu_threads_per_process) {
-    spec.omp_threads = at_least(request.num_cpu_threads_per_process, "--num_cpu_threads_per_process", 1, 1);
+    spec.omp_threads = at_least(request.num_cpu_threads_per_process, request.origin("num_cpu_threads_per_process"), 1, 1);
   } else if (!std::getenv(env::kOmpNumThreads)) {
     // Workers share the cores; without a limit each would start one thread per core and they
     // would fight over them.
@@ -285,7 +285,7 @@ LaunchSpec resolve(const LaunchRequest& request, const hardware::Machine& machin
   spec.mixed_precision = request.mixed_precision.value_or("no");
   if (spec.mixed_precision != "no" && spec.mixed_precision != "fp16" && spec.mixed_precision != "bf16" &&
       spec.mixed_precision != "fp8") {
-    throw UsageError("--mixed_precision " + spec.mixed_precision + ": expected one of no, fp16, bf16, fp8");
+    throw UsageError(request.origin("mixed_precision") + " " + spec.mixed_precision + ": expected one of no, fp16, bf16, fp8");
   }
   spec.debug = request.debug.value_or(false);
   spec.role = request.role.value_or("default");
@@ -309,7 +309,7 @@ LaunchSpec resolve(const LaunchRequest& request, const hardware::Machine& machin
                        " settings are passed to the job as accelerate's variables; accel-launch itself only starts the workers");
   }
 
-  spec.max_restarts = at_least(request.max_restarts, "--max_restarts", 0, 0);
+  spec.max_restarts = at_least(request.max_restarts, request.origin("max_restarts"), 0, 0);
   if (request.grace_period_s) {
     if (!std::isfinite(*request.grace_period_s) || *request.grace_period_s < 0) {
       std::ostringstream value;
@@ -326,10 +326,10 @@ LaunchSpec resolve(const LaunchRequest& request, const hardware::Machine& machin
     throw UsageError("--tee needs --log_dir DIR: the directory that receives each rank's log files");
   }
   if (request.local_ranks_filter) {
-    spec.console_local_ranks = parse_index_list("--local_ranks_filter", *request.local_ranks_filter);
+    spec.console_local_ranks = parse_index_list(request.origin("local_ranks_filter"), *request.local_ranks_filter);
     for (int local_rank : spec.console_local_ranks) {
       if (local_rank >= spec.num_processes) {
-        throw UsageError("--local_ranks_filter " + *request.local_ranks_filter + ": local rank " +
+        throw UsageError(request.origin("local_ranks_filter") + " " + *request.local_ranks_filter + ": local rank " +
                          std::to_string(local_rank) + " does not exist with " + std::to_string(spec.num_processes) +
                          " process(es) per machine");
       }
@@ -340,7 +340,7 @@ LaunchSpec resolve(const LaunchRequest& request, const hardware::Machine& machin
   // way to a free one with a warning (accelerate does the same). Several machines must agree,
   // so the port is the named one or the well-known default, and only machine 0 (where rank 0
   // listens) can check it. A dry run binds nothing.
-  const char* port_flag = "--main_process_port";
+  const std::string port_flag = request.origin("main_process_port");
   if (request.main_process_port && (*request.main_process_port < 0 || *request.main_process_port > 65535)) {
     throw UsageError(std::string(port_flag) + " " + std::to_string(*request.main_process_port) +
                      ": out of range; expected 1..65535 (or 0 for a free port on one machine)");
@@ -374,7 +374,7 @@ LaunchSpec resolve(const LaunchRequest& request, const hardware::Machine& machin
     }
   } else {
     if (!request.main_process_ip || request.main_process_ip->empty()) {
-      throw UsageError("--num_machines " + std::to_string(spec.num_machines) +
+      throw UsageError(request.origin("num_machines") + " " + std::to_string(spec.num_machines) +
                        " needs --main_process_ip: the address of machine 0, where rank 0 listens");
     }
     spec.master_addr = *request.main_process_ip;

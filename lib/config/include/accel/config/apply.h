@@ -1,10 +1,14 @@
 #pragma once
 // Seam between config files and the launcher.
+#include <map>
 #include <ostream>
+#include <string>
 
 #include "accel/config/config.h"
 #include "accel/core/env_contract.h"
+#include "accel/core/hardware.h"
 #include "accel/launch/request.h"
+#include "accel/launch/resolve.h"
 
 namespace accel::config {
 
@@ -15,11 +19,19 @@ namespace accel::config {
 void apply_config_file(launch::LaunchRequest& request, std::ostream& notes);
 void apply_config_file(launch::LaunchRequest& request, std::ostream& notes, const env::Lookup& lookup);
 
+// From a request to what will run, the one way every launch takes (`accel-launch JOB`,
+// `accel-launch test`): the config file in effect fills the request, then launch::resolve()
+// guesses and checks the rest. Notes and warnings go to `notes`.
+launch::LaunchSpec resolve_with_config(launch::LaunchRequest request, const hardware::Machine& machine, std::ostream& notes);
+
 // Fills only the fields of `request` that are empty (command line > file). The file's
 // distributed_type becomes the request's unless the command line chose a mode (--cpu,
 // --multi_gpu, --use_fsdp, ...); MULTI_CPU or use_cpu: true ask for CPU workers. The sections
 // (fsdp_config, deepspeed_config, fp8_config, dynamo_config, megatron_lm_config,
 // parallelism_config, mpirun_config) become job_settings under accelerate's argument names.
-void fill_request(launch::LaunchRequest& request, const Config& config);
+// `origins` (LoadedConfig::origins) says where each value was read; the request keeps it for the
+// fields the file filled, so resolve()'s errors name file:line.
+void fill_request(launch::LaunchRequest& request, const Config& config,
+                  const std::map<std::string, std::string>& origins = {});
 
 }  // namespace accel::config

@@ -55,6 +55,8 @@ struct Config {
 
 struct LoadedConfig {
   Config config;
+  // Where each key's value was read, "my.yaml:7: num_processes", for messages that name it.
+  std::map<std::string, std::string> origins;
   // One line each, already prefixed with the file name: ignored settings, legacy keys read.
   std::vector<std::string> notes;
 };

@@ -3,6 +3,7 @@
 // neither on the command line nor in a config file; the config library fills fields from a
 // file only where the command line left them empty (command line > file > guessed default),
 // then accel::launch::resolve() guesses the rest, validates, and announces what it guessed.
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -50,8 +51,16 @@ struct LaunchRequest {
   // Resolve and print what would run, start nothing (--dry_run).
   bool dry_run = false;
 
-  // Where a value came from, for messages: "--num_processes" or "my.yaml: num_processes".
   std::optional<std::string> config_file;  // the file that filled fields, if any
+
+  // Where each value came from, by its accelerate key, for messages: "my.yaml:7: num_processes"
+  // for a value a config file filled; a value without an entry came from the command line.
+  std::map<std::string, std::string> origins;
+  // "my.yaml:7: num_processes", or "--num_processes" for the command line.
+  std::string origin(const std::string& key) const {
+    const auto it = origins.find(key);
+    return it == origins.end() ? "--" + key : it->second;
+  }
 };
 
 }  // namespace accel::launch
