@@ -267,7 +267,7 @@ LaunchSpec resolve(const LaunchRequest& request, const hardware::Machine& machin
   if (spec.num_processes > capacity.max_workers) {
     const std::string per_machine =
         spec.num_machines > 1 ? std::to_string(spec.num_processes) + " workers per machine; " : "";
-    throw UsageError("--num_processes " + std::to_string(spec.world_size()) + ": " + per_machine +
+    throw UsageError(request.origin("num_processes") + " " + std::to_string(spec.world_size()) + ": " + per_machine +
                      "this launcher can run at most " + std::to_string(capacity.max_workers) +
                      " workers here: " + capacity.reason);
   }
