@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "accel/core/text.h"
 #include "support.h"
 
 using accel::test::ScratchDir;
@@ -232,3 +233,28 @@ TEST_CASE("cli: test runs the built-in job on every configured process", "[confi
   CHECK(ran.output.substr(ran.output.size() - last.size()) == last);
 }
 #endif
+
+TEST_CASE("cli: --dry_run of a real accelerate file prints each worker's variables and the command, and runs nothing",
+          "[config][cli][corpus]") {
+  ScratchDir home;
+  const std::string file = std::string(ACCEL_CONFIG_CORPUS) + "/accelerate-template-multi_node.yaml";
+  const Ran ran = run_cli(home, "--dry_run --config_file " + file + " sh -c 'touch started'");
+  INFO(ran.output);
+  CHECK(ran.code == 0);
+  CHECK_FALSE(std::filesystem::exists(home.path("started")));
+  std::vector<std::string> workers;
+  std::string command;
+  for (const auto& line : accel::text::split(ran.output, '\n')) {
+    if (line.rfind("RANK=", 0) == 0) workers.push_back(line);
+    if (line.rfind("sh ", 0) == 0) command = line;
+  }
+  REQUIRE(workers.size() == 4);  // num_processes 8 over num_machines 2
+  for (int local = 0; local < 4; ++local) {
+    CHECK(workers[local].rfind("RANK=" + std::to_string(local) + " LOCAL_RANK=" + std::to_string(local) + " WORLD_SIZE=8 ", 0) == 0);
+    CHECK(workers[local].find(" MASTER_ADDR=1234 MASTER_PORT=9999 ") != std::string::npos);
+    CHECK(workers[local].find(" ACCELERATE_MIXED_PRECISION=no ") != std::string::npos);
+  }
+  CHECK(command == "sh -c 'touch started'");
+  CHECK(ran.output.find("warning: distributed_type MULTI_GPU asks for GPU workers but this machine has no GPU") !=
+        std::string::npos);
+}
