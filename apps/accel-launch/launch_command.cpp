@@ -129,8 +129,8 @@ void run_launch(const CLI::App& app, LaunchRequest request, const TorchrunFlags&
   if (!request.job.empty() && request.job.front() == "--") request.job.erase(request.job.begin());
   else reject_unknown_flag(app, request.job);
   apply_torchrun_flags(torchrun, request);
-  std::ostream silent(nullptr);
-  const auto spec = config::resolve_with_config(request, hardware::probe(), request.quiet.value_or(false) ? silent : std::cerr);
+  // --quiet drops the notes on guessed values and the file in use, never a warning.
+  const auto spec = config::resolve_with_config(request, hardware::probe(), std::cerr);
   if (request.dry_run) {
     std::cout << launch::dry_run_report(spec) << std::flush;
     return;
@@ -221,7 +221,8 @@ void setup_launch(CLI::App& app, const std::shared_ptr<LaunchRequest>& request,
       ->type_name("0-3");
   add_text(app, request, "--log_dir", &LaunchRequest::log_dir,
            "Write each rank's stdout/stderr to DIR/<run id>/attempt_<n>/<local rank>/ as well as to the console", "DIR");
-  add_switch(app, request, "-q,--quiet", &LaunchRequest::quiet, "No [rankN]: prefixes and no note on guessed values");
+  add_switch(app, request, "-q,--quiet", &LaunchRequest::quiet,
+             "No [rankN]: prefixes and no notes on guessed values or the config file in use (warnings stay)");
   add_text(app, request, "--role", &LaunchRequest::role, "ROLE_NAME of the workers (default 'default')", "NAME");
   add_text(app, request, "--local_ranks_filter", &LaunchRequest::local_ranks_filter,
            "Only these local ranks' output reaches the console, e.g. 0,2 (log files get all)", "RANKS");

@@ -956,3 +956,11 @@ TEST_CASE("launch cli: --help shows JOB in its usage line") {
     CHECK(std::regex_search(result.out, std::regex(R"((^|\n)Usage: \S*accel-launch( launch)? \[OPTIONS\] JOB \[JOB ARGS\.\.\.\]\n)")));
   }
 }
+
+TEST_CASE("launch cli: --quiet drops notes on guessed values, never a warning") {
+  const auto quiet = launch({"-q", "--multi_gpu", "--num_processes", "2", "sh", "-c", "true"}, {{"ACCEL_FAKE_GPUS", "0"}});
+  CHECK(quiet.code == 0);
+  CHECK(quiet.err ==
+        "accel-launch: warning: distributed_type MULTI_GPU asks for GPU workers but this machine has no GPU; running CPU "
+        "workers instead (as accelerate does)\n");
+}

@@ -105,7 +105,9 @@ void fill_request(launch::LaunchRequest& request, const Config& config, const st
 void apply_config_file(launch::LaunchRequest& request, std::ostream& notes, const env::Lookup& lookup) {
   const auto located = find_config_file(request.config_file, lookup);
   if (!located) return;
-  notes << "accel-launch: using config file " << located->path << " (from " << describe(located->source) << ")\n";
+  if (!request.quiet.value_or(false)) {
+    notes << "accel-launch: using config file " << located->path << " (from " << describe(located->source) << ")\n";
+  }
   const LoadedConfig loaded = load_config(located->path);
   for (const auto& note : loaded.notes) notes << "accel-launch: " << note << "\n";
   fill_request(request, loaded.config, loaded.origins);

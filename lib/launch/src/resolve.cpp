@@ -409,7 +409,7 @@ LaunchSpec resolve(const LaunchRequest& request, const hardware::Machine& machin
   spec.host = this_host();
 
   for (const auto& warning : warnings) notes << "accel-launch: " << warning << "\n";
-  if (!guessed.empty()) {
+  if (!guessed.empty() && !request.quiet.value_or(false)) {
     notes << "accel-launch: using " << text::join(guessed, ", ") << "; pass these flags to choose otherwise\n";
   }
   return spec;

@@ -72,8 +72,8 @@ struct LaunchSpec {
 };
 
 // Guesses the unset fields of `request` from `machine`, validates all of them and returns the
-// spec. Guessed values are announced on `notes` in one line; values that came from the command
-// line or a config file are never announced. Warnings (a GPU mode on a machine without GPUs,
+// spec. Guessed values are announced on `notes` in one line (not with --quiet); values that came
+// from the command line or a config file are never announced. Warnings (a GPU mode on a machine without GPUs,
 // a busy port replaced by a free one) and the note that accelerate settings go to the job are
 // one line each on `notes`. Throws accel::UsageError naming the flag and the accepted values
 // on any bad input, before anything is started. Binds a socket to check or reserve the
