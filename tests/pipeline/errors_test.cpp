@@ -88,27 +88,55 @@ TEST_CASE("an example input the model rejects is reported on every rank, naming 
   }
 }
 
-TEST_CASE("a batch smaller than num_chunks fails on every rank and leaves the pipe usable") {
+TEST_CASE("a rank whose inputs are refused fails the call on every rank, and the next call returns its own batch") {
+  // Issue 11, bug 1: the refused rank used to throw alone and return rank 0's stale batch on its
+  // next call. `refusing` is the rank that passes no tensors to the first call.
+  const ToyModel model(3);
+  const auto first_batch = toy_batch(5, 4, 20);
+  const auto second_batch = toy_batch(4, 4, 21);
+  for (auto [world, refusing] : {std::pair{2, 1}, std::pair{3, 1}, std::pair{3, 0}}) {
+    INFO("world " << world << ", rank " << refusing << " refused");
+    std::vector<std::string> messages(world);
+    std::vector<Activations> after(world);
+    auto errors = run_ranks(world, [&](accel::runtime::GroupHandle& group) {
+      auto pipe = prepare(model, toy_batch(2, 4, 1), quiet("parameters", 2), group);
+      try {
+        pipe.forward(group.rank == refusing ? Activations{} : first_batch);
+      } catch (const accel::Error& e) {
+        messages[group.rank] = e.what();
+      }
+      after[group.rank] = pipe.forward(second_batch);
+    });
+    expect_no_errors(errors);
+    const std::string cause = "forward(): the batch holds no tensors; pass at least one input tensor";
+    for (int r = 0; r < world; ++r) {
+      INFO("rank " << r);
+      CHECK(messages[r] == (r == refusing ? cause
+                                          : "rank " + std::to_string(r) + " stopped because rank " +
+                                                std::to_string(refusing) + " failed: " + cause));
+    }
+    REQUIRE(after[world - 1].size() == 2);
+    CHECK(after[world - 1][0].size(0) == 4);
+    CHECK(all_close(after[world - 1], run_whole(model, second_batch)));
+  }
+}
+
+TEST_CASE("a rank whose batch has other rows than rank 0's fails the call on every rank") {
   const ToyModel model(3);
   std::vector<std::string> messages(3);
-  std::vector<Activations> after(3);
-  const auto good = toy_batch(6, 4, 3);
   auto errors = run_ranks(3, [&](accel::runtime::GroupHandle& group) {
-    auto pipe = prepare(model, toy_batch(2, 4, 1), quiet("parameters", 4), group);
+    auto pipe = prepare(model, toy_batch(2, 4, 1), quiet("parameters", 2), group);
     try {
-      pipe.forward(toy_batch(3, 4, 2));
-    } catch (const accel::UsageError& e) {
+      pipe.forward(toy_batch(group.rank == 2 ? 5 : 4, 4, 30));
+    } catch (const accel::Error& e) {
       messages[group.rank] = e.what();
     }
-    after[group.rank] = pipe.forward(good);
   });
-  for (int r = 0; r < 3; ++r) {
-    INFO("rank " << r << ": " << message_of(errors[r]));
-    CHECK_FALSE(errors[r]);
-    CHECK(messages[r] ==
-          "forward(): the batch has batch size 3, smaller than num_chunks = 4: use a batch of at least 4 or fewer chunks");
-  }
-  CHECK(all_close(after[2], run_whole(model, good)));
+  expect_no_errors(errors);
+  const std::string cause = "rank 2's batch 0 has 5 rows but rank 0's has 4; every rank must pass the same inputs";
+  CHECK(messages[2] == cause);
+  CHECK(messages[0] == "rank 0 stopped because rank 2 failed: " + cause);
+  CHECK(messages[1] == "rank 1 stopped because rank 2 failed: " + cause);
 }
 
 TEST_CASE("inputs whose batch sizes disagree are refused before anything is sent") {
@@ -203,7 +231,8 @@ TEST_CASE("a rank that stops answering makes the others fail after the group tim
       },
       std::chrono::milliseconds(1500));
   // A Gloo timeout closes every connection of the rank that timed out, so rank 0, waiting for the
-  // last rank, learns only that rank 2 went away.
-  CHECK_THAT(messages[2], Catch::StartsWith("rank 2 could not receive from rank 1: rank 1 failed, exited or stopped answering within the 1.5 s timeout"));
-  CHECK_THAT(messages[0], Catch::StartsWith("rank 0 could not receive from rank 2"));
+  // last rank, sees rank 2 go away; rank 2's report in the store names rank 1 (issue 11, bug 3).
+  const std::string cause = "rank 2 could not receive from rank 1: rank 1 failed, exited or stopped answering within the 1.5 s timeout";
+  CHECK_THAT(messages[2], Catch::StartsWith(cause));
+  CHECK_THAT(messages[0], Catch::StartsWith("rank 0 could not receive from rank 2, which had failed itself: " + cause));
 }

@@ -5,6 +5,8 @@
 #                                    the last streamed batch's, not the plain batch's
 #   example_processes.sh EXE killed  rank 1 is killed mid-stream; rank 0 fails naming it within the
 #                                    timeout (Gloo fails a blocked send only then; receives at once)
+#   example_processes.sh EXE killed-long-timeout   the same on 3 ranks with ACCEL_TIMEOUT_S=120:
+#                                    ranks 0 and 2 fail and exit within seconds, not the timeout
 set -euo pipefail
 exe="$1"
 mode="$2"
@@ -16,6 +18,7 @@ cleanup() {
 }
 trap cleanup EXIT
 timeout=5
+[ "$mode" = killed-long-timeout ] && timeout=120
 model=(--layers 4 --embd 64 --heads 4 --batch 6 --seq 8 --threads 1 --split_points auto)
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 
@@ -73,8 +76,26 @@ case "$mode" in
     [ "$elapsed" -le $((timeout + 5)) ]
     grep -q 'rank 1' "$work/rank0.out"
     ;;
+  killed-long-timeout)
+    # Started by hand as torchrun or mpirun would: nothing kills the survivors for us, so their
+    # own shutdown after the peer failure must not wait out the 120 s timeout (issue 11, bug 3).
+    for r in 0 1 2; do start_rank $r 3 --num_chunks 2 --stream 100 --iterations 1000000; done
+    sleep 3
+    kill -9 "${pids[1]}"
+    begin=$SECONDS
+    for r in 0 2; do
+      status=0
+      wait "${pids[$r]}" || status=$?
+      elapsed=$((SECONDS - begin))
+      cat "$work/rank$r.out"
+      echo "rank $r exited with status $status, $elapsed s after rank 1 was killed"
+      [ "$status" -ne 0 ]
+      [ "$elapsed" -le 20 ]
+      grep -q 'rank 1' "$work/rank$r.out"
+    done
+    ;;
   *)
-    echo "usage: $0 EXE match|stream|killed" >&2
+    echo "usage: $0 EXE match|stream|killed|killed-long-timeout" >&2
     exit 2
     ;;
 esac

@@ -75,3 +75,22 @@ TEST_CASE("the plan report lists blocks, parameters and time per stage") {
   CHECK_THAT(text, Catch::Contains("b1 .. b2"));
   CHECK_THAT(text, Catch::Contains("1.50 "));
 }
+
+TEST_CASE("split points by Hugging Face module paths name the same blocks") {
+  // Issue 11, point 10: "transformer.h.6" (GPT-2) and "model.layers.12" (Llama) as users write them.
+  std::vector<BlockInfo> gpt2{{"embeddings", 10}};
+  for (int i = 0; i < 12; ++i) gpt2.push_back({"h." + std::to_string(i), 10});
+  gpt2.push_back({"head", 10});
+  CHECK(counts_of(make_plan(gpt2, 2, SplitPoints::at({"transformer.h.6"}))) == std::vector<int>{7, 7});
+  CHECK(counts_of(make_plan(gpt2, 3, SplitPoints::parse("transformer.h.4,h.8"))) == std::vector<int>{5, 4, 5});
+  std::vector<BlockInfo> llama{{"model.embed_tokens", 10}};
+  for (int i = 0; i < 16; ++i) llama.push_back({"model.layers." + std::to_string(i), 10});
+  llama.push_back({"lm_head", 10});
+  CHECK(counts_of(make_plan(llama, 2, SplitPoints::at({"layers.12"}))) == std::vector<int>{13, 5});
+  CHECK(counts_of(make_plan(llama, 2, SplitPoints::at({"model.layers.12"}))) == std::vector<int>{13, 5});
+  CHECK_THROWS_WITH(make_plan(gpt2, 2, SplitPoints::at({"transformer.h.60"})),
+                    Catch::StartsWith("split point 'transformer.h.60' is not a block of this model"));
+  const std::vector<BlockInfo> twice{{"encoder.h.0", 1}, {"decoder.h.0", 1}, {"head", 1}};
+  CHECK_THROWS_WITH(make_plan(twice, 2, SplitPoints::at({"h.0"})),
+                    "split point 'h.0' could name any of the blocks encoder.h.0, decoder.h.0; write the block's own name");
+}

@@ -2,11 +2,13 @@
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+#include <torch/cuda.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <unistd.h>
 
 #include "accel/core/error.h"
 #include "harness.h"
@@ -55,6 +57,25 @@ TEST_CASE("three stages (split at names) match the single-process output for num
 
 TEST_CASE("four stages (block counts) match the single-process output for num_chunks 1, 2, 3, 4, 7") {
   check_against_single_process(4, SplitPoints::counts({1, 3, 2, 2}));
+}
+
+TEST_CASE("a batch smaller than num_chunks runs as fewer micro-batches and matches one process") {
+  // Issue 11, point 9: one micro-batch per row, nothing padded.
+  const ToyModel model(4);
+  const std::vector<Activations> batches{toy_batch(3, 4, 40), toy_batch(1, 4, 41), toy_batch(6, 4, 42)};
+  std::vector<std::vector<Activations>> outputs(3);
+  auto errors = run_ranks(3, [&](accel::runtime::GroupHandle& group) {
+    auto pipe = prepare(model, toy_batch(2, 4, 1), quiet("parameters", 4), group);
+    for (const auto& batch : batches) outputs[group.rank].push_back(pipe.forward(batch));
+    const auto streamed = pipe.stream(batches);
+    outputs[group.rank].push_back(pipe.is_last_stage() ? streamed.at(1) : Activations{});
+  });
+  expect_no_errors(errors);
+  for (std::size_t b = 0; b < batches.size(); ++b) {
+    INFO("batch " << b << " of " << batches[b][0].size(0) << " rows");
+    CHECK(all_close(outputs[2].at(b), run_whole(model, batches[b])));
+  }
+  CHECK(all_close(outputs[2].at(3), run_whole(model, batches[1])));
 }
 
 TEST_CASE("gather_output delivers every output tensor to every rank") {
@@ -171,6 +192,45 @@ TEST_CASE("auto gives every rank the same time-balanced plan and builds each blo
   }
 }
 
+TEST_CASE("auto cuts alike on every run, and a saved plan passed back in cuts the same way") {
+  // Issue 11, point 12: identical blocks count as equally fast, rank 0's cut is shared, and the
+  // plan file round-trips through SplitPoints::load and SplitPoints::parse.
+  const ToyModel model(12);
+  const auto dir = std::filesystem::temp_directory_path() / ("accel-plan-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto file = (dir / "plan.json").string();
+  auto counts_of = [](const Plan& plan) {
+    std::vector<int> counts;
+    for (const auto& stage : plan.stages) counts.push_back(stage.num_blocks);
+    return counts;
+  };
+  std::vector<std::vector<int>> seen;
+  for (int run = 0; run < 4; ++run) {
+    std::vector<Plan> plans(3);
+    auto errors = run_ranks(3, [&](accel::runtime::GroupHandle& group) {
+      auto options = quiet("auto", 2);
+      if (run == 0) options.save_plan = file;
+      plans[group.rank] = prepare(model, toy_batch(2, 8, 5), options, group).plan();
+    });
+    expect_no_errors(errors);
+    for (int r = 1; r < 3; ++r) CHECK(counts_of(plans[r]) == counts_of(plans[0]));
+    seen.push_back(counts_of(plans[0]));
+  }
+  for (const auto& counts : seen) CHECK(counts == seen.front());
+  std::vector<Plan> loaded(3);
+  auto errors = run_ranks(3, [&](accel::runtime::GroupHandle& group) {
+    loaded[group.rank] = prepare(model, toy_batch(2, 8, 5), quiet(SplitPoints::parse(file), 2), group).plan();
+  });
+  expect_no_errors(errors);
+  CHECK(counts_of(loaded[0]) == seen.front());
+  std::ofstream(dir / "bad.json") << "{\"stages\": 3}";
+  CHECK_THROWS_WITH(SplitPoints::load((dir / "bad.json").string()),
+                    Catch::Contains("bad.json: is not a pipeline plan: expected a JSON object with a \"split_points\""));
+  CHECK_THROWS_WITH(SplitPoints::load((dir / "missing.json").string()),
+                    Catch::Contains("missing.json") && Catch::Contains("No such file or directory"));
+  std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("a single process runs the whole model without a process group") {
   const ToyModel model(3);
   accel::runtime::GroupHandle alone;
@@ -278,4 +338,57 @@ TEST_CASE("a boundary with many tensors of many dimensions crosses intact") {
   expect_no_errors(errors);
   REQUIRE(outputs[1].size() == 1);
   CHECK(torch::equal(outputs[1][0], batch * 2));
+}
+
+TEST_CASE("blocks live on the pipeline's device: the CPU here, and CUDA is refused without a device") {
+  // Issue 11, point 13: on CPU nothing changes; the CUDA path is guarded by the device type.
+  const ToyModel model(4);
+  const auto batch = toy_batch(6, 4, 60);
+  std::vector<Activations> outputs(2);
+  auto errors = run_ranks(2, [&](accel::runtime::GroupHandle& group) {
+    auto options = quiet("parameters", 3);
+    options.device = c10::Device(c10::kCPU);
+    outputs[group.rank] = prepare(model, toy_batch(2, 4, 1), options, group).forward(batch);
+  });
+  expect_no_errors(errors);
+  CHECK(all_close(outputs[1], run_whole(model, batch)));
+  CHECK(outputs[1][0].device().is_cpu());
+  if (!torch::cuda::is_available()) {
+    accel::runtime::GroupHandle alone;
+    auto options = quiet("parameters", 1);
+    options.device = c10::Device(c10::kCUDA, 0);
+    CHECK_THROWS_WITH(prepare(model, toy_batch(2, 4, 1), options, alone),
+                      "PipelineOptions::device is cuda:0 but this machine (or this LibTorch build) has no CUDA device; "
+                      "leave it unset or use the CPU");
+  }
+}
+
+TEST_CASE("named inputs and outputs, as accelerate's example_kwargs, with an empty map where no output lands") {
+  // Issue 11, point 11.
+  const ToyModel model(4);
+  const auto batch = toy_batch(5, 4, 70);
+  const NamedActivations named{{"input_ids", batch[0]}, {"attention_mask", batch[1]}};
+  std::vector<NamedActivations> outputs(3);
+  std::vector<std::string> refused(3);
+  auto errors = run_ranks(3, [&](accel::runtime::GroupHandle& group) {
+    auto options = quiet("parameters", 2);
+    options.input_names = {"input_ids", "attention_mask"};
+    options.output_names = {"logits", "scores"};
+    auto pipe = prepare(model, positional_inputs(named, options.input_names), options, group);
+    outputs[group.rank] = pipe.forward_named(named);
+    try {
+      pipe.forward_named({{"input_ids", batch[0]}, {"mask", batch[1]}});
+    } catch (const accel::Error& e) {
+      refused[group.rank] = e.what();
+    }
+  });
+  expect_no_errors(errors);
+  const auto expected = run_whole(model, batch);
+  REQUIRE(outputs[2].size() == 2);
+  CHECK(torch::allclose(outputs[2].at("logits"), expected[0], 1e-5, 1e-5));
+  CHECK(torch::allclose(outputs[2].at("scores"), expected[1], 1e-5, 1e-5));
+  CHECK(outputs[0].empty());
+  CHECK(outputs[1].empty());
+  const std::string cause = "named input 'attention_mask' is missing; the pipeline takes: input_ids, attention_mask";
+  for (const auto& message : refused) CHECK(message == cause);  // every rank refuses its own, alike
 }

@@ -3,6 +3,7 @@
 //   runtime_worker form | form-c10d        prints when this rank began and finished forming the group
 //                                          (form-c10d: c10d's own connect retry, the baseline)
 //   runtime_worker gather-bench N BYTES ROUNDS   gather_object throughput, printed by rank 0
+//   runtime_worker describe               prints the state and the compute dtype it chose
 #include <torch/torch.h>
 #include <unistd.h>
 
@@ -49,8 +50,14 @@ int gather_bench(int items, int bytes, int rounds) {
   for (int i = 0; i < rounds; ++i) received += state.gather_object(mine).size();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
   const double mb = static_cast<double>(received) * bytes / rounds / 1e6;
-  state.print("gather_object world ", state.num_processes(), " items/rank ", items, " bytes/item ", bytes,
-              " ms/round ", seconds * 1000 / rounds, " MB/s ", mb * rounds / seconds);
+  state.print("gather_object world", state.num_processes(), "items/rank", items, "bytes/item", bytes, "ms/round",
+              seconds * 1000 / rounds, "MB/s", mb * rounds / seconds);
+  return 0;
+}
+
+int describe() {
+  const accel::PartialState state;
+  std::cout << state << "compute dtype: " << c10::toString(state.compute_dtype()) << "\n";
   return 0;
 }
 
@@ -60,9 +67,10 @@ int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "";
   try {
     if (mode == "form" || mode == "form-c10d") return form(mode == "form");
+    if (mode == "describe") return describe();
     if (mode == "die-in-gather" && argc == 3) return die_in_gather(std::stoi(argv[2]));
     if (mode == "gather-bench" && argc == 5) return gather_bench(std::stoi(argv[2]), std::stoi(argv[3]), std::stoi(argv[4]));
-    std::cerr << "usage: runtime_worker form | form-c10d | die-in-gather RANK | gather-bench ITEMS BYTES ROUNDS\n";
+    std::cerr << "usage: runtime_worker form | form-c10d | describe | die-in-gather RANK | gather-bench ITEMS BYTES ROUNDS\n";
     return accel::kExitUsage;
   } catch (const accel::Error& e) {
     std::cerr << "runtime_worker: error: " << e.what() << "\n";

@@ -3,6 +3,8 @@
 #include <torch/torch.h>
 
 #include <atomic>
+#include <iostream>
+#include <sstream>
 #include <thread>
 
 #include "accel/runtime/group.h"
@@ -173,4 +175,83 @@ TEST_CASE("a rank that leaves mid-job makes the others fail, not hang", "[runtim
     CHECK(outcomes[r].error_type == "PeerError");
     CHECK_THAT(outcomes[r].error, Catch::Contains("rank 1 (last seen in #1 wait_for_everyone) never reached it"));
   }
+}
+
+TEST_CASE("print joins its arguments with spaces on the local main process only", "[runtime][state]") {
+  // Issue 11, point 6: as accelerate's PartialState.print (Python's print(*args)).
+  std::ostringstream captured;
+  auto* saved = std::cout.rdbuf(captured.rdbuf());
+  const auto outcomes = run_ranks<int>(3, [](const PartialState& s) {
+    s.print("rank", s.process_index(), "of", s.num_processes(), 2.5);
+    return 0;
+  });
+  std::cout.rdbuf(saved);
+  for (const auto& o : outcomes) CHECK(o.error.empty());
+  CHECK(captured.str() == "rank 0 of 3 2.5\n");
+}
+
+TEST_CASE("the decorator forms wrap a callable that runs only on its process", "[runtime][state]") {
+  struct Seen {
+    bool main_ran, last_ran, local_ran;
+    std::optional<int> one;
+  };
+  const auto seen = values_of(run_ranks<Seen>(3, [](const PartialState& s) {
+    auto on_main = s.main_process_only([] {});
+    auto on_last = s.last_process_only([] {});
+    auto on_local = s.local_main_process_only([] {});
+    auto on_one = s.process_only(1, [](int x) { return x * 2; });
+    return Seen{on_main(), on_last(), on_local(), on_one(21)};
+  }));
+  for (int r = 0; r < 3; ++r) {
+    INFO("rank " << r);
+    CHECK(seen[r].main_ran == (r == 0));
+    CHECK(seen[r].local_ran == (r == 0));
+    CHECK(seen[r].last_ran == (r == 2));
+    CHECK(seen[r].one == (r == 1 ? std::optional<int>(42) : std::nullopt));
+  }
+  const auto bad = run_ranks<int>(2, [](const PartialState& s) {
+    s.process_only(5, [] {});
+    return 0;
+  });
+  CHECK(bad[0].error == "process_only: process 5 does not exist; this job has 2 process(es), numbered 0 to 1");
+}
+
+TEST_CASE("debug mode: ranks in different collectives fail on every rank, naming both", "[runtime][state][errors]") {
+  // Issue 11, point 8: ACCELERATE_DEBUG_MODE turns on accelerate's checks before collectives.
+  const auto outcomes = run_ranks<int>(2, [](const PartialState& s) {
+    const auto debug = PartialState::over_group(s.group(), true);
+    debug.gather(torch::ones({2, 3}));  // the same on both ranks: passes
+    if (debug.is_main_process()) debug.gather(torch::ones({2}));
+    else debug.reduce(torch::ones({2}));
+    return 0;
+  });
+  for (const auto& o : outcomes) {
+    CHECK(o.error_type == "UsageError");
+    CHECK(o.error == "debug mode: collective #3 is gather on rank 0 but reduce on rank 1; every rank must call the "
+                     "same collectives in the same order");
+  }
+}
+
+TEST_CASE("the state prints as accelerate's, and destroy_process_group ends its collectives", "[runtime][state]") {
+  const auto outcomes = run_ranks<std::string>(2, [](const PartialState& s) {
+    const auto own = PartialState::over_group(s.group());
+    const auto text = own.to_string();
+    own.wait_for_everyone();
+    own.destroy_process_group();
+    own.wait_for_everyone();
+    return text;
+  });
+  for (int r = 0; r < 2; ++r) {
+    INFO("rank " << r);
+    CHECK(outcomes[r].error == "wait_for_everyone: the process group was destroyed (destroy_process_group()); no "
+                               "collective may follow it");
+  }
+  const auto texts = values_of(run_ranks<std::string>(2, [](const PartialState& s) {
+    std::ostringstream out;
+    out << s;
+    return out.str() + accel::to_string(s.distributed_type());
+  }));
+  CHECK_THAT(texts[1], Catch::StartsWith("Distributed environment: MULTI_CPU  Backend: gloo\nNum processes: 2\n"
+                                         "Process index: 1\nLocal process index: 1\nDevice: cpu\n") &&
+                           Catch::Contains("Mixed precision: no\nDebug: false\n") && Catch::EndsWith("MULTI_CPU"));
 }

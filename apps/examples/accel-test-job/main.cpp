@@ -78,7 +78,7 @@ void check_ordering(const accel::PartialState& state, const Checker& check) {
   const int expected = (state.is_main_process() ? 1 : 0) | (state.is_last_process() ? 6 : 0) |
                        (state.is_local_main_process() ? 8 : 0);
   check.equal("on_main/on_last/on_process/on_local_main ran where expected", ran, expected);
-  check.equal("exactly one main process", state.reduce(torch::tensor({state.is_main_process() ? 1 : 0})).item<int>(),
+  check.equal("exactly one main process", state.reduce(torch::tensor({state.is_main_process() ? 1 : 0}), accel::ReduceOp::Sum).item<int>(),
               1);
 }
 
@@ -134,8 +134,9 @@ int main() {
     check_ordering(state, check);
     check_split_and_gather(state, check);
     state.wait_for_everyone();
-    state.print("accel-test-job: all checks passed on ", state.num_processes(), " process(es) (launcher ",
-                state.world().launcher, ", backend ", state.backend(), ", device ", state.device().str(), ")");
+    state.print("accel-test-job: all checks passed on", state.num_processes(),
+                "process(es) (launcher " + state.world().launcher + ", backend " + state.backend() + ", device " +
+                    state.device().str() + ")");
     return 0;
   } catch (const accel::Error& e) {
     std::cerr << "accel-test-job: error: " << e.what() << "\n";

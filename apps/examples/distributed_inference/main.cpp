@@ -73,7 +73,7 @@ int run(const Options& options) {
   }
 
   const accel::examples::TextGenerator generator(options.generation, state.device());
-  state.print("distributed_inference: model ", generator.description());
+  state.print("distributed_inference: model", generator.description());
   const auto mine = state.split_between_processes(prompts, /*apply_padding=*/true);
   const auto rank = state.process_index();
   const auto began = std::chrono::steady_clock::now();
@@ -104,16 +104,16 @@ int run(const Options& options) {
   const auto all = state.gather_unpadded(texts, mine);
   const auto all_records = state.gather_unpadded(records, mine);
   const auto per_rank = state.gather_object(std::vector<double>{tokens, seconds});
-  state.print("distributed_inference: ", prompts.size(), " prompts on ", state.num_processes(), " process(es) (",
-              state.backend(), ", ", state.device().str(), ")");
-  for (std::size_t i = 0; i < all.size(); ++i) state.print("[", i, "] ", prompts[i], " -> ", all[i]);
+  state.print("distributed_inference:", prompts.size(), "prompts on", state.num_processes(),
+              "process(es) (" + state.backend() + ", " + state.device().str() + ")");
+  for (std::size_t i = 0; i < all.size(); ++i) state.print("[" + std::to_string(i) + "]", prompts[i], "->", all[i]);
   double total_tokens = 0, slowest = 0;
   for (std::size_t r = 0; r < per_rank.size(); r += 2) {
-    state.print("rank ", r / 2, ": ", rate(per_rank[r], per_rank[r + 1]));
+    state.print("rank " + std::to_string(r / 2) + ":", rate(per_rank[r], per_rank[r + 1]));
     total_tokens += per_rank[r];
     slowest = std::max(slowest, per_rank[r + 1]);
   }
-  state.print("total: ", rate(total_tokens, slowest), " over ", state.num_processes(), " process(es)");
+  state.print("total:", rate(total_tokens, slowest), "over", state.num_processes(), "process(es)");
   if (!options.output_jsonl.empty() && state.is_main_process()) {
     std::string jsonl;
     for (const auto& record : all_records) jsonl += record + "\n";

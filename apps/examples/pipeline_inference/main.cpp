@@ -64,6 +64,8 @@ int run(const Options& o) {
     model_options.config.validate("pipeline_inference options");
     model_options.seed = o.seed;
   }
+  // ACCELERATE_MIXED_PRECISION / ACCEL_MIXED_PRECISION choose the compute dtype (bf16, or fp16 on CUDA).
+  model_options.dtype = state.compute_dtype();
   const auto config = model_options.config;
   accel::models::GPT2ForSequenceClassification model(model_options);
 
@@ -100,7 +102,8 @@ int run(const Options& o) {
   if (!out.empty()) {
     std::ostringstream shown;
     shown << "rank " << state.process_index() << ": logits " << out[0].sizes() << ", row 0:";
-    for (std::int64_t j = 0; j < out[0].size(1); ++j) shown << " " << out[0][0][j].item<float>();
+    const auto row = out[0][0].to(torch::kCPU, torch::kFloat);
+    for (std::int64_t j = 0; j < row.size(0); ++j) shown << " " << row[j].item<float>();
     std::cout << shown.str() << "\n" << std::flush;
   }
   if (o.iterations > 0) {

@@ -1,54 +1,166 @@
 #include "link.h"
 
 #include <cstdio>
+#include <cstring>
+#include <thread>
 
 #include "accel/core/error.h"
 
 namespace accel::pipeline {
 namespace {
 
-// Fixed fields, then an abort's text: an abort is one message, so it lands in the receive the
-// peer already has posted even when the failing rank exits right after sending it.
-constexpr std::int64_t kFixedSlots = 8;
-constexpr std::int64_t kEnvelopeSlots = 128;
-constexpr std::size_t kMaxAbortText = (kEnvelopeSlots - kFixedSlots) * sizeof(std::int64_t);
-
 std::string describe_error(const std::exception& e) {
   if (auto* c10_error = dynamic_cast<const c10::Error*>(&e)) return c10_error->what_without_backtrace();
   return e.what();
 }
 
+const std::string kFailureCount = "accel/pipeline/failures";
+constexpr std::chrono::milliseconds kWatchInterval{20};
+
+std::string report_key(int rank) { return "accel/pipeline/failed/" + std::to_string(rank); }
+
 }  // namespace
 
-Message Message::abort(int origin, std::string text) {
-  Message message;
-  message.kind = MessageKind::kAbort;
-  message.origin = origin;
-  if (text.size() > kMaxAbortText) text = text.substr(0, kMaxAbortText - 3) + "...";
-  message.text = std::move(text);
-  return message;
+Links::Links(const runtime::GroupHandle& group, Trace* trace, c10::Device device)
+    : group_(group),
+      trace_(trace),
+      compute_(device),
+      wire_(group.group && group.group->getBackendName() == "nccl" ? device : c10::Device(c10::kCPU)) {
+  if (!group_.store) return;
+  failures_at_start_ = group_.store->add(kFailureCount, 0);
+  watcher_ = std::thread([this] { watch(); });
 }
 
-Links::Links(const runtime::GroupHandle& group, Trace* trace) : group_(group), trace_(trace) {}
+Links::~Links() {
+  {
+    std::lock_guard<std::mutex> lock(watch_mutex_);
+    stop_watching_ = true;
+  }
+  watch_cv_.notify_all();
+  if (watcher_.joinable()) watcher_.join();
+}
+
+void Links::watch() {
+  std::unique_lock<std::mutex> lock(watch_mutex_);
+  while (!stop_watching_) {
+    watch_cv_.wait(lock, [&] { return stop_watching_ || watched_; });
+    // The first look comes one interval into a wait: the common, short waits never touch the store.
+    while (!stop_watching_ && watched_ && !aborted_) {
+      const auto work = watched_;
+      if (watch_cv_.wait_for(lock, kWatchInterval, [&] { return stop_watching_ || watched_ != work; })) break;
+      lock.unlock();
+      std::optional<std::int64_t> failures;
+      try {
+        failures = group_.store->add(kFailureCount, 0);
+      } catch (const std::exception&) {
+        // The store's host is gone; the wait's own timeout or error ends it.
+      }
+      lock.lock();
+      if (failures && *failures > failures_at_start_ && watched_ == work) {
+        aborted_ = true;
+        work->abort();
+      }
+    }
+    if (aborted_) watch_cv_.wait(lock, [&] { return stop_watching_ || !watched_; });
+  }
+}
 
 void Links::wait(const c10::intrusive_ptr<::c10d::Work>& work, int peer, const char* what,
                  std::chrono::milliseconds timeout) {
   if (timeout.count() == 0) timeout = group_.timeout;
+  if (watcher_.joinable()) {
+    std::lock_guard<std::mutex> lock(watch_mutex_);
+    if (aborted_) throw PeerError("rank " + std::to_string(group_.rank) + ": " + failed_peers());
+    watched_ = work;
+  }
+  watch_cv_.notify_all();
+  bool completed = false;
+  std::exception_ptr error;
   try {
-    work->wait(timeout);
-  } catch (const std::exception& e) {
-    throw peer_error(what, peer, timeout, e);
+    completed = work->wait(timeout);
+  } catch (const std::exception&) {
+    error = std::current_exception();
+  }
+  if (watcher_.joinable()) {
+    std::lock_guard<std::mutex> lock(watch_mutex_);
+    watched_.reset();
+  }
+  watch_cv_.notify_all();
+  if (error) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      throw peer_error(what, peer, timeout, e);
+    }
+  }
+  if (!completed) {
+    group_.health->peer_failed = true;
+    throw PeerError("rank " + std::to_string(group_.rank) + " stopped waiting to " + what + " rank " +
+                    std::to_string(peer) + " because " + failed_peers());
   }
 }
 
-// One wording for every transport failure, whether posting or waiting failed.
+std::string Links::failed_peers() const {
+  std::vector<std::string> reports;
+  try {
+    for (int r = 0; r < group_.world_size; ++r) {
+      if (r == group_.rank || !group_.store->check({report_key(r)})) continue;
+      const auto raw = group_.store->get(report_key(r));
+      reports.emplace_back(raw.begin(), raw.end());
+    }
+  } catch (const std::exception&) {
+    // The store's host is gone: say what is known.
+  }
+  if (reports.empty()) return "another rank reported a failure";
+  std::string text = "another rank failed: " + reports.front();
+  for (std::size_t i = 1; i < reports.size(); ++i) text += "; " + reports[i];
+  return text;
+}
+
+// One wording for every transport failure, whether posting or waiting failed. The failure is
+// also written to the group's store, because a rank that times out loses every connection at
+// once: its peers then learn from the store which rank it was waiting for, and name that one.
 PeerError Links::peer_error(const char* what, int peer, std::chrono::milliseconds timeout,
-                            const std::exception& cause) const {
+                            const std::exception& cause) {
+  group_.health->peer_failed = true;
   char seconds[32];
   std::snprintf(seconds, sizeof seconds, "%.1f", timeout.count() / 1000.0);
-  return PeerError("rank " + std::to_string(group_.rank) + " could not " + what + " rank " + std::to_string(peer) +
-                   ": rank " + std::to_string(peer) + " failed, exited or stopped answering within the " + seconds +
-                   " s timeout (" + describe_error(cause) + ")");
+  const std::string head = "rank " + std::to_string(group_.rank) + " could not " + what + " rank " + std::to_string(peer);
+  const auto report = peer_report(peer);
+  const std::string text =
+      report ? head + ", which had failed itself: " + *report
+             : head + ": rank " + std::to_string(peer) + " failed, exited or stopped answering within the " + seconds +
+                   " s timeout (" + describe_error(cause) + ")";
+  publish_report(text);
+  return PeerError(text);
+}
+
+void Links::publish_report(const std::string& text) {
+  if (!group_.store) return;
+  try {
+    group_.store->set(report_key(group_.rank), std::vector<std::uint8_t>(text.begin(), text.end()));
+    const auto failures = group_.store->add(kFailureCount, 1);
+    // This rank's own report must not abort its last sends (the aborts it tells its peers).
+    std::lock_guard<std::mutex> lock(watch_mutex_);
+    failures_at_start_ = failures;
+  } catch (const std::exception&) {
+    // The store's host is gone: nobody is left to read the report.
+  }
+}
+
+std::optional<std::string> Links::peer_report(int peer) const {
+  if (!group_.store) return std::nullopt;
+  const auto deadline = std::chrono::steady_clock::now() + kReportWait;
+  try {
+    while (!group_.store->check({report_key(peer)})) {
+      if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    const auto raw = group_.store->get(report_key(peer));
+    return std::string(raw.begin(), raw.end());
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
 }
 
 void Links::post_send(int peer, int tag, std::vector<torch::Tensor> tensors) {
@@ -76,46 +188,53 @@ std::int64_t tensor_bytes(const torch::Tensor& t) { return t.numel() * static_ca
 
 }  // namespace
 
+torch::Tensor Links::to_wire(const torch::Tensor& t) const {
+  if (t.device() == wire_) return t;
+  if (wire_.is_cpu()) {
+    // Gloo moves host memory: a device tensor is staged through pinned memory.
+    auto host = torch::empty(t.sizes(), t.options().device(torch::kCPU).pinned_memory(true));
+    host.copy_(t);
+    return host;
+  }
+  return t.to(wire_);
+}
+
+torch::Tensor Links::wire_buffer(std::int64_t size, c10::ScalarType dtype) const {
+  // Received on the host for a device stage: pinned, so that the copy to the device is fast.
+  const bool pinned = wire_.is_cpu() && compute_.is_cuda();
+  return torch::empty({size}, torch::TensorOptions().dtype(dtype).device(wire_).pinned_memory(pinned));
+}
+
 void Links::send(int peer, int tag, const Message& message) {
   const auto start = Trace::now();
-  std::vector<std::int64_t> descriptor;
   std::vector<torch::Tensor> contiguous;
   std::int64_t payload_bytes = 0;
   for (const auto& t : message.tensors) {
-    auto tensor = t.contiguous();
-    descriptor.push_back(static_cast<std::int64_t>(tensor.scalar_type()));
-    descriptor.push_back(tensor.dim());
-    for (auto size : tensor.sizes()) descriptor.push_back(size);
-    payload_bytes = aligned(payload_bytes) + tensor_bytes(tensor);
-    contiguous.push_back(tensor);
+    contiguous.push_back(to_wire(t.contiguous()));
+    payload_bytes = aligned(payload_bytes) + tensor_bytes(contiguous.back());
   }
-  const bool inline_descriptor = static_cast<std::int64_t>(descriptor.size()) <= kEnvelopeSlots - kFixedSlots;
-  auto envelope = torch::zeros({kEnvelopeSlots}, torch::kInt64);
-  auto* head = envelope.data_ptr<std::int64_t>();
-  const std::int64_t fixed[kFixedSlots] = {static_cast<std::int64_t>(message.kind), message.batch, message.micro,
-                                           static_cast<std::int64_t>(message.last_of_batch), message.origin,
-                                           static_cast<std::int64_t>(message.tensors.size()),
-                                           inline_descriptor ? -static_cast<std::int64_t>(descriptor.size())
-                                                             : static_cast<std::int64_t>(descriptor.size()),
-                                           static_cast<std::int64_t>(message.text.size())};
-  std::copy(fixed, fixed + kFixedSlots, head);
-  // The envelope's tail holds an abort's text, or else the descriptor when it fits.
-  if (message.kind == MessageKind::kAbort) {
-    std::memcpy(head + kFixedSlots, message.text.data(), std::min(message.text.size(), kMaxAbortText));
-  } else if (inline_descriptor) {
-    std::copy(descriptor.begin(), descriptor.end(), head + kFixedSlots);
-  }
-  std::vector<torch::Tensor> all{envelope};
-  if (!inline_descriptor) all.push_back(torch::tensor(descriptor, torch::kInt64));
+  const auto descriptor = describe_tensors(contiguous);
+  std::vector<torch::Tensor> all{to_wire(encode_envelope(message, descriptor))};
+  if (!descriptor_inline(descriptor)) all.push_back(to_wire(torch::tensor(descriptor, torch::kInt64)));
   // One payload message per micro-batch: a single tensor goes as it is, several are packed.
   if (contiguous.size() == 1) {
     all.push_back(contiguous.front().reshape({-1}).view(torch::kUInt8));
-  } else if (payload_bytes > 0) {
+  } else if (payload_bytes > 0 && wire_.is_cpu()) {
     auto packed = torch::empty({payload_bytes}, torch::kUInt8);
     std::int64_t offset = 0;
     for (const auto& tensor : contiguous) {
       offset = aligned(offset);
       std::memcpy(packed.data_ptr<std::uint8_t>() + offset, tensor.data_ptr(), tensor_bytes(tensor));
+      offset += tensor_bytes(tensor);
+    }
+    all.push_back(packed);
+  } else if (payload_bytes > 0) {
+    // On the device (NCCL) the same layout is packed by copies there.
+    auto packed = torch::zeros({payload_bytes}, torch::TensorOptions().dtype(torch::kUInt8).device(wire_));
+    std::int64_t offset = 0;
+    for (const auto& tensor : contiguous) {
+      offset = aligned(offset);
+      packed.narrow(0, offset, tensor_bytes(tensor)).copy_(tensor.reshape({-1}).view(torch::kUInt8));
       offset += tensor_bytes(tensor);
     }
     all.push_back(packed);
@@ -151,43 +270,26 @@ Message Links::recv(int peer, int tag, std::chrono::milliseconds timeout) {
     posted = std::move(found->second);
     posted_.erase(found);
   } else {
-    posted.envelope = torch::empty({kEnvelopeSlots}, torch::kInt64);
+    posted.envelope = wire_buffer(kEnvelopeSlots, torch::kInt64);
     posted.work = post_recv(peer, tag, posted.envelope, timeout);
   }
   wait(posted.work, peer, "receive from", timeout);
-  const auto* head = posted.envelope.data_ptr<std::int64_t>();
-  Message message;
-  message.kind = static_cast<MessageKind>(head[0]);
-  message.batch = head[1];
-  message.micro = head[2];
-  message.last_of_batch = head[3] != 0;
-  message.origin = head[4];
-  const auto num_tensors = head[5];
-  torch::Tensor descriptor;
-  if (head[6] <= 0) {
-    descriptor = posted.envelope.slice(0, kFixedSlots, kFixedSlots - head[6]);
+  const auto envelope = posted.envelope.cpu();
+  auto decoded = decode_envelope(envelope, peer);
+  Message message = std::move(decoded.message);
+  std::vector<std::int64_t> descriptor;
+  if (decoded.inline_descriptor) {
+    descriptor = inline_descriptor(envelope, decoded);
   } else {
-    descriptor = torch::empty({head[6]}, torch::kInt64);
-    recv_into(peer, tag, descriptor, timeout);
+    auto received = wire_buffer(decoded.descriptor_size, torch::kInt64);
+    recv_into(peer, tag, received, timeout);
+    received = received.cpu();
+    descriptor.assign(received.data_ptr<std::int64_t>(), received.data_ptr<std::int64_t>() + decoded.descriptor_size);
   }
-  if (message.kind == MessageKind::kAbort) {
-    message.text.assign(reinterpret_cast<const char*>(head + kFixedSlots),
-                        std::min(static_cast<std::size_t>(head[7]), kMaxAbortText));
-  }
-  const auto* d = descriptor.data_ptr<std::int64_t>();
-  std::vector<std::pair<std::vector<std::int64_t>, c10::ScalarType>> layouts;
+  const auto layouts = decode_descriptor(descriptor, decoded.num_tensors, peer);
   std::int64_t payload_bytes = 0;
-  for (std::int64_t i = 0, at = 0; i < num_tensors; ++i) {
-    const auto dtype = static_cast<c10::ScalarType>(d[at++]);
-    const auto ndim = d[at++];
-    std::vector<std::int64_t> shape(d + at, d + at + ndim);
-    at += ndim;
-    std::int64_t numel = 1;
-    for (auto size : shape) numel *= size;
-    payload_bytes = aligned(payload_bytes) + numel * static_cast<std::int64_t>(c10::elementSize(dtype));
-    layouts.emplace_back(std::move(shape), dtype);
-  }
-  auto payload = torch::empty({payload_bytes}, torch::kUInt8);
+  for (const auto& layout : layouts) payload_bytes = aligned(payload_bytes) + layout.bytes();
+  auto payload = wire_buffer(payload_bytes, torch::kUInt8);
   c10::intrusive_ptr<::c10d::Work> payload_work;
   if (payload_bytes > 0) payload_work = post_recv(peer, tag, payload, timeout);
   // The next envelope's receive is posted now (after the payload's: receives on one tag match in
@@ -195,19 +297,17 @@ Message Links::recv(int peer, int tag, std::chrono::milliseconds timeout) {
   // after data: an END or ABORT is the last message of a call.
   if (message.kind == MessageKind::kData) {
     PostedEnvelope next;
-    next.envelope = torch::empty({kEnvelopeSlots}, torch::kInt64);
+    next.envelope = wire_buffer(kEnvelopeSlots, torch::kInt64);
     next.work = post_recv(peer, tag, next.envelope, timeout);
     posted_[{peer, tag}] = std::move(next);
   }
   if (payload_work) wait(payload_work, peer, "receive from", timeout);
   std::int64_t offset = 0;
-  for (const auto& [shape, dtype] : layouts) {
+  for (const auto& layout : layouts) {
     offset = aligned(offset);
-    std::int64_t numel = 1;
-    for (auto size : shape) numel *= size;
-    const auto bytes = numel * static_cast<std::int64_t>(c10::elementSize(dtype));
-    message.tensors.push_back(payload.slice(0, offset, offset + bytes).view(dtype).view(shape));
-    offset += bytes;
+    auto tensor = payload.slice(0, offset, offset + layout.bytes()).view(layout.dtype).view(layout.shape);
+    message.tensors.push_back(tensor.device() == compute_ ? tensor : tensor.to(compute_, /*non_blocking=*/true));
+    offset += layout.bytes();
   }
   if (trace_) {
     trace_->add("recv", "from " + std::to_string(peer) + " b" + std::to_string(message.batch) + " m" +

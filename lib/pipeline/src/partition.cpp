@@ -1,13 +1,17 @@
 #include "accel/pipeline/partition.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <fstream>
 #include <limits>
 #include <map>
 #include <sstream>
 
 #include "accel/core/error.h"
 #include "accel/core/text.h"
+
+#include <nlohmann/json.hpp>
 
 namespace accel::pipeline {
 namespace {
@@ -33,6 +37,28 @@ std::string human_count(std::int64_t n) {
   return buffer;
 }
 
+bool ends_with_component(const std::string& text, const std::string& tail) {
+  return text.size() > tail.size() && text.compare(text.size() - tail.size(), tail.size(), tail) == 0 &&
+         text[text.size() - tail.size() - 1] == '.';
+}
+
+// The block a split point names: the block of that name, else the one block whose name is a
+// dotted tail of it or has it as a dotted tail, so that Hugging Face module paths work
+// ("transformer.h.6" names block "h.6"). Returns `name` itself when nothing or several match
+// (the caller reports it); throws for an ambiguous path.
+std::string resolve_block_name(const std::string& name, const std::vector<std::string>& blocks) {
+  if (std::find(blocks.begin(), blocks.end(), name) != blocks.end()) return name;
+  std::vector<std::string> matches;
+  for (const auto& block : blocks) {
+    if (ends_with_component(name, block) || ends_with_component(block, name)) matches.push_back(block);
+  }
+  if (matches.size() > 1) {
+    throw UsageError("split point '" + name + "' could name any of the blocks " + text::join(matches, ", ") +
+                     "; write the block's own name");
+  }
+  return matches.empty() ? name : matches.front();
+}
+
 std::vector<int> counts_from_names(const std::vector<BlockInfo>& blocks, int num_stages,
                                    const std::vector<std::string>& names) {
   if (static_cast<int>(names.size()) != num_stages - 1) {
@@ -50,7 +76,7 @@ std::vector<int> counts_from_names(const std::vector<BlockInfo>& blocks, int num
   std::vector<int> counts;
   int previous = 0;
   for (const auto& name : names) {
-    auto found = index.find(name);
+    auto found = index.find(resolve_block_name(name, all_names));
     if (found == index.end()) {
       std::string hint;
       if (auto close = text::closest_match(name, all_names)) hint = " (did you mean '" + *close + "'?)";
@@ -122,9 +148,27 @@ SplitPoints SplitPoints::counts(std::vector<int> blocks_per_stage) {
   return points;
 }
 
+SplitPoints SplitPoints::load(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw InputFileError(path, "cannot open the pipeline plan", errno);
+  const auto json = nlohmann::json::parse(in, nullptr, false);
+  const auto found = json.is_object() ? json.find("split_points") : json.end();
+  if (json.is_discarded() || !json.is_object() || found == json.end() || !found->is_array()) {
+    throw InputFileError(path, "is not a pipeline plan: expected a JSON object with a \"split_points\" list of block "
+                          "names, as PipelineOptions::save_plan writes");
+  }
+  std::vector<std::string> names;
+  for (const auto& name : *found) {
+    if (!name.is_string()) throw InputFileError(path, "\"split_points\" must list block names (strings), got " + name.dump());
+    names.push_back(name.get<std::string>());
+  }
+  return at(std::move(names));
+}
+
 SplitPoints SplitPoints::parse(const std::string& text) {
   const std::string trimmed = text::trim(text);
   if (trimmed == "auto" || trimmed == "parameters") return SplitPoints(trimmed);
+  if (trimmed.size() > 5 && trimmed.compare(trimmed.size() - 5, 5, ".json") == 0) return load(trimmed);
   if (trimmed.empty()) throw UsageError(std::string("split_points is empty; ") + kAccepted);
   std::vector<std::string> parts;
   for (const auto& part : text::split(trimmed, ',')) parts.push_back(text::trim(part));

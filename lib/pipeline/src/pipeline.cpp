@@ -6,11 +6,16 @@
 #include <filesystem>
 #include <map>
 #include <set>
+#include <torch/cuda.h>
 #include <unistd.h>
+
+#include <nlohmann/json.hpp>
 
 #include "accel/core/env_contract.h"
 #include "accel/core/error.h"
+#include "accel/core/files.h"
 #include "accel/core/hardware.h"
+#include "accel/core/text.h"
 #include "accel/runtime/group.h"
 #include "accel/runtime/partial_state.h"
 #include "link.h"
@@ -52,8 +57,8 @@ std::string current_error_text() {
   }
 }
 
-// Checks a batch on every rank, so bad input fails everywhere before anything is sent.
-void check_batch(const Activations& inputs, int num_chunks, const std::string& what) {
+// Checks a batch, so bad input fails before anything of it is sent.
+void check_batch(const Activations& inputs, const std::string& what) {
   if (inputs.empty()) throw UsageError(what + " holds no tensors; pass at least one input tensor");
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     const auto& t = inputs[i];
@@ -68,22 +73,20 @@ void check_batch(const Activations& inputs, int num_chunks, const std::string& w
                        "; every input is cut into micro-batches along dim 0");
     }
   }
-  if (inputs[0].size(0) < num_chunks) {
-    throw UsageError(what + " has batch size " + std::to_string(inputs[0].size(0)) + ", smaller than num_chunks = " +
-                     std::to_string(num_chunks) + ": use a batch of at least " + std::to_string(num_chunks) +
-                     " or fewer chunks");
-  }
+  if (inputs[0].size(0) == 0) throw UsageError(what + " has no rows (dim 0 is empty); pass at least one row");
 }
 
 // Micro-batch sizes differ by at most one (10 rows in 4 chunks: 3, 3, 2, 2); nothing is padded.
+// A batch of fewer rows than num_chunks runs as one micro-batch per row.
 std::vector<Activations> split_batch(const Activations& inputs, int num_chunks) {
   const auto rows = inputs[0].size(0);
-  std::vector<std::int64_t> sizes(num_chunks, rows / num_chunks);
-  for (std::int64_t i = 0; i < rows % num_chunks; ++i) ++sizes[i];
-  std::vector<Activations> micros(num_chunks);
+  const auto count = static_cast<int>(std::min<std::int64_t>(num_chunks, rows));
+  std::vector<std::int64_t> sizes(count, rows / count);
+  for (std::int64_t i = 0; i < rows % count; ++i) ++sizes[i];
+  std::vector<Activations> micros(count);
   for (const auto& t : inputs) {
     auto parts = t.split_with_sizes(sizes, 0);
-    for (int i = 0; i < num_chunks; ++i) micros[i].push_back(parts[i]);
+    for (int i = 0; i < count; ++i) micros[i].push_back(parts[i]);
   }
   return micros;
 }
@@ -148,6 +151,20 @@ std::string trace_file_name(double start_ms, double pid) {
   return std::string("pipeline-") + stamp + "-" + std::to_string(static_cast<long long>(pid));
 }
 
+// Measured block times with the noise between identical blocks removed: blocks of equal
+// parameter count (a stack of transformer layers) all get their median, so that "auto" cuts
+// the same way on every run instead of following which layer happened to be timed slower.
+std::vector<double> steady_block_times(const std::vector<BlockInfo>& blocks, std::vector<double> seconds) {
+  std::map<std::int64_t, std::vector<double>> by_size;
+  for (std::size_t i = 0; i < blocks.size(); ++i) by_size[blocks[i].parameter_count].push_back(seconds[i]);
+  for (auto& [size, times] : by_size) std::sort(times.begin(), times.end());
+  for (std::size_t i = 0; i < blocks.size(); ++i) {
+    const auto& times = by_size[blocks[i].parameter_count];
+    seconds[i] = times[times.size() / 2];
+  }
+  return seconds;
+}
+
 }  // namespace
 
 class Pipeline::Impl {
@@ -156,10 +173,12 @@ class Pipeline::Impl {
   using Sink = std::function<void(std::size_t, Activations)>;
 
   runtime::GroupHandle group;
+  c10::Device device{c10::kCPU};
   int rank = 0;
   int num_stages = 1;
   int num_chunks = 1;
   bool gather = false;
+  std::vector<std::string> input_names, output_names;
   Plan plan;
   std::vector<std::pair<std::string, std::shared_ptr<models::Block>>> blocks;
   std::exception_ptr build_error;            // raised in the first stage run, so peers hear of it
@@ -168,6 +187,8 @@ class Pipeline::Impl {
   double compute_seconds = 0;
   Trace trace;
   std::unique_ptr<Links> links;
+  std::int64_t calls = 0;  // numbers this pipeline's calls alike on every rank
+  std::string broken;      // why no further call can run (a peer was lost); empty: usable
 
   bool first() const { return rank == 0; }
   bool last() const { return rank == num_stages - 1; }
@@ -176,6 +197,9 @@ class Pipeline::Impl {
   Activations run_stage(Activations x, std::int64_t batch, std::int64_t micro) {
     const auto start = Trace::now();
     if (build_error) std::rethrow_exception(build_error);  // peers hear of it through the abort
+    for (auto& t : x) {
+      if (t.device() != device) t = t.to(device, /*non_blocking=*/true);  // the caller's inputs, on stage 0
+    }
     for (std::size_t i = 0; i < blocks.size(); ++i) {
       auto& [name, block] = blocks[i];
       try {
@@ -211,25 +235,29 @@ class Pipeline::Impl {
     return x;
   }
 
-  // Best effort on a broken link: tell whoever may still be waiting (ranks downstream, or every
-  // rank from the last one), give them a moment to hear it, and leave.
-  [[noreturn]] void fail_fast(const std::string& text) {
-    if (!links) throw;
-    links->abandon_sends();
-    try {
-      if (!last()) links->send(rank + 1, kActivationTag, Message::abort(rank, text));
-      if (last()) {
-        for (int r = 0; r + 1 < num_stages; ++r) links->send(r, kOutputTag, Message::abort(rank, text));
-      }
-      links->wait_sends(0, std::min(links->timeout(), std::chrono::milliseconds(kAbortGraceMs)));
-    } catch (const PeerError&) {
-      // The link that broke may be one of these; the error being raised already names it.
-    }
-    links->abandon_sends();
-    throw;
-  }
+  // Checks, on a rank after the first, that batch `batch` of this call has `rows` rows as in this
+  // rank's own inputs (throws accel::UsageError); the callback stream has none to compare with.
+  using RowsCheck = std::function<void(std::int64_t batch, std::int64_t rows)>;
 
-  void run(const Source& next_batch, const Sink& on_output) {
+  // One call's progress on this rank.
+  struct Call {
+    std::exception_ptr local_error;  // this rank's own failure, rethrown at the end of the call
+    std::optional<Message> failure;  // the abort every later rank hears of
+    bool upstream_done = false;
+    std::vector<Activations> batch_micros;        // the last stage's outputs of the current batch
+    std::vector<Activations> outputs_to_gather;   // with gather_output: every batch's outputs
+  };
+
+  // Runs one call (forward or stream) on this rank. `input_error`: this rank's own inputs were
+  // refused; the call still runs its protocol, so that every rank fails it and no rank keeps a
+  // message meant for this call.
+  void run(const Source& next_batch, const Sink& on_output, const RowsCheck& check_rows,
+           std::exception_ptr input_error = nullptr) {
+    if (!broken.empty()) {
+      throw PeerError("rank " + std::to_string(rank) + ": this pipeline can no longer be used because an earlier call "
+                      "lost a peer (" + broken + "); prepare a new pipeline");
+    }
+    ++calls;
     torch::NoGradGuard no_grad;
     struct WriteTrace {
       Trace& trace;
@@ -242,115 +270,174 @@ class Pipeline::Impl {
       }
     } write_trace{trace};
 
-    std::exception_ptr local_error;
-    std::optional<Message> failure;
-    std::vector<Activations> batch_micros;
-    std::vector<Activations> outputs_to_gather;
-    auto deliver = [&](const Message& message, Activations out) {
-      batch_micros.push_back(std::move(out));
-      if (!message.last_of_batch) return;
-      auto batch_out = concat_outputs(batch_micros);
-      batch_micros.clear();
-      if (gather && num_stages > 1) outputs_to_gather.push_back(batch_out);
-      on_output(static_cast<std::size_t>(message.batch), std::move(batch_out));
-    };
-
-    bool upstream_done = first();
+    Call call;
+    call.upstream_done = first();
+    if (input_error) fail_locally(call, input_error);
     try {
-      if (first()) {
-        std::int64_t batch_index = 0;
-        while (auto batch = next_batch()) {
-          check_batch(*batch, num_chunks, "batch " + std::to_string(batch_index));
-          auto micros = split_batch(*batch, num_chunks);
-          for (int m = 0; m < num_chunks; ++m) {
-            Message message;
-            message.batch = batch_index;
-            message.micro = m;
-            message.last_of_batch = m + 1 == num_chunks;
-            message.tensors = run_stage(std::move(micros[m]), batch_index, m);
-            if (last()) {
-              deliver(message, std::move(message.tensors));
-            } else {
-              links->send(rank + 1, kActivationTag, message);
-              links->wait_sends(num_chunks);
-            }
-          }
-          ++batch_index;
-        }
-      } else {
-        while (true) {
-          Message message = links->recv(rank - 1, kActivationTag);
-          if (message.kind != MessageKind::kData) {
-            upstream_done = true;
-            if (message.kind == MessageKind::kAbort) failure = std::move(message);
-            break;
-          }
-          message.tensors = run_stage(std::move(message.tensors), message.batch, message.micro);
-          if (last()) {
-            deliver(message, std::move(message.tensors));
-          } else {
-            links->send(rank + 1, kActivationTag, message);
-            links->wait_sends(num_chunks);
-          }
-        }
-      }
+      if (!call.failure && first()) run_first_stage(call, next_batch, on_output);
+      if (!call.failure && !first()) run_later_stage(call, check_rows, on_output);
     } catch (const PeerError& e) {
       fail_fast(e.what());
     } catch (...) {
-      local_error = std::current_exception();
-      failure = Message::abort(rank, current_error_text());
+      fail_locally(call, std::current_exception());
     }
+    finish_call(call, on_output);
+  }
 
+  void fail_locally(Call& call, std::exception_ptr error) {
+    call.local_error = error;
+    call.failure = Message::abort(rank, error_text_of(error));
+  }
+
+  static std::string error_text_of(const std::exception_ptr& error) {
     try {
-      // A failed stage still consumes what upstream sends, so upstream ranks finish the call.
-      while (!upstream_done) upstream_done = links->recv(rank - 1, kActivationTag).kind != MessageKind::kData;
-      if (!last()) {
-        Message end;
-        end.kind = MessageKind::kEnd;
-        links->send(rank + 1, kActivationTag, failure ? *failure : end);
-      } else if (num_stages > 1) {
-        for (int r = 0; r + 1 < num_stages; ++r) {
-          if (failure) {
-            links->send(r, kOutputTag, *failure);
-            continue;
-          }
-          for (std::size_t b = 0; b < outputs_to_gather.size(); ++b) {
-            Message out;
-            out.batch = static_cast<std::int64_t>(b);
-            out.tensors = outputs_to_gather[b];
-            links->send(r, kOutputTag, out);
-          }
-          Message end;
-          end.kind = MessageKind::kEnd;
-          links->send(r, kOutputTag, end);
-        }
+      std::rethrow_exception(error);
+    } catch (...) {
+      return current_error_text();
+    }
+  }
+
+  void send(int peer, int tag, Message message) {
+    message.call = calls;
+    links->send(peer, tag, message);
+  }
+
+  // A message of this call from `peer`; one from another call means the ranks' calls are out of
+  // step, which no later call could repair.
+  Message receive(int peer, int tag, std::chrono::milliseconds timeout = {}) {
+    Message message = links->recv(peer, tag, timeout);
+    if (message.call != calls) {
+      throw PeerError("rank " + std::to_string(rank) + " received a message of call #" + std::to_string(message.call) +
+                      " from rank " + std::to_string(peer) + " during its own call #" + std::to_string(calls) +
+                      ": the ranks' calls are out of step; every rank must make the same forward()/stream() calls "
+                      "in the same order");
+    }
+    return message;
+  }
+
+  void deliver(Call& call, const Message& message, Activations out, const Sink& on_output) {
+    call.batch_micros.push_back(std::move(out));
+    if (!message.last_of_batch) return;
+    auto batch_out = concat_outputs(call.batch_micros);
+    call.batch_micros.clear();
+    if (gather && num_stages > 1) call.outputs_to_gather.push_back(batch_out);
+    on_output(static_cast<std::size_t>(message.batch), std::move(batch_out));
+  }
+
+  void pass_on(Call& call, Message message, const Sink& on_output) {
+    message.tensors = run_stage(std::move(message.tensors), message.batch, message.micro);
+    if (last()) {
+      deliver(call, message, std::move(message.tensors), on_output);
+    } else {
+      send(rank + 1, kActivationTag, std::move(message));
+      links->wait_sends(num_chunks);
+    }
+  }
+
+  void run_first_stage(Call& call, const Source& next_batch, const Sink& on_output) {
+    for (std::int64_t batch_index = 0;; ++batch_index) {
+      auto batch = next_batch();
+      if (!batch) return;
+      check_batch(*batch, "batch " + std::to_string(batch_index));
+      auto micros = split_batch(*batch, num_chunks);
+      for (std::size_t m = 0; m < micros.size(); ++m) {
+        Message message;
+        message.batch = batch_index;
+        message.micro = static_cast<std::int64_t>(m);
+        message.last_of_batch = m + 1 == micros.size();
+        message.batch_rows = (*batch)[0].size(0);
+        message.tensors = std::move(micros[m]);
+        pass_on(call, std::move(message), on_output);
       }
-      if (!last()) {
-        while (true) {
-          // The last rank answers only after everything upstream of it: allow it a timeout of its
-          // own beyond ours, so that a rank further down that times out can tell us why.
-          Message message = links->recv(num_stages - 1, kOutputTag, 2 * links->timeout());
-          if (message.kind == MessageKind::kEnd) break;
-          if (message.kind == MessageKind::kAbort) {
-            if (!failure) failure = std::move(message);
-            break;
-          }
-          if (local_error) continue;
-          try {
-            on_output(static_cast<std::size_t>(message.batch), std::move(message.tensors));
-          } catch (...) {
-            local_error = std::current_exception();
-          }
-        }
+    }
+  }
+
+  void run_later_stage(Call& call, const RowsCheck& check_rows, const Sink& on_output) {
+    while (true) {
+      Message message = receive(rank - 1, kActivationTag);
+      if (message.kind != MessageKind::kData) {
+        call.upstream_done = true;
+        if (message.kind == MessageKind::kAbort) call.failure = std::move(message);
+        return;
       }
+      if (message.micro == 0 && check_rows) check_rows(message.batch, message.batch_rows);
+      pass_on(call, std::move(message), on_output);
+    }
+  }
+
+  // Ends the call on this rank: a failed stage still consumes what upstream sends, so upstream
+  // ranks finish the call; the end (or the failure) travels downstream; the last rank hands
+  // every other rank the outputs (gather_output) or the failure.
+  void finish_call(Call& call, const Sink& on_output) {
+    try {
+      while (!call.upstream_done) call.upstream_done = receive(rank - 1, kActivationTag).kind != MessageKind::kData;
+      if (!last()) send(rank + 1, kActivationTag, call.failure ? *call.failure : Message::end());
+      if (last() && num_stages > 1) send_outputs(call);
+      if (!last()) receive_outputs(call, on_output);
       if (links) links->wait_sends(0);
     } catch (const PeerError& e) {
+      broken = e.what();
       if (links) links->abandon_sends();
-      if (local_error) std::rethrow_exception(local_error);
+      if (call.local_error) std::rethrow_exception(call.local_error);
       throw;
     }
-    if (local_error) std::rethrow_exception(local_error);
-    if (failure) throw RemoteFailure(rank, static_cast<int>(failure->origin), failure->text);
+    if (call.local_error) std::rethrow_exception(call.local_error);
+    if (call.failure) throw RemoteFailure(rank, static_cast<int>(call.failure->origin), call.failure->text);
+  }
+
+  void send_outputs(const Call& call) {
+    for (int r = 0; r + 1 < num_stages; ++r) {
+      if (call.failure) {
+        send(r, kOutputTag, *call.failure);
+        continue;
+      }
+      for (std::size_t b = 0; b < call.outputs_to_gather.size(); ++b) {
+        Message out;
+        out.batch = static_cast<std::int64_t>(b);
+        out.tensors = call.outputs_to_gather[b];
+        send(r, kOutputTag, std::move(out));
+      }
+      send(r, kOutputTag, Message::end());
+    }
+  }
+
+  void receive_outputs(Call& call, const Sink& on_output) {
+    while (true) {
+      // The last rank answers only after everything upstream of it: allow it a timeout of its
+      // own beyond ours, so that a rank further down that times out can tell us why.
+      Message message = receive(num_stages - 1, kOutputTag, 2 * links->timeout());
+      if (message.kind == MessageKind::kEnd) return;
+      if (message.kind == MessageKind::kAbort) {
+        if (!call.failure) call.failure = std::move(message);
+        return;
+      }
+      if (call.local_error) continue;
+      try {
+        on_output(static_cast<std::size_t>(message.batch), std::move(message.tensors));
+      } catch (...) {
+        call.local_error = std::current_exception();
+      }
+    }
+  }
+
+  // Best effort on a broken link: tell whoever may still be waiting (ranks downstream, or every
+  // rank from the last one), give them a moment to hear it, and leave. The pipeline is unusable
+  // afterwards: messages of this call may still be in flight.
+  [[noreturn]] void fail_fast(const std::string& text) {
+    broken = text;
+    if (!links) throw;
+    links->abandon_sends();
+    try {
+      if (!last()) send(rank + 1, kActivationTag, Message::abort(rank, text));
+      if (last()) {
+        for (int r = 0; r + 1 < num_stages; ++r) send(r, kOutputTag, Message::abort(rank, text));
+      }
+      links->wait_sends(0, std::min(links->timeout(), std::chrono::milliseconds(kAbortGraceMs)));
+    } catch (const PeerError&) {
+      // The link that broke may be one of these; the error being raised already names it.
+    }
+    links->abandon_sends();
+    throw;
   }
 
   void build_blocks(const models::BlockModel& model, const StagePlan& stage) {
@@ -376,6 +463,7 @@ class Pipeline::Impl {
         if (!block) throw Error("building block '" + spec.name + "' on rank " + std::to_string(rank) + " returned null");
       }
       block->eval();
+      if (!device.is_cpu()) block->to(device);
       blocks.emplace_back(spec.name, block);
     }
     first_block = static_cast<std::size_t>(stage.first_block);
@@ -394,22 +482,131 @@ class Pipeline::Impl {
   }
 };
 
+namespace {
+
+// Every rank planned from the same numbers; rank 0's cut is nevertheless the one every rank
+// adopts, so that the ranks can never disagree on who runs which block.
+Plan adopt_rank0_cut(Pipeline::Impl& impl, const std::vector<BlockInfo>& infos, const std::vector<double>& seconds,
+                     const SplitPoints& requested) {
+  auto counts = torch::zeros({impl.num_stages}, torch::kFloat64);
+  if (impl.rank == 0) {
+    for (int k = 0; k < impl.num_stages; ++k) counts.data_ptr<double>()[k] = impl.plan.stages[k].num_blocks;
+  }
+  impl.sum_over_group(counts);
+  std::vector<int> cut;
+  for (int k = 0; k < impl.num_stages; ++k) cut.push_back(static_cast<int>(counts.data_ptr<double>()[k]));
+  auto plan = make_plan(infos, impl.num_stages, SplitPoints::counts(cut), seconds);
+  plan.method = requested.describe();
+  return plan;
+}
+
+void save_plan(const Plan& plan, const std::string& path) {
+  nlohmann::json json;
+  std::vector<std::string> split_points;
+  std::vector<int> counts;
+  for (std::size_t k = 0; k < plan.stages.size(); ++k) {
+    if (k > 0) split_points.push_back(plan.blocks[plan.stages[k].first_block].name);
+    counts.push_back(plan.stages[k].num_blocks);
+  }
+  json["split_points"] = split_points;
+  json["block_counts"] = counts;
+  json["method"] = plan.method;
+  files::replace_atomically(path, json.dump(2) + "\n");
+}
+
+}  // namespace
+
 Pipeline::Pipeline(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Pipeline::Pipeline(Pipeline&&) noexcept = default;
 Pipeline& Pipeline::operator=(Pipeline&&) noexcept = default;
 Pipeline::~Pipeline() = default;
 
+namespace {
+
+// This rank's own check of a call's batches: the exception that refuses them, if any.
+std::exception_ptr refusal(const std::vector<Activations>& batches, const std::string& what) {
+  try {
+    for (std::size_t b = 0; b < batches.size(); ++b) {
+      check_batch(batches[b], batches.size() == 1 ? what : what + " " + std::to_string(b));
+    }
+  } catch (...) {
+    return std::current_exception();
+  }
+  return nullptr;
+}
+
+// Compares the batches rank 0 sends with this rank's own (every rank passes the same inputs).
+Pipeline::Impl::RowsCheck same_rows_as(const std::vector<Activations>& batches, int rank) {
+  return [&batches, rank](std::int64_t batch, std::int64_t rows) {
+    const auto b = static_cast<std::size_t>(batch);
+    if (b >= batches.size()) {
+      throw UsageError("rank " + std::to_string(rank) + " was given " + std::to_string(batches.size()) +
+                       " batch(es) but rank 0 sent batch " + std::to_string(batch) +
+                       "; every rank must pass the same inputs");
+    }
+    const auto own = batches[b][0].size(0);
+    if (own != rows) {
+      throw UsageError("rank " + std::to_string(rank) + "'s batch " + std::to_string(batch) + " has " +
+                       std::to_string(own) + " rows but rank 0's has " + std::to_string(rows) +
+                       "; every rank must pass the same inputs");
+    }
+  };
+}
+
+}  // namespace
+
 Activations Pipeline::forward(const Activations& inputs) {
-  check_batch(inputs, impl_->num_chunks, "forward(): the batch");
+  const std::vector<Activations> batches{inputs};
   Activations result;
-  impl_->run(once(inputs), [&](std::size_t, Activations out) { result = std::move(out); });
+  impl_->run(once(inputs), [&](std::size_t, Activations out) { result = std::move(out); },
+             same_rows_as(batches, impl_->rank), refusal(batches, "forward(): the batch"));
   return result;
 }
 
-std::vector<Activations> Pipeline::stream(const std::vector<Activations>& batches) {
-  for (std::size_t b = 0; b < batches.size(); ++b) {
-    check_batch(batches[b], impl_->num_chunks, "stream(): batch " + std::to_string(b));
+Activations positional_inputs(const NamedActivations& inputs, const std::vector<std::string>& names) {
+  if (names.empty()) {
+    throw UsageError("named inputs need PipelineOptions::input_names: the order in which the first block takes them");
   }
+  Activations ordered;
+  for (const auto& name : names) {
+    const auto found = inputs.find(name);
+    if (found == inputs.end()) {
+      throw UsageError("named input '" + name + "' is missing; the pipeline takes: " + text::join(names, ", "));
+    }
+    ordered.push_back(found->second);
+  }
+  for (const auto& [name, tensor] : inputs) {
+    if (std::find(names.begin(), names.end(), name) == names.end()) {
+      throw UsageError("named input '" + name + "' is not an input of this pipeline; it takes: " + text::join(names, ", "));
+    }
+  }
+  return ordered;
+}
+
+NamedActivations Pipeline::forward_named(const NamedActivations& inputs) {
+  // A refused input still runs the call (empty inputs fail it on every rank), so ranks stay in step.
+  Activations ordered;
+  std::exception_ptr refused;
+  try {
+    ordered = positional_inputs(inputs, impl_->input_names);
+  } catch (const UsageError&) {
+    refused = std::current_exception();
+  }
+  const std::vector<Activations> batches{ordered};
+  Activations result;
+  impl_->run(once(ordered), [&](std::size_t, Activations out) { result = std::move(out); },
+             same_rows_as(batches, impl_->rank), refused ? refused : refusal(batches, "forward_named(): the batch"));
+  NamedActivations named;
+  const auto& names = impl_->output_names;
+  if (!result.empty() && !names.empty() && names.size() != result.size()) {
+    throw UsageError("PipelineOptions::output_names lists " + std::to_string(names.size()) + " name(s) (" +
+                     text::join(names, ", ") + ") but the model returns " + std::to_string(result.size()) + " output(s)");
+  }
+  for (std::size_t i = 0; i < result.size(); ++i) named.emplace(names.empty() ? std::to_string(i) : names[i], result[i]);
+  return named;
+}
+
+std::vector<Activations> Pipeline::stream(const std::vector<Activations>& batches) {
   std::vector<Activations> results(impl_->is_output_rank() ? batches.size() : 0);
   std::size_t next = 0;
   impl_->run(
@@ -417,13 +614,14 @@ std::vector<Activations> Pipeline::stream(const std::vector<Activations>& batche
         if (next == batches.size()) return std::nullopt;
         return batches[next++];
       },
-      [&](std::size_t b, Activations out) { results.at(b) = std::move(out); });
+      [&](std::size_t b, Activations out) { results.at(b) = std::move(out); }, same_rows_as(batches, impl_->rank),
+      refusal(batches, "stream(): batch"));
   return results;
 }
 
 void Pipeline::stream(const std::function<std::optional<Activations>()>& next_batch,
                       const std::function<void(std::size_t, Activations)>& on_output) {
-  impl_->run(next_batch, on_output);
+  impl_->run(next_batch, on_output, nullptr);
 }
 
 const Plan& Pipeline::plan() const { return impl_->plan; }
@@ -447,7 +645,11 @@ Pipeline prepare(const models::BlockModel& model, const Activations& example_inp
     throw UsageError("num_chunks = " + std::to_string(num_chunks) +
                      " is not allowed: it is the number of micro-batches per batch, at least 1 (1: naive model parallelism)");
   }
-  check_batch(example_inputs, 1, "prepare(): example_inputs");
+  check_batch(example_inputs, "prepare(): example_inputs");
+  if (options.device && options.device->is_cuda() && !torch::cuda::is_available()) {
+    throw UsageError("PipelineOptions::device is " + options.device->str() +
+                     " but this machine (or this LibTorch build) has no CUDA device; leave it unset or use the CPU");
+  }
 
   const auto specs = model.blocks();
   std::vector<BlockInfo> infos;
@@ -479,7 +681,10 @@ Pipeline prepare(const models::BlockModel& model, const Activations& example_inp
   impl->rank = group.rank;
   impl->num_stages = world;
   impl->gather = options.gather_output;
-  if (world > 1) impl->links = std::make_unique<Links>(group, &impl->trace);
+  impl->input_names = options.input_names;
+  impl->output_names = options.output_names;
+  impl->device = options.device.value_or(c10::Device(c10::kCPU));
+  if (world > 1) impl->links = std::make_unique<Links>(group, &impl->trace, impl->device);
   try {
     impl->build_blocks(model, plan.stages[group.rank]);
   } catch (...) {
@@ -490,7 +695,7 @@ Pipeline prepare(const models::BlockModel& model, const Activations& example_inp
   impl->num_chunks = 1;
   impl->block_seconds = &seconds;
   try {
-    impl->run(once(example_inputs), [](std::size_t, Activations) {});
+    impl->run(once(example_inputs), [](std::size_t, Activations) {}, nullptr);
   } catch (const RemoteFailure& e) {
     throw UsageError("prepare(): the trial run of the example inputs failed: " + e.text());
   } catch (const PeerError&) {
@@ -511,9 +716,11 @@ Pipeline prepare(const models::BlockModel& model, const Activations& example_inp
     values[infos.size() + 1] = static_cast<double>(::getpid());
   }
   impl->sum_over_group(shared);
-  std::vector<double> measured(values, values + infos.size());
+  const auto measured = steady_block_times(infos, std::vector<double>(values, values + infos.size()));
 
   impl->plan = make_plan(infos, world, options.split_points, measured, max_stage_parameters);
+  if (balance_by_time) impl->plan = adopt_rank0_cut(*impl, infos, measured, options.split_points);
+  if (group.rank == 0 && !options.save_plan.empty()) save_plan(impl->plan, options.save_plan);
   if (balance_by_time) {
     auto status = torch::zeros({world}, torch::kFloat64);
     std::string own_error;
@@ -550,7 +757,9 @@ Pipeline prepare(const models::BlockModel& model, const Activations& example_inp
 
 Pipeline prepare(const models::BlockModel& model, const Activations& example_inputs, const PipelineOptions& options) {
   PartialState state;
-  return prepare(model, example_inputs, options, state.group());
+  auto on_device = options;
+  if (!on_device.device) on_device.device = state.device();
+  return prepare(model, example_inputs, on_device, state.group());
 }
 
 }  // namespace accel::pipeline

@@ -31,16 +31,41 @@ std::string failure_message(SharedState& s, const char* op, std::uint64_t seq, c
   return head + ": " + text::join(behind, ", ") + " never reached it (died, or is stuck elsewhere); " + reason;
 }
 
+constexpr std::int64_t kOpNameBytes = 32;
+
+// Debug mode: every rank's operation for collective `seq`, compared before any data moves.
+void verify_same_operation(SharedState& s, const char* op, std::uint64_t seq) {
+  auto mine = at::zeros({kOpNameBytes}, at::kByte);
+  std::strncpy(reinterpret_cast<char*>(mine.data_ptr<std::uint8_t>()), op, kOpNameBytes - 1);
+  std::vector<std::vector<at::Tensor>> outputs(1);
+  for (int r = 0; r < s.group.world_size; ++r) outputs[0].push_back(at::empty_like(mine));
+  std::vector<at::Tensor> inputs{mine};
+  s.group.group->allgather(outputs, inputs)->wait();
+  auto name_of = [&](int r) { return std::string(reinterpret_cast<const char*>(outputs[0][r].data_ptr<std::uint8_t>())); };
+  for (int r = 1; r < s.group.world_size; ++r) {
+    if (name_of(r) != name_of(0)) {
+      throw UsageError("debug mode: collective #" + std::to_string(seq) + " is " + name_of(0) + " on rank 0 but " +
+                       name_of(r) + " on rank " + std::to_string(r) +
+                       "; every rank must call the same collectives in the same order");
+    }
+  }
+}
+
 template <class F>
 auto guarded(SharedState& s, const char* op, F&& body) -> decltype(body()) {
+  if (!s.group.group) {
+    throw UsageError(std::string(op) +
+                     ": the process group was destroyed (destroy_process_group()); no collective may follow it");
+  }
   const std::uint64_t seq = ++s.sequence;
   try {
     if (s.group.store) runtime::record_progress(*s.group.store, s.group.rank, seq, op);
+    if (s.debug) verify_same_operation(s, op, seq);
     return body();
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
-    s.peer_failed = true;
+    s.group.health->peer_failed = true;
     throw PeerError(failure_message(s, op, seq, runtime::failure_reason(e)));
   }
 }
@@ -131,7 +156,7 @@ std::size_t split_length(const at::Tensor& t) {
 at::Tensor take_chunk(const at::Tensor& t, const ChunkPlan& plan) {
   auto chunk = t.narrow(0, static_cast<std::int64_t>(plan.start), static_cast<std::int64_t>(plan.count));
   if (plan.padded == plan.count) return chunk;
-  const auto last = plan.count > 0 ? chunk.narrow(0, chunk.size(0) - 1, 1) : t.narrow(0, t.size(0) - 1, 1);
+  const auto last = t.narrow(0, t.size(0) - 1, 1);  // the input's last row, as accelerate pads
   auto shape = last.sizes().vec();
   shape[0] = static_cast<std::int64_t>(plan.padded - plan.count);
   return at::cat({chunk, last.expand(shape)}, 0);
@@ -225,9 +250,16 @@ at::Tensor PartialState::broadcast(const at::Tensor& tensor, int from) const {
   });
 }
 
-at::Tensor PartialState::reduce(const at::Tensor& tensor, ReduceOp op) const {
+at::Tensor PartialState::reduce(const at::Tensor& tensor, ReduceOp op, double scale) const {
   require_defined(tensor, "reduce");
-  if (!distributed()) return tensor.clone();
+  // The same finishing steps alone and distributed, so the result's dtype never depends on the
+  // number of processes.
+  auto finish = [&](at::Tensor sum_or_extreme) {
+    if (op == ReduceOp::Mean) sum_or_extreme = at::div(sum_or_extreme, static_cast<double>(num_processes()));
+    if (scale != 1.0) sum_or_extreme = sum_or_extreme * scale;
+    return sum_or_extreme.to(tensor.device());
+  };
+  if (!distributed()) return finish(tensor.clone());
   agreed_meta(*this, tensor, "reduce", -1);
   auto& s = *impl_;
   return guarded(s, "reduce", [&] {
@@ -238,8 +270,7 @@ at::Tensor PartialState::reduce(const at::Tensor& tensor, ReduceOp op) const {
                                              : ::c10d::ReduceOp::SUM;  // Gloo has no mean: sum, then divide
     std::vector<at::Tensor> tensors{buffer};
     s.group.group->allreduce(tensors, options)->wait();
-    if (op == ReduceOp::Mean) buffer = at::div(buffer, static_cast<double>(s.group.world_size));
-    return buffer.to(tensor.device());
+    return finish(buffer);
   });
 }
 
@@ -256,6 +287,19 @@ at::Tensor PartialState::pad_across_processes(const at::Tensor& tensor, std::int
   std::int64_t longest = 0;
   for (const auto& m : agreed_meta(*this, tensor, "pad_across_processes", d)) longest = std::max(longest, m[d + 1]);
   return pad_to(tensor, d, longest, pad_value, pad_first);
+}
+
+void PartialState::agree_structure(const std::string& structure, const char* op) const {
+  if (!distributed()) return;
+  const auto parts = all_gather_bytes(encode(structure), op);
+  for (std::size_t r = 1; r < parts.size(); ++r) {
+    const auto theirs = decode<std::string>(parts[r], static_cast<int>(r));
+    const auto main = decode<std::string>(parts[0], 0);
+    if (theirs != main) {
+      throw UsageError(std::string(op) + ": rank " + std::to_string(r) + " passed nested data shaped " + theirs +
+                       " but rank 0 passed " + main + "; every rank must pass the same structure");
+    }
+  }
 }
 
 at::Tensor PartialState::gather_unpadded_rows(const at::Tensor& results, std::size_t num_real, std::size_t num_items,

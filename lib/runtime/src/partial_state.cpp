@@ -5,7 +5,11 @@
 
 #include <net/if.h>
 
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
 #include <mutex>
+#include <sstream>
 
 #include "accel/core/text.h"
 
@@ -15,6 +19,8 @@
 
 namespace accel {
 namespace {
+
+constexpr std::chrono::milliseconds kLeaveGraceAfterPeerFailure{300};
 
 runtime::GlooTransport transport_for(const env::WorldInfo& world, const env::Lookup& lookup) {
   runtime::GlooTransport transport;
@@ -35,12 +41,39 @@ runtime::GlooTransport transport_for(const env::WorldInfo& world, const env::Loo
   return transport;
 }
 
+// Our variable when it is set, else accelerate's spelling of it.
+const char* either(const env::Lookup& lookup, const char* ours, const char* accelerates) {
+  const auto value = lookup(ours);
+  return value && !value->empty() ? ours : accelerates;
+}
+
+bool read_either_flag(const env::Lookup& lookup, const char* ours, const char* accelerates) {
+  return env::read_flag(lookup, either(lookup, ours, accelerates), false);
+}
+
+std::string checked_mixed_precision(const std::string& value, const std::string& source) {
+  auto lowered = text::trim(value);
+  std::transform(lowered.begin(), lowered.end(), lowered.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (lowered.empty() || lowered == "no") return "no";
+  if (lowered == "fp16" || lowered == "bf16") return lowered;
+  throw UsageError(source + "='" + value + "' is not a mixed precision this runtime supports; accepted: no, fp16, bf16");
+}
+
+std::string read_mixed_precision(const env::Lookup& lookup, const PartialStateOptions& options) {
+  if (options.mixed_precision) return checked_mixed_precision(*options.mixed_precision, "PartialStateOptions::mixed_precision");
+  const char* name = either(lookup, env::kMixedPrecision, env::kAccelerateMixedPrecision);
+  const auto value = lookup(name);
+  return value ? checked_mixed_precision(*value, "environment variable " + std::string(name)) : "no";
+}
+
 std::shared_ptr<detail::SharedState> form_state(const PartialStateOptions& options) {
   const env::Lookup lookup = options.lookup ? options.lookup : env::process_environment();
   auto state = std::make_shared<detail::SharedState>();
   state->world = env::detect_world(lookup);
   const auto timeout = options.timeout ? *options.timeout : env::read_timeout(lookup, kDefaultCollectiveTimeout);
-  const bool cpu = options.cpu ? *options.cpu : env::read_flag(lookup, env::kUseCpu, false);
+  const bool cpu = options.cpu ? *options.cpu : read_either_flag(lookup, env::kUseCpu, env::kAccelerateUseCpu);
+  state->mixed_precision = read_mixed_precision(lookup, options);
+  state->debug = options.debug ? *options.debug : read_either_flag(lookup, env::kDebug, env::kAccelerateDebugMode);
   const bool cuda = !cpu && torch::cuda::is_available();
   if (cuda) {
     const auto count = static_cast<int>(torch::cuda::device_count());
@@ -90,15 +123,26 @@ std::shared_ptr<detail::SharedState>& process_state() {
   return state;
 }
 
+void leave_at_exit() {
+  std::lock_guard<std::mutex> lock(process_state_mutex());
+  if (auto& shared = process_state()) {
+    shared->leave();
+    shared->group.group.reset();
+  }
+}
+
 }  // namespace
 
-detail::SharedState::~SharedState() {
+detail::SharedState::~SharedState() { leave(); }
+
+void detail::SharedState::leave() {
   if (!leave_store_on_exit || !group.store) return;
+  leave_store_on_exit = false;
   std::vector<int> ranks;
   for (int r = 0; r < world.world_size; ++r) ranks.push_back(r);
   try {
-    const auto grace = peer_failed ? std::min<std::chrono::milliseconds>(group.timeout, std::chrono::seconds(1))
-                                   : group.timeout;
+    // A peer that failed may be dead and never say it is leaving: wait for it only briefly.
+    const auto grace = group.health->peer_failed ? std::min(group.timeout, kLeaveGraceAfterPeerFailure) : group.timeout;
     runtime::leave_store(*group.store, world.rank, hosts_store, ranks, grace);
   } catch (const std::exception&) {
     // The store is already gone (rank 0 died): nothing left to leave in order.
@@ -112,12 +156,16 @@ PartialState::PartialState(const PartialStateOptions& options) {
   auto& shared = process_state();
   if (!shared) {
     shared = form_state(options);
+    // Leaves the store at exit, before static destruction begins: by then c10d's and Gloo's own
+    // statics may be gone, and a destructor must not talk to the network.
+    if (shared->leave_store_on_exit) std::atexit(leave_at_exit);
   }
   impl_ = shared;
 }
 
-PartialState PartialState::over_group(const runtime::GroupHandle& group) {
+PartialState PartialState::over_group(const runtime::GroupHandle& group, bool debug) {
   auto state = std::make_shared<detail::SharedState>();
+  state->debug = debug;
   state->group = group;
   state->world.rank = state->world.local_rank = group.rank;
   state->world.world_size = state->world.local_world_size = group.world_size;
@@ -136,6 +184,51 @@ const std::string& PartialState::backend() const { return impl_->backend; }
 const env::WorldInfo& PartialState::world() const { return impl_->world; }
 std::chrono::milliseconds PartialState::timeout() const { return impl_->group.timeout; }
 const runtime::GroupHandle& PartialState::group() const { return impl_->group; }
+const std::string& PartialState::mixed_precision() const { return impl_->mixed_precision; }
+bool PartialState::debug() const { return impl_->debug; }
+
+DistributedType PartialState::distributed_type() const {
+  if (!distributed()) return DistributedType::No;
+  return device().is_cuda() ? DistributedType::MultiGpu : DistributedType::MultiCpu;
+}
+
+const char* to_string(DistributedType type) {
+  switch (type) {
+    case DistributedType::No:
+      return "NO";
+    case DistributedType::MultiCpu:
+      return "MULTI_CPU";
+    case DistributedType::MultiGpu:
+      return "MULTI_GPU";
+  }
+  return "?";
+}
+
+c10::ScalarType PartialState::compute_dtype() const {
+  if (mixed_precision() == "bf16") return c10::kBFloat16;
+  if (mixed_precision() == "fp16" && device().is_cuda()) return c10::kHalf;
+  return c10::kFloat;
+}
+
+void PartialState::destroy_process_group() const {
+  std::lock_guard<std::mutex> lock(process_state_mutex());
+  impl_->leave();
+  impl_->group.group.reset();
+}
+
+std::string PartialState::to_string() const {
+  std::ostringstream out;
+  out << "Distributed environment: " << accel::to_string(distributed_type())
+      << (distributed() ? "  Backend: " + backend() : std::string()) << "\n"
+      << "Num processes: " << num_processes() << "\n"
+      << "Process index: " << process_index() << "\n"
+      << "Local process index: " << local_process_index() << "\n"
+      << "Device: " << device().str() << "\n"
+      << "Launcher: " << world().launcher << "\n"
+      << "Mixed precision: " << mixed_precision() << "\n"
+      << "Debug: " << (debug() ? "true" : "false") << "\n";
+  return out.str();
+}
 
 bool PartialState::is_process(int index, const char* op) const {
   if (index < 0 || index >= num_processes()) {

@@ -23,6 +23,7 @@ using Clock = std::chrono::steady_clock;
 
 std::string progress_key(int rank) { return "accel/at/" + std::to_string(rank); }
 std::string leaving_key(int rank) { return "accel/left/" + std::to_string(rank); }
+std::string formed_key(int rank) { return "accel/formed/" + std::to_string(rank); }
 
 std::string seconds_text(std::chrono::milliseconds d) {
   const auto ms = d.count();
@@ -98,6 +99,32 @@ c10::intrusive_ptr<::c10d::Store> open_store(const RendezvousOptions& o) {
     throw PeerError("rank " + std::to_string(o.rank) + " could not connect to the rendezvous store at " +
                     o.master_addr + ":" + std::to_string(o.master_port) + " within " + seconds_text(o.timeout) + ": " +
                     failure_reason(e));
+  }
+}
+
+// Gloo's group constructor returns on a rank as soon as its own connections are up, while a
+// peer may still be completing its side: a rank that left right then broke the peer's group
+// formation. Every rank therefore waits here until every rank has formed the group.
+void wait_until_formed_everywhere(::c10d::Store& store, const RendezvousOptions& o) {
+  store.set(formed_key(o.rank), {1});
+  std::vector<std::string> keys;
+  for (int r = 0; r < o.world_size; ++r) keys.push_back(formed_key(r));
+  try {
+    store.wait(keys, o.timeout);
+  } catch (const std::exception& e) {
+    std::vector<std::string> missing;
+    try {
+      for (int r = 0; r < o.world_size; ++r) {
+        if (!store.check({formed_key(r)})) missing.push_back(std::to_string(r));
+      }
+    } catch (const std::exception&) {
+      throw PeerError("rank " + std::to_string(o.rank) +
+                      " lost rank 0's rendezvous store while the group was being formed (rank 0 probably died): " +
+                      failure_reason(e));
+    }
+    throw PeerError("rank(s) " + text::join(missing, ", ") + " of " + std::to_string(o.world_size) +
+                    " joined the rendezvous but did not finish forming the process group within " +
+                    seconds_text(o.timeout) + " (died or stuck while connecting): " + failure_reason(e));
   }
 }
 
@@ -184,6 +211,7 @@ c10::intrusive_ptr<::c10d::Store> rendezvous(const RendezvousOptions& o, const F
                     " (set ACCEL_TIMEOUT_S to wait longer); check that every rank was started with the same "
                     "WORLD_SIZE and MASTER_PORT");
   }
+  wait_until_formed_everywhere(*store, o);
   return store;
 }
 

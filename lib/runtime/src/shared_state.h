@@ -14,6 +14,8 @@ struct SharedState {
   runtime::GroupHandle group;
   c10::Device device{c10::kCPU};
   std::string backend = "none";
+  std::string mixed_precision = "no";
+  bool debug = false;
   // Numbers every collective, in call order (the same on every rank), so that a failure can say
   // which ranks never reached the one that failed.
   std::atomic<std::uint64_t> sequence{0};
@@ -21,13 +23,13 @@ struct SharedState {
   // (see runtime::leave_store) before the store goes away.
   bool leave_store_on_exit = false;
   bool hosts_store = false;
-  // After a failed collective some ranks may be dead: rank 0 then waits only briefly for them.
-  std::atomic<bool> peer_failed{false};
 
   SharedState() = default;
   SharedState(const SharedState&) = delete;
   SharedState& operator=(const SharedState&) = delete;
   ~SharedState();
+  // Leaves the job's TCPStore in order (see runtime::leave_store), once.
+  void leave();
 };
 
 }  // namespace accel::detail

@@ -38,6 +38,11 @@ inline constexpr const char* kDebug = "ACCEL_DEBUG";                  // "true" 
 inline constexpr const char* kTimeoutSeconds = "ACCEL_TIMEOUT_S";     // collective/rendezvous timeout
 inline constexpr const char* kTrace = "ACCEL_TRACE";                  // pipeline trace directory
 
+// accelerate's launcher's spellings of the same settings; the runtime reads ours first, then these.
+inline constexpr const char* kAccelerateUseCpu = "ACCELERATE_USE_CPU";
+inline constexpr const char* kAccelerateMixedPrecision = "ACCELERATE_MIXED_PRECISION";
+inline constexpr const char* kAccelerateDebugMode = "ACCELERATE_DEBUG_MODE";
+
 inline constexpr int kDefaultMasterPort = 29500;
 inline constexpr const char* kDefaultMasterAddr = "127.0.0.1";
 

@@ -19,8 +19,13 @@ class SplitPoints {
   SplitPoints(const std::string& mode);  // NOLINT
   static SplitPoints at(std::vector<std::string> first_blocks_of_stages_1_to_S_minus_1);
   static SplitPoints counts(std::vector<int> blocks_per_stage);
-  // The command-line form: "auto", "parameters", "6,6" (counts) or "h.4,h.8" (names).
+  // The command-line form: "auto", "parameters", "6,6" (counts), "h.4,h.8" (names) or a plan
+  // file "plan.json".
   static SplitPoints parse(const std::string& text);
+  // The split points of a plan saved by PipelineOptions::save_plan: the names of the blocks that
+  // start stages 1..S-1 (checked against the model when the pipeline is prepared). Throws
+  // accel::InputFileError naming the file when it cannot be read or is not such a plan.
+  static SplitPoints load(const std::string& path);
 
   Mode mode() const { return mode_; }
   const std::vector<std::string>& names() const { return names_; }

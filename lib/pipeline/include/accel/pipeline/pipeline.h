@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,6 +26,8 @@ struct GroupHandle;
 namespace accel::pipeline {
 
 using models::Activations;
+// Inputs or outputs by name (accelerate's example_kwargs: input_ids, attention_mask, ...).
+using NamedActivations = std::map<std::string, torch::Tensor>;
 
 struct PipelineOptions {
   // "auto" balances the stages by measured time, which needs the blocks built to time them.
@@ -36,6 +39,8 @@ struct PipelineOptions {
   // on two ranks), but never more than one stage's worth at a time: its peak is the larger of
   // its two stages, both within max_stage_bytes. For a stack of equal blocks the two cuts
   // coincide and nothing is built twice. Other split points build each block once, where it runs.
+  // "auto" is decided from rank 0's plan, shared with every rank; identical blocks count as
+  // equally fast, so repeated runs of one model on one machine cut alike.
   SplitPoints split_points = "auto";
   // Micro-batches per batch; unset: one per process (accelerate's default). A batch that does
   // not divide evenly is cut into micro-batches whose sizes differ by one; nothing is padded.
@@ -49,6 +54,19 @@ struct PipelineOptions {
   std::ostream* report = &std::cout;
   // Directory for Chrome-trace files (one per rank); empty: $ACCEL_TRACE, unset there: no trace.
   std::string trace_dir;
+  // Where this rank's blocks live and compute; unset: the PartialState's device (cuda:LOCAL_RANK
+  // or the CPU) for the prepare() over it, the CPU for a given group. Activations travel device
+  // to device over NCCL, through pinned host memory over Gloo; outputs are on the last stage's
+  // device (each receiving rank's with gather_output).
+  std::optional<c10::Device> device;
+  // The names forward_named() accepts, in the order the first block takes them as positional
+  // inputs (e.g. {"input_ids", "attention_mask"}), and the names it gives the last block's
+  // outputs (e.g. {"logits", "scores"}; unset: "0", "1", ...).
+  std::vector<std::string> input_names;
+  std::vector<std::string> output_names;
+  // Where rank 0 writes the plan it chose (JSON); SplitPoints::load (or --split_points FILE.json)
+  // passes it back in, so that later runs cut the same way without measuring. Empty: not saved.
+  std::string save_plan;
 };
 
 // A prepared pipeline. Every rank of the group calls forward/stream together (collectively).
@@ -67,6 +85,11 @@ class Pipeline {
   // Shapes may change from call to call.
   Activations forward(const Activations& inputs);
   Activations forward(const torch::Tensor& input) { return forward(Activations{input}); }
+
+  // The same with named inputs and outputs (PipelineOptions::input_names / output_names). Ranks
+  // that receive no output (all but the last without gather_output) get an empty map: no
+  // output here, as accelerate returns None there.
+  NamedActivations forward_named(const NamedActivations& inputs);
 
   // Several batches with no drain between them: fill and drain are paid once per stream. Same
   // contract as forward() for each batch; outputs in batch order.
@@ -97,6 +120,11 @@ class Pipeline {
   friend Pipeline prepare(const models::BlockModel&, const Activations&, const PipelineOptions&,
                           const runtime::GroupHandle&);
 };
+
+// The named inputs in the order `names` gives (accelerate's example_kwargs as positional
+// inputs, e.g. for prepare()'s example). Throws accel::UsageError naming a missing or unknown
+// input and the names accepted.
+Activations positional_inputs(const NamedActivations& inputs, const std::vector<std::string>& names);
 
 // Plans the stages, builds this rank's blocks, runs the example micro-batch through the pipe once
 // (timing every block for "auto"; an example the model rejects is reported on every rank as

@@ -5,10 +5,18 @@
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/csrc/distributed/c10d/Store.hpp>
 
+#include <atomic>
 #include <chrono>
+#include <memory>
 #include <string>
 
 namespace accel::runtime {
+
+// What the users of a group (collectives, pipeline links) learned about its peers; shared by
+// every copy of the handle, so that the teardown knows not to wait long for peers that failed.
+struct GroupHealth {
+  std::atomic<bool> peer_failed{false};
+};
 
 struct GroupHandle {
   c10::intrusive_ptr<::c10d::ProcessGroup> group;  // null when world_size == 1
@@ -18,6 +26,7 @@ struct GroupHandle {
   // The store the group was formed over; the runtime reads the ranks' progress markers from it
   // to name the ranks that are missing when a collective fails. May be null.
   c10::intrusive_ptr<::c10d::Store> store;
+  std::shared_ptr<GroupHealth> health = std::make_shared<GroupHealth>();
 };
 
 // Where this rank's Gloo transport listens for its peers. Loopback is right when every rank

@@ -2,7 +2,12 @@
 // The byte encoding gather_object / broadcast_object use to move values between ranks.
 // Supported: arithmetic types, std::string, and std::vector / std::map / std::pair /
 // std::optional of supported types; include accel/runtime/json_codec.h for nlohmann::json.
-// Add a type by specializing accel::Codec<T> with write() and read().
+// accel/runtime/tensor_codec.h adds at::Tensor. Add a type of your own by specializing
+// accel::Codec<T> with write(ByteWriter&, const T&) and read(ByteReader&) (the codec hook):
+//   template <> struct accel::Codec<Point> {
+//     static void write(ByteWriter& w, const Point& p) { Codec<double>::write(w, p.x); Codec<double>::write(w, p.y); }
+//     static Point read(ByteReader& r) { double x = Codec<double>::read(r); return {x, Codec<double>::read(r)}; }
+//   };
 #include <cstdint>
 #include <cstring>
 #include <map>
@@ -54,6 +59,8 @@ class ByteReader {
   void finish() const {
     if (p_ != end_) mismatch();
   }
+  // For a Codec that finds a value no writer produces.
+  [[noreturn]] void fail() const { mismatch(); }
 
  private:
   [[noreturn]] void mismatch() const {

@@ -19,13 +19,16 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "accel/core/env_contract.h"
 #include "accel/core/error.h"
 #include "accel/runtime/object_codec.h"
+#include "accel/runtime/operations.h"
 #include "accel/runtime/split.h"
+#include "accel/runtime/tensor_codec.h"
 
 namespace accel {
 
@@ -36,13 +39,24 @@ namespace detail {
 struct SharedState;
 }
 
-enum class ReduceOp { Sum, Mean, Max, Min };
+// accelerate.utils.reduce's reductions ("mean", "sum", "max", "none": the sum, not divided), and Min.
+enum class ReduceOp { Mean, Sum, Max, Min, None };
 
 inline constexpr std::chrono::seconds kDefaultCollectiveTimeout{300};
 
+// accelerate's DistributedType, for the kinds this runtime forms.
+enum class DistributedType { No, MultiCpu, MultiGpu };
+const char* to_string(DistributedType type);  // "NO", "MULTI_CPU", "MULTI_GPU", as accelerate prints them
+
+// Each setting left unset is read from the environment: ours (ACCEL_*) first, then accelerate's
+// launcher's spelling (ACCELERATE_*), so a job started by `accelerate launch` behaves alike.
 struct PartialStateOptions {
   std::optional<std::chrono::milliseconds> timeout;  // unset: ACCEL_TIMEOUT_S, else 300 s
-  std::optional<bool> cpu;                           // unset: ACCEL_USE_CPU, else use CUDA when present
+  std::optional<bool> cpu;  // unset: ACCEL_USE_CPU / ACCELERATE_USE_CPU, else use CUDA when present
+  // "no", "fp16" or "bf16"; unset: ACCEL_MIXED_PRECISION / ACCELERATE_MIXED_PRECISION, else "no".
+  std::optional<std::string> mixed_precision;
+  // Debug checks before every collective; unset: ACCEL_DEBUG / ACCELERATE_DEBUG_MODE, else off.
+  std::optional<bool> debug;
   bool poll_before_connect = true;                   // false: c10d's own connect retry (benchmarks)
   env::Lookup lookup;                                // unset: the process environment
 };
@@ -74,7 +88,7 @@ class PartialState {
 
   // A state over an already formed group, not shared with the rest of the process: tests run
   // ranks as threads this way. Every rank counts as local; the device is the CPU.
-  static PartialState over_group(const runtime::GroupHandle& group);
+  static PartialState over_group(const runtime::GroupHandle& group, bool debug = false);
 
   int process_index() const;
   int local_process_index() const;
@@ -89,6 +103,21 @@ class PartialState {
   const env::WorldInfo& world() const;
   std::chrono::milliseconds timeout() const;
   const runtime::GroupHandle& group() const;
+  DistributedType distributed_type() const;
+  // "no", "fp16" or "bf16", and the dtype models should compute in: bf16 gives bfloat16, fp16
+  // gives float16 on CUDA (this LibTorch has no float16 matrix products on CPU: float32 there).
+  const std::string& mixed_precision() const;
+  c10::ScalarType compute_dtype() const;
+  // Debug mode (accelerate's ACCELERATE_DEBUG_MODE): before every collective the ranks check
+  // that they all entered the same operation, and the tensor collectives check shapes, so that a
+  // mismatch is a UsageError on every rank instead of a hang or a wrong result.
+  bool debug() const;
+  // Leaves the process group now, in order (rank 0, which hosts the store, waits for the others
+  // to say they are leaving); no collective may follow. Runs on its own at exit otherwise.
+  void destroy_process_group() const;
+  // One line per property, as accelerate's PartialState prints (distributed type, process
+  // indices, device, backend, mixed precision, debug).
+  std::string to_string() const;
 
   // A barrier across every rank.
   void wait_for_everyone() const;
@@ -119,12 +148,32 @@ class PartialState {
   template <class F>
   bool on_process(int index, F&& fn) const { return run_if(!distributed() || is_process(index, "on_process"), fn); }
 
-  // Prints one line once per job (on the main process).
+  // accelerate's decorator form of the above: a callable that runs fn(args...) only on that
+  // process (everywhere in a job of one) and elsewhere does nothing. It returns whether fn ran
+  // when fn returns void, else fn's result as a std::optional (empty where it did not run).
+  //   auto save = state.main_process_only([&](const std::string& path) { write(path); });
+  template <class F>
+  auto main_process_only(F fn) const { return only_where([](const PartialState& s) { return s.is_main_process(); }, std::move(fn)); }
+  template <class F>
+  auto local_main_process_only(F fn) const {
+    return only_where([](const PartialState& s) { return s.is_local_main_process(); }, std::move(fn));
+  }
+  template <class F>
+  auto last_process_only(F fn) const { return only_where([](const PartialState& s) { return s.is_last_process(); }, std::move(fn)); }
+  template <class F>
+  auto process_only(int index, F fn) const {
+    is_process(index, "process_only");
+    return only_where([index](const PartialState& s) { return s.process_index() == index; }, std::move(fn));
+  }
+
+  // Prints its arguments separated by spaces, as Python's print, on each machine's local main
+  // process, as accelerate's PartialState.print.
   template <class... Args>
   void print(const Args&... args) const {
-    if (!is_main_process()) return;
+    if (!is_local_main_process()) return;
     std::ostringstream line;
-    (line << ... << args);
+    const char* separator = "";
+    ((line << separator << args, separator = " "), ...);
     line << '\n';
     std::cout << line.str() << std::flush;
   }
@@ -134,7 +183,7 @@ class PartialState {
   Split<std::vector<T>> split_between_processes(const std::vector<T>& input, bool apply_padding = false) const {
     return split_sequence(input, apply_padding);
   }
-  // Splits along dim 0; padding repeats the last row locally (no collective needed).
+  // Splits along dim 0; padding repeats the input's last row locally (no collective needed).
   Split<at::Tensor> split_between_processes(const at::Tensor& input, bool apply_padding = false) const;
   // Every value (vectors or tensors) must have the same length; each is split alike.
   template <class K, class V>
@@ -162,13 +211,46 @@ class PartialState {
 
   // Tensor collectives; results are on the input's device. gather concatenates along dim 0 in
   // rank order (first dims may differ); broadcast copies `from`'s tensor to everyone (other
-  // ranks' inputs may be undefined); reduce combines elementwise on every rank (an all-reduce);
-  // pad_across_processes pads `dim` to the largest size any rank has.
+  // ranks' inputs may be undefined); reduce combines elementwise on every rank (an all-reduce),
+  // the mean by default as accelerate's, then multiplies by `scale` (on every backend; accelerate
+  // applies it on XLA only); the mean of an integer tensor is a floating one, alone or
+  // distributed; pad_across_processes pads `dim` to the largest size any rank has.
   at::Tensor gather(const at::Tensor& tensor) const;
   at::Tensor broadcast(const at::Tensor& tensor, int from = 0) const;
-  at::Tensor reduce(const at::Tensor& tensor, ReduceOp op = ReduceOp::Sum) const;
+  at::Tensor reduce(const at::Tensor& tensor, ReduceOp op = ReduceOp::Mean, double scale = 1.0) const;
   at::Tensor pad_across_processes(const at::Tensor& tensor, std::int64_t dim = 0, double pad_value = 0,
                                   bool pad_first = false) const;
+
+  // The same collectives over nested data (vectors and maps of tensors, recursively; see
+  // operations.h): applied to every tensor in order, after the ranks checked that they pass the
+  // same structure (a UsageError on every rank otherwise).
+  template <class T, class = std::enable_if_t<is_nested_container_v<T>>>
+  T gather(const T& nested) const {
+    agree_structure(structure_of(nested), "gather");
+    return map_tensors(nested, [&](const at::Tensor& t) { return gather(t); });
+  }
+  template <class T, class = std::enable_if_t<is_nested_container_v<T>>>
+  T broadcast(const T& nested, int from = 0) const {
+    agree_structure(structure_of(nested), "broadcast");
+    return map_tensors(nested, [&](const at::Tensor& t) { return broadcast(t, from); });
+  }
+  template <class T, class = std::enable_if_t<is_nested_container_v<T>>>
+  T reduce(const T& nested, ReduceOp op = ReduceOp::Mean, double scale = 1.0) const {
+    agree_structure(structure_of(nested), "reduce");
+    return map_tensors(nested, [&](const at::Tensor& t) { return reduce(t, op, scale); });
+  }
+  template <class T, class = std::enable_if_t<is_nested_container_v<T>>>
+  T pad_across_processes(const T& nested, std::int64_t dim = 0, double pad_value = 0, bool pad_first = false) const {
+    agree_structure(structure_of(nested), "pad_across_processes");
+    return map_tensors(nested, [&](const at::Tensor& t) { return pad_across_processes(t, dim, pad_value, pad_first); });
+  }
+
+  // accelerate's gather_for_metrics: every result of a padded split, gathered, without the
+  // duplicates the padding added (the same as gather_unpadded).
+  template <class R, class C>
+  auto gather_for_metrics(const R& results, const Split<C>& split) const {
+    return gather_unpadded(results, split);
+  }
 
   // The byte-level exchanges the object collectives are built on; `op` names the caller in errors.
   std::vector<Bytes> all_gather_bytes(const Bytes& mine, const char* op = "all_gather_bytes") const;
@@ -178,12 +260,27 @@ class PartialState {
   friend class ProcessOrderGuard;
   explicit PartialState(std::shared_ptr<detail::SharedState> impl) : impl_(std::move(impl)) {}
 
+  template <class Here, class F>
+  auto only_where(Here here, F fn) const {
+    return [state = *this, here, fn = std::move(fn)](auto&&... args) mutable {
+      using R = std::invoke_result_t<F&, decltype(args)...>;
+      const bool run = !state.distributed() || here(state);
+      if constexpr (std::is_void_v<R>) {
+        if (run) fn(std::forward<decltype(args)>(args)...);
+        return run;
+      } else {
+        return run ? std::optional<R>(fn(std::forward<decltype(args)>(args)...)) : std::optional<R>();
+      }
+    };
+  }
+
   template <class F>
   static bool run_if(bool here, F& fn) {
     if (here) fn();
     return here;
   }
   bool is_process(int index, const char* op) const;  // throws UsageError for an index out of range
+  void agree_structure(const std::string& structure, const char* op) const;
   at::Tensor gather_unpadded_rows(const at::Tensor& results, std::size_t num_real, std::size_t num_items,
                                   std::size_t total) const;
   [[noreturn]] static void throw_split_mismatch(std::size_t results, std::size_t items);
@@ -194,6 +291,8 @@ class PartialState {
 
   std::shared_ptr<detail::SharedState> impl_;
 };
+
+inline std::ostream& operator<<(std::ostream& out, const PartialState& state) { return out << state.to_string(); }
 
 namespace detail {
 
@@ -208,8 +307,7 @@ std::size_t split_length(const std::vector<T>& v) {
 template <class T>
 std::vector<T> take_chunk(const std::vector<T>& v, const ChunkPlan& plan) {
   std::vector<T> chunk(v.begin() + plan.start, v.begin() + plan.start + plan.count);
-  // A rank left without items repeats the input's last one, as every other rank's padding does.
-  while (chunk.size() < plan.padded) chunk.push_back(chunk.empty() ? v.back() : chunk.back());
+  if (plan.padded > chunk.size()) chunk.resize(plan.padded, v.back());  // padding repeats the input's last item
   return chunk;
 }
 

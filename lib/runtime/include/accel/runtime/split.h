@@ -17,8 +17,9 @@ struct ChunkPlan {
 ChunkPlan plan_split(std::size_t total, int world_size, int rank, bool apply_padding);
 
 // One rank's share of a split input. `items` holds num_items entries; the first num_real are
-// the input's items [start, start + num_real), the rest repeat the last item so that every rank
-// has the same length (only with apply_padding). gather_unpadded() uses num_real to hand back
+// the input's items [start, start + num_real), the rest repeat the input's last item (not this
+// rank's: accelerate pads with inputs[-1]) so that every rank has the same length (only with
+// apply_padding). gather_unpadded() uses num_real to hand back
 // exactly the input's order and length.
 template <class Container>
 struct Split {
