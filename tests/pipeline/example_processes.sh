@@ -30,6 +30,18 @@ start_rank() {  # start_rank RANK WORLD ARGS...
   pids+=($!)
 }
 
+# Waits (at most 50 s) until rank 0 has printed the plan: every rank has then formed the group
+# and prepared its stage, whatever the machine's load, and the streaming is under way.
+wait_until_streaming() {
+  for _ in $(seq 500); do
+    grep -q 'pipeline plan' "$work/rank0.out" 2>/dev/null && { sleep 1; return 0; }
+    sleep 0.1
+  done
+  echo "rank 0 never printed its plan" >&2
+  cat "$work"/rank*.out >&2
+  return 1
+}
+
 # logits FILE RANK: the "logits ..." part of that rank's line.
 logits() { grep "^rank $2: logits" "$1" | sed "s/^rank $2: //"; }
 
@@ -64,7 +76,7 @@ case "$mode" in
     # Many streamed batches keep both ranks busy long enough to kill rank 1 in the middle.
     start_rank 0 2 --num_chunks 2 --stream 100 --iterations 1000000
     start_rank 1 2 --num_chunks 2 --stream 100 --iterations 1000000
-    sleep 3
+    wait_until_streaming
     kill -9 "${pids[1]}"
     begin=$SECONDS
     status=0
@@ -80,7 +92,7 @@ case "$mode" in
     # Started by hand as torchrun or mpirun would: nothing kills the survivors for us, so their
     # own shutdown after the peer failure must not wait out the 120 s timeout (issue 11, bug 3).
     for r in 0 1 2; do start_rank $r 3 --num_chunks 2 --stream 100 --iterations 1000000; done
-    sleep 3
+    wait_until_streaming
     kill -9 "${pids[1]}"
     begin=$SECONDS
     for r in 0 2; do

@@ -126,11 +126,12 @@ PeerError Links::peer_error(const char* what, int peer, std::chrono::millisecond
   char seconds[32];
   std::snprintf(seconds, sizeof seconds, "%.1f", timeout.count() / 1000.0);
   const std::string head = "rank " + std::to_string(group_.rank) + " could not " + what + " rank " + std::to_string(peer);
+  const std::string own = head + ": rank " + std::to_string(peer) + " failed, exited or stopped answering within the " +
+                          seconds + " s timeout (" + describe_error(cause) + ")";
+  publish_report(own);  // at once: a peer may be looking for it already
   const auto report = peer_report(peer);
-  const std::string text =
-      report ? head + ", which had failed itself: " + *report
-             : head + ": rank " + std::to_string(peer) + " failed, exited or stopped answering within the " + seconds +
-                   " s timeout (" + describe_error(cause) + ")";
+  if (!report) return PeerError(own);
+  const std::string text = head + ", which had failed itself: " + *report;
   publish_report(text);
   return PeerError(text);
 }
