@@ -219,6 +219,8 @@ void setup_launch(CLI::App& app, const std::shared_ptr<LaunchRequest>& request,
          },
          "Also write per-rank log files under --log_dir: 0 none, 1 stdout, 2 stderr, 3 both")
       ->type_name("0-3");
+  add_number<double>(app, request, "--join_timeout", &LaunchRequest::join_timeout_s,
+                     "Several machines: seconds to wait for all of them to join, also before a restart (default 600)");
   add_text(app, request, "--log_dir", &LaunchRequest::log_dir,
            "Write each rank's stdout/stderr to DIR/<run id>/attempt_<n>/<local rank>/ as well as to the console", "DIR");
   add_switch(app, request, "-q,--quiet", &LaunchRequest::quiet,

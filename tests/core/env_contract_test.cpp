@@ -114,3 +114,26 @@ TEST_CASE("SLURM without --ntasks-per-node reads SLURM_TASKS_PER_NODE", "[core][
                                        {"SLURM_NODEID", "0"}, {"SLURM_JOB_NODELIST", "n1"}})),
                     Catch::Contains("SLURM_TASKS_PER_NODE='2(x'"));
 }
+
+TEST_CASE("SLURM host lists expand in full syntax, zero padding kept", "[core][env]") {
+  using accel::env::expand_slurm_hostlist;
+  using V = std::vector<std::string>;
+  CHECK(expand_slurm_hostlist("L", "gpu-a[07-08,10],cpu-b3") == V{"gpu-a07", "gpu-a08", "gpu-a10", "cpu-b3"});
+  CHECK(expand_slurm_hostlist("L", "n[8-11]") == V{"n8", "n9", "n10", "n11"});
+  CHECK(expand_slurm_hostlist("L", "n[098-100]") == V{"n098", "n099", "n100"});
+  CHECK(expand_slurm_hostlist("L", "rack[1-2]-n[01-02].ib") == V{"rack1-n01.ib", "rack1-n02.ib", "rack2-n01.ib", "rack2-n02.ib"});
+  CHECK(expand_slurm_hostlist("L", "login") == V{"login"});
+  CHECK(accel::env::first_slurm_host("[3-4]x,a") == "3x");
+}
+
+TEST_CASE("malformed SLURM host lists name the variable and the fault", "[core][env]") {
+  using accel::env::expand_slurm_hostlist;
+  CHECK_THROWS_WITH(expand_slurm_hostlist("SLURM_JOB_NODELIST", "n[1-2"),
+                    Catch::Contains("SLURM_JOB_NODELIST='n[1-2'") && Catch::Contains("not closed"));
+  CHECK_THROWS_WITH(expand_slurm_hostlist("L", "n[5-3]"), Catch::Contains("'5-3' runs backwards"));
+  CHECK_THROWS_WITH(expand_slurm_hostlist("L", "n[a-b]"), Catch::Contains("'a-b' is not a number"));
+  CHECK_THROWS_WITH(expand_slurm_hostlist("L", "n[[1]]"), Catch::Contains("cannot nest"));
+  CHECK_THROWS_WITH(expand_slurm_hostlist("L", "a,,b"), Catch::Contains("empty name"));
+  CHECK_THROWS_WITH(expand_slurm_hostlist("L", "n1]"), Catch::Contains("']' has no '['"));
+  CHECK_THROWS_WITH(expand_slurm_hostlist("L", "n[0-99999999]"), Catch::Contains("more than 100000 hosts"));
+}

@@ -964,3 +964,211 @@ TEST_CASE("launch cli: --quiet drops notes on guessed values, never a warning") 
         "accel-launch: warning: distributed_type MULTI_GPU asks for GPU workers but this machine has no GPU; running CPU "
         "workers instead (as accelerate does)\n");
 }
+
+// ---- Several machines acting as one job (control_plane.h), each machine a launcher on loopback.
+namespace {
+
+// The launchers of one job: machine 0 at `address`, a free port, `machines` machines.
+struct Job {
+  std::string address;
+  int machines;
+  std::string port = std::to_string(free_port());
+
+  std::vector<std::string> args(int rank, std::vector<std::string> extra, const std::vector<std::string>& job) const {
+    std::vector<std::string> out{"--num_machines", std::to_string(machines), "--machine_rank", std::to_string(rank),
+                                 "--main_process_ip", address, "--main_process_port", port, "--num_processes", "2"};
+    out.insert(out.end(), extra.begin(), extra.end());
+    out.insert(out.end(), job.begin(), job.end());
+    return out;
+  }
+};
+
+// Waits (by event, not by time) until the launcher's stderr shows `text`.
+void wait_for_stderr(const Launcher& launcher, const std::string& text) {
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (launcher.err().find(text) == std::string::npos) {
+    if (std::chrono::steady_clock::now() > deadline) FAIL("never saw '" << text << "' on stderr:\n" << launcher.err());
+    std::this_thread::sleep_for(10ms);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("launch multi: a failure on one of two machines restarts both together, with one restart count") {
+  // Rank 3 (machine 1) fails on attempt 0 once every rank has said which attempt it runs; the
+  // other ranks wait to be stopped.
+  TempDir dir;
+  const std::string flaky =
+      "echo attempt $TORCHELASTIC_RESTART_COUNT; [ $TORCHELASTIC_RESTART_COUNT -ge 1 ] && exit 0; touch " + dir.path +
+      "/$RANK.pids; [ $RANK = 3 ] && { " + wait_for_ranks(dir, {0, 1, 2, 3}) + " exit 3; }; exec sleep 30";
+  const Job job{"127.0.0.2", 2};
+  Launcher first(job.args(0, {"--max_restarts", "2"}, {"sh", "-c", flaky}));
+  Launcher second(job.args(1, {"--max_restarts", "2"}, {"sh", "-c", flaky}));
+  CHECK(first.wait() == 0);
+  CHECK(second.wait() == 0);
+  for (int rank : {0, 1}) CHECK(rank_lines(first.out(), rank) == std::vector<std::string>{"attempt 0", "attempt 1"});
+  for (int rank : {2, 3}) CHECK(rank_lines(second.out(), rank) == std::vector<std::string>{"attempt 0", "attempt 1"});
+  for (const auto& err : {first.err(), second.err()}) {
+    CHECK(std::regex_search(err, std::regex(R"(accel-launch: restarting the workers of every machine \(restart 1 of 2\) after: machine 1 \(\S+\): rank 3 \(local rank 1 on \S+, pid \d+\) exited with status 3\n)")));
+    CHECK(err.find("restart 2 of 2") == std::string::npos);
+  }
+}
+
+TEST_CASE("launch multi: without restarts a remote failure stops all three machines, its summary printed on machine 0") {
+  const std::string failing = "[ $RANK = 5 ] && { echo boom >&2; exit 3; }; exec sleep 30";
+  const Job job{"127.0.0.3", 3};
+  Launcher first(job.args(0, {}, {"sh", "-c", failing}));
+  Launcher second(job.args(1, {}, {"sh", "-c", failing}));
+  Launcher third(job.args(2, {}, {"sh", "-c", failing}));
+  // Well before the workers' 30 s sleep: the failure is propagated, not waited out.
+  CHECK(first.wait(15000ms) == 3);
+  CHECK(second.wait(15000ms) == 3);
+  CHECK(third.wait(15000ms) == 3);
+  CHECK(std::regex_search(first.err(), std::regex(R"(accel-launch: job failed: machine 2 \(\S+\): rank 5 \(local rank 1 on \S+, pid \d+\) exited with status 3\n  last lines on its stderr:\n    boom\n)")));
+  CHECK(first.err().find("accel-launch: exit code 3") != std::string::npos);
+}
+
+TEST_CASE("launch multi: a killed machine stops the others, and a replacement restarts the job together") {
+  TempDir dir;
+  const Job job{"127.0.0.4", 2};
+  SECTION("no restart left: the job ends, naming the lost machine") {
+    Launcher first(job.args(0, {}, {SLEEP_FOREVER_EXE, dir.path}));
+    Launcher second(job.args(1, {}, {SLEEP_FOREVER_EXE, dir.path}));
+    const auto pids = wait_for_pids(dir, 4);
+    ::kill(second.pid(), SIGKILL);
+    CHECK(second.wait() == 128 + SIGKILL);
+    CHECK(first.wait(15000ms) == 1);
+    CHECK(std::regex_search(first.err(), std::regex(R"(accel-launch: job failed: machine 1 \(\S+\) was lost: its launcher ended)")));
+    require_all_gone(pids);
+  }
+  SECTION("a restart left: machine 0 waits for a new launcher of machine 1, then both run attempt 1") {
+    const std::string job_text = "echo attempt $TORCHELASTIC_RESTART_COUNT; [ $TORCHELASTIC_RESTART_COUNT -ge 1 ] && exit 0;"
+                                 "exec " SLEEP_FOREVER_EXE " " + dir.path;
+    Launcher first(job.args(0, {"--max_restarts", "1"}, {"sh", "-c", job_text}));
+    std::optional<Launcher> second(std::in_place, job.args(1, {"--max_restarts", "1"}, {"sh", "-c", job_text}));
+    wait_for_pids(dir, 4);
+    ::kill(second->pid(), SIGKILL);
+    CHECK(second->wait() == 128 + SIGKILL);
+    wait_for_stderr(first, "machine 1 (");
+    Launcher replacement(job.args(1, {"--max_restarts", "1"}, {"sh", "-c", job_text}));
+    CHECK(first.wait() == 0);
+    CHECK(replacement.wait() == 0);
+    CHECK(rank_lines(first.out(), 0) == std::vector<std::string>{"attempt 0", "attempt 1"});
+    CHECK(rank_lines(replacement.out(), 2) == std::vector<std::string>{"attempt 1"});
+  }
+}
+
+TEST_CASE("launch multi: a late machine is waited for, progress lines naming it") {
+  const Job job{"127.0.0.5", 2};
+  Launcher first(job.args(0, {"--join_timeout", "120"}, {PRINT_ENV_EXE, "GROUP_RANK"}));
+  wait_for_stderr(first, "accel-launch: waiting for machine(s) 1 of 2 to join at 127.0.0.5:");
+  Launcher second(job.args(1, {"--join_timeout", "120"}, {PRINT_ENV_EXE, "GROUP_RANK"}));
+  CHECK(first.wait() == 0);
+  CHECK(second.wait() == 0);
+  CHECK(rank_lines(second.out(), 3) == std::vector<std::string>{"GROUP_RANK=1"});
+}
+
+TEST_CASE("launch multi: machines that never come end the job after --join_timeout, named") {
+  const Job job{"127.0.0.6", 3};
+  Launcher first(job.args(0, {"--join_timeout", "2"}, {"sleep", "30"}));
+  Launcher second(job.args(1, {"--join_timeout", "2"}, {"sleep", "30"}));
+  CHECK(first.wait() == 1);
+  CHECK(second.wait() == 1);
+  CHECK(first.err().find("accel-launch: job failed: machine(s) 2 of 3 did not join at 127.0.0.6:") != std::string::npos);
+  CHECK(first.out().empty());  // no worker ever started
+
+  const Job alone{"127.0.0.6", 2};
+  const auto orphan = launch(alone.args(1, {"--join_timeout", "1"}, {"sleep", "30"}));
+  CHECK(orphan.code == 1);
+  CHECK(orphan.err.find("machine 0 did not answer at 127.0.0.6:") != std::string::npos);
+}
+
+TEST_CASE("launch multi: a machine that goes silent is noticed by heartbeats") {
+  TempDir dir;
+  const Job job{"127.0.0.7", 2};
+  Launcher first(job.args(0, {}, {SLEEP_FOREVER_EXE, dir.path}));
+  Launcher second(job.args(1, {}, {SLEEP_FOREVER_EXE, dir.path}));
+  wait_for_pids(dir, 4);
+  ::kill(second.pid(), SIGSTOP);
+  CHECK(first.wait(20000ms) == 1);
+  CHECK(first.err().find("machine 1 (") != std::string::npos);
+  CHECK(first.err().find("was lost: no heartbeat for 5 s") != std::string::npos);
+  ::kill(second.pid(), SIGCONT);
+  CHECK(second.wait() == 1);
+}
+
+TEST_CASE("launch multi: a launcher that disagrees with machine 0 is refused, naming the difference") {
+  const Job job{"127.0.0.8", 2};
+  Launcher first(job.args(0, {"--join_timeout", "3"}, {"sleep", "30"}));
+  auto args = job.args(1, {}, {"sleep", "30"});
+  args[9] = "3";  // --num_processes
+  const auto refused = launch(args);
+  CHECK(refused.code == 2);
+  CHECK(refused.err.find("machine 0 refused this launcher: it runs --num_processes 3 but machine 0 runs 2") !=
+        std::string::npos);
+  CHECK(first.wait() == 1);
+}
+
+TEST_CASE("launch multi: an srun step fills in the layout, announced in one line") {
+  const std::string job_id = std::to_string(100000 + free_port());
+  auto slurm = [&](int node) {
+    return std::map<std::string, std::string>{
+        {"SLURM_JOB_ID", job_id}, {"SLURM_STEP_ID", "0"}, {"SLURM_NODEID", std::to_string(node)},
+        {"SLURM_STEP_NUM_NODES", "2"}, {"SLURM_STEP_NUM_TASKS", "2"}, {"SLURM_STEP_NODELIST", "127.0.0.[9-10]"}};
+  };
+  Launcher first({"--num_processes", "1", PRINT_ENV_EXE, "RANK", "MASTER_ADDR", "WORLD_SIZE"}, slurm(0));
+  Launcher second({"--num_processes", "1", PRINT_ENV_EXE, "RANK", "MASTER_ADDR", "WORLD_SIZE"}, slurm(1));
+  CHECK(first.wait() == 0);
+  CHECK(second.wait() == 0);
+  CHECK(rank_lines(second.out(), 1) == std::vector<std::string>{"RANK=1", "MASTER_ADDR=127.0.0.9", "WORLD_SIZE=2"});
+  CHECK(std::regex_search(first.err(), std::regex("accel-launch: from SLURM job " + job_id +
+                                                  R"(: --num_machines 2 \(SLURM_STEP_NUM_NODES\), --machine_rank 0 \(SLURM_NODEID\), )"
+                                                  R"(--main_process_ip 127.0.0.9 \(first of SLURM_STEP_NODELIST\), --main_process_port \d+ \(from SLURM_JOB_ID\); pass these flags to choose otherwise\n)")));
+
+  auto per_task = slurm(0);
+  per_task["SLURM_STEP_NUM_TASKS"] = "8";
+  const auto refused = launch({PRINT_ENV_EXE}, per_task);
+  CHECK(refused.code == 2);
+  CHECK(refused.err.find("srun --nodes=2 --ntasks-per-node=1 accel-launch --num_processes 4 ...") != std::string::npos);
+}
+
+TEST_CASE("launch multi: a bad --join_timeout, a port with no next port, a taken control port are refused") {
+  const Job job{"127.0.0.1", 2};
+  const auto zero = launch(job.args(1, {"--join_timeout", "0"}, {"true"}));
+  CHECK(zero.code == 2);
+  CHECK(zero.err == "accel-launch: error: --join_timeout 0: expected seconds > 0\n");
+  auto last_port = job.args(1, {}, {"true"});
+  last_port[7] = "65535";  // --main_process_port
+  const auto refused = launch(last_port);
+  CHECK(refused.code == 2);
+  CHECK(refused.err.find("--main_process_port 65535: several machines also need the next port") != std::string::npos);
+
+  // Something else listens on the control port: machine 0 says so before starting any worker.
+  const int taken = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = htons(static_cast<uint16_t>(std::stoi(job.port) + 1));
+  REQUIRE(::bind(taken, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  REQUIRE(::listen(taken, 1) == 0);
+  const auto busy = launch(job.args(0, {}, {PRINT_ENV_EXE, "RANK"}));
+  ::close(taken);
+  CHECK(busy.code == 1);
+  CHECK(busy.out.empty());
+  CHECK(busy.err.find("cannot host the launchers' control plane on 127.0.0.1:" + std::to_string(std::stoi(job.port) + 1)) !=
+        std::string::npos);
+}
+
+TEST_CASE("launch multi: Ctrl-C on one machine ends the job on every machine, with restarts left unused") {
+  TempDir dir;
+  const Job job{"127.0.0.11", 2};
+  Launcher first(job.args(0, {"--max_restarts", "3"}, {SLEEP_FOREVER_EXE, dir.path}));
+  Launcher second(job.args(1, {"--max_restarts", "3"}, {SLEEP_FOREVER_EXE, dir.path}));
+  const auto pids = wait_for_pids(dir, 4);
+  ::kill(second.pid(), SIGINT);
+  CHECK(second.wait() == 130);
+  CHECK(first.wait() == 130);
+  CHECK(std::regex_search(first.err(), std::regex(R"(accel-launch: job failed: machine 1 \(\S+\): its launcher was interrupted by SIGINT\n)")));
+  CHECK(first.err().find("restarting") == std::string::npos);
+  require_all_gone(pids);
+}

@@ -103,26 +103,90 @@ std::chrono::milliseconds read_timeout(const Lookup& lookup, std::chrono::millis
   return std::chrono::milliseconds(std::max<long long>(1, std::llround(seconds * 1000)));
 }
 
-std::string first_slurm_host(const std::string& nodelist) {
-  // The first host ends at the first comma outside brackets.
-  std::string first;
+namespace {
+
+// A host list may expand to at most this many names: a typo such as "n[1-99999999]" must not
+// exhaust memory.
+constexpr std::size_t kMaxHosts = 100'000;
+
+[[noreturn]] void bad_hostlist(const std::string& variable, const std::string& hostlist, const std::string& why) {
+  throw UsageError("environment variable " + variable + "='" + hostlist + "' is not a valid SLURM host list: " + why +
+                   "; expected names such as gpu-a[07-08,10],cpu-b3");
+}
+
+// "07-08,10" -> {"07", "08", "10"}: each range keeps the width of its first value.
+std::vector<std::string> expand_bracket(const std::string& variable, const std::string& hostlist,
+                                        const std::string& inner) {
+  std::vector<std::string> values;
+  for (const auto& range : text::split(inner, ',')) {
+    const auto dash = range.find('-');
+    const std::string low = range.substr(0, dash);
+    const std::string high = dash == std::string::npos ? low : range.substr(dash + 1);
+    const bool digits = !low.empty() && !high.empty() && low.find_first_not_of("0123456789") == std::string::npos &&
+                        high.find_first_not_of("0123456789") == std::string::npos;
+    const auto first = digits ? text::parse_integer(low) : std::nullopt;
+    const auto last = digits ? text::parse_integer(high) : std::nullopt;
+    if (!first || !last) bad_hostlist(variable, hostlist, "'" + range + "' is not a number or a range like 07-10");
+    if (*last < *first) bad_hostlist(variable, hostlist, "the range '" + range + "' runs backwards");
+    if (static_cast<std::size_t>(*last - *first) >= kMaxHosts) {
+      bad_hostlist(variable, hostlist, "the range '" + range + "' names more than " + std::to_string(kMaxHosts) + " hosts");
+    }
+    for (long long value = *first; value <= *last; ++value) {
+      std::string number = std::to_string(value);
+      if (number.size() < low.size()) number.insert(0, low.size() - number.size(), '0');
+      values.push_back(number);
+    }
+  }
+  return values;
+}
+
+}  // namespace
+
+std::vector<std::string> expand_slurm_hostlist(const std::string& variable, const std::string& hostlist) {
+  std::vector<std::string> hosts;
+  // Split at commas outside brackets; each piece is one name pattern.
+  std::vector<std::string> patterns{""};
   int depth = 0;
-  for (char c : nodelist) {
-    if (c == '[') ++depth;
-    if (c == ']') --depth;
-    if (c == ',' && depth == 0) break;
-    first += c;
+  for (char c : hostlist) {
+    if (c == '[' && ++depth > 1) bad_hostlist(variable, hostlist, "brackets cannot nest");
+    if (c == ']' && --depth < 0) bad_hostlist(variable, hostlist, "a ']' has no '['");
+    if (c == ',' && depth == 0) {
+      patterns.emplace_back();
+    } else {
+      patterns.back() += c;
+    }
   }
-  const auto open = first.find('[');
-  if (open == std::string::npos) return text::trim(first);
-  const auto close = first.find(']', open);
-  if (close == std::string::npos) {
-    throw UsageError("SLURM_JOB_NODELIST='" + nodelist + "' has an unclosed '['");
+  if (depth != 0) bad_hostlist(variable, hostlist, "a '[' is not closed");
+  for (const auto& raw : patterns) {
+    const std::string pattern = text::trim(raw);
+    if (pattern.empty()) bad_hostlist(variable, hostlist, "it has an empty name");
+    std::vector<std::string> names{""};
+    std::size_t at = 0;
+    while (at < pattern.size()) {
+      const auto open = pattern.find('[', at);
+      const std::string literal = pattern.substr(at, open == std::string::npos ? std::string::npos : open - at);
+      for (auto& name : names) name += literal;
+      if (open == std::string::npos) break;
+      const auto close = pattern.find(']', open);
+      std::vector<std::string> grown;
+      for (const auto& name : names) {
+        for (const auto& value : expand_bracket(variable, hostlist, pattern.substr(open + 1, close - open - 1))) {
+          grown.push_back(name + value);
+        }
+      }
+      if (grown.size() + hosts.size() > kMaxHosts) {
+        bad_hostlist(variable, hostlist, "it names more than " + std::to_string(kMaxHosts) + " hosts");
+      }
+      names = std::move(grown);
+      at = close + 1;
+    }
+    hosts.insert(hosts.end(), names.begin(), names.end());
   }
-  // "gnode[010-012,20]" -> "gnode010": the first range's first value, zero padding kept.
-  const std::string inner = first.substr(open + 1, close - open - 1);
-  std::string first_value = inner.substr(0, inner.find_first_of(",-"));
-  return first.substr(0, open) + first_value + first.substr(close + 1);
+  return hosts;
+}
+
+std::string first_slurm_host(const std::string& nodelist) {
+  return expand_slurm_hostlist("SLURM_JOB_NODELIST", nodelist).front();
 }
 
 WorldInfo detect_world(const Lookup& lookup) {

@@ -13,6 +13,7 @@
 #include "accel/core/error.h"
 #include "accel/core/text.h"
 #include "accel/launch/accelerate_env.h"
+#include "cluster_env.h"
 #include "process.h"
 
 namespace accel::launch {
@@ -177,8 +178,11 @@ bool LaunchSpec::shows_on_console(int local_rank) const {
          std::find(console_local_ranks.begin(), console_local_ranks.end(), local_rank) != console_local_ranks.end();
 }
 
-LaunchSpec resolve(const LaunchRequest& request, const hardware::Machine& machine, std::ostream& notes) {
+LaunchSpec resolve(const LaunchRequest& asked, const hardware::Machine& machine, std::ostream& notes) {
   LaunchSpec spec;
+  LaunchRequest request = asked;
+  std::string cluster_note;
+  if (const auto layout = detect_cluster(env::process_environment())) cluster_note = apply_cluster_layout(*layout, request);
   std::vector<std::string> guessed;  // announced together at the end, once everything is valid
   std::vector<std::string> warnings;  // one line each, also at the end
 
@@ -318,6 +322,14 @@ LaunchSpec resolve(const LaunchRequest& request, const hardware::Machine& machin
     }
     spec.grace_period_s = *request.grace_period_s;
   }
+  if (request.join_timeout_s) {
+    if (!std::isfinite(*request.join_timeout_s) || *request.join_timeout_s <= 0) {
+      std::ostringstream value;
+      value << *request.join_timeout_s;
+      throw UsageError("--join_timeout " + value.str() + ": expected seconds > 0");
+    }
+    spec.join_timeout_s = *request.join_timeout_s;
+  }
 
   // One worker's output passes through unprefixed, as under accelerate's simple launcher.
   spec.quiet = request.quiet.value_or(false) || spec.world_size() == 1;
@@ -383,6 +395,10 @@ LaunchSpec resolve(const LaunchRequest& request, const hardware::Machine& machin
                        " 0 (a free port) only works on one machine: every machine must be given the same port");
     }
     spec.master_port = request.main_process_port.value_or(env::kDefaultMasterPort);
+    if (spec.master_port == 65535) {
+      throw UsageError(std::string(port_flag) + " 65535: several machines also need the next port for the "
+                       "launchers' control plane; choose a port below 65535");
+    }
     if (!request.main_process_port) guessed.push_back(std::string(port_flag) + " " + std::to_string(spec.master_port));
     if (spec.machine_rank == 0 && !request.dry_run) require_port_free(port_flag, spec.master_addr, spec.master_port);
   }
@@ -408,6 +424,7 @@ LaunchSpec resolve(const LaunchRequest& request, const hardware::Machine& machin
   spec.run_id = "accel-" + spec.master_addr + "-" + std::to_string(spec.master_port);
   spec.host = this_host();
 
+  notes << cluster_note;
   for (const auto& warning : warnings) notes << "accel-launch: " << warning << "\n";
   if (!guessed.empty() && !request.quiet.value_or(false)) {
     notes << "accel-launch: using " << text::join(guessed, ", ") << "; pass these flags to choose otherwise\n";

@@ -20,6 +20,7 @@
 #include <utility>
 
 #include "accel/core/error.h"
+#include "control_plane.h"
 #include "error_file.h"
 #include "line_relay.h"
 #include "process.h"
@@ -271,6 +272,8 @@ struct Failure {
 struct Outcome {
   std::vector<Failure> failures;  // the first is the root cause
   std::optional<int> interrupted_by;
+  std::optional<std::string> stopped_for;  // another machine's failure stopped the workers here
+  std::optional<JobEvent> job_finished;    // the job ended (or was lost) while they ran
   int stopped = 0;  // workers still running when the group was stopped
 
   int exit_code() const {
@@ -290,11 +293,30 @@ bool ended_by_stop(int status) {
   return code == 128 + SIGTERM || code == 128 + SIGKILL;
 }
 
+std::string describe_rank(const LaunchSpec& spec, const Failure& failure) {
+  return "rank " + std::to_string(spec.global_rank(failure.local_rank)) + " (local rank " +
+         std::to_string(failure.local_rank) + " on " + spec.host + ", pid " + std::to_string(failure.pid) + ") " +
+         failure.what;
+}
+
+// The root cause with its error file's message and its last stderr lines.
+std::string describe_failure(const LaunchSpec& spec, const Failure& root) {
+  std::string text = describe_rank(spec, root);
+  if (root.error_message) text += "\n  error file: " + shortened(*root.error_message, kMaxMessage);
+  if (!root.stderr_tail.empty()) {
+    text += "\n  last lines on its stderr:";
+    for (const auto& line : root.stderr_tail) text += "\n    " + line;
+  }
+  return text;
+}
+
 // One attempt: the whole local group started, supervised and stopped.
 class Attempt {
  public:
-  Attempt(const LaunchSpec& spec, int restart_count, const RunFiles& files, SignalPipe& signals, RunStreams& streams)
-      : spec_(spec), signals_(signals), streams_(streams) {
+  // `link`: the other machines of the job; null on one machine.
+  Attempt(const LaunchSpec& spec, int restart_count, const RunFiles& files, SignalPipe& signals, RunStreams& streams,
+          MachineLink* link)
+      : spec_(spec), restart_count_(restart_count), signals_(signals), streams_(streams), link_(link) {
     workers_.resize(spec.num_processes);
     std::vector<Spawned> started;
     // The group exists before any worker, so a failure part-way through still kills the ones
@@ -347,6 +369,9 @@ class Attempt {
       std::vector<pollfd> fds{{signals_.fd(), POLLIN, 0}};
       const auto input = streams_.input.wanted();
       if (input) fds.push_back(*input);
+      // The job's events, on several machines.
+      const std::size_t job_events = fds.size();
+      if (link_) fds.push_back({link_->fd(), POLLIN, 0});
       const std::size_t first_stream = fds.size();
       std::vector<std::pair<Worker*, bool>> sources;  // (worker, is stderr)
       for (Worker& worker : workers_) {
@@ -376,6 +401,9 @@ class Attempt {
         }
       }
       if (input && fds[1].revents) streams_.input.on_ready(fds[1].revents);
+      if (link_ && fds[job_events].revents) {
+        while (auto event = link_->next_event()) on_job_event(*event);
+      }
       for (std::size_t i = 0; i < sources.size(); ++i) {
         if (fds[first_stream + i].revents) relay(*sources[i].first, sources[i].second);
       }
@@ -465,6 +493,7 @@ class Attempt {
       --outcome_.stopped;  // it failed on its own while being stopped: listed, not counted as stopped
     } else {
       failure_stopped_group_ = true;
+      if (link_) link_->report_failure(restart_count_, failure.exit_code, describe_rank(spec_, failure));
       stop(SIGTERM);
     }
   }
@@ -506,6 +535,15 @@ class Attempt {
     }
   }
 
+  // Another machine failed, or the job is over: this machine's workers stop too.
+  void on_job_event(const JobEvent& event) {
+    if (event.kind == JobEvent::kStart || (event.kind == JobEvent::kStop && event.attempt != restart_count_)) return;
+    if (event.kind == JobEvent::kFinish) outcome_.job_finished = event;
+    if (stopping_) return;
+    outcome_.stopped_for = event.summary;
+    stop(SIGTERM);
+  }
+
   void relay(Worker& worker, bool is_stderr) {
     Fd& pipe = is_stderr ? worker.err_pipe : worker.out_pipe;
     LineRelay& relay = is_stderr ? *worker.err : *worker.out;
@@ -520,8 +558,10 @@ class Attempt {
   }
 
   const LaunchSpec& spec_;
+  int restart_count_;
   SignalPipe& signals_;
   RunStreams& streams_;
+  MachineLink* link_;
   ProcessGroup group_;
   std::vector<Worker> workers_;
   bool stopping_ = false;
@@ -531,22 +571,11 @@ class Attempt {
   Outcome outcome_;
 };
 
-std::string describe_rank(const LaunchSpec& spec, const Failure& failure) {
-  return "rank " + std::to_string(spec.global_rank(failure.local_rank)) + " (local rank " +
-         std::to_string(failure.local_rank) + " on " + spec.host + ", pid " + std::to_string(failure.pid) + ") " +
-         failure.what;
-}
-
 void print_summary(const LaunchSpec& spec, const Outcome& outcome) {
   std::string text;
   if (!outcome.failures.empty()) {
     const Failure& root = outcome.failures.front();
-    text += "accel-launch: job failed: " + describe_rank(spec, root) + "\n";
-    if (root.error_message) text += "  error file: " + shortened(*root.error_message, kMaxMessage) + "\n";
-    if (!root.stderr_tail.empty()) {
-      text += "  last lines on its stderr:\n";
-      for (const auto& line : root.stderr_tail) text += "    " + line + "\n";
-    }
+    text += "accel-launch: job failed: " + describe_failure(spec, root) + "\n";
     const std::size_t others = outcome.failures.size() - 1;
     for (std::size_t i = 1; i <= std::min(others, kMaxListedFailures); ++i) {
       const Failure& failure = outcome.failures[i];
@@ -567,6 +596,71 @@ void print_summary(const LaunchSpec& spec, const Outcome& outcome) {
   write_fully(STDERR_FILENO, text);
 }
 
+// The job's next word for this launcher, or the stop signal that interrupted the wait.
+std::optional<JobEvent> wait_for_job(MachineLink& link, SignalPipe& signals, int& interrupted_by) {
+  while (true) {
+    if (auto event = link.next_event()) return event;
+    pollfd fds[2] = {{signals.fd(), POLLIN, 0}, {link.fd(), POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0 && errno != EINTR) {
+      throw Error(std::string("poll failed while waiting for the other machines: ") + std::strerror(errno));
+    }
+    for (int number : signals.take()) {
+      if (is_stop_signal(number)) {
+        interrupted_by = number;
+        return std::nullopt;
+      }
+    }
+  }
+}
+
+int end_job(const JobEvent& end) {
+  if (end.exit_code != 0) {
+    write_fully(STDERR_FILENO, "accel-launch: job failed: " + end.summary + "\naccel-launch: exit code " +
+                                   std::to_string(end.exit_code) + "\n");
+  }
+  return end.exit_code;
+}
+
+// Several machines: machine 0 decides when attempts start, stop, restart and end, so that all
+// machines act as one job (control_plane.h).
+int run_across_machines(const LaunchSpec& spec, const RunFiles& files, SignalPipe& signals, RunStreams& streams) {
+  MachineLink link(spec);
+  std::string last_failure;
+  int last_attempt = 0;
+  while (true) {
+    int interrupted_by = 0;
+    const auto event = wait_for_job(link, signals, interrupted_by);
+    if (!event) {
+      link.report_interrupted(last_attempt, 128 + interrupted_by,
+                              "its launcher was interrupted by " + signal_name(interrupted_by));
+      write_fully(STDERR_FILENO, "accel-launch: interrupted by " + signal_name(interrupted_by) +
+                                     " between attempts\naccel-launch: exit code " + std::to_string(128 + interrupted_by) + "\n");
+      return 128 + interrupted_by;
+    }
+    if (event->kind == JobEvent::kFinish) return end_job(*event);
+    if (event->kind != JobEvent::kStart) continue;  // a stop for an attempt already over here
+    last_attempt = event->attempt;
+    if (event->attempt > 0) {
+      write_fully(STDERR_FILENO, "accel-launch: restarting the workers of every machine (restart " +
+                                     std::to_string(event->attempt) + " of " + std::to_string(spec.max_restarts) +
+                                     ") after: " + last_failure.substr(0, last_failure.find('\n')) + "\n");
+    }
+    Outcome outcome = Attempt(spec, event->attempt, files, signals, streams, &link).supervise();
+    if (outcome.interrupted_by) {
+      link.report_interrupted(event->attempt, outcome.exit_code(),
+                              "its launcher was interrupted by " + signal_name(*outcome.interrupted_by));
+      print_summary(spec, outcome);
+      return outcome.exit_code();
+    }
+    if (outcome.job_finished) return end_job(*outcome.job_finished);
+    const bool failed_here = !outcome.failures.empty();
+    const std::string failure = failed_here ? describe_failure(spec, outcome.failures.front()) : "";
+    last_failure = failed_here ? "machine " + std::to_string(spec.machine_rank) + " (" + spec.host + "): " + failure
+                               : outcome.stopped_for.value_or("");
+    link.report_ended(event->attempt, !failed_here && !outcome.stopped_for, failure);
+  }
+}
+
 }  // namespace
 
 int run(const LaunchSpec& spec) {
@@ -575,8 +669,9 @@ int run(const LaunchSpec& spec) {
   const SubreaperScope subreaper;
   SignalPipe signals;
   RunStreams streams;
+  if (spec.num_machines > 1) return run_across_machines(spec, files, signals, streams);
   for (int restart_count = 0;; ++restart_count) {
-    Outcome outcome = Attempt(spec, restart_count, files, signals, streams).supervise();
+    Outcome outcome = Attempt(spec, restart_count, files, signals, streams, nullptr).supervise();
     if (outcome.failures.empty() && !outcome.interrupted_by) return 0;
     if (!outcome.failures.empty() && !outcome.interrupted_by && restart_count < spec.max_restarts) {
       write_fully(STDERR_FILENO, "accel-launch: " + describe_rank(spec, outcome.failures.front()) +

@@ -7,6 +7,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace accel::env {
 
@@ -79,7 +80,12 @@ bool read_flag(const Lookup& lookup, const std::string& name, bool fallback);
 // Throws accel::UsageError naming the variable and value when it is not a positive number.
 std::chrono::milliseconds read_timeout(const Lookup& lookup, std::chrono::milliseconds fallback);
 
-// Expands a SLURM node list such as "gnode[10,20-22],login1" and returns its first host.
+// Expands a SLURM host list in SLURM's full syntax: "gpu-a[07-08,10],cpu-b3" gives gpu-a07,
+// gpu-a08, gpu-a10, cpu-b3 (zero padding kept; several bracket groups in one name multiply).
+// Throws accel::UsageError naming `variable` and the value when the list is malformed.
+std::vector<std::string> expand_slurm_hostlist(const std::string& variable, const std::string& hostlist);
+
+// The first host of SLURM_JOB_NODELIST (see expand_slurm_hostlist).
 std::string first_slurm_host(const std::string& nodelist);
 
 }  // namespace accel::env

@@ -34,6 +34,7 @@ struct LaunchRequest {
   // Supervision and output.
   std::optional<int> max_restarts;
   std::optional<double> grace_period_s;
+  std::optional<double> join_timeout_s;
   std::optional<bool> tee;
   std::optional<std::string> log_dir;
   std::optional<bool> quiet;

@@ -19,6 +19,10 @@ namespace accel::launch {
 // like a hang (torchrun's 30 s does).
 inline constexpr double kDefaultGracePeriodS = 10.0;
 
+// Seconds the machines of a multi-machine job wait for each other to join (torchrun's
+// rendezvous waits as long by default), also before each restart.
+inline constexpr double kDefaultJoinTimeoutS = 600.0;
+
 // Every value resolved. Copyable; the port reservation is shared by the copies.
 struct LaunchSpec {
   // Topology: this launcher runs num_processes workers, ranks
@@ -57,6 +61,7 @@ struct LaunchSpec {
   // Supervision.
   int max_restarts = 0;
   double grace_period_s = kDefaultGracePeriodS;
+  double join_timeout_s = kDefaultJoinTimeoutS;  // several machines only
 
   // Output.
   bool quiet = false;                   // no "[rankN]: " prefixes (--quiet, or a job of one worker)
