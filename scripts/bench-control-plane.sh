@@ -48,7 +48,7 @@ EOF
   started=$(date +%s.%N)
   for ((rank = 0; rank < n; rank++)); do
     "$launcher" -q --num_machines "$n" --machine_rank "$rank" --main_process_ip 127.0.0.1 --main_process_port "$port" \
-      --num_processes 1 --num_cpu_threads_per_process 1 --max_restarts 1 --join_timeout 300 "$dir/worker.sh" \
+      --num_processes "$n" --num_cpu_threads_per_process 1 --max_restarts 1 --join_timeout 300 "$dir/worker.sh" \
       >"$dir/out.$rank.log" 2>&1 &
     pids+=($!)
   done

@@ -976,7 +976,8 @@ struct Job {
 
   std::vector<std::string> args(int rank, std::vector<std::string> extra, const std::vector<std::string>& job) const {
     std::vector<std::string> out{"--num_machines", std::to_string(machines), "--machine_rank", std::to_string(rank),
-                                 "--main_process_ip", address, "--main_process_port", port, "--num_processes", "2"};
+                                 "--main_process_ip", address, "--main_process_port", port, "--num_processes",
+                                 std::to_string(2 * machines)};  // the total: 2 per machine
     out.insert(out.end(), extra.begin(), extra.end());
     out.insert(out.end(), job.begin(), job.end());
     return out;
@@ -1101,10 +1102,10 @@ TEST_CASE("launch multi: a launcher that disagrees with machine 0 is refused, na
   const Job job{"127.0.0.8", 2};
   Launcher first(job.args(0, {"--join_timeout", "3"}, {"sleep", "30"}));
   auto args = job.args(1, {}, {"sleep", "30"});
-  args[9] = "3";  // --num_processes
+  args[9] = "6";  // --num_processes: 3 per machine
   const auto refused = launch(args);
   CHECK(refused.code == 2);
-  CHECK(refused.err.find("machine 0 refused this launcher: it runs --num_processes 3 but machine 0 runs 2") !=
+  CHECK(refused.err.find("machine 0 refused this launcher: it runs 3 worker(s) per machine but machine 0 runs 2") !=
         std::string::npos);
   CHECK(first.wait() == 1);
 }
@@ -1116,8 +1117,8 @@ TEST_CASE("launch multi: an srun step fills in the layout, announced in one line
         {"SLURM_JOB_ID", job_id}, {"SLURM_STEP_ID", "0"}, {"SLURM_NODEID", std::to_string(node)},
         {"SLURM_STEP_NUM_NODES", "2"}, {"SLURM_STEP_NUM_TASKS", "2"}, {"SLURM_STEP_NODELIST", "127.0.0.[9-10]"}};
   };
-  Launcher first({"--num_processes", "1", PRINT_ENV_EXE, "RANK", "MASTER_ADDR", "WORLD_SIZE"}, slurm(0));
-  Launcher second({"--num_processes", "1", PRINT_ENV_EXE, "RANK", "MASTER_ADDR", "WORLD_SIZE"}, slurm(1));
+  Launcher first({PRINT_ENV_EXE, "RANK", "MASTER_ADDR", "WORLD_SIZE"}, slurm(0));
+  Launcher second({PRINT_ENV_EXE, "RANK", "MASTER_ADDR", "WORLD_SIZE"}, slurm(1));
   CHECK(first.wait() == 0);
   CHECK(second.wait() == 0);
   CHECK(rank_lines(second.out(), 1) == std::vector<std::string>{"RANK=1", "MASTER_ADDR=127.0.0.9", "WORLD_SIZE=2"});
@@ -1129,7 +1130,7 @@ TEST_CASE("launch multi: an srun step fills in the layout, announced in one line
   per_task["SLURM_STEP_NUM_TASKS"] = "8";
   const auto refused = launch({PRINT_ENV_EXE}, per_task);
   CHECK(refused.code == 2);
-  CHECK(refused.err.find("srun --nodes=2 --ntasks-per-node=1 accel-launch --num_processes 4 ...") != std::string::npos);
+  CHECK(refused.err.find("srun --nodes=2 --ntasks-per-node=1 accel-launch --num_processes 8 ...") != std::string::npos);
 }
 
 TEST_CASE("launch multi: a bad --join_timeout, a port with no next port, a taken control port are refused") {

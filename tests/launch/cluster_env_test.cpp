@@ -88,7 +88,7 @@ TEST_CASE("cluster env: SLURM falls back to job variables, takes GPUs per node a
   CHECK(layout->main_process_ip->value == "10.1.2.3");
   LaunchRequest gpus;
   apply_cluster_layout(*layout, gpus);
-  CHECK(gpus.num_processes == 4);
+  CHECK(gpus.num_processes == 12);  // the total: 4 GPUs on each of 3 machines
   LaunchRequest cpu;
   cpu.use_cpu = true;
   apply_cluster_layout(*layout, cpu);
@@ -98,7 +98,7 @@ TEST_CASE("cluster env: SLURM falls back to job variables, takes GPUs per node a
 TEST_CASE("cluster env: srun starting a launcher per task is refused with the right srun line") {
   const auto message = usage_error(slurm_step({{"SLURM_STEP_NUM_TASKS", "8"}, {"SLURM_STEP_NUM_NODES", "2"}}));
   CHECK_THAT(message, Catch::Contains("srun started accel-launch 8 times on 2 node(s)"));
-  CHECK_THAT(message, Catch::Contains("srun --nodes=2 --ntasks-per-node=1 accel-launch --num_processes 4"));
+  CHECK_THAT(message, Catch::Contains("srun --nodes=2 --ntasks-per-node=1 accel-launch --num_processes 8"));
 }
 
 TEST_CASE("cluster env: malformed engine variables name the variable") {
@@ -124,7 +124,8 @@ TEST_CASE("cluster env: a PyTorchJob pod reads PET_* and completes them with MAS
   CHECK(request.machine_rank == 1);
   CHECK(request.main_process_ip == "job-master-0");
   CHECK(request.main_process_port == 1234);
-  CHECK(request.num_processes == 3);
+  CHECK(request.num_processes == 6);  // the total: 3 on each of 2 machines
+  CHECK_THAT(note, Catch::Contains("--num_processes 6 (PET_NPROC_PER_NODE x 2 machines)"));
   CHECK_THAT(note, Catch::Contains("--main_process_ip job-master-0 (MASTER_ADDR)"));
   CHECK_THAT(note, !Catch::Contains("--main_process_port"));
 }
@@ -153,7 +154,7 @@ TEST_CASE("cluster env: mpirun ranks are machines, several per machine are refus
   CHECK(under_slurm->engine == "MPICH mpirun");
   CHECK(under_slurm->main_process_ip->value == "n4");
   CHECK_THAT(usage_error({{"OMPI_COMM_WORLD_SIZE", "8"}, {"OMPI_COMM_WORLD_RANK", "0"}, {"OMPI_COMM_WORLD_LOCAL_SIZE", "4"}}),
-             Catch::Contains("mpirun -np <machines> --map-by ppr:1:node accel-launch --num_processes 4"));
+             Catch::Contains("mpirun -np 2 --map-by ppr:1:node accel-launch --num_processes 8"));
 }
 
 TEST_CASE("cluster env: the command line keeps count and rank together, one machine keeps a free port") {

@@ -1,5 +1,6 @@
 #include "cluster_env.h"
 
+#include <algorithm>
 #include <initializer_list>
 #include <type_traits>
 
@@ -76,11 +77,11 @@ std::optional<ClusterLayout> detect_mpi(const env::Lookup& lookup) {
     auto rank = read_int(lookup, dialect.rank, 0);
     if (!size || !rank) continue;
     if (auto local = read_int(lookup, dialect.local_size, 1); local && local->value > 1) {
+      const int machines = std::max(1, size->value / local->value);
       throw UsageError("mpirun started " + std::to_string(local->value) + " accel-launch processes on this machine (" +
                        dialect.local_size + "=" + std::to_string(local->value) +
-                       "); start one per machine, it starts the workers itself: mpirun -np <machines> --map-by "
-                       "ppr:1:node accel-launch --num_processes " +
-                       std::to_string(local->value) + " ...");
+                       "); start one per machine, it starts the workers itself: mpirun -np " + std::to_string(machines) +
+                       " --map-by ppr:1:node accel-launch --num_processes " + std::to_string(size->value) + " ...");
     }
     ClusterLayout layout;
     layout.engine = std::string(dialect.name) + " mpirun";
@@ -111,12 +112,11 @@ std::optional<ClusterLayout> detect_slurm(const env::Lookup& lookup) {
   const auto tasks = first_int(lookup, {"SLURM_STEP_NUM_TASKS", "SLURM_NTASKS"}, 1);
   if (tasks && layout.num_machines && tasks->value > layout.num_machines->value) {
     const int nodes = layout.num_machines->value;
-    const int per_node = (tasks->value + nodes - 1) / nodes;
     throw UsageError("srun started accel-launch " + std::to_string(tasks->value) + " times on " +
                      std::to_string(nodes) + " node(s) (" + tasks->source + "=" + std::to_string(tasks->value) + ", " +
                      layout.num_machines->source + "=" + std::to_string(nodes) +
                      "); it must run once per node and starts the workers itself: srun --nodes=" + std::to_string(nodes) +
-                     " --ntasks-per-node=1 accel-launch --num_processes " + std::to_string(per_node) + " ...");
+                     " --ntasks-per-node=1 accel-launch --num_processes " + std::to_string(tasks->value) + " ...");
   }
   for (const char* name : {"SLURM_STEP_NODELIST", "SLURM_JOB_NODELIST", "SLURM_NODELIST"}) {
     if (auto nodes = read_text(lookup, name)) {
@@ -205,9 +205,16 @@ std::string apply_cluster_layout(const ClusterLayout& layout, LaunchRequest& req
     fill(request.main_process_ip, layout.main_process_ip, "--main_process_ip");
     fill(request.main_process_port, layout.main_process_port, "--main_process_port");
   }
-  fill(request.num_processes, layout.num_processes, "--num_processes");
+  // --num_processes is the total over all machines; the engines give a count per machine.
+  const int machines = request.num_machines.value_or(1);
+  const auto per_machine = [machines](const std::optional<FromEnvironment<int>>& count) {
+    if (!count || machines == 1) return count;
+    return std::optional<FromEnvironment<int>>({count->value * machines, count->source + " x " +
+                                                std::to_string(machines) + " machines"});
+  };
+  fill(request.num_processes, per_machine(layout.num_processes), "--num_processes");
   if (!request.gpu_ids && request.use_cpu != true) {
-    fill(request.num_processes, layout.gpus_per_machine, "--num_processes");
+    fill(request.num_processes, per_machine(layout.gpus_per_machine), "--num_processes");
   }
   if (filled.empty()) return "";
   return "accel-launch: from " + layout.engine + ": " + text::join(filled, ", ") +

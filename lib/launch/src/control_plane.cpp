@@ -355,7 +355,9 @@ class MachineLink::Coordinator {
     machine.link = std::move(link);
     machine.host = host;
     machine.last_heard = Clock::now();
-    machine.ended = false;
+    // A launcher replacing a lost one while the others still stop has no workers in this
+    // attempt: it joins the next one.
+    machine.ended = phase_ == Phase::kRunning || phase_ == Phase::kStopping;
     for (std::size_t i = 1; i < lines.size(); ++i) handle(rank, lines[i]);
   }
 
@@ -366,8 +368,8 @@ class MachineLink::Coordinator {
              std::to_string(spec_.num_machines) + "; every machine needs the same value";
     }
     if (hello.processes != spec_.num_processes) {
-      return "it runs --num_processes " + std::to_string(hello.processes) + " but machine 0 runs " +
-             std::to_string(spec_.num_processes) + "; every machine needs the same value";
+      return "it runs " + std::to_string(hello.processes) + " worker(s) per machine but machine 0 runs " +
+             std::to_string(spec_.num_processes) + "; every machine needs the same --num_processes and --num_machines";
     }
     if (hello.rank < 0 || hello.rank >= spec_.num_machines) {
       return "--machine_rank " + std::to_string(hello.rank) + " is outside 0.." + std::to_string(spec_.num_machines - 1);
