@@ -173,7 +173,9 @@ TEST_CASE("a rank that leaves mid-job makes the others fail, not hang", "[runtim
   for (int r : {0, 2, 3}) {
     INFO("rank " << r);
     CHECK(outcomes[r].error_type == "PeerError");
-    CHECK_THAT(outcomes[r].error, Catch::Contains("rank 1 (last seen in #1 wait_for_everyone) never reached it"));
+    // A live rank that was merely slower to enter the gather may be listed beside rank 1.
+    CHECK_THAT(outcomes[r].error, Catch::Contains("rank 1 (last seen in #1 wait_for_everyone)") &&
+                                      Catch::Contains("never reached it"));
   }
 }
 
