@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <atomic>
+#include <csignal>
 #include <iostream>
 #include <sstream>
 #include <thread>
@@ -177,6 +178,25 @@ TEST_CASE("a rank that leaves mid-job makes the others fail, not hang", "[runtim
     CHECK_THAT(outcomes[r].error, Catch::Contains("rank 1 (last seen in #1 wait_for_everyone)") &&
                                       Catch::Contains("never reached it"));
   }
+}
+
+namespace {
+void count_sigpipe(int) {}
+}  // namespace
+
+TEST_CASE("a group of several ranks ignores SIGPIPE unless the job handles it", "[runtime][state][errors]") {
+  // A peer that closes its sockets must give a PeerError, not kill this process with SIGPIPE.
+  ::signal(SIGPIPE, SIG_DFL);
+  run_ranks<int>(2, [](const PartialState&) { return 0; });
+  struct sigaction now {};
+  ::sigaction(SIGPIPE, nullptr, &now);
+  CHECK(now.sa_handler == SIG_IGN);
+
+  ::signal(SIGPIPE, count_sigpipe);
+  run_ranks<int>(2, [](const PartialState&) { return 0; });
+  ::sigaction(SIGPIPE, nullptr, &now);
+  CHECK(now.sa_handler == count_sigpipe);
+  ::signal(SIGPIPE, SIG_IGN);
 }
 
 TEST_CASE("print joins its arguments with spaces on the local main process only", "[runtime][state]") {

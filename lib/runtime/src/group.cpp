@@ -2,6 +2,8 @@
 
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 
+#include <csignal>
+
 #include "accel/core/error.h"
 
 // LibTorch builds with NCCL export USE_C10D_NCCL to their users (as this CPU build exports
@@ -23,12 +25,24 @@ GroupHandle handle_without_group(const c10::intrusive_ptr<::c10d::Store>& store,
   return handle;
 }
 
+// Gloo writes to its peers' sockets with writev, which raises SIGPIPE when a peer has gone: with
+// the default disposition the whole process dies silently (exit 141) instead of getting the
+// PeerError that names the rank. Python ignores SIGPIPE at start-up, which is why torch's own
+// users never see this; a C++ job gets the same here. A handler the job installed is kept.
+void ignore_sigpipe_unless_handled() {
+  struct sigaction current {};
+  if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
+    ::signal(SIGPIPE, SIG_IGN);
+  }
+}
+
 }  // namespace
 
 GroupHandle make_gloo_group(const c10::intrusive_ptr<::c10d::Store>& store, int rank, int world_size,
                             std::chrono::milliseconds timeout, const GlooTransport& transport) {
   GroupHandle handle = handle_without_group(store, rank, world_size, timeout);
   if (world_size == 1) return handle;
+  ignore_sigpipe_unless_handled();
   auto options = ::c10d::ProcessGroupGloo::Options::create();
   options->timeout = timeout;
   options->devices.push_back(transport.interface.empty()
