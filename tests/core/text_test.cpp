@@ -45,3 +45,26 @@ TEST_CASE("CUDA_VISIBLE_DEVICES limits and renumbers GPUs as CUDA does", "[core]
   REQUIRE(uuid.size() == 1);
   CHECK(uuid[0].cuda_id == "GPU-8e1a");
 }
+
+TEST_CASE("quote bounds and escapes a value for a message", "[core]") {
+  CHECK(quote("F99") == "'F99'");
+  CHECK(quote("a\nb\x1b") == "'a\\x0Ab\\x1B'");
+  const std::string long_value(1 << 20, 'x');
+  const std::string quoted = quote(long_value);
+  CHECK(quoted == "'" + std::string(80, 'x') + "'... (1048576 bytes in all)");
+  // "é" is two bytes: a cut between them would leave half a character.
+  CHECK(quote("aé", 2) == "'a'... (3 bytes in all)");
+}
+
+TEST_CASE("json_nesting_problem finds nesting past the bound", "[core]") {
+  CHECK_FALSE(json_nesting_problem(R"({"a": [1, {"b": [[]]}], "c": "[[[["})").has_value());
+  const std::string at_bound = std::string(kMaxJsonNesting, '[') + std::string(kMaxJsonNesting, ']');
+  CHECK_FALSE(json_nesting_problem(at_bound).has_value());
+  const std::string hostile = "{\"dtype\": " + std::string(100000, '[');
+  const auto problem = json_nesting_problem(hostile);
+  REQUIRE(problem.has_value());
+  CHECK(*problem == "arrays/objects nested deeper than 256 levels (at byte 266); no file of this kind needs that many");
+  // Brackets inside strings, escaped quotes included, do not count.
+  const std::string in_string = "[\"\\\"" + std::string(1000, '[') + "\"]";
+  CHECK_FALSE(json_nesting_problem(in_string).has_value());
+}

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 
 namespace accel::text {
@@ -86,6 +87,48 @@ std::string trim(const std::string& s) {
   const auto first = std::find_if_not(s.begin(), s.end(), [](unsigned char c) { return std::isspace(c); });
   const auto last = std::find_if_not(s.rbegin(), s.rend(), [](unsigned char c) { return std::isspace(c); }).base();
   return first < last ? std::string(first, last) : std::string();
+}
+
+std::string quote(std::string_view value, std::size_t max_bytes) {
+  std::size_t shown = std::min(value.size(), max_bytes);
+  // Never end inside a UTF-8 sequence: back up over continuation bytes (10xxxxxx).
+  if (shown < value.size())
+    while (shown > 0 && (static_cast<unsigned char>(value[shown]) & 0xC0) == 0x80) --shown;
+  std::string out = "'";
+  for (std::size_t i = 0; i < shown; ++i) {
+    const auto c = static_cast<unsigned char>(value[i]);
+    if (c < 0x20 || c == 0x7F) {
+      char escaped[5];
+      std::snprintf(escaped, sizeof escaped, "\\x%02X", c);
+      out += escaped;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  out += "'";
+  if (shown < value.size()) out += "... (" + std::to_string(value.size()) + " bytes in all)";
+  return out;
+}
+
+std::optional<std::string> json_nesting_problem(std::string_view json) {
+  std::size_t depth = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < json.size(); ++i) {
+    const char c = json[i];
+    if (in_string) {
+      if (c == '\\') ++i;  // the escaped character cannot end the string
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonNesting)
+        return "arrays/objects nested deeper than " + std::to_string(kMaxJsonNesting) + " levels (at byte " +
+               std::to_string(i) + "); no file of this kind needs that many";
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace accel::text
