@@ -144,7 +144,7 @@ TEST_CASE("safetensors errors name the file and the tensor", "[models][safetenso
   }
   SECTION("bad header: unknown dtype") {
     write_raw(path, R"({"w":{"dtype":"F8","shape":[1],"data_offsets":[0,1]}})", "x");
-    REQUIRE_THROWS_WITH(SafetensorsFile(path), Contains("tensor 'w'") && Contains("\"F8\"") &&
+    REQUIRE_THROWS_WITH(SafetensorsFile(path), Contains("tensor 'w'") && Contains("dtype 'F8'") &&
                                                    Contains("accepted: F64, F32"));
   }
   SECTION("bad header: offsets disagree with shape") {
@@ -158,4 +158,92 @@ TEST_CASE("safetensors errors name the file and the tensor", "[models][safetenso
     REQUIRE_THROWS_WITH(SafetensorsFile(path),
                         Contains("tensor 'w'") && Contains("dtype, shape and data_offsets"));
   }
+}
+
+namespace {
+
+std::string tensor_entry(const std::string& name, const std::string& dtype, const std::string& shape,
+                         std::uint64_t begin, std::uint64_t end) {
+  return "\"" + name + "\":{\"dtype\":\"" + dtype + "\",\"shape\":" + shape + ",\"data_offsets\":[" +
+         std::to_string(begin) + "," + std::to_string(end) + "]}";
+}
+
+}  // namespace
+
+TEST_CASE("safetensors refuses layouts the reference implementation refuses",
+          "[models][safetensors][errors]") {
+  ScratchDir dir;
+  const auto path = dir.file("bad.safetensors");
+  const auto refused = [&](const std::string& header, std::size_t data_bytes) {
+    write_raw(path, header, std::string(data_bytes, '\0'));
+    try {
+      SafetensorsFile file(path);
+    } catch (const accel::FileError& e) {
+      return std::string(e.what());
+    }
+    FAIL("the file was accepted: " << header);
+    return std::string();
+  };
+
+  SECTION("overlapping data_offsets would give two tensors the same bytes") {
+    const auto message = refused("{" + tensor_entry("a", "F32", "[2]", 0, 8) + "," +
+                                     tensor_entry("b", "F32", "[2]", 4, 12) + "}", 12);
+    CHECK_THAT(message, Contains(path) && Contains("tensor 'b'") && Contains("bytes 4..12 overlap tensor 'a'"));
+  }
+  SECTION("a gap between tensors") {
+    const auto message = refused("{" + tensor_entry("a", "F32", "[1]", 0, 4) + "," +
+                                     tensor_entry("b", "F32", "[1]", 8, 12) + "}", 12);
+    CHECK_THAT(message, Contains(path) && Contains("tensor 'b'") && Contains("gap: bytes 4..8 belong to no tensor"));
+  }
+  SECTION("a gap before the first tensor") {
+    const auto message = refused("{" + tensor_entry("a", "F32", "[1]", 4, 8) + "}", 8);
+    CHECK_THAT(message, Contains("tensor 'a'") && Contains("gap: bytes 0..4"));
+  }
+  SECTION("trailing bytes after the last tensor") {
+    const auto message = refused("{" + tensor_entry("a", "F32", "[1]", 0, 4) + "}", 6);
+    CHECK_THAT(message, Contains(path) && Contains("2 trailing bytes after the last tensor"));
+  }
+  SECTION("a shape whose byte size overflows 64 bits") {
+    // 2^62 elements of 4 bytes wrap to 0 in 64-bit arithmetic, which would match offsets [0,0].
+    const auto message = refused("{" + tensor_entry("w", "F32", "[4611686018427387904]", 0, 0) + "}", 0);
+    CHECK_THAT(message, Contains("tensor 'w'") && Contains("[4611686018427387904]") &&
+                            Contains("needs more than 2^64 bytes"));
+  }
+  SECTION("a dimension beyond int64") {
+    const auto message = refused("{" + tensor_entry("w", "U8", "[9223372036854775808]", 0, 0) + "}", 0);
+    CHECK_THAT(message, Contains("tensor 'w'") && Contains("integers from 0 to 2^63-1"));
+  }
+  SECTION("a tensor named twice") {
+    const auto message = refused("{" + tensor_entry("a", "F32", "[1]", 0, 4) + "," +
+                                     tensor_entry("a", "F32", "[1]", 4, 8) + "}", 8);
+    CHECK_THAT(message, Contains(path) && Contains("'a' appears twice"));
+  }
+  SECTION("a dtype nested 100 000 levels deep") {
+    const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+    const auto message = refused("{\"w\":{\"dtype\":" + deep + ",\"shape\":[],\"data_offsets\":[0,4]}}", 4);
+    CHECK_THAT(message, Contains(path) && Contains("nested deeper than 256 levels"));
+  }
+  SECTION("a dtype of the wrong type is quoted, cut short") {
+    const std::string long_list = "[" + std::string(5000, '1') + "]";
+    const auto message = refused("{\"w\":{\"dtype\":" + long_list + ",\"shape\":[],\"data_offsets\":[0,4]}}", 4);
+    CHECK_THAT(message, Contains("unsupported dtype '[111") && Contains("(5002 bytes in all)"));
+    CHECK(message.size() < 400);
+  }
+  SECTION("a hostile tensor name is cut short in the message") {
+    const std::string name(100000, 'n');
+    const auto message = refused("{" + tensor_entry(name, "F32", "[1]", 0, 3) + "}", 3);
+    CHECK_THAT(message, Contains("(100000 bytes in all)") && Contains("span 3 bytes"));
+    CHECK(message.size() < 500);
+  }
+}
+
+TEST_CASE("safetensors accepts empty tensors and a file with no tensors", "[models][safetensors]") {
+  ScratchDir dir;
+  const auto path = dir.file("t.safetensors");
+  save_safetensors(path, {{"empty", torch::ones({0, 3})}, {"x", torch::ones({2})}});
+  SafetensorsFile file(path);
+  CHECK(file.get("empty").sizes() == torch::IntArrayRef({0, 3}));
+  CHECK(torch::equal(file.get("x"), torch::ones({2})));
+  save_safetensors(path, {}, {.overwrite = true, .metadata = {{"k", "v"}}});
+  CHECK(SafetensorsFile(path).names().empty());
 }

@@ -1,6 +1,7 @@
 #include "accel/models/safetensors.h"
 
 #include "accel/core/error.h"
+#include "accel/models/safetensors_header.h"
 
 #include <nlohmann/json.hpp>
 
@@ -9,51 +10,45 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <set>
-#include <sstream>
+#include <stdexcept>
+#include <tuple>
 
 namespace accel::models {
 namespace {
 
-struct DTypeCode {
-  const char* name;
-  torch::ScalarType type;
-};
-
-constexpr DTypeCode kDTypes[] = {
-    {"F64", torch::kFloat64}, {"F32", torch::kFloat32}, {"F16", torch::kFloat16},
-    {"BF16", torch::kBFloat16}, {"I64", torch::kInt64}, {"I32", torch::kInt32},
-    {"I16", torch::kInt16}, {"I8", torch::kInt8}, {"U8", torch::kUInt8}, {"BOOL", torch::kBool},
-};
-
-std::string accepted_dtype_names() {
-  std::string out;
-  for (const auto& d : kDTypes) out += std::string(out.empty() ? "" : ", ") + d.name;
-  return out;
+torch::ScalarType torch_dtype(SafetensorsDType dtype) {
+  switch (dtype) {
+    case SafetensorsDType::F64: return torch::kFloat64;
+    case SafetensorsDType::F32: return torch::kFloat32;
+    case SafetensorsDType::F16: return torch::kFloat16;
+    case SafetensorsDType::BF16: return torch::kBFloat16;
+    case SafetensorsDType::I64: return torch::kInt64;
+    case SafetensorsDType::I32: return torch::kInt32;
+    case SafetensorsDType::I16: return torch::kInt16;
+    case SafetensorsDType::I8: return torch::kInt8;
+    case SafetensorsDType::U8: return torch::kUInt8;
+    case SafetensorsDType::BOOL: return torch::kBool;
+  }
+  throw std::logic_error("unhandled SafetensorsDType");
 }
 
-std::string shape_text(const std::vector<std::int64_t>& shape) {
-  std::ostringstream out;
-  out << '[';
-  for (std::size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
-  out << ']';
-  return out.str();
-}
-
-// A cap on the JSON header so a corrupt length cannot make us allocate gigabytes.
-constexpr std::uint64_t kMaxHeaderBytes = 100u << 20;
+constexpr SafetensorsDType kAllDTypes[] = {
+    SafetensorsDType::F64, SafetensorsDType::F32, SafetensorsDType::F16, SafetensorsDType::BF16,
+    SafetensorsDType::I64, SafetensorsDType::I32, SafetensorsDType::I16, SafetensorsDType::I8,
+    SafetensorsDType::U8,  SafetensorsDType::BOOL,
+};
 
 }  // namespace
 
 std::string safetensors_dtype_name(torch::ScalarType dtype) {
-  for (const auto& d : kDTypes)
-    if (d.type == dtype) return d.name;
+  for (const auto d : kAllDTypes)
+    if (torch_dtype(d) == dtype) return safetensors_dtype_code(d);
   throw UsageError(std::string("safetensors cannot store dtype ") + c10::toString(dtype) +
-                   "; accepted: " + accepted_dtype_names());
+                   "; accepted: " + accepted_safetensors_dtype_codes());
 }
 
 struct SafetensorsFile::Mapping {
@@ -64,8 +59,11 @@ struct SafetensorsFile::Mapping {
   }
 };
 
-SafetensorsFile::SafetensorsFile(const std::string& path)
-    : path_(path), mapping_(std::make_shared<Mapping>()) {
+namespace {
+
+// Maps the whole file read-only; an empty file maps nothing (mmap refuses length 0) and is
+// left to the header parser to refuse as truncated.
+std::pair<void*, std::size_t> map_file(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw FileError(path, "cannot open safetensors file", errno);
   struct stat st {};
@@ -74,93 +72,26 @@ SafetensorsFile::SafetensorsFile(const std::string& path)
     ::close(fd);
     throw FileError(path, "cannot stat safetensors file", err);
   }
-  const auto file_size = static_cast<std::uint64_t>(st.st_size);
-  if (file_size < 8) {
-    ::close(fd);
-    throw FileError(path, "truncated safetensors file: " + std::to_string(file_size) +
-                              " bytes, fewer than the 8-byte header length");
-  }
-  void* data = mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE, fd, 0);
+  const auto size = static_cast<std::size_t>(st.st_size);
+  void* data = size == 0 ? nullptr : mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
   const int map_errno = errno;
   ::close(fd);
   if (data == MAP_FAILED) throw FileError(path, "cannot map safetensors file", map_errno);
-  mapping_->data = data;
-  mapping_->size = file_size;
+  return {data, size};
+}
 
-  const auto* bytes = static_cast<const unsigned char*>(data);
-  std::uint64_t header_size = 0;
-  for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | bytes[i];
-  if (header_size > kMaxHeaderBytes)
-    throw FileError(path, "bad safetensors header: declared header length " +
-                              std::to_string(header_size) + " exceeds the 100 MiB limit");
-  if (8 + header_size > file_size)
-    throw FileError(path, "truncated safetensors file: header declares " +
-                              std::to_string(header_size) + " bytes but the file has " +
-                              std::to_string(file_size - 8) + " after the length");
+}  // namespace
 
-  nlohmann::json header;
-  try {
-    header = nlohmann::json::parse(bytes + 8, bytes + 8 + header_size);
-  } catch (const nlohmann::json::exception& e) {
-    throw FileError(path, std::string("bad safetensors header: not valid JSON (") + e.what() + ")");
-  }
-  if (!header.is_object()) throw FileError(path, "bad safetensors header: not a JSON object");
-
-  data_offset_ = 8 + header_size;
-  const std::uint64_t data_size = file_size - data_offset_;
-  for (const auto& [name, entry] : header.items()) {
-    if (name == "__metadata__") {
-      if (!entry.is_object())
-        throw FileError(path, "bad safetensors header: __metadata__ is not an object");
-      for (const auto& [key, value] : entry.items()) {
-        if (!value.is_string())
-          throw FileError(path, "bad safetensors header: __metadata__." + key + " is not a string");
-        metadata_[key] = value.get<std::string>();
-      }
-      continue;
-    }
-    const std::string where = "bad safetensors header for tensor '" + name + "': ";
-    if (!entry.is_object() || !entry.contains("dtype") || !entry.contains("shape") ||
-        !entry.contains("data_offsets"))
-      throw FileError(path, where + "expected an object with dtype, shape and data_offsets");
-    TensorInfo info;
-    info.name = name;
-    const auto& dtype = entry["dtype"];
-    const auto code = std::find_if(std::begin(kDTypes), std::end(kDTypes), [&](const DTypeCode& d) {
-      return dtype.is_string() && dtype.get<std::string>() == d.name;
-    });
-    if (code == std::end(kDTypes))
-      throw FileError(path, where + "unsupported dtype " + dtype.dump() + "; accepted: " +
-                                accepted_dtype_names());
-    info.dtype = code->type;
-    const auto& shape = entry["shape"];
-    const auto& offsets = entry["data_offsets"];
-    if (!shape.is_array() ||
-        !std::all_of(shape.begin(), shape.end(),
-                     [](const nlohmann::json& d) { return d.is_number_unsigned(); }))
-      throw FileError(path, where + "shape must be a list of non-negative integers");
-    if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() ||
-        !offsets[1].is_number_unsigned())
-      throw FileError(path, where + "data_offsets must be two non-negative integers");
-    std::uint64_t numel = 1;
-    for (const auto& d : shape) {
-      info.shape.push_back(d.get<std::int64_t>());
-      numel *= d.get<std::uint64_t>();
-    }
-    info.begin = offsets[0].get<std::uint64_t>();
-    info.end = offsets[1].get<std::uint64_t>();
-    if (info.end < info.begin)
-      throw FileError(path, where + "data_offsets end before they begin");
-    const std::uint64_t expected = numel * c10::elementSize(info.dtype);
-    if (info.end - info.begin != expected)
-      throw FileError(path, where + "data_offsets span " + std::to_string(info.end - info.begin) +
-                                " bytes but dtype " + code->name + " and shape " +
-                                shape_text(info.shape) + " need " + std::to_string(expected));
-    if (info.end > data_size)
-      throw FileError(path, "truncated safetensors file: tensor '" + name + "' ends at byte " +
-                                std::to_string(info.end) + " of the data section, which has " +
-                                std::to_string(data_size));
-    tensors_.emplace(name, std::move(info));
+SafetensorsFile::SafetensorsFile(const std::string& path)
+    : path_(path), mapping_(std::make_shared<Mapping>()) {
+  std::tie(mapping_->data, mapping_->size) = map_file(path);
+  SafetensorsHeader header =
+      parse_safetensors_header(static_cast<const unsigned char*>(mapping_->data), mapping_->size, path);
+  data_offset_ = header.data_offset;
+  metadata_ = std::move(header.metadata);
+  for (auto& t : header.tensors) {
+    const std::string name = t.name;
+    tensors_.emplace(name, TensorInfo{std::move(t.name), torch_dtype(t.dtype), std::move(t.shape), t.begin, t.end});
   }
 }
 
@@ -196,8 +127,8 @@ torch::Tensor SafetensorsFile::get_floating(const std::string& name,
     throw FileError(path_, "tensor '" + name + "' has dtype " + safetensors_dtype_name(t.dtype) +
                                "; expected a floating dtype (F32, F16, BF16 or F64)");
   if (t.shape != shape)
-    throw FileError(path_, "tensor '" + name + "' has shape " + shape_text(t.shape) +
-                               "; the config expects " + shape_text(shape));
+    throw FileError(path_, "tensor '" + name + "' has shape " + safetensors_shape_text(t.shape) +
+                               "; the config expects " + safetensors_shape_text(shape));
   return get(name).to(dtype);
 }
 
