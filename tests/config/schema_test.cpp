@@ -293,3 +293,29 @@ TEST_CASE("the format follows the extension", "[config][schema]") {
   CHECK(accel::config::format_for_path("b.yml") == Format::Yaml);
   CHECK(accel::config::format_for_path("json") == Format::Yaml);
 }
+
+TEST_CASE("documents nested 100 000 deep get an error, not a crash", "[config][schema][errors]") {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  CHECK(json_error("{\"num_processes\": " + deep + "}") ==
+        "t.json: malformed JSON: arrays/objects nested deeper than 256 levels (at byte 274); no file of this kind "
+        "needs that many");
+  // yaml-cpp bounds its own recursion; both spellings of a nested list must reach its error.
+  CHECK_THAT(yaml_error("num_processes: " + deep + "\n"), Catch::Matchers::StartsWith("t.yaml:1:") &&
+                                                               Catch::Matchers::Contains("malformed YAML"));
+  std::string block_list;
+  for (int i = 0; i < 100000; ++i) block_list += "- ";
+  CHECK_THAT(yaml_error("num_processes: \n  " + block_list + "x\n"),
+             Catch::Matchers::StartsWith("t.yaml:2:") && Catch::Matchers::Contains("malformed YAML"));
+}
+
+TEST_CASE("a hostile value or key is cut short in the message", "[config][schema][errors]") {
+  const std::string huge(1 << 20, 'x');
+  const std::string value_message = yaml_error("distributed_type: " + huge + "\n");
+  CHECK_THAT(value_message, Catch::Matchers::StartsWith("t.yaml:1:19: distributed_type: the string 'xxx") &&
+                                Catch::Matchers::Contains("'... (1048576 bytes in all) is not a known value"));
+  CHECK(value_message.size() < 500);
+  const std::string key_message = json_error("{\"" + huge + "\": 1}");
+  CHECK_THAT(key_message, Catch::Matchers::Contains("unknown key 'xxx") &&
+                              Catch::Matchers::Contains("(1048576 bytes in all)"));
+  CHECK(key_message.size() < 1000);
+}

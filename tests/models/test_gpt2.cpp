@@ -207,6 +207,12 @@ TEST_CASE("config.json parsing and validation", "[models][gpt2][config]") {
                       Contains("cfg.json") && Contains("n_embd (30) must be divisible by n_head (4)"));
   REQUIRE_THROWS_WITH(GPT2Config::from_json(R"({"n_layer": "two"})", "cfg.json"),
                       Contains("cfg.json") && Contains("'n_layer'") && Contains("wrong type"));
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  REQUIRE_THROWS_WITH(GPT2Config::from_json("{\"n_layer\": " + deep + "}", "cfg.json"),
+                      Contains("cfg.json") && Contains("nested deeper than 256 levels"));
+  const std::string wide = "[\"" + std::string(100000, 'x') + "\"]";
+  REQUIRE_THROWS_WITH(GPT2Config::from_json("{\"n_layer\": " + wide + "}", "cfg.json"),
+                      Contains("'n_layer'") && Contains("(100004 bytes in all) of the wrong type"));
   REQUIRE_THROWS_WITH(GPT2Config::from_json(R"({"n_layer": 0})", "cfg.json"),
                       Contains("'n_layer' must be a positive integer, got 0"));
   REQUIRE_THROWS_WITH(GPT2Config::from_json(R"({"activation_function": "swish"})", "cfg.json"),

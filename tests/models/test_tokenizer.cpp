@@ -58,13 +58,25 @@ TEST_CASE("tokenizer file errors name the file", "[models][tokenizer][errors]") 
   std::ofstream(merges) << "#version: 0.2\na b\n";
   REQUIRE_THROWS_WITH(GPT2Tokenizer(vocab, merges), Contains(vocab) && Contains("not valid JSON"));
   std::ofstream(vocab) << R"({"a": "one"})";
-  REQUIRE_THROWS_WITH(GPT2Tokenizer(vocab, merges), Contains("token 'a' has id \"one\""));
-  std::ofstream(vocab) << R"({"a": 1})";
+  REQUIRE_THROWS_WITH(GPT2Tokenizer(vocab, merges), Contains("token 'a' has id '\"one\"'"));
+  // An id past the token count would size the decoder table by the id.
+  std::ofstream(vocab) << R"({"a": 0, "b": 18446744073709551615})";
+  REQUIRE_THROWS_WITH(GPT2Tokenizer(vocab, merges),
+                      Contains("token 'b' has id '18446744073709551615'") && Contains("integers from 0 to 1"));
+  std::ofstream(vocab) << R"({"a": 1, "b": 1})";
+  REQUIRE_THROWS_WITH(GPT2Tokenizer(vocab, merges), Contains("tokens 'a' and 'b' share id 1"));
+  // A value nested 100 000 deep must get this message, not overflow the stack.
+  std::ofstream(vocab) << "{\"a\": " + std::string(100000, '[') + std::string(100000, ']') + "}";
+  REQUIRE_THROWS_AS(GPT2Tokenizer(vocab, merges), accel::FileError);
+  REQUIRE_THROWS_WITH(GPT2Tokenizer(vocab, merges), Contains(vocab) && Contains("nested deeper than 256 levels"));
+  std::ofstream(vocab) << R"({"a": 0})";
   REQUIRE_THROWS_WITH(GPT2Tokenizer(vocab, merges), Contains("has no token for byte 0"));
   // A vocabulary of the 256 byte symbols alone, then a malformed merges line.
   std::ifstream full(bundled_vocabulary_dir() + "/encoder.json");
   std::ofstream(vocab) << full.rdbuf();
   std::ofstream(merges) << "#version: 0.2\nĠ t\nbad line here\n";
   REQUIRE_THROWS_WITH(GPT2Tokenizer(vocab, merges),
-                      Contains(merges) && Contains("line 3: expected two symbols"));
+                      Contains(merges) && Contains("line 3: expected two symbols") && Contains("got 'bad line here'"));
+  std::ofstream(merges) << "#version: 0.2\n" + std::string(1 << 20, 'x') + "\n";
+  REQUIRE_THROWS_WITH(GPT2Tokenizer(vocab, merges), Contains("(1048576 bytes in all)"));
 }

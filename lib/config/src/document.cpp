@@ -1,5 +1,7 @@
 #include "accel/config/document.h"
 
+#include "accel/core/text.h"
+
 namespace accel::config {
 
 Node Node::scalar(Kind kind, std::string text) {
@@ -15,7 +17,7 @@ std::string Node::describe() const {
     case Kind::Bool: return "the boolean " + text;
     case Kind::Integer: return "the integer " + text;
     case Kind::Float: return "the number " + text;
-    case Kind::String: return "the string '" + text + "'";
+    case Kind::String: return "the string " + text::quote(text);
     case Kind::Map: return "a mapping";
     case Kind::Sequence: return "a list";
   }

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "accel/core/error.h"
+#include "accel/core/text.h"
 
 namespace accel::config::formats {
 namespace {
@@ -31,7 +32,7 @@ void drop_duplicate_keys(Node& node, const std::string& origin, std::vector<std:
     drop_duplicate_keys(entry.value, origin, warnings);
     const auto earlier = std::find_if(kept.begin(), kept.end(), [&](const Entry& e) { return e.key == entry.key; });
     if (earlier != kept.end()) {
-      warnings.push_back(at(origin, entry.where) + ": key '" + entry.key + "' appears twice (lines " +
+      warnings.push_back(at(origin, entry.where) + ": key " + text::quote(entry.key) + " appears twice (lines " +
                          std::to_string(earlier->where.line) + " and " + std::to_string(entry.where.line) +
                          "); the last value is used, as accelerate does");
       kept.erase(earlier);
@@ -328,6 +329,7 @@ Node parse_yaml(const std::string& text, const std::string& origin, std::vector<
 
 Node parse_json(const std::string& text, const std::string& origin, std::vector<std::string>& warnings) {
   if (blank(text)) return {};
+  if (const auto problem = text::json_nesting_problem(text)) throw UsageError(origin + ": malformed JSON: " + *problem);
   TreeBuilder builder(text, origin);
   const char* begin = text.data();
   Json::sax_parse(CountingIterator(begin, begin, &builder.consumed),

@@ -238,7 +238,7 @@ class Checker {
       case Type::Text:
         if (entry.value.kind != Kind::String || entry.value.text.empty()) {
           wrong_value(entry, "is not a non-empty string",
-                      entry.value.is_scalar() && !entry.value.text.empty() ? "a string (quote it: '" + entry.value.text + "')" : "a string");
+                      entry.value.is_scalar() && !entry.value.text.empty() ? "a string (quote it: " + text::quote(entry.value.text) + ")" : "a string");
         } else {
           config.*std::get<std::optional<std::string> Config::*>(field->member) = entry.value.text;
         }
@@ -264,7 +264,7 @@ class Checker {
   }
 
   void unknown_key(const Entry& entry) {
-    std::string problem = "unknown key '" + entry.key + "'";
+    std::string problem = "unknown key " + text::quote(entry.key);
     if (auto hint = suggestion(entry.key, known_keys())) {
       problem += " (did you mean '" + *hint + "'?)";
     } else {
@@ -354,7 +354,7 @@ class Checker {
     for (const auto& part : text::split(value.text, ',')) {
       const auto id = text::parse_integer(part);
       if (!id || *id < 0 || *id > 65535) {
-        wrong_value(entry, "holds '" + text::trim(part) + "', which is not an index", accepted);
+        wrong_value(entry, "holds " + text::quote(text::trim(part)) + ", which is not an index", accepted);
         return std::nullopt;
       }
       if (!seen.insert(*id).second) {

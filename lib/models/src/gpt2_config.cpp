@@ -1,6 +1,7 @@
 #include "accel/models/gpt2_config.h"
 
 #include "accel/core/error.h"
+#include "accel/core/text.h"
 #include "json_keys.h"
 
 #include <nlohmann/json.hpp>
@@ -45,8 +46,8 @@ void GPT2Config::validate(const std::string& source) const {
     accepted += std::string(accepted.empty() ? "" : ", ") + a;
   }
   if (!known)
-    throw UsageError(source + ": activation_function '" + activation_function +
-                     "' is not supported; accepted: " + accepted);
+    throw UsageError(source + ": activation_function " + text::quote(activation_function) +
+                     " is not supported; accepted: " + accepted);
 }
 
 GPT2Config GPT2Config::from_json(const std::string& text, const std::string& source) {

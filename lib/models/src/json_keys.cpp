@@ -1,5 +1,7 @@
 #include "json_keys.h"
 
+#include "accel/core/text.h"
+
 #include <cerrno>
 #include <fstream>
 #include <sstream>
@@ -7,11 +9,14 @@
 namespace accel::models::detail {
 
 nlohmann::json parse_json_object(const std::string& text, const std::string& source) {
+  // Bounded before parsing: recursive code (dump() in read_key's message) must never meet
+  // a value nested 100 000 deep.
+  if (const auto problem = text::json_nesting_problem(text)) throw UsageError(source + ": " + *problem);
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
-    throw UsageError(source + ": not valid JSON (" + e.what() + ")");
+    throw UsageError(source + ": not valid JSON (" + text::excerpt(e.what()) + ")");
   }
   if (!j.is_object()) throw UsageError(source + ": expected a JSON object");
   return j;

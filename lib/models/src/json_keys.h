@@ -1,6 +1,7 @@
 #pragma once
 // Reading config.json keys with errors that name the file and the key. Private to lib/models.
 #include "accel/core/error.h"
+#include "accel/core/text.h"
 
 #include <nlohmann/json.hpp>
 
@@ -15,7 +16,7 @@ void read_key(const nlohmann::json& j, const char* key, T& out, const std::strin
   try {
     out = j[key].get<T>();
   } catch (const nlohmann::json::exception&) {
-    throw UsageError(source + ": key '" + key + "' has value " + j[key].dump() +
+    throw UsageError(source + ": key '" + key + "' has value " + text::quote(j[key].dump()) +
                      " of the wrong type");
   }
 }

@@ -1,6 +1,7 @@
 #include "accel/models/tokenizer.h"
 
 #include "accel/core/error.h"
+#include "accel/core/text.h"
 #include "bpe.h"
 
 #include <nlohmann/json.hpp>
@@ -49,21 +50,30 @@ struct GPT2Tokenizer::Impl {
 
 GPT2Tokenizer::GPT2Tokenizer(const std::string& vocab_path, const std::string& merges_path)
     : impl_(std::make_unique<Impl>()) {
+  const std::string vocab_text = read_file(vocab_path);
+  if (const auto problem = text::json_nesting_problem(vocab_text)) throw FileError(vocab_path, *problem);
   nlohmann::json vocab;
   try {
-    vocab = nlohmann::json::parse(read_file(vocab_path));
+    vocab = nlohmann::json::parse(vocab_text);
   } catch (const nlohmann::json::exception& e) {
     throw FileError(vocab_path, std::string("not valid JSON (") + e.what() + ")");
   }
   if (!vocab.is_object() || vocab.empty())
     throw FileError(vocab_path, "expected a non-empty JSON object mapping tokens to ids");
+  impl_->decoder.resize(vocab.size());
+  std::vector<bool> id_taken(vocab.size());
   for (const auto& [token, id] : vocab.items()) {
-    if (!id.is_number_unsigned())
-      throw FileError(vocab_path, "token '" + token + "' has id " + id.dump() +
-                                      "; ids must be non-negative integers");
+    // Ids index the decoder table, so an id past the token count would size it by the id.
+    if (!id.is_number_unsigned() || id.get<std::uint64_t>() >= vocab.size())
+      throw FileError(vocab_path, "token " + text::quote(token) + " has id " + text::quote(id.dump()) +
+                                      "; ids must be integers from 0 to " + std::to_string(vocab.size() - 1) +
+                                      " (the file holds " + std::to_string(vocab.size()) + " tokens)");
     const auto value = id.get<std::int64_t>();
+    if (id_taken[value])
+      throw FileError(vocab_path, "tokens " + text::quote(impl_->decoder[value]) + " and " + text::quote(token) +
+                                      " share id " + std::to_string(value) + "; each id must name one token");
+    id_taken[value] = true;
     impl_->encoder[token] = value;
-    if (static_cast<std::size_t>(value) >= impl_->decoder.size()) impl_->decoder.resize(value + 1);
     impl_->decoder[value] = token;
   }
   for (int b = 0; b < 256; ++b)
@@ -84,13 +94,13 @@ GPT2Tokenizer::GPT2Tokenizer(const std::string& vocab_path, const std::string& m
     if (space == std::string::npos || space == 0 || space + 1 == line.size() ||
         line.find(' ', space + 1) != std::string::npos)
       throw FileError(merges_path, "line " + std::to_string(line_number) +
-                                       ": expected two symbols separated by one space, got '" +
-                                       line + "'");
+                                       ": expected two symbols separated by one space, got " +
+                                       text::quote(line));
     const auto left = line.substr(0, space), right = line.substr(space + 1);
     const auto& enc = impl_->encoder;
     if (!enc.count(left) || !enc.count(right) || !enc.count(left + right))
-      throw FileError(merges_path, "line " + std::to_string(line_number) + ": merge '" + line +
-                                       "' uses or makes a token missing from " + vocab_path +
+      throw FileError(merges_path, "line " + std::to_string(line_number) + ": merge " + text::quote(line) +
+                                       " uses or makes a token missing from " + vocab_path +
                                        "; the vocab and merges files do not belong together");
     impl_->merges.add(enc.at(left), enc.at(right), enc.at(left + right));
   }

@@ -61,6 +61,7 @@ class ByteReader {
   }
   // For a Codec that finds a value no writer produces.
   [[noreturn]] void fail() const { mismatch(); }
+  int from_rank() const { return from_; }
 
  private:
   [[noreturn]] void mismatch() const {
@@ -88,6 +89,18 @@ struct Codec<T, std::enable_if_t<std::is_arithmetic_v<T>>> {
     T v{};
     r.raw(&v, sizeof v);
     return v;
+  }
+};
+
+// One byte; any value but 0 or 1 is corruption (copied into a bool it would be undefined
+// behaviour).
+template <>
+struct Codec<bool> {
+  static void write(ByteWriter& w, bool v) { Codec<std::uint8_t>::write(w, v ? 1 : 0); }
+  static bool read(ByteReader& r) {
+    const std::uint8_t byte = Codec<std::uint8_t>::read(r);
+    if (byte > 1) r.fail();
+    return byte == 1;
   }
 };
 
