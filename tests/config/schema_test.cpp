@@ -297,7 +297,7 @@ TEST_CASE("the format follows the extension", "[config][schema]") {
 TEST_CASE("documents nested 100 000 deep get an error, not a crash", "[config][schema][errors]") {
   const std::string deep = std::string(100000, '[') + std::string(100000, ']');
   CHECK(json_error("{\"num_processes\": " + deep + "}") ==
-        "t.json: malformed JSON: arrays/objects nested deeper than 256 levels (at byte 274); no file of this kind "
+        "t.json: malformed JSON: arrays/objects nested deeper than 256 levels (at byte 273); no file of this kind "
         "needs that many");
   // yaml-cpp bounds its own recursion; both spellings of a nested list must reach its error.
   CHECK_THAT(yaml_error("num_processes: " + deep + "\n"), Catch::Matchers::StartsWith("t.yaml:1:") &&

@@ -54,6 +54,9 @@ TEST_CASE("quote bounds and escapes a value for a message", "[core]") {
   CHECK(quoted == "'" + std::string(80, 'x') + "'... (1048576 bytes in all)");
   // "é" is two bytes: a cut between them would leave half a character.
   CHECK(quote("aé", 2) == "'a'... (3 bytes in all)");
+  CHECK(excerpt("parse error; last read: '" + long_value + "'") ==
+        "parse error; last read: '" + std::string(175, 'x') + "... (1048602 bytes in all)");
+  CHECK(excerpt("short\ttext") == "short\\x09text");
 }
 
 TEST_CASE("json_nesting_problem finds nesting past the bound", "[core]") {
@@ -63,7 +66,7 @@ TEST_CASE("json_nesting_problem finds nesting past the bound", "[core]") {
   const std::string hostile = "{\"dtype\": " + std::string(100000, '[');
   const auto problem = json_nesting_problem(hostile);
   REQUIRE(problem.has_value());
-  CHECK(*problem == "arrays/objects nested deeper than 256 levels (at byte 266); no file of this kind needs that many");
+  CHECK(*problem == "arrays/objects nested deeper than 256 levels (at byte 265); no file of this kind needs that many");
   // Brackets inside strings, escaped quotes included, do not count.
   const std::string in_string = "[\"\\\"" + std::string(1000, '[') + "\"]";
   CHECK_FALSE(json_nesting_problem(in_string).has_value());

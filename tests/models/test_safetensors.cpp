@@ -224,10 +224,15 @@ TEST_CASE("safetensors refuses layouts the reference implementation refuses",
     CHECK_THAT(message, Contains(path) && Contains("nested deeper than 256 levels"));
   }
   SECTION("a dtype of the wrong type is quoted, cut short") {
-    const std::string long_list = "[" + std::string(5000, '1') + "]";
+    const std::string long_list = "[\"" + std::string(5000, 'x') + "\"]";
     const auto message = refused("{\"w\":{\"dtype\":" + long_list + ",\"shape\":[],\"data_offsets\":[0,4]}}", 4);
-    CHECK_THAT(message, Contains("unsupported dtype '[111") && Contains("(5002 bytes in all)"));
+    CHECK_THAT(message, Contains("unsupported dtype '[\"xxx") && Contains("(5004 bytes in all)"));
     CHECK(message.size() < 400);
+  }
+  SECTION("the parser's message about a hostile token is cut short") {
+    const auto message = refused("{\"w\":" + std::string(5000, '1') + "x}", 0);
+    CHECK_THAT(message, Contains("not valid JSON") && Contains("bytes in all)"));
+    CHECK(message.size() < 500);
   }
   SECTION("a hostile tensor name is cut short in the message") {
     const std::string name(100000, 'n');

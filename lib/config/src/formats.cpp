@@ -231,7 +231,7 @@ class TreeBuilder : public nlohmann::json_sax<Json> {
       if (const auto colon = reason.find(": ", column); colon != std::string::npos) reason = reason.substr(colon + 2);
     }
     const std::size_t offset = position > 0 ? std::min(position - 1, text_.size()) : 0;
-    throw UsageError(formats::at(origin_, lines_.at(offset)) + ": malformed JSON: " + reason);
+    throw UsageError(formats::at(origin_, lines_.at(offset)) + ": malformed JSON: " + text::excerpt(reason));
   }
 
  private:

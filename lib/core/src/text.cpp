@@ -89,12 +89,15 @@ std::string trim(const std::string& s) {
   return first < last ? std::string(first, last) : std::string();
 }
 
-std::string quote(std::string_view value, std::size_t max_bytes) {
+namespace {
+
+// The first max_bytes of `value` (never ending inside a UTF-8 sequence) with control bytes as
+// \xNN, and how long the whole was when it had to be cut.
+std::pair<std::string, std::string> escaped_prefix(std::string_view value, std::size_t max_bytes) {
   std::size_t shown = std::min(value.size(), max_bytes);
-  // Never end inside a UTF-8 sequence: back up over continuation bytes (10xxxxxx).
   if (shown < value.size())
-    while (shown > 0 && (static_cast<unsigned char>(value[shown]) & 0xC0) == 0x80) --shown;
-  std::string out = "'";
+    while (shown > 0 && (static_cast<unsigned char>(value[shown]) & 0xC0) == 0x80) --shown;  // 10xxxxxx
+  std::string out;
   for (std::size_t i = 0; i < shown; ++i) {
     const auto c = static_cast<unsigned char>(value[i]);
     if (c < 0x20 || c == 0x7F) {
@@ -105,9 +108,20 @@ std::string quote(std::string_view value, std::size_t max_bytes) {
       out += static_cast<char>(c);
     }
   }
-  out += "'";
-  if (shown < value.size()) out += "... (" + std::to_string(value.size()) + " bytes in all)";
-  return out;
+  std::string cut = shown < value.size() ? "... (" + std::to_string(value.size()) + " bytes in all)" : "";
+  return {std::move(out), std::move(cut)};
+}
+
+}  // namespace
+
+std::string quote(std::string_view value, std::size_t max_bytes) {
+  const auto [shown, cut] = escaped_prefix(value, max_bytes);
+  return "'" + shown + "'" + cut;
+}
+
+std::string excerpt(std::string_view text, std::size_t max_bytes) {
+  const auto [shown, cut] = escaped_prefix(text, max_bytes);
+  return shown + cut;
 }
 
 std::optional<std::string> json_nesting_problem(std::string_view json) {

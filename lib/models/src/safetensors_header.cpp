@@ -79,7 +79,7 @@ Json parse_json(const char* begin, const char* end, const std::string& path) {
   try {
     header = Json::parse(begin, end, refuse_duplicates);
   } catch (const Json::exception& e) {
-    throw FileError(path, std::string("bad safetensors header: not valid JSON (") + e.what() + ")");
+    throw FileError(path, "bad safetensors header: not valid JSON (" + text::excerpt(e.what()) + ")");
   }
   if (!header.is_object()) throw FileError(path, "bad safetensors header: not a JSON object");
   return header;

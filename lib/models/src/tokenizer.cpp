@@ -56,7 +56,7 @@ GPT2Tokenizer::GPT2Tokenizer(const std::string& vocab_path, const std::string& m
   try {
     vocab = nlohmann::json::parse(vocab_text);
   } catch (const nlohmann::json::exception& e) {
-    throw FileError(vocab_path, std::string("not valid JSON (") + e.what() + ")");
+    throw FileError(vocab_path, "not valid JSON (" + text::excerpt(e.what()) + ")");
   }
   if (!vocab.is_object() || vocab.empty())
     throw FileError(vocab_path, "expected a non-empty JSON object mapping tokens to ids");

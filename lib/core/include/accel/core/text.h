@@ -28,6 +28,10 @@ std::string trim(const std::string& s);
 // size noted, so that a hostile megabyte value cannot become a megabyte error message.
 std::string quote(std::string_view value, std::size_t max_bytes = 80);
 
+// quote() without the quotes, for text that embeds input itself (a parser's message that
+// echoes the token it stopped at).
+std::string excerpt(std::string_view text, std::size_t max_bytes = 200);
+
 // The deepest JSON nesting any loader accepts. Real files (configs, safetensors headers,
 // tokenizer files) stay under ten levels; the bound keeps recursive code (dump, copies, our own
 // tree walks) far from the stack's limit on hostile input nested 100 000 deep.
