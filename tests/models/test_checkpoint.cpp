@@ -67,7 +67,7 @@ TEST_CASE("bad sharded checkpoints are refused naming the file and the fault", "
                       Contains(index) && Contains("no \"weight_map\" object"));
   write_index(dir, R"({"weight_map": {"a": 3}})");
   REQUIRE_THROWS_WITH(Checkpoint(dir.path().string()),
-                      Contains("weight_map[\"a\"] is 3; expected the name of a shard file"));
+                      Contains("weight_map[\"a\"] is '3'; expected the name of a shard file"));
   write_index(dir, R"({"weight_map": {"a": "../elsewhere.safetensors"}})");
   REQUIRE_THROWS_WITH(Checkpoint(dir.path().string()),
                       Contains("names shard '../elsewhere.safetensors'; expected a file name in the "

@@ -282,7 +282,7 @@ TEST_CASE("bad Llama configs are refused naming the file, key and what is accept
       LlamaConfig::from_json(R"({"num_attention_heads": 6, "num_key_value_heads": 4})", "c.json"),
       Contains("num_attention_heads (6) must be a multiple of num_key_value_heads (4)"));
   REQUIRE_THROWS_WITH(LlamaConfig::from_json(R"({"hidden_size": "big"})", "c.json"),
-                      Contains("c.json: key 'hidden_size' has value \"big\" of the wrong type"));
+                      Contains("c.json: key 'hidden_size' has value '\"big\"' of the wrong type"));
 }
 
 TEST_CASE("load_causal_lm picks the architecture from model_type", "[models][llama]") {

@@ -141,12 +141,20 @@ TEST_CASE("tokenizer.json parts outside what is supported are refused by name",
   body = sentencepiece_style();
   body["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"Regex", "\\w+"}}}};
   REQUIRE_THROWS_WITH(TokenizerJson::from_file(write_tokenizer(dir, body)),
-                      Contains("pre_tokenizer Split pattern {\"Regex\":\"\\\\w+\"} is not supported"));
+                      Contains("pre_tokenizer Split pattern '{\"Regex\":\"\\\\w+\"}' is not supported"));
   body = sentencepiece_style();
   body["model"]["merges"] = {"a c"};
   REQUIRE_THROWS_WITH(TokenizerJson::from_file(write_tokenizer(dir, body)),
                       Contains("model.merges[0] names token 'c', which the vocabulary lacks"));
   std::ofstream(path) << "{";
   REQUIRE_THROWS_WITH(TokenizerJson::from_file(path), Contains(path) && Contains("not valid JSON"));
+  // Nested 100 000 deep: our error before parsing, not a stack overflow in a message's dump().
+  std::ofstream(path) << "{\"model\": " + std::string(100000, '[') + std::string(100000, ']') + "}";
+  REQUIRE_THROWS_AS(TokenizerJson::from_file(path), accel::FileError);
+  REQUIRE_THROWS_WITH(TokenizerJson::from_file(path), Contains(path) && Contains("nested deeper than 256 levels"));
+  body = sentencepiece_style();
+  body["model"]["type"] = std::string(100000, 'U');
+  REQUIRE_THROWS_WITH(TokenizerJson::from_file(write_tokenizer(dir, body)),
+                      Contains("model type 'UUU") && Contains("(100000 bytes in all) is not supported"));
   REQUIRE_THROWS_WITH(load_tokenizer(dir.file("nowhere")), Contains("no tokenizer: expected tokenizer.json"));
 }

@@ -1,6 +1,7 @@
 #include "accel/models/auto_model.h"
 
 #include "accel/core/error.h"
+#include "accel/core/text.h"
 #include "accel/models/gpt2.h"
 #include "accel/models/llama.h"
 #include "json_keys.h"

@@ -1,6 +1,7 @@
 #include "accel/models/checkpoint.h"
 
 #include "accel/core/error.h"
+#include "accel/core/text.h"
 
 #include <nlohmann/json.hpp>
 
@@ -26,10 +27,12 @@ nlohmann::json read_index(const std::string& path) {
   if (!in) throw FileError(path, "cannot read the checkpoint index", errno);
   std::ostringstream text;
   text << in.rdbuf();
+  if (const auto problem = text::json_nesting_problem(text.str()))
+    throw FileError(path, "checkpoint index: " + *problem);
   try {
     return nlohmann::json::parse(text.str());
   } catch (const nlohmann::json::exception& e) {
-    throw FileError(path, std::string("checkpoint index is not valid JSON (") + e.what() + ")");
+    throw FileError(path, "checkpoint index is not valid JSON (" + text::excerpt(e.what()) + ")");
   }
 }
 
@@ -59,7 +62,7 @@ Checkpoint::Checkpoint(const std::string& path)
   const auto dir = fs::path(path_).parent_path();
   for (const auto& [name, file] : index["weight_map"].items()) {
     if (!file.is_string())
-      throw FileError(path_, "weight_map[\"" + name + "\"] is " + file.dump() +
+      throw FileError(path_, "weight_map[\"" + name + "\"] is " + text::quote(file.dump()) +
                                  "; expected the name of a shard file");
     const auto shard = file.get<std::string>();
     if (shard.empty() || fs::path(shard).filename() != shard || shard == "." || shard == "..")
@@ -94,10 +97,10 @@ torch::Tensor Checkpoint::get_floating(const std::string& name,
                                        torch::ScalarType dtype) const {
   const auto found = shard_of_.find(name);
   if (found == shard_of_.end())
-    throw FileError(path_, "missing tensor '" + name + "'");
+    throw FileError(path_, "missing tensor " + text::quote(name));
   const auto& file = shard(found->second);
   if (!file.contains(name))
-    throw FileError(file.path(), "does not hold tensor '" + name + "', which " + path_ +
+    throw FileError(file.path(), "does not hold tensor " + text::quote(name) + ", which " + path_ +
                                      " places in it");
   return file.get_floating(name, shape, dtype);
 }

@@ -1,6 +1,7 @@
 #include "accel/models/llama_config.h"
 
 #include "accel/core/error.h"
+#include "accel/core/text.h"
 #include "json_keys.h"
 
 namespace accel::models {
@@ -11,7 +12,7 @@ constexpr const char* kFamily[] = {"llama", "mistral", "qwen2", "qwen3"};
 
 void require_positive(std::int64_t value, const char* key, const std::string& source) {
   if (value <= 0)
-    throw UsageError(source + ": key '" + key + "' must be a positive integer, got " +
+    throw UsageError(source + ": key " + text::quote(key) + " must be a positive integer, got " +
                      std::to_string(value));
 }
 
@@ -20,7 +21,7 @@ RopeScaling read_rope_scaling(const nlohmann::json& j, const std::string& source
   if (!j.contains("rope_scaling") || j["rope_scaling"].is_null()) return r;
   const auto& s = j["rope_scaling"];
   if (!s.is_object())
-    throw UsageError(source + ": key 'rope_scaling' has value " + s.dump() +
+    throw UsageError(source + ": key 'rope_scaling' has value " + text::quote(s.dump()) +
                      "; expected an object or null");
   // Newer files say rope_type, older ones type.
   std::string type = "default";
@@ -34,7 +35,7 @@ RopeScaling read_rope_scaling(const nlohmann::json& j, const std::string& source
     throw UsageError(source + ": rope_scaling type '" + type +
                      "' is not supported; accepted: default, linear, dynamic, llama3");
   if (!s.contains("factor"))
-    throw UsageError(source + ": rope_scaling of type '" + type + "' needs a 'factor'");
+    throw UsageError(source + ": rope_scaling of type " + text::quote(type) + " needs a 'factor'");
   read_key(s, "factor", r.factor, source + " rope_scaling");
   read_key(s, "low_freq_factor", r.low_freq_factor, source + " rope_scaling");
   read_key(s, "high_freq_factor", r.high_freq_factor, source + " rope_scaling");
@@ -119,7 +120,7 @@ LlamaConfig LlamaConfig::from_json(const std::string& text, const std::string& s
   std::string act = "silu";
   read_key(j, "hidden_act", act, source);
   if (act != "silu")
-    throw UsageError(source + ": hidden_act '" + act + "' is not supported; accepted: silu");
+    throw UsageError(source + ": hidden_act " + text::quote(act) + " is not supported; accepted: silu");
   read_key(j, "vocab_size", c.vocab_size, source);
   read_key(j, "hidden_size", c.hidden_size, source);
   read_key(j, "intermediate_size", c.intermediate_size, source);

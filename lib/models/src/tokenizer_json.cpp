@@ -1,6 +1,7 @@
 #include "accel/models/tokenizer_json.h"
 
 #include "accel/core/error.h"
+#include "accel/core/text.h"
 #include "bpe.h"
 #include "json_keys.h"
 
@@ -112,7 +113,7 @@ struct TokenizerJson::Impl {
   }
 
   void set_token(const std::string& token, std::int64_t id) {
-    if (id < 0) fail("token '" + token + "' has the negative id " + std::to_string(id));
+    if (id < 0) fail("token " + text::quote(token) + " has the negative id " + std::to_string(id));
     vocab[token] = id;
     if (static_cast<std::size_t>(id) >= tokens.size()) tokens.resize(id + 1);
     tokens[id] = token;
@@ -120,17 +121,17 @@ struct TokenizerJson::Impl {
 
   std::int64_t require(const std::string& token, const std::string& where) const {
     const auto it = vocab.find(token);
-    if (it == vocab.end()) fail(where + " names token '" + token + "', which the vocabulary lacks");
+    if (it == vocab.end()) fail(where + " names token " + text::quote(token) + ", which the vocabulary lacks");
     return it->second;
   }
 
   void load_model(const json& m) {
     std::string type = "BPE";
     detail::read_key(m, "type", type, path + " model");
-    if (type != "BPE") fail("model type '" + type + "' is not supported; supported: BPE");
+    if (type != "BPE") fail("model type " + text::quote(type) + " is not supported; supported: BPE");
     if (!m.contains("vocab") || !m["vocab"].is_object()) fail("model.vocab is not an object");
     for (const auto& [token, id] : m["vocab"].items()) {
-      if (!id.is_number_integer()) fail("model.vocab['" + token + "'] is " + id.dump() + "; expected an id");
+      if (!id.is_number_integer()) fail("model.vocab[" + text::quote(token) + "] is " + text::quote(id.dump()) + "; expected an id");
       set_token(token, id.get<std::int64_t>());
     }
     detail::read_key(m, "byte_fallback", byte_fallback, path + " model");
@@ -142,7 +143,7 @@ struct TokenizerJson::Impl {
     for (const char* affix : {"continuing_subword_prefix", "end_of_word_suffix"}) {
       std::string value;
       detail::read_key(m, affix, value, path + " model");
-      if (!value.empty()) fail(std::string("model.") + affix + " '" + value + "' is not supported");
+      if (!value.empty()) fail(std::string("model.") + affix + " " + text::quote(value) + " is not supported");
     }
     if (!m.contains("merges") || !m["merges"].is_array()) fail("model.merges is not a list");
     std::size_t index = 0;
@@ -151,14 +152,14 @@ struct TokenizerJson::Impl {
       if (merge.is_string()) {
         const auto text = merge.get<std::string>();
         const auto space = text.find(' ', 1);
-        if (space == std::string::npos) fail("model.merges[" + std::to_string(index) + "] '" + text + "' is not two tokens");
+        if (space == std::string::npos) fail("model.merges[" + std::to_string(index) + "] " + text::quote(text) + " is not two tokens");
         left = text.substr(0, space);
         right = text.substr(space + 1);
       } else if (merge.is_array() && merge.size() == 2 && merge[0].is_string() && merge[1].is_string()) {
         left = merge[0].get<std::string>();
         right = merge[1].get<std::string>();
       } else {
-        fail("model.merges[" + std::to_string(index) + "] is " + merge.dump() +
+        fail("model.merges[" + std::to_string(index) + "] is " + text::quote(merge.dump()) +
              "; expected \"a b\" or [\"a\", \"b\"]");
       }
       const auto where = "model.merges[" + std::to_string(index++) + "]";
@@ -202,13 +203,13 @@ struct TokenizerJson::Impl {
       normalizers.push_back({Normalizer::Kind::kReplace, string_pattern(n, "normalizer"),
                              n.value("content", std::string())});
     } else {
-      fail("normalizer type '" + type + "' is not supported; supported: Sequence, NFC, Prepend, Replace");
+      fail("normalizer type " + text::quote(type) + " is not supported; supported: Sequence, NFC, Prepend, Replace");
     }
   }
 
   std::string string_pattern(const json& item, const std::string& where) const {
     if (!item.contains("pattern") || !item["pattern"].contains("String"))
-      fail(where + " Replace with pattern " + item.value("pattern", json()).dump() +
+      fail(where + " Replace with pattern " + text::quote(item.value("pattern", json()).dump()) +
            " is not supported; supported: {\"String\": ...}");
     return item["pattern"]["String"].get<std::string>();
   }
@@ -231,7 +232,7 @@ struct TokenizerJson::Impl {
       else if (regex == "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+")
         set_split(Split::kGpt2);
       else
-        fail("pre_tokenizer Split pattern " + p.value("pattern", json()).dump() +
+        fail("pre_tokenizer Split pattern " + text::quote(p.value("pattern", json()).dump()) +
              " is not supported; supported: the GPT-2, Llama 3 and Qwen patterns");
       if (p.value("behavior", std::string("Isolated")) != "Isolated" || p.value("invert", false))
         fail("pre_tokenizer Split supports behavior Isolated without invert only");
@@ -241,7 +242,7 @@ struct TokenizerJson::Impl {
       metaspace_scheme = p.value("prepend_scheme", std::string(p.value("add_prefix_space", true) ? "always" : "never"));
       if (p.value("replacement", kMetaspace) != kMetaspace) fail("pre_tokenizer Metaspace supports replacement U+2581 only");
     } else {
-      fail("pre_tokenizer type '" + type + "' is not supported; supported: Sequence, ByteLevel, Split, Metaspace");
+      fail("pre_tokenizer type " + text::quote(type) + " is not supported; supported: Sequence, ByteLevel, Split, Metaspace");
     }
   }
 
@@ -273,7 +274,7 @@ struct TokenizerJson::Impl {
       m.strip_first_space = d.value("prepend_scheme", std::string(d.value("add_prefix_space", true) ? "always" : "never")) != "never";
       decoders.push_back(m);
     } else {
-      fail("decoder type '" + type + "' is not supported; supported: Sequence, ByteLevel, Replace, "
+      fail("decoder type " + text::quote(type) + " is not supported; supported: Sequence, ByteLevel, Replace, "
            "ByteFallback, Fuse, Strip, Metaspace");
     }
   }
@@ -287,7 +288,7 @@ struct TokenizerJson::Impl {
       return;
     }
     if (type != "TemplateProcessing")
-      fail("post_processor type '" + type + "' is not supported; supported: TemplateProcessing, ByteLevel, Sequence");
+      fail("post_processor type " + text::quote(type) + " is not supported; supported: TemplateProcessing, ByteLevel, Sequence");
     bool after_sequence = false;
     for (const auto& piece : p.value("single", json::array())) {
       if (piece.contains("Sequence")) {
@@ -296,7 +297,7 @@ struct TokenizerJson::Impl {
       }
       const auto name = piece.contains("SpecialToken") ? piece["SpecialToken"].value("id", std::string()) : std::string();
       const auto& specials = p.value("special_tokens", json::object());
-      if (!specials.contains(name)) fail("post_processor template names special token '" + name + "' it does not define");
+      if (!specials.contains(name)) fail("post_processor template names special token " + text::quote(name) + " it does not define");
       for (const auto& id : specials[name].value("ids", json::array()))
         (after_sequence ? suffix_ids : prefix_ids).push_back(id.get<std::int64_t>());
     }
@@ -368,7 +369,7 @@ struct TokenizerJson::Impl {
       } else if (unk >= 0) {
         if (!(fuse_unk && !symbols.empty() && symbols.back() == unk)) symbols.push_back(unk);
       } else {
-        throw UsageError("text holds '" + word.substr(c.begin, c.end - c.begin) + "', which " + path +
+        throw UsageError("text holds " + text::quote(word.substr(c.begin, c.end - c.begin)) + ", which " + path +
                          " can neither tokenize nor map to an unknown token");
       }
     }
@@ -507,11 +508,13 @@ TokenizerJson& TokenizerJson::operator=(TokenizerJson&&) noexcept = default;
 TokenizerJson TokenizerJson::from_file(const std::string& path) {
   auto impl = std::make_unique<Impl>();
   impl->path = path;
+  const std::string file_text = detail::read_text_file(path, "tokenizer file");
+  if (const auto problem = text::json_nesting_problem(file_text)) throw FileError(path, *problem);
   json j;
   try {
-    j = json::parse(detail::read_text_file(path, "tokenizer file"));
+    j = json::parse(file_text);
   } catch (const json::exception& e) {
-    throw FileError(path, std::string("not valid JSON (") + e.what() + ")");
+    throw FileError(path, "not valid JSON (" + text::excerpt(e.what()) + ")");
   }
   if (!j.is_object() || !j.contains("model")) impl->fail("expected a tokenizer.json object with a \"model\"");
   impl->load_model(j["model"]);
