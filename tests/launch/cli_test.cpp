@@ -783,7 +783,12 @@ TEST_CASE("launch cli: SIGUSR1, SIGUSR2 and SIGALRM are forwarded, not fatal to 
 
 TEST_CASE("launch cli: Ctrl-Z stops the workers with the launcher, fg continues them") {
   TempDir dir;
-  Launcher launcher({"--num_processes", "2", SLEEP_FOREVER_EXE, dir.path});
+  // Also from an orphaned process group (a launcher started by a daemon or a CI runner), where
+  // the kernel discards SIGTSTP's default stop.
+  const bool orphaned = GENERATE(false, true);
+  INFO("launcher in an orphaned process group: " << orphaned);
+  Launcher launcher({"--num_processes", "2", SLEEP_FOREVER_EXE, dir.path}, {},
+                    [orphaned] { if (orphaned) ::setsid(); });
   const auto pids = wait_for_pids(dir, 2);
   ::kill(launcher.pid(), SIGTSTP);
   for (pid_t pid : pids) wait_until([&] { return process_state(pid) == 'T'; }, "a worker is stopped");

@@ -103,15 +103,11 @@ class SignalPipe {
     return numbers;
   }
 
-  // Ctrl-Z: stops the launcher as SIGTSTP's default action would (the shell then reports the
-  // job stopped); returns once it is continued.
-  void suspend_self() {
-    struct sigaction stop {}, handler{};
-    stop.sa_handler = SIG_DFL;
-    ::sigaction(SIGTSTP, &stop, &handler);
-    ::raise(SIGTSTP);
-    ::sigaction(SIGTSTP, &handler, nullptr);
-  }
+  // Ctrl-Z: stops the launcher once the workers have been told; returns once it is continued.
+  // SIGSTOP, not SIGTSTP's default action: the kernel discards SIGTSTP for a process in an
+  // orphaned process group (a launcher started by a daemon, a CI runner or setsid), and the
+  // launcher would then keep running while its workers are stopped.
+  void suspend_self() { ::raise(SIGSTOP); }
 
  private:
   void set(int number, void (*disposition)(int)) {
