@@ -70,4 +70,16 @@ torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch
   return torch::matmul(torch::softmax(scores, -1).to(q.scalar_type()), v);
 }
 
+void extend_cache(KVCache* cache, std::size_t layer, torch::Tensor& k, torch::Tensor& v) {
+  if (cache == nullptr) return;
+  auto& keys = cache->keys[layer];
+  auto& values = cache->values[layer];
+  if (keys.defined()) {
+    k = torch::cat({keys, k}, 2);
+    v = torch::cat({values, v}, 2);
+  }
+  keys = k;
+  values = v;
+}
+
 }  // namespace accel::models::detail

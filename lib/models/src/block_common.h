@@ -1,6 +1,7 @@
 #pragma once
 // Pieces every architecture's blocks share. Private to lib/models.
 #include "accel/models/blocks.h"
+#include "accel/models/generation.h"
 #include "accel/models/safetensors.h"
 
 #include <cstdint>
@@ -36,6 +37,10 @@ torch::Tensor key_mask(const torch::Tensor& attention_mask, std::int64_t batch, 
 // UsageError unless `dtype` is float32, bfloat16, or float16 on a CUDA device.
 void check_compute_dtype(torch::ScalarType dtype, const torch::Device& device,
                          const std::string& model_name);
+
+// With a cache: prepends layer `layer`'s cached keys and values to `k` and `v` (along the
+// sequence dim) and stores the result back as that layer's cache. Without one: no change.
+void extend_cache(KVCache* cache, std::size_t layer, torch::Tensor& k, torch::Tensor& v);
 
 // Scaled dot-product attention over q [B,H,T,D] and k, v [B,H,K,D] (K = cached + new keys)
 // with causal order, the padding mask and, when window > 0, a sliding window of that many

@@ -133,16 +133,7 @@ torch::Tensor TransformerBlock::run(const torch::Tensor& hidden, const torch::Te
   auto qkv = conv1d(x, c_attn_w_, c_attn_b_).view({batch, tokens, 3, heads, head_dim})
                  .permute({2, 0, 3, 1, 4});
   auto q = qkv[0], k = qkv[1], v = qkv[2];
-  if (cache != nullptr) {
-    auto& keys = cache->keys[index_];
-    auto& values = cache->values[index_];
-    if (keys.defined()) {
-      k = torch::cat({keys, k}, 2);
-      v = torch::cat({values, v}, 2);
-    }
-    keys = k;
-    values = v;
-  }
+  extend_cache(cache, index_, k, v);
   double scale = config_.scale_attn_weights ? 1.0 / std::sqrt(static_cast<double>(head_dim)) : 1.0;
   if (config_.scale_attn_by_inverse_layer_idx) scale /= static_cast<double>(index_ + 1);
   auto attended = attend(q, k, v, attention_mask, scale).permute({0, 2, 1, 3}).reshape({batch, tokens, d});

@@ -193,16 +193,7 @@ class LlamaLayer : public NamedBlock {
     q = q * cos + rotate_half(q) * sin;
     k = k * cos + rotate_half(k) * sin;
 
-    if (cache != nullptr) {
-      auto& keys = cache->keys[index_];
-      auto& values = cache->values[index_];
-      if (keys.defined()) {
-        k = torch::cat({keys, k}, 2);
-        v = torch::cat({values, v}, 2);
-      }
-      keys = k;
-      values = v;
-    }
+    extend_cache(cache, index_, k, v);
     const auto groups = heads / kv_heads;
     if (groups > 1) {
       k = k.repeat_interleave(groups, 1);
