@@ -171,29 +171,14 @@ std::string this_host() {
   return ::gethostname(name, sizeof name - 1) == 0 ? std::string(name) : std::string("localhost");
 }
 
-}  // namespace
+// What resolve() tells the user once everything is valid: guessed values in one line, then
+// one line per warning or note.
+struct Announcements {
+  std::vector<std::string> guessed;
+  std::vector<std::string> warnings;
+};
 
-bool LaunchSpec::shows_on_console(int local_rank) const {
-  return console_local_ranks.empty() ||
-         std::find(console_local_ranks.begin(), console_local_ranks.end(), local_rank) != console_local_ranks.end();
-}
-
-LaunchSpec resolve(const LaunchRequest& asked, const hardware::Machine& machine, std::ostream& notes) {
-  LaunchSpec spec;
-  LaunchRequest request = asked;
-  std::string cluster_note;
-  if (const auto layout = detect_cluster(env::process_environment())) cluster_note = apply_cluster_layout(*layout, request);
-  std::vector<std::string> guessed;  // announced together at the end, once everything is valid
-  std::vector<std::string> warnings;  // one line each, also at the end
-
-  const std::string mode = request.distributed_type.value_or("NO");
-  if (mode == "XLA" || mode == "TPU") {
-    throw UsageError("distributed_type " + mode +
-                     " (TPU) is not run: accel-launch runs jobs on local machines only; launch TPU jobs with `accelerate launch`");
-  }
-
-  resolve_job(request, spec);
-
+void resolve_machines(const LaunchRequest& request, LaunchSpec& spec) {
   spec.num_machines = at_least(request.num_machines, request.origin("num_machines"), 1, 1);
   if (spec.num_machines > 1 && !request.machine_rank) {
     throw UsageError(request.origin("num_machines") + " " + std::to_string(spec.num_machines) +
@@ -206,55 +191,68 @@ LaunchSpec resolve(const LaunchRequest& asked, const hardware::Machine& machine,
                      std::to_string(spec.num_machines) + " (machines are numbered 0.." +
                      std::to_string(spec.num_machines - 1) + ")");
   }
+}
 
+// CPU or GPU workers, and which GPUs.
+void resolve_devices(const LaunchRequest& request, const hardware::Machine& machine, const std::string& mode,
+                     LaunchSpec& spec, Announcements& said) {
   // accelerate starts the workers of a GPU mode on a machine without GPUs too (each then finds
   // no device and runs on CPU); refusing would stop files accelerate runs.
   spec.use_cpu = request.use_cpu.value_or(false) || machine.gpus.empty();
   if (accelerate::wants_accelerators(mode) && !request.use_cpu.value_or(false) && machine.gpus.empty()) {
-    warnings.push_back("warning: distributed_type " + mode +
-                       " asks for GPU workers but this machine has no GPU; running CPU workers instead (as accelerate does)");
+    said.warnings.push_back("warning: distributed_type " + mode +
+                            " asks for GPU workers but this machine has no GPU; running CPU workers instead (as accelerate does)");
   }
   if (request.gpu_ids && spec.use_cpu) {
-    warnings.push_back("warning: gpu_ids " + *request.gpu_ids + " ignored: " +
-                       (request.use_cpu.value_or(false) ? std::string("the workers run on CPU (--cpu or use_cpu)")
-                                                        : std::string("this machine has no GPU, the workers run on CPU")));
+    said.warnings.push_back("warning: gpu_ids " + *request.gpu_ids + " ignored: " +
+                            (request.use_cpu.value_or(false) ? std::string("the workers run on CPU (--cpu or use_cpu)")
+                                                             : std::string("this machine has no GPU, the workers run on CPU")));
   } else if (request.gpu_ids) {
     spec.gpu_ids = resolve_gpu_ids(request.origin("gpu_ids"), *request.gpu_ids, machine);
     for (int id : spec.gpu_ids) spec.cuda_visible_devices.push_back(machine.gpus[id].cuda_id);
   }
+}
 
-  // num_processes counts the workers of all machines, as in accelerate; each machine runs its share.
+// num_processes counts the workers of all machines, as in accelerate; each machine runs its share.
+void resolve_requested_process_count(const LaunchRequest& request, LaunchSpec& spec) {
+  const int total = at_least(request.num_processes, request.origin("num_processes"), 1, 1);
+  if (total < spec.num_machines) {
+    throw UsageError(request.origin("num_processes") + " " + std::to_string(total) +
+                     " is the total over all machines: with --num_machines " +
+                     std::to_string(spec.num_machines) + " it leaves machines without a worker; pass at least " +
+                     std::to_string(spec.num_machines));
+  }
+  if (total % spec.num_machines != 0) {
+    throw UsageError(request.origin("num_processes") + " " + std::to_string(total) +
+                     " is the total over all machines and must divide evenly by --num_machines " +
+                     std::to_string(spec.num_machines) + "; pass a multiple of " + std::to_string(spec.num_machines));
+  }
+  spec.num_processes = total / spec.num_machines;
+  if (!spec.gpu_ids.empty() && spec.gpu_ids.size() != static_cast<std::size_t>(spec.num_processes)) {
+    throw UsageError(request.origin("gpu_ids") + " " + *request.gpu_ids + " names " + std::to_string(spec.gpu_ids.size()) +
+                     " GPU(s) but each machine runs " + std::to_string(spec.num_processes) +
+                     " process(es) (--num_processes " + std::to_string(total) + " in total); give one GPU per process");
+  }
+}
+
+// Workers per machine: asked for, one per named GPU, one per GPU, or one CPU worker; then
+// checked against the GPUs there are and the workers this launcher can supervise.
+void resolve_process_count(const LaunchRequest& request, const hardware::Machine& machine, LaunchSpec& spec,
+                           Announcements& said) {
   if (request.num_processes) {
-    const int total = at_least(request.num_processes, request.origin("num_processes"), 1, 1);
-    if (total < spec.num_machines) {
-      throw UsageError(request.origin("num_processes") + " " + std::to_string(total) +
-                       " is the total over all machines: with --num_machines " +
-                       std::to_string(spec.num_machines) + " it leaves machines without a worker; pass at least " +
-                       std::to_string(spec.num_machines));
-    }
-    if (total % spec.num_machines != 0) {
-      throw UsageError(request.origin("num_processes") + " " + std::to_string(total) +
-                       " is the total over all machines and must divide evenly by --num_machines " +
-                       std::to_string(spec.num_machines) + "; pass a multiple of " + std::to_string(spec.num_machines));
-    }
-    spec.num_processes = total / spec.num_machines;
-    if (!spec.gpu_ids.empty() && spec.gpu_ids.size() != static_cast<std::size_t>(spec.num_processes)) {
-      throw UsageError(request.origin("gpu_ids") + " " + *request.gpu_ids + " names " + std::to_string(spec.gpu_ids.size()) +
-                       " GPU(s) but each machine runs " + std::to_string(spec.num_processes) +
-                       " process(es) (--num_processes " + std::to_string(total) + " in total); give one GPU per process");
-    }
+    resolve_requested_process_count(request, spec);
   } else if (!spec.gpu_ids.empty()) {
     spec.num_processes = static_cast<int>(spec.gpu_ids.size());
   } else if (!spec.use_cpu) {
     spec.num_processes = static_cast<int>(machine.gpus.size());
-    guessed.push_back("--num_processes " + std::to_string(spec.world_size()) + " (one per GPU)");
+    said.guessed.push_back("--num_processes " + std::to_string(spec.world_size()) + " (one per GPU)");
   } else {
     // One CPU worker: its intra-op threads already use every core, so more workers would only
     // multiply the model's memory and split the same cores. Users who want data-parallel CPU
     // workers ask for them with --num_processes.
     spec.num_processes = 1;
-    guessed.push_back("--num_processes " + std::to_string(spec.world_size()) + " (no GPU in use: one CPU worker" +
-                      (spec.num_machines > 1 ? " per machine)" : ")"));
+    said.guessed.push_back("--num_processes " + std::to_string(spec.world_size()) + " (no GPU in use: one CPU worker" +
+                           (spec.num_machines > 1 ? " per machine)" : ")"));
   }
 
   // Each GPU worker takes cuda:LOCAL_RANK among the GPUs it sees; a worker without a GPU of its
@@ -266,7 +264,6 @@ LaunchSpec resolve(const LaunchRequest& asked, const hardware::Machine& machine,
                      " GPU(s) are available; pass --num_processes " + std::to_string(visible_gpus * spec.num_machines) +
                      " or less, or --cpu for CPU workers");
   }
-
   const WorkerCapacity capacity = worker_capacity();
   if (spec.num_processes > capacity.max_workers) {
     const std::string per_machine =
@@ -275,17 +272,30 @@ LaunchSpec resolve(const LaunchRequest& asked, const hardware::Machine& machine,
                      "this launcher can run at most " + std::to_string(capacity.max_workers) +
                      " workers here: " + capacity.reason);
   }
+}
 
+void resolve_threads(const LaunchRequest& request, const hardware::Machine& machine, LaunchSpec& spec,
+                     Announcements& said) {
   if (request.num_cpu_threads_per_process) {
     spec.omp_threads = at_least(request.num_cpu_threads_per_process, request.origin("num_cpu_threads_per_process"), 1, 1);
   } else if (!std::getenv(env::kOmpNumThreads)) {
     // Workers share the cores; without a limit each would start one thread per core and they
     // would fight over them.
     spec.omp_threads = std::max(1, machine.cpus / spec.num_processes);
-    guessed.push_back("--num_cpu_threads_per_process " + std::to_string(*spec.omp_threads) + " (" +
-                      std::to_string(machine.cpus) + " CPUs / " + std::to_string(spec.num_processes) + " workers)");
+    said.guessed.push_back("--num_cpu_threads_per_process " + std::to_string(*spec.omp_threads) + " (" +
+                           std::to_string(machine.cpus) + " CPUs / " + std::to_string(spec.num_processes) + " workers)");
   }
+}
 
+// accelerate's settings for FSDP, DeepSpeed and Megatron-LM reach the job only when the
+// workers are not explicitly CPU ones (accelerate's simple launcher drops them too).
+std::string job_mode(const LaunchRequest& request, const std::string& mode) {
+  return request.use_cpu.value_or(false) ? std::string("NO") : mode;
+}
+
+// What the workers are told besides their place: precision, debug, role and accelerate's variables.
+void resolve_job_environment(const LaunchRequest& request, const std::string& mode, LaunchSpec& spec,
+                             Announcements& said) {
   spec.mixed_precision = request.mixed_precision.value_or("no");
   if (spec.mixed_precision != "no" && spec.mixed_precision != "fp16" && spec.mixed_precision != "bf16" &&
       spec.mixed_precision != "fp8") {
@@ -294,140 +304,177 @@ LaunchSpec resolve(const LaunchRequest& asked, const hardware::Machine& machine,
   spec.debug = request.debug.value_or(false);
   spec.role = request.role.value_or("default");
   if (spec.role.empty() || spec.role.find_first_of(" \t\n") != std::string::npos) {
-    throw UsageError("--role '" + spec.role + "': expected a non-empty name without spaces");
+    throw UsageError(request.origin("role") + " '" + spec.role + "': expected a non-empty name without spaces");
   }
-
-  // accelerate's settings for FSDP, DeepSpeed and Megatron-LM reach the job only when the
-  // workers are not explicitly CPU ones (accelerate's simple launcher drops them too).
-  const std::string job_mode = request.use_cpu.value_or(false) ? std::string("NO") : mode;
+  const std::string passed_mode = job_mode(request, mode);
   spec.job_environment = accelerate::job_environment(
-      {job_mode, spec.use_cpu, spec.mixed_precision, spec.debug, request.job_settings});
+      {passed_mode, spec.use_cpu, spec.mixed_precision, spec.debug, request.job_settings});
   std::vector<std::string> passed;
-  if (accelerate::passes_mode_settings(job_mode)) passed.push_back(job_mode);
+  if (accelerate::passes_mode_settings(passed_mode)) passed.push_back(passed_mode);
   if (spec.mixed_precision == "fp8") passed.push_back("fp8");
   for (const char* name : {"dynamo_backend", "enable_cpu_affinity"}) {
     if (request.job_settings.count(name)) passed.push_back(name);
   }
   if (!passed.empty()) {
-    warnings.push_back("note: the " + text::join(passed, ", ") +
-                       " settings are passed to the job as accelerate's variables; accel-launch itself only starts the workers");
+    said.warnings.push_back("note: the " + text::join(passed, ", ") +
+                            " settings are passed to the job as accelerate's variables; accel-launch itself only starts the workers");
   }
+}
 
+// Seconds from the request, checked: `origin` names where the value came from.
+double seconds(double value, const std::string& origin, bool zero_allowed) {
+  if (!std::isfinite(value) || value < 0 || (!zero_allowed && value == 0)) {
+    std::ostringstream text;
+    text << value;
+    throw UsageError(origin + " " + text.str() + ": expected seconds " + (zero_allowed ? ">= 0" : "> 0"));
+  }
+  return value;
+}
+
+void resolve_supervision(const LaunchRequest& request, LaunchSpec& spec) {
   spec.max_restarts = at_least(request.max_restarts, request.origin("max_restarts"), 0, 0);
-  if (request.grace_period_s) {
-    if (!std::isfinite(*request.grace_period_s) || *request.grace_period_s < 0) {
-      std::ostringstream value;
-      value << *request.grace_period_s;
-      throw UsageError("--grace_period " + value.str() + ": expected seconds >= 0");
-    }
-    spec.grace_period_s = *request.grace_period_s;
-  }
-  if (request.join_timeout_s) {
-    if (!std::isfinite(*request.join_timeout_s) || *request.join_timeout_s <= 0) {
-      std::ostringstream value;
-      value << *request.join_timeout_s;
-      throw UsageError("--join_timeout " + value.str() + ": expected seconds > 0");
-    }
-    spec.join_timeout_s = *request.join_timeout_s;
-  }
+  if (request.grace_period_s) spec.grace_period_s = seconds(*request.grace_period_s, request.origin("grace_period"), true);
+  if (request.join_timeout_s) spec.join_timeout_s = seconds(*request.join_timeout_s, request.origin("join_timeout"), false);
+}
 
+void resolve_output(const LaunchRequest& request, LaunchSpec& spec) {
   // One worker's output passes through unprefixed, as under accelerate's simple launcher.
   spec.quiet = request.quiet.value_or(false) || spec.world_size() == 1;
   spec.log_dir = request.log_dir.value_or("");
   if (request.tee.value_or(false) && spec.log_dir.empty()) {
     throw UsageError("--tee needs --log_dir DIR: the directory that receives each rank's log files");
   }
-  if (request.local_ranks_filter) {
-    spec.console_local_ranks = parse_index_list(request.origin("local_ranks_filter"), *request.local_ranks_filter);
-    for (int local_rank : spec.console_local_ranks) {
-      if (local_rank >= spec.num_processes) {
-        throw UsageError(request.origin("local_ranks_filter") + " " + *request.local_ranks_filter + ": local rank " +
-                         std::to_string(local_rank) + " does not exist with " + std::to_string(spec.num_processes) +
-                         " process(es) per machine");
-      }
+  if (!request.local_ranks_filter) return;
+  spec.console_local_ranks = parse_index_list(request.origin("local_ranks_filter"), *request.local_ranks_filter);
+  for (int local_rank : spec.console_local_ranks) {
+    if (local_rank >= spec.num_processes) {
+      throw UsageError(request.origin("local_ranks_filter") + " " + *request.local_ranks_filter + ": local rank " +
+                       std::to_string(local_rank) + " does not exist with " + std::to_string(spec.num_processes) +
+                       " process(es) per machine");
     }
   }
+}
 
-  // Rendezvous. One machine: a free port unless one was named; a named port that is busy gives
-  // way to a free one with a warning (accelerate does the same). Several machines must agree,
-  // so the port is the named one or the well-known default, and only machine 0 (where rank 0
-  // listens) can check it. A dry run binds nothing.
+// A free port, held by the spec until the launcher exits; none in a dry run, which binds nothing.
+void reserve_free_port(const LaunchRequest& request, LaunchSpec& spec) {
+  if (request.dry_run) return;
+  spec.port_reservation = std::make_shared<PortReservation>(PortReservation::any_free());
+  spec.master_port = spec.port_reservation->port();
+}
+
+// One machine: a free port unless one was named; a named port that is busy gives way to a free
+// one with a warning (accelerate does the same).
+void resolve_local_rendezvous(const LaunchRequest& request, LaunchSpec& spec, Announcements& said) {
   const std::string port_flag = request.origin("main_process_port");
+  spec.master_addr = request.main_process_ip.value_or(env::kDefaultMasterAddr);
+  if (request.main_process_port.value_or(0) == 0) {
+    reserve_free_port(request, spec);
+    if (!request.main_process_port && !request.dry_run) {
+      said.guessed.push_back(port_flag + " " + std::to_string(spec.master_port) + " (free)");
+    }
+    return;
+  }
+  spec.master_port = *request.main_process_port;
+  if (request.dry_run) return;
+  try {
+    require_port_free(port_flag, spec.master_addr, spec.master_port);
+  } catch (const UsageError& busy) {
+    reserve_free_port(request, spec);
+    said.warnings.push_back("warning: " + std::string(busy.what()) + "; using the free port " +
+                            std::to_string(spec.master_port) + " instead (one machine)");
+  }
+}
+
+// Several machines must agree, so the port is the named one or the well-known default, and
+// only machine 0 (where rank 0 listens) can check it.
+void resolve_shared_rendezvous(const LaunchRequest& request, LaunchSpec& spec, Announcements& said) {
+  const std::string port_flag = request.origin("main_process_port");
+  if (!request.main_process_ip) {
+    throw UsageError(request.origin("num_machines") + " " + std::to_string(spec.num_machines) +
+                     " needs --main_process_ip: the address of machine 0, where rank 0 listens");
+  }
+  spec.master_addr = *request.main_process_ip;
+  if (request.main_process_port && *request.main_process_port == 0) {
+    throw UsageError(port_flag + " 0 (a free port) only works on one machine: every machine must be given the same port");
+  }
+  spec.master_port = request.main_process_port.value_or(env::kDefaultMasterPort);
+  if (spec.master_port == 65535) {
+    throw UsageError(port_flag + " 65535: several machines also need the next port for the "
+                     "launchers' control plane; choose a port below 65535");
+  }
+  if (!request.main_process_port) said.guessed.push_back(port_flag + " " + std::to_string(spec.master_port));
+  if (spec.machine_rank == 0 && !request.dry_run) require_port_free(port_flag, spec.master_addr, spec.master_port);
+}
+
+void resolve_rendezvous(const LaunchRequest& request, LaunchSpec& spec, Announcements& said) {
   if (request.main_process_port && (*request.main_process_port < 0 || *request.main_process_port > 65535)) {
-    throw UsageError(std::string(port_flag) + " " + std::to_string(*request.main_process_port) +
+    throw UsageError(request.origin("main_process_port") + " " + std::to_string(*request.main_process_port) +
                      ": out of range; expected 1..65535 (or 0 for a free port on one machine)");
   }
   if (request.main_process_ip && request.main_process_ip->empty()) {
-    throw UsageError("--main_process_ip '': expected the address of machine 0, such as 10.0.0.1 or a host name");
+    throw UsageError(request.origin("main_process_ip") +
+                     " '': expected the address of machine 0, such as 10.0.0.1 or a host name");
   }
-  const auto reserve_free_port = [&spec, &request] {
-    if (request.dry_run) return;
-    spec.port_reservation = std::make_shared<PortReservation>(PortReservation::any_free());
-    spec.master_port = spec.port_reservation->port();
-  };
-  if (spec.num_machines == 1) {
-    spec.master_addr = request.main_process_ip.value_or(env::kDefaultMasterAddr);
-    if (request.main_process_port.value_or(0) == 0) {
-      reserve_free_port();
-      if (!request.main_process_port && !request.dry_run) {
-        guessed.push_back(std::string(port_flag) + " " + std::to_string(spec.master_port) + " (free)");
-      }
-    } else {
-      spec.master_port = *request.main_process_port;
-      if (!request.dry_run) {
-        try {
-          require_port_free(port_flag, spec.master_addr, spec.master_port);
-        } catch (const UsageError& busy) {
-          reserve_free_port();
-          warnings.push_back("warning: " + std::string(busy.what()) + "; using the free port " +
-                             std::to_string(spec.master_port) + " instead (one machine)");
-        }
-      }
-    }
-  } else {
-    if (!request.main_process_ip || request.main_process_ip->empty()) {
-      throw UsageError(request.origin("num_machines") + " " + std::to_string(spec.num_machines) +
-                       " needs --main_process_ip: the address of machine 0, where rank 0 listens");
-    }
-    spec.master_addr = *request.main_process_ip;
-    if (request.main_process_port && *request.main_process_port == 0) {
-      throw UsageError(std::string(port_flag) +
-                       " 0 (a free port) only works on one machine: every machine must be given the same port");
-    }
-    spec.master_port = request.main_process_port.value_or(env::kDefaultMasterPort);
-    if (spec.master_port == 65535) {
-      throw UsageError(std::string(port_flag) + " 65535: several machines also need the next port for the "
-                       "launchers' control plane; choose a port below 65535");
-    }
-    if (!request.main_process_port) guessed.push_back(std::string(port_flag) + " " + std::to_string(spec.master_port));
-    if (spec.machine_rank == 0 && !request.dry_run) require_port_free(port_flag, spec.master_addr, spec.master_port);
+  if (spec.num_machines == 1) resolve_local_rendezvous(request, spec, said);
+  else resolve_shared_rendezvous(request, spec, said);
+}
+
+// mpirun starts every rank of every machine, so this launcher runs mpirun alone.
+void route_through_mpirun(const std::string& hostfile, LaunchSpec& spec) {
+  struct stat info {};
+  if (::stat(hostfile.c_str(), &info) != 0 || !S_ISREG(info.st_mode) || ::access(hostfile.c_str(), R_OK) != 0) {
+    throw UsageError("mpirun_hostfile " + hostfile +
+                     ": no such readable file; mpirun needs it to know the hosts (write one host per line, or remove "
+                     "mpirun_config / --mpirun_hostfile to let accel-launch start the workers on this machine)");
   }
-  if (request.mpirun_hostfile && !accelerate::wants_accelerators(job_mode)) {
-    const std::string& hostfile = *request.mpirun_hostfile;
-    struct stat info {};
-    if (::stat(hostfile.c_str(), &info) != 0 || !S_ISREG(info.st_mode) || ::access(hostfile.c_str(), R_OK) != 0) {
-      throw UsageError("mpirun_hostfile " + hostfile +
-                       ": no such readable file; mpirun needs it to know the hosts (write one host per line, or remove "
-                       "mpirun_config / --mpirun_hostfile to let accel-launch start the workers on this machine)");
-    }
-    // mpirun starts every rank of every machine, so this launcher runs mpirun alone.
-    std::vector<std::string> argv = mpirun_prefix(hostfile, spec.num_processes, spec.world_size());
-    spec.executable = argv.front();
-    argv.insert(argv.end(), spec.argv.begin(), spec.argv.end());
-    spec.argv = std::move(argv);
-    spec.through_mpirun = true;
-    spec.num_processes = 1;
-    spec.num_machines = 1;
-    spec.machine_rank = 0;
-    spec.console_local_ranks.clear();
+  std::vector<std::string> argv = mpirun_prefix(hostfile, spec.num_processes, spec.world_size());
+  spec.executable = argv.front();
+  argv.insert(argv.end(), spec.argv.begin(), spec.argv.end());
+  spec.argv = std::move(argv);
+  spec.through_mpirun = true;
+  spec.num_processes = 1;
+  spec.num_machines = 1;
+  spec.machine_rank = 0;
+  spec.console_local_ranks.clear();
+}
+
+}  // namespace
+
+bool LaunchSpec::shows_on_console(int local_rank) const {
+  return console_local_ranks.empty() ||
+         std::find(console_local_ranks.begin(), console_local_ranks.end(), local_rank) != console_local_ranks.end();
+}
+
+LaunchSpec resolve(const LaunchRequest& asked, const hardware::Machine& machine, std::ostream& notes) {
+  LaunchRequest request = asked;
+  std::string cluster_note;
+  if (const auto layout = detect_cluster(env::process_environment())) cluster_note = apply_cluster_layout(*layout, request);
+  const std::string mode = request.distributed_type.value_or("NO");
+  if (mode == "XLA" || mode == "TPU") {
+    throw UsageError("distributed_type " + mode +
+                     " (TPU) is not run: accel-launch runs jobs on local machines only; launch TPU jobs with `accelerate launch`");
+  }
+  LaunchSpec spec;
+  Announcements said;
+  resolve_job(request, spec);
+  resolve_machines(request, spec);
+  resolve_devices(request, machine, mode, spec, said);
+  resolve_process_count(request, machine, spec, said);
+  resolve_threads(request, machine, spec, said);
+  resolve_job_environment(request, mode, spec, said);
+  resolve_supervision(request, spec);
+  resolve_output(request, spec);
+  resolve_rendezvous(request, spec, said);
+  if (request.mpirun_hostfile && !accelerate::wants_accelerators(job_mode(request, mode))) {
+    route_through_mpirun(*request.mpirun_hostfile, spec);
   }
   spec.run_id = "accel-" + spec.master_addr + "-" + std::to_string(spec.master_port);
   spec.host = this_host();
 
   notes << cluster_note;
-  for (const auto& warning : warnings) notes << "accel-launch: " << warning << "\n";
-  if (!guessed.empty() && !request.quiet.value_or(false)) {
-    notes << "accel-launch: using " << text::join(guessed, ", ") << "; pass these flags to choose otherwise\n";
+  for (const auto& warning : said.warnings) notes << "accel-launch: " << warning << "\n";
+  if (!said.guessed.empty() && !request.quiet.value_or(false)) {
+    notes << "accel-launch: using " << text::join(said.guessed, ", ") << "; pass these flags to choose otherwise\n";
   }
   return spec;
 }
