@@ -135,7 +135,9 @@ void run_launch(const CLI::App& app, LaunchRequest request, const TorchrunFlags&
     std::cout << launch::dry_run_report(spec) << std::flush;
     return;
   }
-  if (const int code = launch::run(spec); code != 0) throw CLI::RuntimeError(code);
+  const launch::RunResult result = launch::run(spec);
+  std::cerr << launch::summary(result) << std::flush;
+  if (result.exit_code != 0) throw CLI::RuntimeError(result.exit_code);
 }
 
 // --multi_gpu, --use_fsdp, --use_deepspeed, --use_megatron_lm, --tpu: one mode, as accelerate.

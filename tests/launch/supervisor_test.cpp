@@ -53,12 +53,12 @@ accel::launch::LaunchSpec spec_for(int processes, const std::string& script) {
 TEST_CASE("launch run: worker exits are seen with another thread in the launcher") {
   IdleThread other;
   const auto ok = spec_for(4, "exit 0");
-  for (int i = 0; i < 20; ++i) REQUIRE(accel::launch::run(ok) == 0);
-  CHECK(accel::launch::run(spec_for(3, "[ $RANK = 2 ] && exit 7; exec sleep 30")) == 7);
+  for (int i = 0; i < 20; ++i) REQUIRE(accel::launch::run(ok).exit_code == 0);
+  CHECK(accel::launch::run(spec_for(3, "[ $RANK = 2 ] && exit 7; exec sleep 30")).exit_code == 7);
 }
 
 TEST_CASE("launch run: a signal sent to the launcher is forwarded with another thread in the launcher") {
   IdleThread other;
   // Rank 0 sends SIGTERM to the launcher (its parent); every worker then receives it.
-  CHECK(accel::launch::run(spec_for(2, "[ $RANK = 0 ] && kill -TERM $PPID; exec sleep 30")) == 128 + SIGTERM);
+  CHECK(accel::launch::run(spec_for(2, "[ $RANK = 0 ] && kill -TERM $PPID; exec sleep 30")).exit_code == 128 + SIGTERM);
 }

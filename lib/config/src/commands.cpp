@@ -137,7 +137,9 @@ int run_test(const TestOptions& options, std::ostream& out) {
   request.config_file = options.config_file;
   request.job = {job};
   const launch::LaunchSpec spec = resolve_with_config(request, hardware::probe(), std::cerr);
-  const int code = launch::run(spec);
+  const launch::RunResult result = launch::run(spec);
+  std::cerr << launch::summary(result) << std::flush;
+  const int code = result.exit_code;
   if (code == 0) {
     out << "accel-launch test: success: " << spec.num_processes << " process" << (spec.num_processes == 1 ? "" : "es")
         << " on this machine passed (world size " << spec.world_size() << ")\n";

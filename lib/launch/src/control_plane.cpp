@@ -160,23 +160,16 @@ std::thread start_quiet_thread(std::function<void()> body) {
 // Wakes a thread blocked in poll().
 class Wakeup {
  public:
-  Wakeup() {
-    Pipe pipe = make_pipe();
-    ::fcntl(pipe.read.get(), F_SETFL, O_NONBLOCK);
-    ::fcntl(pipe.write.get(), F_SETFL, O_NONBLOCK);
-    read_ = std::move(pipe.read);
-    write_ = std::move(pipe.write);
-  }
-  int fd() const { return read_.get(); }
-  void raise() const { (void)!::write(write_.get(), "x", 1); }
+  int fd() const { return pipe_.read.get(); }
+  void raise() const { (void)!::write(pipe_.write.get(), "x", 1); }
   void clear() const {
     char buffer[64];
-    while (::read(read_.get(), buffer, sizeof buffer) > 0) {
+    while (::read(pipe_.read.get(), buffer, sizeof buffer) > 0) {
     }
   }
 
  private:
-  Fd read_, write_;
+  Pipe pipe_ = make_pipe(O_NONBLOCK);
 };
 
 addrinfo* resolve_address(const std::string& host, int port, bool passive) {

@@ -42,7 +42,9 @@ struct Pipe {
 };
 
 // Both ends close-on-exec; the child side is dup2()ed onto its target, which clears the flag.
+// `flags`: more pipe2() flags for both ends (O_NONBLOCK for a wake-up pipe that a poll loop
+// drains and a signal handler or thread writes without ever blocking).
 // Throws accel::Error when the system is out of descriptors.
-Pipe make_pipe();
+Pipe make_pipe(int flags = 0);
 
 }  // namespace accel::launch

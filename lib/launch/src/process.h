@@ -20,65 +20,19 @@ inline constexpr int kForwardedSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SI
 // What the guardian calls itself (comm), so `killall accel-launch` does not take it for a launcher.
 inline constexpr char kGuardianName[] = "accel-guardian";
 
-// A process group that dies with the launcher. Its leader is a small forked "guardian" that
-// blocks reading a pipe only the launcher can write to; when the launcher exits or is killed
-// (even by SIGKILL, which no handler sees) the read returns and the guardian SIGKILLs the
-// whole group: workers and whatever they started without leaving the group. (Processes that
-// left it are the launcher's business: it signals workers by pid too and adopts orphans.)
-// The guardian ignores every forwarded signal and holds no descriptor but its pipe.
-class ProcessGroup {
- public:
-  // Forks the guardian. Throws accel::Error when fork fails.
-  ProcessGroup();
-  // end().
-  ~ProcessGroup();
-  ProcessGroup(const ProcessGroup&) = delete;
-  ProcessGroup& operator=(const ProcessGroup&) = delete;
-
-  pid_t id() const { return guardian_; }
-  // killpg(); the guardian itself survives anything but SIGKILL. Nothing after end(): the
-  // group's id may then belong to a stranger.
-  void signal(int signal_number) const;
-  // SIGKILLs the whole group and reaps the guardian (idempotent).
-  void end();
-  // The guardian was reaped by a waitpid(-1) elsewhere: end() does not wait for it.
-  void guardian_reaped() { guardian_reaped_ = true; }
-
- private:
-  pid_t guardian_ = -1;
-  bool guardian_reaped_ = false;
-  bool ended_ = false;
-  Fd lifeline_;  // write end; closing it (or dying) tells the guardian to kill the group
-};
-
-struct SpawnOptions {
-  std::string executable;
-  std::vector<std::string> argv;
-  std::vector<std::string> environment;  // "NAME=value", the complete environment
-  pid_t process_group = 0;
-  int stdin_fd = -1;
-  int stdout_fd = -1;
-  int stderr_fd = -1;
-};
-
-struct Spawned {
-  pid_t pid = -1;
-  Fd exec_status;  // EOF once exec succeeded; an errno value when it failed
-};
-
-// fork + exec. The child joins `process_group`, asks for SIGKILL when the launcher dies
+// The real spawner (process_spawner() in spawner.h) puts each attempt's workers in a process
+// group that dies with the launcher. Its leader is a small forked "guardian" that blocks reading
+// a pipe only the launcher can write to; when the launcher exits or is killed (even by SIGKILL,
+// which no handler sees) the read returns and the guardian SIGKILLs the whole group: workers and
+// whatever they started without leaving the group. (Processes that left it are the launcher's
+// business: it signals workers by pid too and adopts orphans.) The guardian ignores every
+// forwarded signal and holds no descriptor but its pipe.
+//
+// Each worker is fork + exec'd: it joins the group, asks for SIGKILL when the launcher dies
 // (PR_SET_PDEATHSIG), gets stdin/stdout/stderr from the given descriptors, no other descriptor
 // (inherited ones are closed at exec), the given environment, and the default disposition of
-// every forwarded signal except a SIGHUP the launcher inherited as ignored (nohup).
-// Does not wait for exec: read exec_status with exec_error() later, so spawning N workers costs
-// N forks, not N round trips. Throws accel::Error when fork fails.
-Spawned spawn(const SpawnOptions& options);
-
-// Blocks until the child exec'd or failed to; returns 0 or the errno of the failed execve.
-int exec_error(Spawned& spawned);
-
-// This process's children, from /proc (zombies included).
-std::vector<pid_t> children_of_this_process();
+// every forwarded signal except a SIGHUP the launcher inherited as ignored (nohup). Spawning
+// does not wait for exec, so starting N workers costs N forks, not N round trips.
 
 // Makes this process a child subreaper for its lifetime (orphans of its descendants are
 // reparented to it rather than to init) and restores the previous setting on destruction.

@@ -71,12 +71,7 @@ extern "C" void queue_signal(int number) {
 class SignalPipe {
  public:
   SignalPipe() {
-    Pipe pipe = make_pipe();
-    ::fcntl(pipe.write.get(), F_SETFL, O_NONBLOCK);
-    ::fcntl(pipe.read.get(), F_SETFL, O_NONBLOCK);
-    read_ = std::move(pipe.read);
-    write_ = std::move(pipe.write);
-    g_signal_pipe = write_.get();
+    g_signal_pipe = pipe_.write.get();
     for (int number : kForwardedSignals) {
       struct sigaction current {};
       ::sigaction(number, nullptr, &current);
@@ -93,13 +88,13 @@ class SignalPipe {
   SignalPipe(const SignalPipe&) = delete;
   SignalPipe& operator=(const SignalPipe&) = delete;
 
-  int fd() const { return read_.get(); }
+  int fd() const { return pipe_.read.get(); }
 
   std::vector<int> take() {
     std::vector<int> numbers;
     unsigned char bytes[64];
     ssize_t n;
-    while ((n = ::read(read_.get(), bytes, sizeof bytes)) > 0) numbers.insert(numbers.end(), bytes, bytes + n);
+    while ((n = ::read(pipe_.read.get(), bytes, sizeof bytes)) > 0) numbers.insert(numbers.end(), bytes, bytes + n);
     return numbers;
   }
 
@@ -119,7 +114,7 @@ class SignalPipe {
     saved_.emplace_back(number, previous);
   }
 
-  Fd read_, write_;
+  Pipe pipe_ = make_pipe(O_NONBLOCK);
   std::vector<std::pair<int, struct sigaction>> saved_;
 };
 
@@ -246,9 +241,8 @@ struct RunStreams {
 };
 
 struct Worker {
-  int local_rank = 0;
-  pid_t pid = -1;
-  std::optional<int> wait_status;
+  RankOutcome outcome;
+  bool exited = false;
   int start_errno = 0;  // why exec failed, 0 when it did not
   std::string error_file;
   Fd out_log, err_log;
@@ -256,27 +250,30 @@ struct Worker {
   std::unique_ptr<LineRelay> out, err;
 };
 
-struct Failure {
-  int local_rank = 0;
-  pid_t pid = -1;
-  std::string what;  // "exited with status 3"
-  int exit_code = 1;
-  std::deque<std::string> stderr_tail;
-  std::optional<std::string> error_message;
-};
-
+// What one attempt came to on this machine.
 struct Outcome {
-  std::vector<Failure> failures;  // the first is the root cause
+  std::vector<RankOutcome> ranks;
+  std::vector<int> failed;  // local ranks, the root cause first
   std::optional<int> interrupted_by;
   std::optional<std::string> stopped_for;  // another machine's failure stopped the workers here
   std::optional<JobEvent> job_finished;    // the job ended (or was lost) while they ran
-  int stopped = 0;  // workers still running when the group was stopped
 
+  const RankOutcome* root_cause() const { return failed.empty() ? nullptr : &ranks[failed.front()]; }
   int exit_code() const {
-    if (!failures.empty()) return failures.front().exit_code;
+    if (!failed.empty()) return root_cause()->exit_code;
     return interrupted_by ? 128 + *interrupted_by : 0;
   }
 };
+
+RunResult result_of(Outcome outcome, int restarts) {
+  RunResult result;
+  result.exit_code = outcome.exit_code();
+  result.restarts = restarts;
+  result.ranks = std::move(outcome.ranks);
+  result.failed = std::move(outcome.failed);
+  result.interrupted_by = outcome.interrupted_by;
+  return result;
+}
 
 bool is_stop_signal(int number) {
   return std::find(std::begin(kStopSignals), std::end(kStopSignals), number) != std::end(kStopSignals);
@@ -289,15 +286,14 @@ bool ended_by_stop(int status) {
   return code == 128 + SIGTERM || code == 128 + SIGKILL;
 }
 
-std::string describe_rank(const LaunchSpec& spec, const Failure& failure) {
-  return "rank " + std::to_string(spec.global_rank(failure.local_rank)) + " (local rank " +
-         std::to_string(failure.local_rank) + " on " + spec.host + ", pid " + std::to_string(failure.pid) + ") " +
-         failure.what;
+std::string describe_rank(const RankOutcome& rank) {
+  return "rank " + std::to_string(rank.rank) + " (local rank " + std::to_string(rank.local_rank) + " on " + rank.host +
+         ", pid " + std::to_string(rank.pid) + ") " + rank.what;
 }
 
 // The root cause with its error file's message and its last stderr lines.
-std::string describe_failure(const LaunchSpec& spec, const Failure& root) {
-  std::string text = describe_rank(spec, root);
+std::string describe_failure(const RankOutcome& root) {
+  std::string text = describe_rank(root);
   if (root.error_message) text += "\n  error file: " + shortened(*root.error_message, kMaxMessage);
   if (!root.stderr_tail.empty()) {
     text += "\n  last lines on its stderr:";
@@ -306,121 +302,147 @@ std::string describe_failure(const LaunchSpec& spec, const Failure& root) {
   return text;
 }
 
+// How a worker ended, in words and as an exit code, from its wait status (or its failed exec).
+void record_ending(RankOutcome& rank, int status, int start_errno, const std::string& executable) {
+  if (WIFSIGNALED(status)) rank.signal = WTERMSIG(status);
+  else rank.exit_status = WEXITSTATUS(status);
+  if (start_errno == 0) {
+    rank.what = describe_wait_status(status);
+    rank.exit_code = exit_code_of(status);
+  } else {
+    const StartFailure start = describe_start_error(executable, start_errno);
+    rank.what = start.what;
+    rank.exit_code = start.exit_code;
+  }
+}
+
 // One attempt: the whole local group started, supervised and stopped.
 class Attempt {
  public:
   // `link`: the other machines of the job; null on one machine.
   Attempt(const LaunchSpec& spec, int restart_count, const RunFiles& files, SignalPipe& signals, RunStreams& streams,
-          MachineLink* link)
-      : spec_(spec), restart_count_(restart_count), signals_(signals), streams_(streams), link_(link) {
-    workers_.resize(spec.num_processes);
-    std::vector<Spawned> started;
+          Spawner& spawner, MachineLink* link)
+      : spec_(spec), restart_count_(restart_count), signals_(signals), streams_(streams), link_(link),
+        group_(spawner.start_group()) {
     // The group exists before any worker, so a failure part-way through still kills the ones
     // already started (the group's destructor).
-    for (int local_rank = 0; local_rank < spec.num_processes; ++local_rank) {
-      Worker& worker = workers_[local_rank];
-      worker.local_rank = local_rank;
-      worker.error_file = files.error_file(restart_count, local_rank);
-      worker.out_log = files.open_log(restart_count, local_rank, "stdout");
-      worker.err_log = files.open_log(restart_count, local_rank, "stderr");
-      Pipe out = make_pipe(), err = make_pipe();
-      const bool shown = spec.shows_on_console(local_rank);
-      const std::string prefix = spec.quiet ? "" : "[rank" + std::to_string(spec.global_rank(local_rank)) + "]: ";
-      worker.out = std::make_unique<LineRelay>(RelayTargets{shown ? &streams.out : nullptr, worker.out_log.get(), prefix, 0});
-      worker.err = std::make_unique<LineRelay>(
-          RelayTargets{shown ? &streams.err : nullptr, worker.err_log.get(), prefix, kTailLines});
-      const Fd input = spec.global_rank(local_rank) == 0 ? streams.input.attach() : Fd();
-
-      SpawnOptions options;
-      options.executable = spec.executable;
-      options.argv = spec.argv;
-      options.environment = worker_env_strings(spec, {local_rank, restart_count, worker.error_file});
-      options.process_group = group_.id();
-      options.stdin_fd = input ? input.get() : streams.null_input.get();
-      options.stdout_fd = out.write.get();
-      options.stderr_fd = err.write.get();
-      started.push_back(spawn(options));
-      worker.pid = started.back().pid;
-      worker.out_pipe = std::move(out.read);
-      worker.err_pipe = std::move(err.read);
-    }
-    for (int local_rank = 0; local_rank < spec.num_processes; ++local_rank) {
-      workers_[local_rank].start_errno = exec_error(started[local_rank]);
-    }
+    workers_.resize(spec.num_processes);
+    for (int local_rank = 0; local_rank < spec.num_processes; ++local_rank) start(local_rank, files);
+    for (Worker& worker : workers_) worker.start_errno = group_->start_error(worker.outcome.pid);
   }
 
   Outcome supervise() {
     std::optional<Clock::time_point> drain_deadline;
-    bool child_exited = true;  // SIGCHLD seen: reap before looking at the workers
     while (true) {
-      if (std::exchange(child_exited, false)) reap_children();
-      const bool all_exited = std::all_of(workers_.begin(), workers_.end(), [](const Worker& w) { return w.wait_status; });
+      reap();
+      const bool all_exited = std::all_of(workers_.begin(), workers_.end(), [](const Worker& w) { return w.exited; });
       if (all_exited && !drain_deadline) {
         // The job is over: what it left running (in the group or escaped from it) goes, so it
         // cannot hold the output streams, and the launcher, open.
-        end_leftovers();
+        group_->end_leftovers();
         drain_deadline = Clock::now() + kDrainAfterLastExit;
       }
-      // fds[0]: signals; then rank 0's stdin when there is something to do; then the streams.
-      std::vector<pollfd> fds{{signals_.fd(), POLLIN, 0}};
-      const auto input = streams_.input.wanted();
-      if (input) fds.push_back(*input);
-      // The job's events, on several machines.
-      const std::size_t job_events = fds.size();
-      if (link_) fds.push_back({link_->fd(), POLLIN, 0});
-      const std::size_t first_stream = fds.size();
-      std::vector<std::pair<Worker*, bool>> sources;  // (worker, is stderr)
-      for (Worker& worker : workers_) {
-        if (worker.out_pipe) {
-          fds.push_back({worker.out_pipe.get(), POLLIN, 0});
-          sources.emplace_back(&worker, false);
-        }
-        if (worker.err_pipe) {
-          fds.push_back({worker.err_pipe.get(), POLLIN, 0});
-          sources.emplace_back(&worker, true);
-        }
-      }
-      if (all_exited && (sources.empty() || Clock::now() >= *drain_deadline)) break;
+      const bool streams_open = std::any_of(workers_.begin(), workers_.end(),
+                                            [](const Worker& w) { return w.out_pipe || w.err_pipe; });
+      if (all_exited && (!streams_open || Clock::now() >= *drain_deadline)) break;
+      wait_and_handle_events(drain_deadline);
+    }
+    return finish();
+  }
 
-      if (::poll(fds.data(), fds.size(), poll_timeout_ms(drain_deadline)) < 0 && errno != EINTR) {
-        throw Error(std::string("poll failed while supervising the workers: ") + std::strerror(errno));
+ private:
+  void start(int local_rank, const RunFiles& files) {
+    Worker& worker = workers_[local_rank];
+    worker.outcome.rank = spec_.global_rank(local_rank);
+    worker.outcome.local_rank = local_rank;
+    worker.outcome.host = spec_.host;
+    worker.outcome.restart_count = restart_count_;
+    worker.error_file = files.error_file(restart_count_, local_rank);
+    worker.out_log = files.open_log(restart_count_, local_rank, "stdout");
+    worker.err_log = files.open_log(restart_count_, local_rank, "stderr");
+    Pipe out = make_pipe(), err = make_pipe();
+    const bool shown = spec_.shows_on_console(local_rank);
+    const std::string prefix = spec_.quiet ? "" : "[rank" + std::to_string(worker.outcome.rank) + "]: ";
+    worker.out = std::make_unique<LineRelay>(RelayTargets{shown ? &streams_.out : nullptr, worker.out_log.get(), prefix, 0});
+    worker.err = std::make_unique<LineRelay>(
+        RelayTargets{shown ? &streams_.err : nullptr, worker.err_log.get(), prefix, kTailLines});
+    const Fd input = worker.outcome.rank == 0 ? streams_.input.attach() : Fd();
+
+    WorkerSpec process;
+    process.local_rank = local_rank;
+    process.executable = spec_.executable;
+    process.argv = spec_.argv;
+    process.environment = worker_env_strings(spec_, {local_rank, restart_count_, worker.error_file});
+    process.stdin_fd = input ? input.get() : streams_.null_input.get();
+    process.stdout_fd = out.write.get();
+    process.stderr_fd = err.write.get();
+    worker.outcome.pid = group_->spawn(process);
+    worker.out_pipe = std::move(out.read);
+    worker.err_pipe = std::move(err.read);
+  }
+
+  // One poll() over the signals, rank 0's stdin, the other machines and the workers' streams,
+  // and what each ready one asks for.
+  void wait_and_handle_events(const std::optional<Clock::time_point>& drain_deadline) {
+    // fds[0]: signals; then rank 0's stdin when there is something to do; then the streams.
+    std::vector<pollfd> fds{{signals_.fd(), POLLIN, 0}};
+    const auto input = streams_.input.wanted();
+    if (input) fds.push_back(*input);
+    // The job's events, on several machines.
+    const std::size_t job_events = fds.size();
+    if (link_) fds.push_back({link_->fd(), POLLIN, 0});
+    const std::size_t first_stream = fds.size();
+    std::vector<std::pair<Worker*, bool>> sources;  // (worker, is stderr)
+    for (Worker& worker : workers_) {
+      if (worker.out_pipe) {
+        fds.push_back({worker.out_pipe.get(), POLLIN, 0});
+        sources.emplace_back(&worker, false);
       }
-      const auto now = Clock::now();
-      if (kill_deadline_ && now >= *kill_deadline_) {
-        signal_workers(SIGKILL);
-        kill_deadline_.reset();
-      }
-      if (fds[0].revents) {
-        for (int number : signals_.take()) {
-          if (number == SIGCHLD) child_exited = true;
-          else on_signal(number);
-        }
-      }
-      if (input && fds[1].revents) streams_.input.on_ready(fds[1].revents);
-      if (link_ && fds[job_events].revents) {
-        while (auto event = link_->next_event()) on_job_event(*event);
-      }
-      for (std::size_t i = 0; i < sources.size(); ++i) {
-        if (fds[first_stream + i].revents) relay(*sources[i].first, sources[i].second);
-      }
-      for (Worker& worker : workers_) {
-        worker.out->flush_due(now);
-        worker.err->flush_due(now);
+      if (worker.err_pipe) {
+        fds.push_back({worker.err_pipe.get(), POLLIN, 0});
+        sources.emplace_back(&worker, true);
       }
     }
+    if (::poll(fds.data(), fds.size(), poll_timeout_ms(drain_deadline)) < 0 && errno != EINTR) {
+      throw Error(std::string("poll failed while supervising the workers: ") + std::strerror(errno));
+    }
+    const auto now = Clock::now();
+    if (kill_deadline_ && now >= *kill_deadline_) {
+      signal_workers(SIGKILL);
+      kill_deadline_.reset();
+    }
+    if (fds[0].revents) {
+      for (int number : signals_.take()) {
+        if (number != SIGCHLD) on_signal(number);  // exits are reaped at the top of every round
+      }
+    }
+    if (input && fds[1].revents) streams_.input.on_ready(fds[1].revents);
+    if (link_ && fds[job_events].revents) {
+      while (auto event = link_->next_event()) on_job_event(*event);
+    }
+    for (std::size_t i = 0; i < sources.size(); ++i) {
+      if (fds[first_stream + i].revents) relay(*sources[i].first, sources[i].second);
+    }
+    for (Worker& worker : workers_) {
+      worker.out->flush_due(now);
+      worker.err->flush_due(now);
+    }
+  }
+
+  Outcome finish() {
     for (Worker& worker : workers_) {
       worker.out->finish();
       worker.err->finish();
     }
-    for (Failure& failure : outcome_.failures) {
-      const Worker& worker = workers_[failure.local_rank];
-      failure.stderr_tail = worker.err->tail();
-      failure.error_message = read_error_file(worker.error_file);
+    for (int local_rank : outcome_.failed) {
+      Worker& worker = workers_[local_rank];
+      worker.outcome.stderr_tail.assign(worker.err->tail().begin(), worker.err->tail().end());
+      worker.outcome.error_message = read_error_file(worker.error_file);
     }
-    return outcome_;
+    for (Worker& worker : workers_) outcome_.ranks.push_back(std::move(worker.outcome));
+    return std::move(outcome_);
   }
 
- private:
   int poll_timeout_ms(const std::optional<Clock::time_point>& drain_deadline) const {
     std::optional<Clock::time_point> wake = kill_deadline_;
     const auto earliest = [&wake](const std::optional<Clock::time_point>& when) {
@@ -436,82 +458,46 @@ class Attempt {
     return static_cast<int>(std::max<long long>(0, left + 1));
   }
 
-  // To the group and, for those that left it (setsid, setpgid), to each running worker by pid;
-  // a pid is not reused before the launcher reaps it, so this never reaches a stranger.
+  // To the group and, for those that left it (setsid, setpgid), to each running worker by pid.
   void signal_workers(int number) const {
-    group_.signal(number);
+    std::vector<pid_t> running;
     for (const Worker& worker : workers_) {
-      if (!worker.wait_status) ::kill(worker.pid, number);
+      if (!worker.exited) running.push_back(worker.outcome.pid);
     }
+    group_->signal(number, running);
   }
 
   void stop(int signal_number) {
     stopping_ = true;
-    outcome_.stopped = static_cast<int>(
-        std::count_if(workers_.begin(), workers_.end(), [](const Worker& w) { return !w.wait_status; }));
+    for (Worker& worker : workers_) {
+      if (!worker.exited) worker.outcome.ending = RankOutcome::Ending::kStopped;
+    }
     signal_workers(signal_number);
     kill_deadline_ = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                         std::chrono::duration<double>(spec_.grace_period_s));
   }
 
-  // Reaps every child that exited: workers get their status recorded; anything else is an
-  // orphan a worker left, adopted by the launcher as child subreaper (or as PID 1).
-  void reap_children() {
-    int status = 0;
-    pid_t pid;
-    while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0 || (pid < 0 && errno == EINTR)) {
-      if (pid < 0) continue;
-      if (pid == group_.id()) group_.guardian_reaped();
+  void reap() {
+    for (const WorkerExit& exit : group_->reap()) {
       for (Worker& worker : workers_) {
-        if (worker.pid == pid) on_exit(worker, status);
+        if (worker.outcome.pid == exit.pid && !worker.exited) on_exit(worker, exit.wait_status);
       }
     }
   }
 
   void on_exit(Worker& worker, int status) {
-    worker.wait_status = status;
+    worker.exited = true;
+    RankOutcome& rank = worker.outcome;
+    record_ending(rank, status, worker.start_errno, spec_.executable);
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return;
     // After a failure stopped the group, ranks that failed on their own are listed as well.
     if (stopping_ && !(failure_stopped_group_ && !ended_by_stop(status))) return;
-    Failure failure;
-    failure.local_rank = worker.local_rank;
-    failure.pid = worker.pid;
-    if (worker.start_errno == 0) {
-      failure.what = describe_wait_status(status);
-      failure.exit_code = exit_code_of(status);
-    } else {
-      const StartFailure start = describe_start_error(spec_.executable, worker.start_errno);
-      failure.what = start.what;
-      failure.exit_code = start.exit_code;
-    }
-    outcome_.failures.push_back(failure);
-    if (stopping_) {
-      --outcome_.stopped;  // it failed on its own while being stopped: listed, not counted as stopped
-    } else {
-      failure_stopped_group_ = true;
-      if (link_) link_->report_failure(restart_count_, failure.exit_code, describe_rank(spec_, failure));
-      stop(SIGTERM);
-    }
-  }
-
-  // SIGKILLs what is left in the group, then every other child (orphans the launcher adopted),
-  // round after round, since killing one may orphan its own children. /proc is searched only
-  // when some child is left besides the zombies: the common case costs two waitpid() calls.
-  void end_leftovers() {
-    group_.end();
-    while (true) {
-      pid_t pid;
-      while ((pid = ::waitpid(-1, nullptr, WNOHANG)) > 0 || (pid < 0 && errno == EINTR)) {
-      }
-      if (pid < 0) return;  // ECHILD: no child left
-      const auto children = children_of_this_process();
-      if (children.empty()) return;  // no /proc to find them in: waiting could last forever
-      for (pid_t child : children) ::kill(child, SIGKILL);
-      // Wait for one to change state, then look again.
-      while ((pid = ::waitpid(-1, nullptr, 0)) < 0 && errno == EINTR) {
-      }
-      if (pid < 0) return;
-    }
+    rank.ending = RankOutcome::Ending::kFailed;  // listed, not counted as stopped
+    outcome_.failed.push_back(rank.local_rank);
+    if (stopping_) return;
+    failure_stopped_group_ = true;
+    if (link_) link_->report_failure(restart_count_, rank.exit_code, describe_rank(rank));
+    stop(SIGTERM);
   }
 
   void on_signal(int number) {
@@ -558,7 +544,7 @@ class Attempt {
   SignalPipe& signals_;
   RunStreams& streams_;
   MachineLink* link_;
-  ProcessGroup group_;
+  std::unique_ptr<WorkerGroup> group_;
   std::vector<Worker> workers_;
   bool stopping_ = false;
   bool failure_stopped_group_ = false;
@@ -566,31 +552,6 @@ class Attempt {
   std::optional<Clock::time_point> kill_deadline_;
   Outcome outcome_;
 };
-
-void print_summary(const LaunchSpec& spec, const Outcome& outcome) {
-  std::string text;
-  if (!outcome.failures.empty()) {
-    const Failure& root = outcome.failures.front();
-    text += "accel-launch: job failed: " + describe_failure(spec, root) + "\n";
-    const std::size_t others = outcome.failures.size() - 1;
-    for (std::size_t i = 1; i <= std::min(others, kMaxListedFailures); ++i) {
-      const Failure& failure = outcome.failures[i];
-      text += "  also failed: " + describe_rank(spec, failure);
-      if (failure.error_message) text += "; error file: " + shortened(*failure.error_message, kMaxMessage);
-      else if (!failure.stderr_tail.empty()) text += "; last stderr line: " + failure.stderr_tail.back();
-      text += "\n";
-    }
-    if (others > kMaxListedFailures) {
-      text += "  and " + std::to_string(others - kMaxListedFailures) + " more failed rank(s)\n";
-    }
-    if (outcome.stopped > 0) text += "  stopped the " + std::to_string(outcome.stopped) + " worker(s) still running\n";
-  }
-  if (outcome.interrupted_by) {
-    text += "accel-launch: interrupted by " + signal_name(*outcome.interrupted_by) + "; forwarded it to the workers\n";
-  }
-  text += "accel-launch: exit code " + std::to_string(outcome.exit_code()) + "\n";
-  write_fully(STDERR_FILENO, text);
-}
 
 // The job's next word for this launcher, or the stop signal that interrupted the wait.
 std::optional<JobEvent> wait_for_job(MachineLink& link, SignalPipe& signals, int& interrupted_by) {
@@ -609,17 +570,19 @@ std::optional<JobEvent> wait_for_job(MachineLink& link, SignalPipe& signals, int
   }
 }
 
-int end_job(const JobEvent& end) {
-  if (end.exit_code != 0) {
-    write_fully(STDERR_FILENO, "accel-launch: job failed: " + end.summary + "\naccel-launch: exit code " +
-                                   std::to_string(end.exit_code) + "\n");
-  }
-  return end.exit_code;
+// The job ended by machine 0's decision.
+RunResult job_ended(const JobEvent& end, int restarts) {
+  RunResult result;
+  result.exit_code = end.exit_code;
+  result.restarts = restarts;
+  result.job_ended = end.summary;
+  return result;
 }
 
 // Several machines: machine 0 decides when attempts start, stop, restart and end, so that all
 // machines act as one job (control_plane.h).
-int run_across_machines(const LaunchSpec& spec, const RunFiles& files, SignalPipe& signals, RunStreams& streams) {
+RunResult run_across_machines(const LaunchSpec& spec, const RunFiles& files, SignalPipe& signals, RunStreams& streams,
+                              Spawner& spawner) {
   MachineLink link(spec);
   std::string last_failure;
   int last_attempt = 0;
@@ -629,11 +592,14 @@ int run_across_machines(const LaunchSpec& spec, const RunFiles& files, SignalPip
     if (!event) {
       link.report_interrupted(last_attempt, 128 + interrupted_by,
                               "its launcher was interrupted by " + signal_name(interrupted_by));
-      write_fully(STDERR_FILENO, "accel-launch: interrupted by " + signal_name(interrupted_by) +
-                                     " between attempts\naccel-launch: exit code " + std::to_string(128 + interrupted_by) + "\n");
-      return 128 + interrupted_by;
+      RunResult result;
+      result.exit_code = 128 + interrupted_by;
+      result.restarts = last_attempt;
+      result.interrupted_by = interrupted_by;
+      result.interrupted_between_attempts = true;
+      return result;
     }
-    if (event->kind == JobEvent::kFinish) return end_job(*event);
+    if (event->kind == JobEvent::kFinish) return job_ended(*event, last_attempt);
     if (event->kind != JobEvent::kStart) continue;  // a stop for an attempt already over here
     last_attempt = event->attempt;
     if (event->attempt > 0) {
@@ -641,43 +607,77 @@ int run_across_machines(const LaunchSpec& spec, const RunFiles& files, SignalPip
                                      std::to_string(event->attempt) + " of " + std::to_string(spec.max_restarts) +
                                      ") after: " + last_failure.substr(0, last_failure.find('\n')) + "\n");
     }
-    Outcome outcome = Attempt(spec, event->attempt, files, signals, streams, &link).supervise();
+    Outcome outcome = Attempt(spec, event->attempt, files, signals, streams, spawner, &link).supervise();
     if (outcome.interrupted_by) {
       link.report_interrupted(event->attempt, outcome.exit_code(),
                               "its launcher was interrupted by " + signal_name(*outcome.interrupted_by));
-      print_summary(spec, outcome);
-      return outcome.exit_code();
+      return result_of(std::move(outcome), event->attempt);
     }
-    if (outcome.job_finished) return end_job(*outcome.job_finished);
-    const bool failed_here = !outcome.failures.empty();
-    const std::string failure = failed_here ? describe_failure(spec, outcome.failures.front()) : "";
-    last_failure = failed_here ? "machine " + std::to_string(spec.machine_rank) + " (" + spec.host + "): " + failure
-                               : outcome.stopped_for.value_or("");
-    link.report_ended(event->attempt, !failed_here && !outcome.stopped_for, failure);
+    if (outcome.job_finished) return job_ended(*outcome.job_finished, event->attempt);
+    const RankOutcome* root = outcome.root_cause();
+    const std::string failure = root ? describe_failure(*root) : "";
+    last_failure = root ? "machine " + std::to_string(spec.machine_rank) + " (" + spec.host + "): " + failure
+                        : outcome.stopped_for.value_or("");
+    link.report_ended(event->attempt, !root && !outcome.stopped_for, failure);
   }
 }
 
 }  // namespace
 
-int run(const LaunchSpec& spec) {
+int RunResult::stopped() const {
+  return static_cast<int>(std::count_if(ranks.begin(), ranks.end(),
+                                        [](const RankOutcome& rank) { return rank.ending == RankOutcome::Ending::kStopped; }));
+}
+
+RunResult run(const LaunchSpec& spec) { return run(spec, process_spawner()); }
+
+RunResult run(const LaunchSpec& spec, Spawner& spawner) {
   RunFiles files(spec);
   if (!files.log_root().empty()) write_fully(STDERR_FILENO, "accel-launch: per-rank logs in " + files.log_root() + "\n");
   const SubreaperScope subreaper;
   SignalPipe signals;
   RunStreams streams;
-  if (spec.num_machines > 1) return run_across_machines(spec, files, signals, streams);
+  if (spec.num_machines > 1) return run_across_machines(spec, files, signals, streams, spawner);
   for (int restart_count = 0;; ++restart_count) {
-    Outcome outcome = Attempt(spec, restart_count, files, signals, streams, nullptr).supervise();
-    if (outcome.failures.empty() && !outcome.interrupted_by) return 0;
-    if (!outcome.failures.empty() && !outcome.interrupted_by && restart_count < spec.max_restarts) {
-      write_fully(STDERR_FILENO, "accel-launch: " + describe_rank(spec, outcome.failures.front()) +
-                                     "; restarting the group (restart " + std::to_string(restart_count + 1) + " of " +
-                                     std::to_string(spec.max_restarts) + ")\n");
+    Outcome outcome = Attempt(spec, restart_count, files, signals, streams, spawner, nullptr).supervise();
+    const RankOutcome* root = outcome.root_cause();
+    if (root && !outcome.interrupted_by && restart_count < spec.max_restarts) {
+      write_fully(STDERR_FILENO, "accel-launch: " + describe_rank(*root) + "; restarting the group (restart " +
+                                     std::to_string(restart_count + 1) + " of " + std::to_string(spec.max_restarts) +
+                                     ")\n");
       continue;
     }
-    print_summary(spec, outcome);
-    return outcome.exit_code();
+    return result_of(std::move(outcome), restart_count);
   }
+}
+
+std::string summary(const RunResult& result) {
+  const std::string exit_line = "accel-launch: exit code " + std::to_string(result.exit_code) + "\n";
+  if (result.job_ended) return result.exit_code == 0 ? "" : "accel-launch: job failed: " + *result.job_ended + "\n" + exit_line;
+  if (result.interrupted_between_attempts) {
+    return "accel-launch: interrupted by " + signal_name(*result.interrupted_by) + " between attempts\n" + exit_line;
+  }
+  if (result.failed.empty() && !result.interrupted_by) return "";
+  std::string text;
+  if (!result.failed.empty()) {
+    text += "accel-launch: job failed: " + describe_failure(result.ranks[result.failed.front()]) + "\n";
+    const std::size_t others = result.failed.size() - 1;
+    for (std::size_t i = 1; i <= std::min(others, kMaxListedFailures); ++i) {
+      const RankOutcome& failure = result.ranks[result.failed[i]];
+      text += "  also failed: " + describe_rank(failure);
+      if (failure.error_message) text += "; error file: " + shortened(*failure.error_message, kMaxMessage);
+      else if (!failure.stderr_tail.empty()) text += "; last stderr line: " + failure.stderr_tail.back();
+      text += "\n";
+    }
+    if (others > kMaxListedFailures) {
+      text += "  and " + std::to_string(others - kMaxListedFailures) + " more failed rank(s)\n";
+    }
+    if (result.stopped() > 0) text += "  stopped the " + std::to_string(result.stopped()) + " worker(s) still running\n";
+  }
+  if (result.interrupted_by) {
+    text += "accel-launch: interrupted by " + signal_name(*result.interrupted_by) + "; forwarded it to the workers\n";
+  }
+  return text + exit_line;
 }
 
 }  // namespace accel::launch

@@ -1,8 +1,51 @@
 #pragma once
 // Runs a resolved launch: spawns the workers, relays their output and supervises them.
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
 #include "accel/launch/resolve.h"
+#include "accel/launch/spawner.h"
 
 namespace accel::launch {
+
+// How one worker of the last attempt on this machine ended.
+struct RankOutcome {
+  enum class Ending {
+    kSucceeded,  // exited with status 0 on its own
+    kFailed,     // a failure: listed in RunResult::failed
+    kStopped,    // still running when the launcher stopped the group (whatever it then exited with)
+  };
+  int rank = 0;
+  int local_rank = 0;
+  std::string host;
+  pid_t pid = -1;
+  int restart_count = 0;  // the attempt it ran in: 0 for the first
+  Ending ending = Ending::kSucceeded;
+  std::optional<int> exit_status;  // it exited with this status
+  std::optional<int> signal;       // it was killed by this signal
+  std::string what;                // "exited with status 3", "killed by signal 9 (SIGKILL)", "could not be started: ..."
+  int exit_code = 0;               // as a shell reports it: the status, 128+N for signal N, 126/127 when not started
+  std::vector<std::string> stderr_tail;      // failed ranks only: the last lines on its stderr
+  std::optional<std::string> error_message;  // failed ranks only: the message of its error file
+};
+
+// What a run came to; summary() words it.
+struct RunResult {
+  int exit_code = 0;  // the launcher's: 0, the failing worker's code, or 128+N when interrupted by signal N
+  int restarts = 0;   // restarts of the group before the last attempt
+  std::vector<RankOutcome> ranks;  // this machine's workers in the last attempt, by local rank
+  std::vector<int> failed;         // local ranks whose ending is kFailed, the root cause first
+  std::optional<int> interrupted_by;  // a stop signal the launcher received
+  // Several machines: interrupted while waiting for an attempt, so no worker ran then.
+  bool interrupted_between_attempts = false;
+  // Several machines: machine 0 ended the job; its account of the failure (empty on success).
+  std::optional<std::string> job_ended;
+
+  int stopped() const;  // ranks whose ending is kStopped
+};
 
 // Starts spec.num_processes workers in one process group of their own and blocks until the job
 // ends. docs/launcher.md ("Guarantees") says what happens on each fault; in short:
@@ -15,12 +58,15 @@ namespace accel::launch {
 //   SIGUSR2, SIGALRM, SIGTSTP and SIGCONT are forwarded only (SIGTSTP also stops the launcher).
 // - Rank 0 reads the launcher's stdin through a relay, the other ranks /dev/null.
 // - The first failing worker stops the group (SIGTERM, then SIGKILL after the grace period);
-//   the group is restarted up to spec.max_restarts times. Prints one bounded failure summary on
-//   stderr listing every rank that failed, first failure first.
-// Returns the launcher's exit code: 0, the failing worker's exit status, 128+N when it was
-// killed by signal N, or 128+N when the launcher itself was interrupted by signal N.
-// Throws accel::Error when setting up fails before any worker started (accel::UsageError for an
-// unusable --log_dir).
-int run(const LaunchSpec& spec);
+//   the group is restarted up to spec.max_restarts times, with one line on stderr each time.
+// Returns the outcome; print summary(result) on stderr. Throws accel::Error when setting up fails
+// before any worker started (accel::UsageError for an unusable --log_dir).
+RunResult run(const LaunchSpec& spec);
+// The same with workers started by `spawner` (tests script one).
+RunResult run(const LaunchSpec& spec, Spawner& spawner);
+
+// The failure summary: one bounded paragraph listing every rank that failed, first failure first,
+// then "accel-launch: exit code N". Empty for a run that succeeded.
+std::string summary(const RunResult& result);
 
 }  // namespace accel::launch
