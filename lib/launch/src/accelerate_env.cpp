@@ -18,6 +18,15 @@ std::string lower(std::string text) {
   return text;
 }
 
+// How accelerate's launcher turns one setting into one variable: str(args.x), lowered or not,
+// with the flag's default; or, without a default, only when the setting was given.
+struct Rule {
+  const char* variable;
+  const char* setting;
+  const char* fallback;  // nullptr: set only when given
+  bool lowered;
+};
+
 // Reads settings with accelerate's defaults (the `default=` of each `accelerate launch` flag)
 // and writes variables in the order accelerate sets them.
 class Writer {
@@ -42,6 +51,15 @@ class Writer {
   // Set only when the setting was given (accelerate's `if args.x is not None`).
   void optional(const std::string& key, const std::string& name, bool lowercase = false) {
     if (const std::string* v = find(name)) set(key, lowercase ? lower(*v) : *v);
+  }
+  // One variable per rule, in the rules' order.
+  template <std::size_t N>
+  void apply(const Rule (&rules)[N]) {
+    for (const Rule& rule : rules) {
+      if (!rule.fallback) optional(rule.variable, rule.setting, rule.lowered);
+      else if (rule.lowered) lowered(rule.variable, rule.setting, rule.fallback);
+      else value(rule.variable, rule.setting, rule.fallback);
+    }
   }
 
   Variables take() { return std::move(vars_); }
@@ -105,21 +123,24 @@ void add_fsdp(Writer& w) {
     throw UsageError("fsdp_cpu_ram_efficient_loading is true but fsdp_sync_module_states is not; "
                      "accelerate requires fsdp_sync_module_states: true with it");
   }
-  w.value("FSDP_VERSION", "fsdp_version", "1");
-  w.value("FSDP_SHARDING_STRATEGY", "fsdp_sharding_strategy", "FULL_SHARD");
-  w.lowered("FSDP_RESHARD_AFTER_FORWARD", "fsdp_reshard_after_forward", "true");
-  w.lowered("FSDP_OFFLOAD_PARAMS", "fsdp_offload_params", "false");
-  w.value("FSDP_MIN_NUM_PARAMS", "fsdp_min_num_params", "100000000");
-  w.optional("FSDP_AUTO_WRAP_POLICY", "fsdp_auto_wrap_policy");
-  w.optional("FSDP_TRANSFORMER_CLS_TO_WRAP", "fsdp_transformer_layer_cls_to_wrap");
-  w.optional("FSDP_BACKWARD_PREFETCH", "fsdp_backward_prefetch");
-  w.optional("FSDP_STATE_DICT_TYPE", "fsdp_state_dict_type");
-  w.lowered("FSDP_FORWARD_PREFETCH", "fsdp_forward_prefetch", "false");
-  w.lowered("FSDP_USE_ORIG_PARAMS", "fsdp_use_orig_params", "true");
-  w.lowered("FSDP_CPU_RAM_EFFICIENT_LOADING", "fsdp_cpu_ram_efficient_loading", "true");
-  w.lowered("FSDP_SYNC_MODULE_STATES", "fsdp_sync_module_states", "true");
-  w.lowered("FSDP_ACTIVATION_CHECKPOINTING", "fsdp_activation_checkpointing", "false");
-  w.optional("FSDP_IGNORED_MODULES", "fsdp_ignored_modules");
+  static const Rule rules[] = {
+      {"FSDP_VERSION", "fsdp_version", "1", false},
+      {"FSDP_SHARDING_STRATEGY", "fsdp_sharding_strategy", "FULL_SHARD", false},
+      {"FSDP_RESHARD_AFTER_FORWARD", "fsdp_reshard_after_forward", "true", true},
+      {"FSDP_OFFLOAD_PARAMS", "fsdp_offload_params", "false", true},
+      {"FSDP_MIN_NUM_PARAMS", "fsdp_min_num_params", "100000000", false},
+      {"FSDP_AUTO_WRAP_POLICY", "fsdp_auto_wrap_policy", nullptr, false},
+      {"FSDP_TRANSFORMER_CLS_TO_WRAP", "fsdp_transformer_layer_cls_to_wrap", nullptr, false},
+      {"FSDP_BACKWARD_PREFETCH", "fsdp_backward_prefetch", nullptr, false},
+      {"FSDP_STATE_DICT_TYPE", "fsdp_state_dict_type", nullptr, false},
+      {"FSDP_FORWARD_PREFETCH", "fsdp_forward_prefetch", "false", true},
+      {"FSDP_USE_ORIG_PARAMS", "fsdp_use_orig_params", "true", true},
+      {"FSDP_CPU_RAM_EFFICIENT_LOADING", "fsdp_cpu_ram_efficient_loading", "true", true},
+      {"FSDP_SYNC_MODULE_STATES", "fsdp_sync_module_states", "true", true},
+      {"FSDP_ACTIVATION_CHECKPOINTING", "fsdp_activation_checkpointing", "false", true},
+      {"FSDP_IGNORED_MODULES", "fsdp_ignored_modules", nullptr, false},
+  };
+  w.apply(rules);
 }
 
 void add_megatron(Writer& w, const JobSettings& settings) {
@@ -149,15 +170,18 @@ void add_megatron(Writer& w, const JobSettings& settings) {
 void add_deepspeed(Writer& w) {
   w.set("ACCELERATE_CONFIG_DS_FIELDS", lower(w.get("deepspeed_fields_from_accelerate_config", "")));
   w.set("ACCELERATE_USE_DEEPSPEED", "true");
-  w.optional("ACCELERATE_DEEPSPEED_ZERO_STAGE", "zero_stage");
-  w.optional("ACCELERATE_GRADIENT_ACCUMULATION_STEPS", "gradient_accumulation_steps");
-  w.optional("ACCELERATE_GRADIENT_CLIPPING", "gradient_clipping", true);
-  w.optional("ACCELERATE_DEEPSPEED_OFFLOAD_OPTIMIZER_DEVICE", "offload_optimizer_device", true);
-  w.optional("ACCELERATE_DEEPSPEED_OFFLOAD_PARAM_DEVICE", "offload_param_device", true);
-  w.optional("ACCELERATE_DEEPSPEED_ZERO3_INIT", "zero3_init_flag", true);
-  w.optional("ACCELERATE_DEEPSPEED_ZERO3_SAVE_16BIT_MODEL", "zero3_save_16bit_model", true);
-  w.optional("ACCELERATE_DEEPSPEED_CONFIG_FILE", "deepspeed_config_file");
-  w.optional("ACCELERATE_DEEPSPEED_MOE_LAYER_CLS_NAMES", "deepspeed_moe_layer_cls_names");
+  static const Rule rules[] = {
+      {"ACCELERATE_DEEPSPEED_ZERO_STAGE", "zero_stage", nullptr, false},
+      {"ACCELERATE_GRADIENT_ACCUMULATION_STEPS", "gradient_accumulation_steps", nullptr, false},
+      {"ACCELERATE_GRADIENT_CLIPPING", "gradient_clipping", nullptr, true},
+      {"ACCELERATE_DEEPSPEED_OFFLOAD_OPTIMIZER_DEVICE", "offload_optimizer_device", nullptr, true},
+      {"ACCELERATE_DEEPSPEED_OFFLOAD_PARAM_DEVICE", "offload_param_device", nullptr, true},
+      {"ACCELERATE_DEEPSPEED_ZERO3_INIT", "zero3_init_flag", nullptr, true},
+      {"ACCELERATE_DEEPSPEED_ZERO3_SAVE_16BIT_MODEL", "zero3_save_16bit_model", nullptr, true},
+      {"ACCELERATE_DEEPSPEED_CONFIG_FILE", "deepspeed_config_file", nullptr, false},
+      {"ACCELERATE_DEEPSPEED_MOE_LAYER_CLS_NAMES", "deepspeed_moe_layer_cls_names", nullptr, false},
+  };
+  w.apply(rules);
 }
 
 void add_parallelism_config(Writer& w) {
