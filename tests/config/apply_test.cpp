@@ -15,7 +15,7 @@ using accel::config::Source;
 using accel::launch::LaunchRequest;
 using accel::test::fake_env;
 using accel::test::machine_with_gpus;
-using accel::test::ScratchDir;
+using accel::test::TempDir;
 
 TEST_CASE("default locations follow XDG and accelerate's HF_HOME rules", "[config][locations]") {
   using accel::config::accelerate_default_path;
@@ -32,7 +32,7 @@ TEST_CASE("default locations follow XDG and accelerate's HF_HOME rules", "[confi
 
 TEST_CASE("the file in effect: --config_file, $ACCEL_CONFIG_FILE, ours, then accelerate's", "[config][locations]") {
   using accel::config::find_config_file;
-  ScratchDir dir;
+  TempDir dir;
   auto env = std::map<std::string, std::string>{{"HOME", dir.root()}};
   CHECK_FALSE(find_config_file(std::nullopt, fake_env(env)));
 
@@ -155,7 +155,7 @@ TEST_CASE("distributed_type becomes the device and process choice", "[config][ap
 }
 
 TEST_CASE("apply_config_file says which file it used and what it ignored", "[config][apply]") {
-  ScratchDir dir;
+  TempDir dir;
   const std::string path = dir.write("c.yaml", "distributed_type: MULTI_CPU\nnum_processes: 3\ntpu_name: t\n");
   LaunchRequest request;
   request.config_file = path;
@@ -168,7 +168,7 @@ TEST_CASE("apply_config_file says which file it used and what it ignored", "[con
 }
 
 TEST_CASE("apply: sections become the job's settings under accelerate's argument names, flags win", "[config][apply]") {
-  ScratchDir dir;
+  TempDir dir;
   const std::string path = dir.write(
       "c.yaml",
       "distributed_type: FSDP\nmixed_precision: fp8\nenable_cpu_affinity: true\n"
@@ -201,7 +201,7 @@ TEST_CASE("apply: sections become the job's settings under accelerate's argument
 }
 
 TEST_CASE("apply_config_file reads $ACCEL_CONFIG_FILE and records the file", "[config][apply]") {
-  ScratchDir dir;
+  TempDir dir;
   const std::string path = dir.write("env.json", "{\"num_processes\": 5}");
   LaunchRequest request;
   std::ostringstream notes;
@@ -212,7 +212,7 @@ TEST_CASE("apply_config_file reads $ACCEL_CONFIG_FILE and records the file", "[c
 }
 
 TEST_CASE("no file anywhere: nothing changes and nothing is said", "[config][apply]") {
-  ScratchDir dir;
+  TempDir dir;
   LaunchRequest request;
   std::ostringstream notes;
   accel::config::apply_config_file(request, notes, fake_env({{"HOME", dir.root()}}));
@@ -222,7 +222,7 @@ TEST_CASE("no file anywhere: nothing changes and nothing is said", "[config][app
 }
 
 TEST_CASE("a named file that is missing is an error, not a silent fallback", "[config][apply][errors]") {
-  ScratchDir dir;
+  TempDir dir;
   LaunchRequest request;
   request.config_file = dir.path("missing.yaml");
   std::ostringstream notes;
@@ -244,7 +244,7 @@ TEST_CASE("apply: --gpu_ids on the command line does not change a CPU config fil
 }
 
 TEST_CASE("apply: resolve's errors about a value the file gave name the file and line", "[config][apply][errors]") {
-  ScratchDir dir;
+  TempDir dir;
   const std::string path =
       dir.write("gpus.yaml", "distributed_type: MULTI_GPU\nnum_processes: 4\ngpu_ids: 0,5\nlocal_ranks_filter: 0\n");
   accel::hardware::Machine two_gpus = machine_with_gpus(2);

@@ -13,7 +13,7 @@
 #include "accel/core/text.h"
 #include "support.h"
 
-using accel::test::ScratchDir;
+using accel::test::TempDir;
 using accel::test::slurp;
 
 namespace {
@@ -26,7 +26,7 @@ struct Ran {
 };
 
 // Runs accel-launch with HOME in `home`, no GPU, no inherited config variables, stdin empty.
-Ran run_cli(const ScratchDir& home, const std::string& args, const std::string& exe = kLaunch) {
+Ran run_cli(const TempDir& home, const std::string& args, const std::string& exe = kLaunch) {
   const std::string command = "cd " + home.root() + " && env -u ACCEL_CONFIG_FILE -u XDG_CONFIG_HOME -u HF_HOME -u XDG_CACHE_HOME HOME=" +
                               home.root() + " ACCEL_FAKE_GPUS=0 " + exe + " " + args + " </dev/null 2>&1";
   Ran ran;
@@ -40,7 +40,7 @@ Ran run_cli(const ScratchDir& home, const std::string& args, const std::string& 
 }
 
 // Runs `accel-launch config ARGS` on a pseudo-terminal, typing `answers`.
-Ran run_on_terminal(const ScratchDir& home, const std::vector<std::string>& args, const std::string& answers) {
+Ran run_on_terminal(const TempDir& home, const std::vector<std::string>& args, const std::string& answers) {
   int terminal = -1;
   const pid_t pid = ::forkpty(&terminal, nullptr, nullptr, nullptr);
   REQUIRE(pid >= 0);
@@ -79,7 +79,7 @@ Ran run_on_terminal(const ScratchDir& home, const std::vector<std::string>& args
 }  // namespace
 
 TEST_CASE("cli: config default on a machine without GPUs writes the default file once", "[config][cli]") {
-  ScratchDir home;
+  TempDir home;
   const std::string path = home.path(".config/accel-launch/default_config.yaml");
   const Ran first = run_cli(home, "config default");
   CHECK(first.code == 0);
@@ -103,7 +103,7 @@ TEST_CASE("cli: config default on a machine without GPUs writes the default file
 }
 
 TEST_CASE("cli: config default --config_file picks JSON by extension, bad flags are named", "[config][cli]") {
-  ScratchDir home;
+  TempDir home;
   const Ran json = run_cli(home, "config default --config-file out/c.json");
   CHECK(json.code == 0);
   CHECK(slurp(home.path("out/c.json")).rfind("{\n  \"compute_environment\": \"LOCAL_MACHINE\",", 0) == 0);
@@ -114,7 +114,7 @@ TEST_CASE("cli: config default --config_file picks JSON by extension, bad flags 
 }
 
 TEST_CASE("cli: the questionnaire refuses politely without a terminal", "[config][cli][errors]") {
-  ScratchDir home;
+  TempDir home;
   const Ran ran = run_cli(home, "config");
   CHECK(ran.code == 2);
   CHECK(ran.output ==
@@ -123,7 +123,7 @@ TEST_CASE("cli: the questionnaire refuses politely without a terminal", "[config
 }
 
 TEST_CASE("cli: the questionnaire on a terminal writes the file, and asks before replacing it", "[config][cli][questionnaire]") {
-  ScratchDir home;
+  TempDir home;
   const std::string path = home.path("asked.yaml");
   const Ran first = run_on_terminal(home, {"config", "--config_file", path}, "multi-cpu\n\nthree\n3\nbf16\n");
   CHECK(first.code == 0);
@@ -146,7 +146,7 @@ TEST_CASE("cli: the questionnaire on a terminal writes the file, and asks before
 }
 
 TEST_CASE("cli: config update names a missing file", "[config][cli][errors]") {
-  ScratchDir home;
+  TempDir home;
   const Ran none = run_cli(home, "config update");
   CHECK(none.code == 2);
   CHECK(none.output == "accel-launch: error: no config file to update: there is none at the default locations; pass --config_file\n");
@@ -160,7 +160,7 @@ TEST_CASE("cli: config update names a missing file", "[config][cli][errors]") {
 }
 
 TEST_CASE("cli: env prints the block and the config in effect", "[config][cli]") {
-  ScratchDir home;
+  TempDir home;
   home.write(".cache/huggingface/accelerate/default_config.yaml", "distributed_type: MULTI_CPU\nnum_processes: 2\n");
   const Ran ran = run_cli(home, "env");
   CHECK(ran.code == 0);
@@ -172,7 +172,7 @@ TEST_CASE("cli: env prints the block and the config in effect", "[config][cli]")
 }
 
 TEST_CASE("cli: test names the missing built-in job", "[config][cli][errors]") {
-  ScratchDir home;
+  TempDir home;
   const std::string copy = home.path("accel-launch");
   std::filesystem::copy_file(kLaunch, copy);
   std::filesystem::permissions(copy, std::filesystem::perms::owner_all);
@@ -183,7 +183,7 @@ TEST_CASE("cli: test names the missing built-in job", "[config][cli][errors]") {
 }
 
 TEST_CASE("cli: a launch reads the config file and refuses a bad one before starting anything", "[config][cli][errors]") {
-  ScratchDir home;
+  TempDir home;
   home.write("bad.yaml", "distributed_type: MULTI_CPU\nnum_proceses: 2\n");
   const Ran ran = run_cli(home, "--config_file bad.yaml /bin/true");
   CHECK(ran.code == 2);
@@ -192,7 +192,7 @@ TEST_CASE("cli: a launch reads the config file and refuses a bad one before star
 }
 
 TEST_CASE("cli: command line > config file > guessed, file values are not announced as guessed", "[config][cli][apply]") {
-  ScratchDir home;
+  TempDir home;
   home.write("cpu.yaml",
              "distributed_type: MULTI_CPU\nnum_processes: 3\nmixed_precision: bf16\nnum_cpu_threads_per_process: 1\n");
   const Ran ran = run_cli(home, std::string("--config_file cpu.yaml --num_processes 2 ") + PRINT_ENV_EXE +
@@ -211,7 +211,7 @@ TEST_CASE("cli: command line > config file > guessed, file values are not announ
 }
 
 TEST_CASE("cli: without --config_file the default location is read and named", "[config][cli][apply]") {
-  ScratchDir home;
+  TempDir home;
   const std::string path = home.write(".config/accel-launch/default_config.yaml", "distributed_type: MULTI_CPU\nnum_processes: 2\n");
   home.write(".cache/huggingface/accelerate/default_config.yaml", "distributed_type: MULTI_CPU\nnum_processes: 4\n");
   const Ran ran = run_cli(home, std::string(PRINT_ENV_EXE) + " WORLD_SIZE");
@@ -223,7 +223,7 @@ TEST_CASE("cli: without --config_file the default location is read and named", "
 
 #ifdef ACCEL_TEST_JOB_BUILT
 TEST_CASE("cli: test runs the built-in job on every configured process", "[config][cli][test]") {
-  ScratchDir home;
+  TempDir home;
   home.write("cpu.yaml", "distributed_type: MULTI_CPU\nnum_processes: 3\nnum_cpu_threads_per_process: 1\n");
   const Ran ran = run_cli(home, "test --config_file cpu.yaml");
   INFO(ran.output);
@@ -236,7 +236,7 @@ TEST_CASE("cli: test runs the built-in job on every configured process", "[confi
 
 TEST_CASE("cli: --dry_run of a real accelerate file prints each worker's variables and the command, and runs nothing",
           "[config][cli][corpus]") {
-  ScratchDir home;
+  TempDir home;
   const std::string file = std::string(ACCEL_CONFIG_CORPUS) + "/accelerate-template-multi_node.yaml";
   const Ran ran = run_cli(home, "--dry_run --config_file " + file + " sh -c 'touch started'");
   INFO(ran.output);

@@ -12,7 +12,7 @@
 using accel::config::Config;
 using accel::test::fake_env;
 using accel::test::machine_with_gpus;
-using accel::test::ScratchDir;
+using accel::test::TempDir;
 using accel::test::slurp;
 
 TEST_CASE("config default: no GPU gives one CPU process, never zero", "[config][default]") {
@@ -39,7 +39,7 @@ TEST_CASE("config default: one GPU runs one process on it, several run one each"
 }
 
 TEST_CASE("config update migrates legacy keys and keeps the old file as a backup", "[config][update]") {
-  ScratchDir dir;
+  TempDir dir;
   const std::string fixture = std::string(ACCEL_CONFIG_FIXTURES) + "/accelerate-0.12-legacy-fp16.yaml";
   const std::string path = dir.write("legacy.yaml", slurp(fixture));
   std::ostringstream out;
@@ -62,7 +62,7 @@ TEST_CASE("config update migrates legacy keys and keeps the old file as a backup
 }
 
 TEST_CASE("config update refuses a bad file and leaves it alone", "[config][update][errors]") {
-  ScratchDir dir;
+  TempDir dir;
   const std::string path = dir.write("bad.yaml", "num_processes: zero\n");
   std::ostringstream out;
   CHECK_THROWS_WITH(accel::config::run_update({path}, out),
@@ -72,7 +72,7 @@ TEST_CASE("config update refuses a bad file and leaves it alone", "[config][upda
 }
 
 TEST_CASE("env reports versions read from installed files and the config in effect", "[config][env]") {
-  ScratchDir root;
+  TempDir root;
   root.write("etc/os-release", "NAME=\"Debian\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n");
   root.write("usr/include/torch/csrc/api/include/torch/version.h",
              "#define TORCH_VERSION_MAJOR 2\n#define TORCH_VERSION_MINOR 4\n#define TORCH_VERSION_PATCH 1\n");
@@ -104,7 +104,7 @@ TEST_CASE("env reports versions read from installed files and the config in effe
 }
 
 TEST_CASE("env on a bare machine says what it did not find, and a bad config does not stop it", "[config][env]") {
-  ScratchDir root;
+  TempDir root;
   root.write("usr/local/cuda/include/cuda.h", "#define CUDA_VERSION 11080\n");
   const std::string config = root.write("cfg.yaml", "use_cpu: perhaps\n");
   accel::config::EnvOptions options;
@@ -117,13 +117,13 @@ TEST_CASE("env on a bare machine says what it did not find, and a bad config doe
   CHECK(report.find("- Config: cannot be used: " + config + ":1:10: use_cpu: the string 'perhaps' is not a boolean") != std::string::npos);
 
   options.config_file.reset();
-  ScratchDir home;
+  TempDir home;
   const std::string none = accel::config::env_report(options, machine_with_gpus(0), fake_env({{"HOME", home.root()}}));
   CHECK(none.find("- Config file: none (command-line values and guesses only)\n") != std::string::npos);
 }
 
 TEST_CASE("test launches the job on every configured process and reports success", "[config][test]") {
-  ScratchDir dir;
+  TempDir dir;
   const std::string config = dir.write("cpu.yaml", "distributed_type: MULTI_CPU\nnum_processes: 3\n");
   std::ostringstream out;
   CHECK(accel::config::run_test({config, "/bin/true"}, out) == 0);
@@ -131,7 +131,7 @@ TEST_CASE("test launches the job on every configured process and reports success
 }
 
 TEST_CASE("test passes on a failure's exit code with one summary line", "[config][test][errors]") {
-  ScratchDir dir;
+  TempDir dir;
   const std::string config = dir.write("cpu.json", "{\"distributed_type\": \"MULTI_CPU\", \"num_processes\": 2}");
   std::ostringstream out;
   CHECK(accel::config::run_test({config, "/bin/false"}, out) == 1);

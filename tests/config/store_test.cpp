@@ -11,7 +11,7 @@
 #include "support.h"
 
 using accel::config::write_atomically;
-using accel::test::ScratchDir;
+using accel::test::TempDir;
 using accel::test::slurp;
 
 namespace {
@@ -23,7 +23,7 @@ std::size_t entries_in(const std::string& directory) {
 }  // namespace
 
 TEST_CASE("a new file is written with its directories and no temporary left behind", "[config][store]") {
-  ScratchDir dir;
+  TempDir dir;
   const std::string path = dir.path("a/b/config.yaml");
   const auto written = write_atomically(path, "use_cpu: true\n", false);
   CHECK(written.path == path);
@@ -33,7 +33,7 @@ TEST_CASE("a new file is written with its directories and no temporary left behi
 }
 
 TEST_CASE("an existing file is never replaced without permission", "[config][store][errors]") {
-  ScratchDir dir;
+  TempDir dir;
   const std::string path = dir.write("config.yaml", "mine\n");
   CHECK_THROWS_WITH(write_atomically(path, "theirs\n", false),
                     path + " already exists and was left unchanged; pass --force to replace it (a backup is kept)");
@@ -42,7 +42,7 @@ TEST_CASE("an existing file is never replaced without permission", "[config][sto
 }
 
 TEST_CASE("replacing keeps every earlier version as a numbered backup and the permissions", "[config][store]") {
-  ScratchDir dir;
+  TempDir dir;
   const std::string path = dir.write("config.yaml", "first\n");
   ::chmod(path.c_str(), 0640);
   const auto second = write_atomically(path, "second\n", true);
@@ -60,14 +60,14 @@ TEST_CASE("replacing keeps every earlier version as a numbered backup and the pe
 }
 
 TEST_CASE("a directory is neither read nor replaced", "[config][store][errors]") {
-  ScratchDir dir;
+  TempDir dir;
   std::filesystem::create_directories(dir.path("cfg.yaml"));
   CHECK_THROWS_WITH(accel::config::load_config(dir.path("cfg.yaml")), dir.path("cfg.yaml") + ": is a directory, not a config file");
   CHECK_THROWS_WITH(write_atomically(dir.path("cfg.yaml"), "x", true), dir.path("cfg.yaml") + ": is a directory, not a config file");
 }
 
 TEST_CASE("missing and unreadable files are named with the reason", "[config][store][errors]") {
-  ScratchDir dir;
+  TempDir dir;
   CHECK_THROWS_AS(accel::config::load_config(dir.path("nope.yaml")), accel::InputFileError);
   CHECK_THROWS_WITH(accel::config::load_config(dir.path("nope.yaml")),
                     dir.path("nope.yaml") + ": cannot read the config file: No such file or directory");
@@ -83,7 +83,7 @@ TEST_CASE("missing and unreadable files are named with the reason", "[config][st
 }
 
 TEST_CASE("an empty file is named", "[config][store][errors]") {
-  ScratchDir dir;
+  TempDir dir;
   const std::string path = dir.write("empty.json", "");
   CHECK_THROWS_WITH(accel::config::load_config(path),
                     path + ": the file is empty; write at least `distributed_type: NO` or run `accel-launch config default`");

@@ -17,7 +17,7 @@ using accel::config::Config;
 using accel::config::Format;
 using accel::config::Keys;
 using accel::test::machine_with_gpus;
-using accel::test::ScratchDir;
+using accel::test::TempDir;
 using accel::test::slurp;
 
 namespace {
@@ -116,7 +116,7 @@ TEST_CASE("written files: config default, the questionnaire and config update wr
 
 TEST_CASE("written files: config update moves accel-launch's own keys beside the file, losing nothing",
           "[config][written][update]") {
-  ScratchDir dir;
+  TempDir dir;
   const Config config = with_own_settings();
   const std::string path = dir.write("mine.yaml", to_text(config, Format::Yaml));
   REQUIRE(accelerate_refusal(slurp(path), Format::Yaml) != "");  // hand-written with our keys: accelerate refuses it
@@ -136,7 +136,7 @@ TEST_CASE("written files: config update moves accel-launch's own keys beside the
 }
 
 TEST_CASE("written files: the own-settings file takes accel-launch's keys only", "[config][written][errors]") {
-  ScratchDir dir;
+  TempDir dir;
   const std::string path = dir.write("c.json", "{\"distributed_type\": \"MULTI_CPU\", \"num_processes\": 2}");
   dir.write("c.accel-launch.json", "{\"max_restarts\": 2, \"num_processes\": 4, \"fsdp_config\": {}}");
   CHECK_THROWS_WITH(accel::config::load_config(path),

@@ -3,19 +3,14 @@
 #include <unistd.h>
 
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 
 #include "accel/core/error.h"
 #include "accel/core/files.h"
 
+#include "support/temp_dir.h"
+
 namespace {
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream content;
-  content << in.rdbuf();
-  return content.str();
-}
+using accel::test::slurp;
 
 int entries_in(const std::string& directory) {
   int count = 0;
@@ -27,8 +22,8 @@ int entries_in(const std::string& directory) {
 }  // namespace
 
 TEST_CASE("replace_atomically writes, replaces, and leaves no temporary behind", "[core][files]") {
-  char pattern[] = "/tmp/accel-files-test-XXXXXX";
-  const std::string dir = ::mkdtemp(pattern);
+  const accel::test::TempDir scratch("files-test");
+  const std::string& dir = scratch.root();
   const std::string path = dir + "/out.txt";
   accel::files::replace_atomically(path, "first\n");
   CHECK(slurp(path) == "first\n");
@@ -45,5 +40,4 @@ TEST_CASE("replace_atomically writes, replaces, and leaves no temporary behind",
   CHECK(entries_in(dir) == 2);
   CHECK_THROWS_WITH(accel::files::replace_atomically(dir + "/missing/out.txt", "x"),
                     Catch::Contains("missing/out.txt.tmp.") && Catch::Contains("cannot create"));
-  REQUIRE(std::system(("rm -rf '" + dir + "'").c_str()) == 0);
 }

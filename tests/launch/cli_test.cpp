@@ -23,16 +23,15 @@
 #include <sstream>
 #include <thread>
 
+#include "accel/launch/port.h"
+#include "support/temp_dir.h"
+#include "support/wait.h"
+
 namespace {
 
 using namespace std::chrono_literals;
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream content;
-  content << in.rdbuf();
-  return content.str();
-}
+using accel::test::slurp;
+using accel::test::TempDir;
 
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> lines;
@@ -40,17 +39,6 @@ std::vector<std::string> lines_of(const std::string& text) {
   for (std::string line; std::getline(in, line);) lines.push_back(line);
   return lines;
 }
-
-// A scratch directory, removed (one level deep plus log trees via rm -r) at the end.
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char pattern[] = "/tmp/accel-cli-test-XXXXXX";
-    path = ::mkdtemp(pattern);
-  }
-  ~TempDir() { (void)!std::system(("rm -rf '" + path + "'").c_str()); }
-  std::string operator/(const std::string& name) const { return path + "/" + name; }
-};
 
 // accel-launch started in the background with stdout/stderr captured in files.
 class Launcher {
@@ -69,9 +57,9 @@ class Launcher {
       ::unsetenv("OMP_NUM_THREADS");
       // No config file from the machine's user may change what the tests expect.
       ::unsetenv("ACCEL_CONFIG_FILE");
-      for (const char* home : {"HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "HF_HOME"}) ::setenv(home, dir_.path.c_str(), 1);
-      ::dup2(::open((dir_ / "stdout").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600), 1);
-      ::dup2(::open((dir_ / "stderr").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600), 2);
+      for (const char* home : {"HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "HF_HOME"}) ::setenv(home, dir_.root().c_str(), 1);
+      ::dup2(::open(dir_.path("stdout").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600), 1);
+      ::dup2(::open(dir_.path("stderr").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600), 2);
       if (in_child) in_child();
       std::vector<char*> raw;
       for (auto& arg : argv) raw.push_back(arg.data());
@@ -91,23 +79,19 @@ class Launcher {
 
   // The launcher's exit code; fails the test if it runs longer than `limit`.
   int wait(std::chrono::milliseconds limit = 20000ms) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!status_) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        status_ = status;
-        break;
-      }
-      if (std::chrono::steady_clock::now() > deadline) {
-        FAIL("accel-launch did not finish in time; stderr:\n" << err());
-      }
-      std::this_thread::sleep_for(5ms);
-    }
+    const bool ended = accel::test::wait_until(
+        [this] {
+          int status = 0;
+          if (!status_ && ::waitpid(pid_, &status, WNOHANG) == pid_) status_ = status;
+          return status_.has_value();
+        },
+        limit);
+    if (!ended) FAIL("accel-launch did not finish in time; stderr:\n" << err());
     return WIFEXITED(*status_) ? WEXITSTATUS(*status_) : 128 + WTERMSIG(*status_);
   }
 
-  std::string out() const { return read_file(dir_ / "stdout"); }
-  std::string err() const { return read_file(dir_ / "stderr"); }
+  std::string out() const { return slurp(dir_.path("stdout")); }
+  std::string err() const { return slurp(dir_.path("stderr")); }
 
  private:
   TempDir dir_;
@@ -147,15 +131,13 @@ bool alive(pid_t pid) {
 
 // Pids written by sleep-forever into DIR/<rank>.pids, once all `ranks` files exist.
 std::vector<pid_t> wait_for_pids(const TempDir& dir, int ranks) {
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
   std::vector<pid_t> pids;
   for (int rank = 0; rank < ranks; ++rank) {
-    const std::string path = dir / (std::to_string(rank) + ".pids");
-    while (::access(path.c_str(), F_OK) != 0) {
-      if (std::chrono::steady_clock::now() > deadline) FAIL("rank " << rank << " never wrote " << path);
-      std::this_thread::sleep_for(5ms);
+    const std::string path = dir.path(std::to_string(rank) + ".pids");
+    if (!accel::test::wait_until([&] { return ::access(path.c_str(), F_OK) == 0; }, 10s)) {
+      FAIL("rank " << rank << " never wrote " << path);
     }
-    for (const auto& line : lines_of(read_file(path))) pids.push_back(std::stoi(line));
+    for (const auto& line : lines_of(slurp(path))) pids.push_back(std::stoi(line));
   }
   return pids;
 }
@@ -163,16 +145,14 @@ std::vector<pid_t> wait_for_pids(const TempDir& dir, int ranks) {
 // A shell fragment that waits until sleep-forever wrote the pid files of `ranks` into `dir`.
 std::string wait_for_ranks(const TempDir& dir, std::initializer_list<int> ranks) {
   std::string condition;
-  for (int rank : ranks) condition += (condition.empty() ? "" : " -a ") + std::string("-e ") + dir / (std::to_string(rank) + ".pids");
+  for (int rank : ranks) condition += (condition.empty() ? "" : " -a ") + std::string("-e ") + dir.path(std::to_string(rank) + ".pids");
   return "until [ " + condition + " ]; do sleep 0.01; done;";
 }
 
 void require_all_gone(const std::vector<pid_t>& pids) {
-  const auto deadline = std::chrono::steady_clock::now() + 5s;
   for (pid_t pid : pids) {
-    while (alive(pid) && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
     INFO("pid " << pid);
-    CHECK_FALSE(alive(pid));
+    CHECK(accel::test::wait_until([pid] { return !alive(pid); }, 5s));
   }
 }
 
@@ -191,16 +171,6 @@ std::map<std::string, std::string> parse_env(const std::vector<std::string>& lin
   return env;
 }
 
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
-  socklen_t length = sizeof address;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  ::close(fd);
-  return ntohs(address.sin_port);
-}
 
 }  // namespace
 
@@ -266,7 +236,7 @@ TEST_CASE("launch cli: the failing worker's exit code, one summary with its stde
   TempDir dir;
   const std::string script = "if [ \"$RANK\" = 1 ]; then " + wait_for_ranks(dir, {0, 2}) + " exec " WRITE_TO_STDERR_EXE
                              " --exit 3 --error-file 'ValueError: bad shard' first second; else exec " SLEEP_FOREVER_EXE
-                             " " + dir.path + "; fi";
+                             " " + dir.root() + "; fi";
   Launcher launcher({"--num_processes", "3", "sh", "-c", script});
   CHECK(launcher.wait() == 3);
   const auto pids = wait_for_pids(dir, 1);
@@ -289,7 +259,7 @@ TEST_CASE("launch cli: a worker killed by a signal gives 128+N and names the sig
 
 TEST_CASE("launch cli: SIGKILL of the launcher leaves no worker and no grandchild") {
   TempDir dir;
-  Launcher launcher({"--num_processes", "3", SLEEP_FOREVER_EXE, "--child", dir.path});
+  Launcher launcher({"--num_processes", "3", SLEEP_FOREVER_EXE, "--child", dir.root()});
   const auto pids = wait_for_pids(dir, 3);
   REQUIRE(pids.size() == 6);
   ::kill(launcher.pid(), SIGKILL);
@@ -299,16 +269,16 @@ TEST_CASE("launch cli: SIGKILL of the launcher leaves no worker and no grandchil
 
 TEST_CASE("launch cli: what a finished worker left running is stopped when the job ends") {
   TempDir dir;
-  const std::string pidfile = dir / "grandchild";
+  const std::string pidfile = dir.path("grandchild");
   // The grandchild holds the worker's stdout; waiting for it would outlast launch()'s limit.
   const auto result = launch({"-q", "sh", "-c", "sleep 30 & echo $! > " + pidfile + "; exit 0"});
   CHECK(result.code == 0);
-  require_all_gone({std::stoi(read_file(pidfile))});
+  require_all_gone({std::stoi(slurp(pidfile))});
 }
 
 TEST_CASE("launch cli: Ctrl-C is forwarded to every worker and the launcher exits 130") {
   TempDir dir;
-  Launcher launcher({"--num_processes", "7", SLEEP_FOREVER_EXE, "--trap", dir.path});
+  Launcher launcher({"--num_processes", "7", SLEEP_FOREVER_EXE, "--trap", dir.root()});
   const auto pids = wait_for_pids(dir, 7);
   ::kill(launcher.pid(), SIGINT);
   CHECK(launcher.wait() == 130);
@@ -319,10 +289,10 @@ TEST_CASE("launch cli: Ctrl-C is forwarded to every worker and the launcher exit
 
 TEST_CASE("launch cli: under nohup SIGHUP is not forwarded, SIGTERM is, and gives 143") {
   TempDir dir;
-  Launcher launcher({"--num_processes", "2", SLEEP_FOREVER_EXE, "--trap", dir.path}, {}, [] { ::signal(SIGHUP, SIG_IGN); });
+  Launcher launcher({"--num_processes", "2", SLEEP_FOREVER_EXE, "--trap", dir.root()}, {}, [] { ::signal(SIGHUP, SIG_IGN); });
   const auto pids = wait_for_pids(dir, 2);
+  // Ignored (nohup), SIGHUP is discarded by kill() itself: nothing to wait for before SIGTERM.
   ::kill(launcher.pid(), SIGHUP);
-  std::this_thread::sleep_for(50ms);
   ::kill(launcher.pid(), SIGTERM);
   CHECK(launcher.wait() == 143);
   for (int rank = 0; rank < 2; ++rank) CHECK(rank_lines(launcher.out(), rank) == std::vector<std::string>{"got TERM"});
@@ -331,7 +301,7 @@ TEST_CASE("launch cli: under nohup SIGHUP is not forwarded, SIGTERM is, and give
 
 TEST_CASE("launch cli: a job that cannot be executed is reported like a shell does (126)") {
   TempDir dir;
-  const std::string path = dir / "not-a-program";
+  const std::string path = dir.path("not-a-program");
   std::ofstream(path) << std::string("\x7f" "ELF garbage", 12);
   ::chmod(path.c_str(), 0755);
   const auto result = launch({"--num_processes", "2", path});
@@ -342,7 +312,7 @@ TEST_CASE("launch cli: a job that cannot be executed is reported like a shell do
 TEST_CASE("launch cli: workers that ignore SIGTERM are killed after the grace period") {
   TempDir dir;
   const std::string script = "[ \"$RANK\" = 2 ] && { " + wait_for_ranks(dir, {0, 1}) + " exec " EXIT_WITH_CODE_EXE
-                             " 5; }; exec " SLEEP_FOREVER_EXE " --ignore --child " + dir.path;
+                             " 5; }; exec " SLEEP_FOREVER_EXE " --ignore --child " + dir.root();
   Launcher launcher({"--num_processes", "3", "--grace_period", "0.3", "sh", "-c", script});
   CHECK(launcher.wait() == 5);
   CHECK(launcher.err().find("rank 2 (local rank 2 on ") != std::string::npos);
@@ -407,23 +377,26 @@ TEST_CASE("launch cli: output lines are whole and prefixed, --quiet and --local_
 
 TEST_CASE("launch cli: --log_dir writes per-rank files per attempt and never reuses a run's directory") {
   TempDir dir;
-  const int port = free_port();
-  const std::vector<std::string> args{"--num_processes", "2", "--log_dir", dir / "logs", "--main_process_port",
+  // Held for the whole test: no other free-port choice here can take it between the two runs.
+  const auto reservation = accel::launch::PortReservation::any_free();
+  const int port = reservation.port();
+  const std::vector<std::string> args{"--num_processes", "2", "--log_dir", dir.path("logs"), "--main_process_port",
                                       std::to_string(port), "sh", "-c", "echo out$RANK; echo err$RANK >&2"};
   const auto first = launch(args);
   REQUIRE(first.code == 0);
-  const std::string run = dir / ("logs/accel-127.0.0.1-" + std::to_string(port));
+  const std::string run = dir.path("logs/accel-127.0.0.1-" + std::to_string(port));
   CHECK(first.err.find("accel-launch: per-rank logs in " + run + "\n") != std::string::npos);
-  CHECK(read_file(run + "/attempt_0/1/stdout.log") == "out1\n");
-  CHECK(read_file(run + "/attempt_0/1/stderr.log") == "err1\n");
+  CHECK(slurp(run + "/attempt_0/1/stdout.log") == "out1\n");
+  CHECK(slurp(run + "/attempt_0/1/stderr.log") == "err1\n");
   CHECK(rank_lines(first.out, 0) == std::vector<std::string>{"out0"});
   const auto second = launch(args);
   CHECK(second.err.find("per-rank logs in " + run + ".1\n") != std::string::npos);
-  CHECK(read_file(run + "/attempt_0/0/stdout.log") == "out0\n");
+  CHECK(slurp(run + "/attempt_0/0/stdout.log") == "out0\n");
 }
 
 TEST_CASE("launch cli: two machines on loopback form one world") {
-  const std::string port = std::to_string(free_port());
+  const auto reservation = accel::launch::PortReservation::any_free();
+  const std::string port = std::to_string(reservation.port());
   const std::vector<std::string> common{"--num_machines", "2", "--main_process_ip", "127.0.0.1", "--main_process_port",
                                         port, "--num_processes", "4", "-q"};
   auto machine = [&](const char* rank, std::vector<std::string> job) {
@@ -464,7 +437,7 @@ TEST_CASE("launch cli: jobs started at once on one machine get different free po
 
 TEST_CASE("launch cli: bad input is one line, exit code 2, and no worker started") {
   TempDir dir;
-  const std::string marker = dir / "started";
+  const std::string marker = dir.path("started");
   const std::vector<std::string> job{"sh", "-c", "touch " + marker};
   const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in address{};
@@ -543,7 +516,7 @@ TEST_CASE("launch cli: bad input is one line, exit code 2, and no worker started
 
 TEST_CASE("launch cli: what accelerate runs, accel-launch runs: a GPU mode without GPUs, a busy port on one machine") {
   TempDir dir;
-  const std::string marker = dir / "started";
+  const std::string marker = dir.path("started");
   const auto no_gpu = launch({"--multi_gpu", "--num_processes", "2", "sh", "-c", "touch " + marker},
                              {{"ACCEL_FAKE_GPUS", "0"}});
   CHECK(no_gpu.code == 0);
@@ -571,7 +544,7 @@ TEST_CASE("launch cli: what accelerate runs, accel-launch runs: a GPU mode witho
 
 TEST_CASE("launch cli: --dry_run prints each worker's variables and the command, and starts nothing") {
   TempDir dir;
-  const std::string marker = dir / "started";
+  const std::string marker = dir.path("started");
   const auto unknown = launch({"--dry_run", "--frobnicate", "sh"});
   CHECK(unknown.code == 2);  // a dry run checks everything a launch checks
   const auto dry = launch({"--dry-run", "--nproc_per_node", "2", "--nnodes", "2", "--node_rank", "1", "--master_addr",
@@ -629,7 +602,7 @@ namespace {
 
 // Fields of /proc/PID/stat after the command name: [0] state, [1] ppid, [2] pgrp, ...
 std::vector<std::string> stat_fields(pid_t pid) {
-  const std::string line = read_file("/proc/" + std::to_string(pid) + "/stat");
+  const std::string line = slurp("/proc/" + std::to_string(pid) + "/stat");
   const auto close = line.rfind(')');
   if (close == std::string::npos) return {};
   std::istringstream rest(line.substr(close + 2));
@@ -641,11 +614,7 @@ std::vector<std::string> stat_fields(pid_t pid) {
 // Waits until `condition` holds; fails the test with `what` after `limit`.
 void wait_until(const std::function<bool()>& condition, const std::string& what,
                 std::chrono::milliseconds limit = 10000ms) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() > deadline) FAIL("timed out waiting until " << what);
-    std::this_thread::sleep_for(5ms);
-  }
+  if (!accel::test::wait_until(condition, limit)) FAIL("timed out waiting until " << what);
 }
 
 char process_state(pid_t pid) {
@@ -659,8 +628,8 @@ TEST_CASE("launch cli: a worker that left the process group is stopped with the 
   TempDir dir;
   // Rank 0 calls setsid(): the group signals miss it, the signals by pid do not.
   const std::string script = "[ \"$RANK\" = 2 ] && { " + wait_for_ranks(dir, {0, 1}) + " exit 5; };"
-                             "[ \"$RANK\" = 0 ] && exec " SLEEP_FOREVER_EXE " --setsid " + dir.path +
-                             "; exec " SLEEP_FOREVER_EXE " " + dir.path;
+                             "[ \"$RANK\" = 0 ] && exec " SLEEP_FOREVER_EXE " --setsid " + dir.root() +
+                             "; exec " SLEEP_FOREVER_EXE " " + dir.root();
   Launcher launcher({"--num_processes", "3", "--grace_period", "0.5", "sh", "-c", script});
   CHECK(launcher.wait(15000ms) == 5);
   const auto pids = wait_for_pids(dir, 2);
@@ -670,7 +639,7 @@ TEST_CASE("launch cli: a worker that left the process group is stopped with the 
 TEST_CASE("launch cli: a daemon a worker left behind neither holds the launcher nor survives the job") {
   TempDir dir;
   // The daemon keeps the worker's stdout open and ignores SIGTERM; the worker then exits 0.
-  const std::string script = "setsid " SLEEP_FOREVER_EXE " --ignore " + dir.path + " & " + wait_for_ranks(dir, {0}) +
+  const std::string script = "setsid " SLEEP_FOREVER_EXE " --ignore " + dir.root() + " & " + wait_for_ranks(dir, {0}) +
                              " exit 0";
   Launcher launcher({"-q", "sh", "-c", script});
   CHECK(launcher.wait(15000ms) == 0);
@@ -679,13 +648,13 @@ TEST_CASE("launch cli: a daemon a worker left behind neither holds the launcher 
 
 TEST_CASE("launch cli: orphans a worker leaves are adopted and reaped by the launcher, as PID 1 would") {
   TempDir dir;
-  const std::string pidfile = dir / "orphan";
+  const std::string pidfile = dir.path("orphan");
   // The inner shell starts a short sleep and exits at once, orphaning it.
-  const std::string script = "sh -c 'sleep 1 & echo $! > " + pidfile + "'; exec " SLEEP_FOREVER_EXE " " + dir.path;
+  const std::string script = "sh -c 'sleep 1 & echo $! > " + pidfile + "'; exec " SLEEP_FOREVER_EXE " " + dir.root();
   Launcher launcher({"-q", "sh", "-c", script});
   wait_for_pids(dir, 1);
-  wait_until([&] { return !read_file(pidfile).empty(); }, "the orphan's pid is written");
-  const pid_t orphan = std::stoi(read_file(pidfile));
+  wait_until([&] { return !slurp(pidfile).empty(); }, "the orphan's pid is written");
+  const pid_t orphan = std::stoi(slurp(pidfile));
   const auto fields = stat_fields(orphan);
   REQUIRE(fields.size() > 1);
   CHECK(fields[1] == std::to_string(launcher.pid()));  // adopted by the launcher
@@ -701,7 +670,7 @@ TEST_CASE("launch cli: as PID 1 of a container the launcher reaps every orphan")
     return;
   }
   TempDir dir;
-  const std::string pidfile = dir / "orphan";
+  const std::string pidfile = dir.path("orphan");
   // The worker orphans a short sleep; PID 1 (the launcher) inherits it and must reap it.
   const std::string job = "sh -c 'sleep 0.1 & echo $! > " + pidfile + "'; p=$(cat " + pidfile +
                           ");"
@@ -735,7 +704,7 @@ TEST_CASE("launch cli: rank 0 reads the launcher's terminal, the other ranks rea
 
 TEST_CASE("launch cli: piped stdin goes to rank 0 whole and ends with end of input") {
   TempDir dir;
-  const std::string input = dir / "input";
+  const std::string input = dir.path("input");
   std::ofstream(input) << "first\nsecond\n";
   Launcher launcher({"--num_processes", "2", "sh", "-c", "cat; echo end"}, {},
                     [&] { ::dup2(::open(input.c_str(), O_RDONLY), 0); });
@@ -746,7 +715,7 @@ TEST_CASE("launch cli: piped stdin goes to rank 0 whole and ends with end of inp
 
 TEST_CASE("launch cli: a stop request delivered twice at once keeps the grace period") {
   TempDir dir;
-  Launcher launcher({"--num_processes", "2", SLEEP_FOREVER_EXE, "--trap", "--linger", "300", dir.path});
+  Launcher launcher({"--num_processes", "2", SLEEP_FOREVER_EXE, "--trap", "--linger", "300", dir.root()});
   const auto pids = wait_for_pids(dir, 2);
   // As `timeout` does: the launcher, then its group (here: the launcher again).
   ::kill(launcher.pid(), SIGTERM);
@@ -758,7 +727,7 @@ TEST_CASE("launch cli: a stop request delivered twice at once keeps the grace pe
 
 TEST_CASE("launch cli: a stop request repeated after a second kills at once") {
   TempDir dir;
-  Launcher launcher({"--num_processes", "2", "--grace_period", "600", SLEEP_FOREVER_EXE, "--ignore", dir.path});
+  Launcher launcher({"--num_processes", "2", "--grace_period", "600", SLEEP_FOREVER_EXE, "--ignore", dir.root()});
   const auto pids = wait_for_pids(dir, 2);
   ::kill(launcher.pid(), SIGINT);
   std::this_thread::sleep_for(1500ms);
@@ -772,7 +741,7 @@ TEST_CASE("launch cli: SIGUSR1, SIGUSR2 and SIGALRM are forwarded, not fatal to 
   for (const auto& [number, name] : std::vector<std::pair<int, std::string>>{
            {SIGUSR1, "USR1"}, {SIGUSR2, "USR2"}, {SIGALRM, "ALRM"}}) {
     TempDir dir;
-    Launcher launcher({"--num_processes", "2", SLEEP_FOREVER_EXE, "--trap", dir.path});
+    Launcher launcher({"--num_processes", "2", SLEEP_FOREVER_EXE, "--trap", dir.root()});
     wait_for_pids(dir, 2);
     ::kill(launcher.pid(), number);
     INFO(name);
@@ -787,7 +756,7 @@ TEST_CASE("launch cli: Ctrl-Z stops the workers with the launcher, fg continues 
   // the kernel discards SIGTSTP's default stop.
   const bool orphaned = GENERATE(false, true);
   INFO("launcher in an orphaned process group: " << orphaned);
-  Launcher launcher({"--num_processes", "2", SLEEP_FOREVER_EXE, dir.path}, {},
+  Launcher launcher({"--num_processes", "2", SLEEP_FOREVER_EXE, dir.root()}, {},
                     [orphaned] { if (orphaned) ::setsid(); });
   const auto pids = wait_for_pids(dir, 2);
   ::kill(launcher.pid(), SIGTSTP);
@@ -803,7 +772,7 @@ TEST_CASE("launch cli: Ctrl-Z stops the workers with the launcher, fg continues 
 TEST_CASE("launch cli: a launcher started with SIGINT ignored (cmd & in a script) still forwards it") {
   TempDir dir;
   // The workers do not trap it: they die of it only if it is not ignored in them either.
-  Launcher launcher({"--num_processes", "2", "--grace_period", "600", SLEEP_FOREVER_EXE, dir.path}, {},
+  Launcher launcher({"--num_processes", "2", "--grace_period", "600", SLEEP_FOREVER_EXE, dir.root()}, {},
                     [] { ::signal(SIGINT, SIG_IGN); });
   const auto pids = wait_for_pids(dir, 2);
   ::kill(launcher.pid(), SIGINT);
@@ -815,13 +784,13 @@ TEST_CASE("launch cli: a line longer than 64 KiB passes whole to the console and
   TempDir dir;
   const std::string line(83000, 'x');
   const std::string job = "head -c 83000 /dev/zero | tr '\\000' x; echo";
-  const auto quiet = launch({"-q", "--log_dir", dir / "logs", "sh", "-c", job});
+  const auto quiet = launch({"-q", "--log_dir", dir.path("logs"), "sh", "-c", job});
   CHECK(quiet.code == 0);
   CHECK(quiet.out == line + "\n");
   std::string log;
-  if (DIR* runs = ::opendir((dir / "logs").c_str())) {
+  if (DIR* runs = ::opendir((dir.path("logs")).c_str())) {
     while (const dirent* entry = ::readdir(runs)) {
-      if (entry->d_name[0] != '.') log = read_file(dir / ("logs/" + std::string(entry->d_name) + "/attempt_0/0/stdout.log"));
+      if (entry->d_name[0] != '.') log = slurp(dir.path("logs/" + std::string(entry->d_name) + "/attempt_0/0/stdout.log"));
     }
     ::closedir(runs);
   }
@@ -842,12 +811,12 @@ TEST_CASE("launch cli: a prompt without newline reaches the console while the wo
 
 TEST_CASE("launch cli: the guardian has a name of its own") {
   TempDir dir;
-  Launcher launcher({SLEEP_FOREVER_EXE, dir.path});
+  Launcher launcher({SLEEP_FOREVER_EXE, dir.root()});
   const auto pids = wait_for_pids(dir, 1);
   const auto fields = stat_fields(pids[0]);
   REQUIRE(fields.size() > 2);
-  CHECK(read_file("/proc/" + fields[2] + "/comm") == "accel-guardian\n");
-  CHECK(read_file("/proc/" + std::to_string(launcher.pid()) + "/comm") == "accel-launch\n");
+  CHECK(slurp("/proc/" + fields[2] + "/comm") == "accel-guardian\n");
+  CHECK(slurp("/proc/" + std::to_string(launcher.pid()) + "/comm") == "accel-launch\n");
   ::kill(launcher.pid(), SIGTERM);
   CHECK(launcher.wait() == 143);
 }
@@ -855,7 +824,7 @@ TEST_CASE("launch cli: the guardian has a name of its own") {
 TEST_CASE("launch cli: scratch directories of launchers killed with SIGKILL are removed, live ones kept") {
   TempDir tmp;
   const auto make_old_directory = [&](const std::string& name) {
-    const std::string path = tmp / name;
+    const std::string path = tmp.path(name);
     ::mkdir(path.c_str(), 0700);
     std::ofstream(path + "/error-0-0.json") << "{}";
     const timespec old[2] = {{::time(nullptr) - 3600, 0}, {::time(nullptr) - 3600, 0}};
@@ -866,17 +835,17 @@ TEST_CASE("launch cli: scratch directories of launchers killed with SIGKILL are 
   const std::string locked = make_old_directory("accel-launch-Alive1");
   const int lock = ::open(locked.c_str(), O_RDONLY | O_DIRECTORY);
   REQUIRE(::flock(lock, LOCK_EX) == 0);  // as a running launcher holds its own
-  const std::string young = tmp / "accel-launch-Young1";
+  const std::string young = tmp.path("accel-launch-Young1");
   ::mkdir(young.c_str(), 0700);
   const std::string unrelated = make_old_directory("other-Stale1");
 
-  const auto result = launch({"-q", "sh", "-c", "echo $TORCHELASTIC_ERROR_FILE"}, {{"TMPDIR", tmp.path}});
+  const auto result = launch({"-q", "sh", "-c", "echo $TORCHELASTIC_ERROR_FILE"}, {{"TMPDIR", tmp.root()}});
   CHECK(result.code == 0);
   CHECK(::access(stale.c_str(), F_OK) != 0);
   CHECK(::access(locked.c_str(), F_OK) == 0);
   CHECK(::access(young.c_str(), F_OK) == 0);
   CHECK(::access(unrelated.c_str(), F_OK) == 0);
-  CHECK(result.out.rfind(tmp / "accel-launch-", 0) == 0);  // its own went there, and is gone
+  CHECK(result.out.rfind(tmp.path("accel-launch-"), 0) == 0);  // its own went there, and is gone
   CHECK(::access(result.out.substr(0, result.out.rfind('/')).c_str(), F_OK) != 0);
   ::close(lock);
 }
@@ -893,7 +862,7 @@ TEST_CASE("launch cli: descriptors the launcher inherited do not reach the worke
 
 TEST_CASE("launch cli: bad numbers and a closed stderr") {
   TempDir dir;
-  const std::string marker = dir / "started";
+  const std::string marker = dir.path("started");
   const std::vector<std::string> job{"sh", "-c", "touch " + marker};
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
       {{"--num_processes", "1000000000"}, R"(--num_processes 1000000000: this launcher can run at most \d+ workers here: .+)"},
@@ -928,7 +897,7 @@ TEST_CASE("launch cli: every failed rank is listed, first failure first, in a bo
   const std::string script = wait_for_ranks(dir, {0, 1, 2}) +
                              " if [ $RANK = 1 ]; then head -c 1000000 /dev/zero | tr '\\000' y >&2; echo >&2; exit 3; fi;"
                              " while :; do sleep 0.01; done";
-  const std::string ready = "trap 'echo late$RANK >&2; exit $((RANK + 4))' TERM; echo > " + dir.path + "/$RANK.pids; ";
+  const std::string ready = "trap 'echo late$RANK >&2; exit $((RANK + 4))' TERM; echo > " + dir.root() + "/$RANK.pids; ";
   Launcher launcher({"--num_processes", "3", "sh", "-c", ready + script});
   CHECK(launcher.wait() == 3);
   const std::string err = launcher.err();
@@ -944,7 +913,7 @@ TEST_CASE("launch cli: every failed rank is listed, first failure first, in a bo
 
 TEST_CASE("launch cli: a script whose #! interpreter is missing is named as such") {
   TempDir dir;
-  const std::string script = dir / "job.sh";
+  const std::string script = dir.path("job.sh");
   std::ofstream(script) << "#!/nonexistent/sh\necho hi\n";
   ::chmod(script.c_str(), 0755);
   const auto result = launch({script});
@@ -977,7 +946,9 @@ namespace {
 struct Job {
   std::string address;
   int machines;
-  std::string port = std::to_string(free_port());
+  // Held while the job's launchers run: no other free-port choice on this machine can take it.
+  accel::launch::PortReservation reservation = accel::launch::PortReservation::any_free();
+  std::string port = std::to_string(reservation.port());
 
   std::vector<std::string> args(int rank, std::vector<std::string> extra, const std::vector<std::string>& job) const {
     std::vector<std::string> out{"--num_machines", std::to_string(machines), "--machine_rank", std::to_string(rank),
@@ -991,10 +962,8 @@ struct Job {
 
 // Waits (by event, not by time) until the launcher's stderr shows `text`.
 void wait_for_stderr(const Launcher& launcher, const std::string& text) {
-  const auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (launcher.err().find(text) == std::string::npos) {
-    if (std::chrono::steady_clock::now() > deadline) FAIL("never saw '" << text << "' on stderr:\n" << launcher.err());
-    std::this_thread::sleep_for(10ms);
+  if (!accel::test::wait_until([&] { return launcher.err().find(text) != std::string::npos; }, 20s)) {
+    FAIL("never saw '" << text << "' on stderr:\n" << launcher.err());
   }
 }
 
@@ -1005,7 +974,7 @@ TEST_CASE("launch multi: a failure on one of two machines restarts both together
   // other ranks wait to be stopped.
   TempDir dir;
   const std::string flaky =
-      "echo attempt $TORCHELASTIC_RESTART_COUNT; [ $TORCHELASTIC_RESTART_COUNT -ge 1 ] && exit 0; touch " + dir.path +
+      "echo attempt $TORCHELASTIC_RESTART_COUNT; [ $TORCHELASTIC_RESTART_COUNT -ge 1 ] && exit 0; touch " + dir.root() +
       "/$RANK.pids; [ $RANK = 3 ] && { " + wait_for_ranks(dir, {0, 1, 2, 3}) + " exit 3; }; exec sleep 30";
   const Job job{"127.0.0.2", 2};
   Launcher first(job.args(0, {"--max_restarts", "2"}, {"sh", "-c", flaky}));
@@ -1038,8 +1007,8 @@ TEST_CASE("launch multi: a killed machine stops the others, and a replacement re
   TempDir dir;
   const Job job{"127.0.0.4", 2};
   SECTION("no restart left: the job ends, naming the lost machine") {
-    Launcher first(job.args(0, {}, {SLEEP_FOREVER_EXE, dir.path}));
-    Launcher second(job.args(1, {}, {SLEEP_FOREVER_EXE, dir.path}));
+    Launcher first(job.args(0, {}, {SLEEP_FOREVER_EXE, dir.root()}));
+    Launcher second(job.args(1, {}, {SLEEP_FOREVER_EXE, dir.root()}));
     const auto pids = wait_for_pids(dir, 4);
     ::kill(second.pid(), SIGKILL);
     CHECK(second.wait() == 128 + SIGKILL);
@@ -1049,7 +1018,7 @@ TEST_CASE("launch multi: a killed machine stops the others, and a replacement re
   }
   SECTION("a restart left: machine 0 waits for a new launcher of machine 1, then both run attempt 1") {
     const std::string job_text = "echo attempt $TORCHELASTIC_RESTART_COUNT; [ $TORCHELASTIC_RESTART_COUNT -ge 1 ] && exit 0;"
-                                 "exec " SLEEP_FOREVER_EXE " " + dir.path;
+                                 "exec " SLEEP_FOREVER_EXE " " + dir.root();
     Launcher first(job.args(0, {"--max_restarts", "1"}, {"sh", "-c", job_text}));
     std::optional<Launcher> second(std::in_place, job.args(1, {"--max_restarts", "1"}, {"sh", "-c", job_text}));
     wait_for_pids(dir, 4);
@@ -1092,8 +1061,8 @@ TEST_CASE("launch multi: machines that never come end the job after --join_timeo
 TEST_CASE("launch multi: a machine that goes silent is noticed by heartbeats") {
   TempDir dir;
   const Job job{"127.0.0.7", 2};
-  Launcher first(job.args(0, {}, {SLEEP_FOREVER_EXE, dir.path}));
-  Launcher second(job.args(1, {}, {SLEEP_FOREVER_EXE, dir.path}));
+  Launcher first(job.args(0, {}, {SLEEP_FOREVER_EXE, dir.root()}));
+  Launcher second(job.args(1, {}, {SLEEP_FOREVER_EXE, dir.root()}));
   wait_for_pids(dir, 4);
   ::kill(second.pid(), SIGSTOP);
   CHECK(first.wait(20000ms) == 1);
@@ -1116,7 +1085,7 @@ TEST_CASE("launch multi: a launcher that disagrees with machine 0 is refused, na
 }
 
 TEST_CASE("launch multi: an srun step fills in the layout, announced in one line") {
-  const std::string job_id = std::to_string(100000 + free_port());
+  const std::string job_id = std::to_string(100000 + accel::launch::PortReservation::any_free().port());
   auto slurm = [&](int node) {
     return std::map<std::string, std::string>{
         {"SLURM_JOB_ID", job_id}, {"SLURM_STEP_ID", "0"}, {"SLURM_NODEID", std::to_string(node)},
@@ -1168,8 +1137,8 @@ TEST_CASE("launch multi: a bad --join_timeout, a port with no next port, a taken
 TEST_CASE("launch multi: Ctrl-C on one machine ends the job on every machine, with restarts left unused") {
   TempDir dir;
   const Job job{"127.0.0.11", 2};
-  Launcher first(job.args(0, {"--max_restarts", "3"}, {SLEEP_FOREVER_EXE, dir.path}));
-  Launcher second(job.args(1, {"--max_restarts", "3"}, {SLEEP_FOREVER_EXE, dir.path}));
+  Launcher first(job.args(0, {"--max_restarts", "3"}, {SLEEP_FOREVER_EXE, dir.root()}));
+  Launcher second(job.args(1, {"--max_restarts", "3"}, {SLEEP_FOREVER_EXE, dir.root()}));
   const auto pids = wait_for_pids(dir, 4);
   ::kill(second.pid(), SIGINT);
   CHECK(second.wait() == 130);

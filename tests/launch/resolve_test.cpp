@@ -11,6 +11,7 @@
 
 #include "accel/core/error.h"
 #include "accel/core/text.h"
+#include "support/temp_dir.h"
 #include "accel/launch/resolve.h"
 
 using accel::launch::LaunchRequest;
@@ -441,22 +442,15 @@ namespace {
 
 // A directory on PATH holding a fake mpirun that answers --version like `flavour`.
 struct FakeMpirun {
-  explicit FakeMpirun(const std::string& version) {
-    char pattern[] = "/tmp/accel-mpirun-XXXXXX";
-    dir = ::mkdtemp(pattern);
-    std::ofstream(dir + "/mpirun") << "#!/bin/sh\necho '" << version << "'\n";
-    ::chmod((dir + "/mpirun").c_str(), 0755);
-    std::ofstream(dir + "/hosts") << "node1 slots=2\nnode2 slots=2\n";
+  explicit FakeMpirun(const std::string& version) : dir(scratch.root()) {
+    ::chmod(scratch.write("mpirun", "#!/bin/sh\necho '" + version + "'\n").c_str(), 0755);
+    scratch.write("hosts", "node1 slots=2\nnode2 slots=2\n");
     old_path = std::getenv("PATH") ? std::getenv("PATH") : "";
     ::setenv("PATH", (dir + ":" + old_path).c_str(), 1);
   }
-  ~FakeMpirun() {
-    ::setenv("PATH", old_path.c_str(), 1);
-    ::unlink((dir + "/mpirun").c_str());
-    ::unlink((dir + "/hosts").c_str());
-    ::rmdir(dir.c_str());
-  }
-  std::string dir;
+  ~FakeMpirun() { ::setenv("PATH", old_path.c_str(), 1); }
+  const accel::test::TempDir scratch{"mpirun"};
+  const std::string dir;
   std::string old_path;
 };
 
