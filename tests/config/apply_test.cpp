@@ -123,14 +123,14 @@ TEST_CASE("distributed_type becomes the device and process choice", "[config][ap
     CHECK(request.num_processes == 1);
     CHECK_FALSE(request.use_cpu);
   }
-  SECTION("MULTI_CPU means CPU even when use_cpu is absent, and gpu_ids mean nothing there") {
+  SECTION("MULTI_CPU means CPU even when use_cpu is absent, and gpu_ids all mean nothing there") {
     Config config;
     config.distributed_type = "MULTI_CPU";
     config.gpu_ids = "all";
     LaunchRequest request;
     fill_request(request, config);
     CHECK(request.use_cpu == true);
-    CHECK_FALSE(request.gpu_ids);
+    CHECK_FALSE(request.names_gpus());
   }
   SECTION("--cpu on the command line beats a MULTI_GPU file; its gpu_ids are left for resolve to ignore with a warning") {
     Config config;

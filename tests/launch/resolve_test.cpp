@@ -190,6 +190,23 @@ TEST_CASE("launch resolve: gpu_ids on a CPU run are ignored with one warning, as
         std::string::npos);
 }
 
+TEST_CASE("launch resolve: gpu_ids all restricts nothing and is never warned about, from a file or the command line") {
+  NoOmpEnv no_omp;
+  auto request = job();
+  request.gpu_ids = "all";
+  for (const bool from_file : {false, true}) {
+    if (from_file) request.origins["gpu_ids"] = "cpu.yaml:4: gpu_ids";
+    std::ostringstream cpu_notes;
+    CHECK(resolve(request, machine(8, 0), cpu_notes).use_cpu);
+    CHECK(cpu_notes.str().find("gpu_ids") == std::string::npos);
+    std::ostringstream gpu_notes;
+    const auto spec = resolve(request, machine(8, 2), gpu_notes);
+    CHECK(spec.num_processes == 2);
+    CHECK(spec.cuda_visible_devices.empty());
+    CHECK(gpu_notes.str().find("ignored") == std::string::npos);
+  }
+}
+
 TEST_CASE("launch resolve: a GPU mode on a machine without GPUs runs CPU workers with one warning") {
   NoOmpEnv no_omp;
   for (const char* mode : {"MULTI_GPU", "FSDP", "DEEPSPEED", "MEGATRON_LM", "MULTI_XPU"}) {

@@ -88,8 +88,7 @@ void fill_request(launch::LaunchRequest& request, const Config& config, const st
   fill("machine_rank", request.machine_rank, config.machine_rank);
   fill("main_process_ip", request.main_process_ip, config.main_process_ip);
   fill("main_process_port", request.main_process_port, config.main_process_port);
-  // "all" restricts nothing; accelerate's questionnaire writes it for CPU configs too.
-  if (config.gpu_ids != std::string("all")) fill("gpu_ids", request.gpu_ids, config.gpu_ids);
+  fill("gpu_ids", request.gpu_ids, config.gpu_ids);
   fill("mixed_precision", request.mixed_precision, config.mixed_precision);
   fill("debug", request.debug, config.debug);
   fill("num_cpu_threads_per_process", request.num_cpu_threads_per_process, config.num_cpu_threads_per_process);

@@ -213,7 +213,7 @@ std::string apply_cluster_layout(const ClusterLayout& layout, LaunchRequest& req
                                                 std::to_string(machines) + " machines"});
   };
   fill(request.num_processes, per_machine(layout.num_processes), "--num_processes");
-  if (!request.gpu_ids && request.use_cpu != true) {
+  if (!request.names_gpus() && request.use_cpu != true) {
     fill(request.num_processes, per_machine(layout.gpus_per_machine), "--num_processes");
   }
   if (filled.empty()) return "";

@@ -114,10 +114,9 @@ std::vector<int> parse_index_list(const std::string& flag, const std::string& va
   return indices;
 }
 
-// GPU ids named on the command line, checked against this machine. Empty for "all".
+// GPU ids named on the command line or in a file, checked against this machine.
 std::vector<int> resolve_gpu_ids(const std::string& origin, const std::string& value, const hardware::Machine& machine) {
   const std::string count = std::to_string(machine.gpus.size());
-  if (value == "all") return {};
   auto ids = parse_index_list(origin, value);
   for (int id : ids) {
     if (id >= static_cast<int>(machine.gpus.size())) {
@@ -203,11 +202,11 @@ void resolve_devices(const LaunchRequest& request, const hardware::Machine& mach
     said.warnings.push_back("warning: distributed_type " + mode +
                             " asks for GPU workers but this machine has no GPU; running CPU workers instead (as accelerate does)");
   }
-  if (request.gpu_ids && spec.use_cpu) {
+  if (request.names_gpus() && spec.use_cpu) {
     said.warnings.push_back("warning: gpu_ids " + *request.gpu_ids + " ignored: " +
                             (request.use_cpu.value_or(false) ? std::string("the workers run on CPU (--cpu or use_cpu)")
                                                              : std::string("this machine has no GPU, the workers run on CPU")));
-  } else if (request.gpu_ids) {
+  } else if (request.names_gpus()) {
     spec.gpu_ids = resolve_gpu_ids(request.origin("gpu_ids"), *request.gpu_ids, machine);
     for (int id : spec.gpu_ids) spec.cuda_visible_devices.push_back(machine.gpus[id].cuda_id);
   }

@@ -20,7 +20,7 @@ struct LaunchRequest {
   std::optional<std::string> main_process_ip;
   std::optional<int> main_process_port;
   std::optional<bool> use_cpu;
-  std::optional<std::string> gpu_ids;     // "all" or "0,1,3"
+  std::optional<std::string> gpu_ids;     // "all" or "0,1,3"; see names_gpus()
   std::optional<int> num_cpu_threads_per_process;
   std::optional<std::string> mixed_precision;  // no | fp16 | bf16 | fp8
   std::optional<bool> debug;
@@ -57,6 +57,10 @@ struct LaunchRequest {
   // Where each value came from, by its accelerate key, for messages: "my.yaml:7: num_processes"
   // for a value a config file filled; a value without an entry came from the command line.
   std::map<std::string, std::string> origins;
+  // gpu_ids restricts the workers to some GPUs: "all" (accelerate's questionnaire writes it, for CPU
+  // configs too) restricts nothing, wherever it was written.
+  bool names_gpus() const { return gpu_ids && *gpu_ids != "all"; }
+
   // "my.yaml:7: num_processes", or "--num_processes" for the command line.
   std::string origin(const std::string& key) const {
     const auto it = origins.find(key);
