@@ -254,6 +254,31 @@ TEST_CASE("launch resolve: num_processes counts every machine's workers, as in a
         "at least 8");
 }
 
+TEST_CASE("launch resolve: errors about values a config file gave name the file and line") {
+  auto request = job();
+  request.origins = {{"num_machines", "job.yaml:2: num_machines"}, {"num_processes", "job.yaml:3: num_processes"},
+                     {"tee", "job.yaml:4: tee"}, {"role", "job.yaml:5: role"}, {"grace_period", "job.yaml:6: grace_period"}};
+  request.num_machines = 4;
+  request.machine_rank = 0;
+  request.main_process_ip = "10.0.0.1";
+  request.dry_run = true;
+  request.num_processes = 6;
+  CHECK(usage_error(request) == "job.yaml:3: num_processes 6 is the total over all machines and must divide evenly by "
+                                "job.yaml:2: num_machines 4; pass a multiple of 4");
+  request.num_processes = 2;
+  CHECK(usage_error(request) == "job.yaml:3: num_processes 2 is the total over all machines: with job.yaml:2: "
+                                "num_machines 4 it leaves machines without a worker; pass at least 4");
+  request.num_processes = 4;
+  request.tee = true;
+  CHECK(usage_error(request) == "job.yaml:4: tee needs --log_dir DIR: the directory that receives each rank's log files");
+  request.tee.reset();
+  request.role = "two words";
+  CHECK(usage_error(request) == "job.yaml:5: role 'two words': expected a non-empty name without spaces");
+  request.role.reset();
+  request.grace_period_s = -1;
+  CHECK(usage_error(request) == "job.yaml:6: grace_period -1: expected seconds >= 0");
+}
+
 TEST_CASE("launch resolve: XLA/TPU is refused in one line") {
   auto request = job();
   request.distributed_type = "XLA";

@@ -217,13 +217,13 @@ void resolve_requested_process_count(const LaunchRequest& request, LaunchSpec& s
   const int total = at_least(request.num_processes, request.origin("num_processes"), 1, 1);
   if (total < spec.num_machines) {
     throw UsageError(request.origin("num_processes") + " " + std::to_string(total) +
-                     " is the total over all machines: with --num_machines " +
+                     " is the total over all machines: with " + request.origin("num_machines") + " " +
                      std::to_string(spec.num_machines) + " it leaves machines without a worker; pass at least " +
                      std::to_string(spec.num_machines));
   }
   if (total % spec.num_machines != 0) {
     throw UsageError(request.origin("num_processes") + " " + std::to_string(total) +
-                     " is the total over all machines and must divide evenly by --num_machines " +
+                     " is the total over all machines and must divide evenly by " + request.origin("num_machines") + " " +
                      std::to_string(spec.num_machines) + "; pass a multiple of " + std::to_string(spec.num_machines));
   }
   spec.num_processes = total / spec.num_machines;
@@ -341,7 +341,7 @@ void resolve_output(const LaunchRequest& request, LaunchSpec& spec) {
   spec.quiet = request.quiet.value_or(false) || spec.world_size() == 1;
   spec.log_dir = request.log_dir.value_or("");
   if (request.tee.value_or(false) && spec.log_dir.empty()) {
-    throw UsageError("--tee needs --log_dir DIR: the directory that receives each rank's log files");
+    throw UsageError(request.origin("tee") + " needs --log_dir DIR: the directory that receives each rank's log files");
   }
   if (!request.local_ranks_filter) return;
   spec.console_local_ranks = parse_index_list(request.origin("local_ranks_filter"), *request.local_ranks_filter);
