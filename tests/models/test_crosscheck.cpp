@@ -10,14 +10,14 @@
 using namespace accel::models;
 using accel::models::testing::CommandOutcome;
 using accel::models::testing::run_command;
-using accel::models::testing::ScratchDir;
+using accel::test::TempDir;
 using accel::models::testing::tiny_config;
 
 namespace {
 
-CommandOutcome run_crosscheck(const ScratchDir& dir, const std::string& case_file) {
+CommandOutcome run_crosscheck(const TempDir& dir, const std::string& case_file) {
   return run_command(std::string("/usr/bin/python3 ") + ACCEL_CROSSCHECK_SCRIPT + " check " +
-                     dir.path().string() + " " + case_file);
+                     dir.root() + " " + case_file);
 }
 
 // A left-padded batch, so masking and mask-derived positions are checked too.
@@ -32,11 +32,11 @@ std::pair<torch::Tensor, torch::Tensor> padded_batch() {
 
 // Saves `model`, runs it on a left-padded batch and hands both to the Python script.
 template <typename Model>
-CommandOutcome crosscheck(Model& model, const ScratchDir& dir, torch::Tensor offset = torch::zeros({})) {
-  model.save_pretrained(dir.path().string(), /*overwrite=*/true);
+CommandOutcome crosscheck(Model& model, const TempDir& dir, torch::Tensor offset = torch::zeros({})) {
+  model.save_pretrained(dir.root(), /*overwrite=*/true);
   const auto [ids, mask] = padded_batch();
   const auto logits = model.forward(ids, mask);
-  const auto case_file = dir.file("case.safetensors");
+  const auto case_file = dir.path("case.safetensors");
   save_safetensors(case_file, {{"input_ids", ids}, {"attention_mask", mask}, {"logits", logits + offset}},
                    {.overwrite = true, .metadata = {}});
   return run_crosscheck(dir, case_file);
@@ -54,7 +54,7 @@ GPT2Options options_with(const std::string& activation, std::uint64_t seed) {
 
 TEST_CASE("GPT-2 LM logits agree with an independent PyTorch implementation",
           "[models][crosscheck]") {
-  ScratchDir dir;
+  TempDir dir;
   GPT2LMHeadModel model(options_with("gelu_new", 5));
   auto outcome = crosscheck(model, dir);
   INFO(outcome.output);
@@ -70,7 +70,7 @@ TEST_CASE("GPT-2 LM logits agree with an independent PyTorch implementation",
 
 TEST_CASE("GPT-2 sequence classification agrees with an independent PyTorch implementation",
           "[models][crosscheck]") {
-  ScratchDir dir;
+  TempDir dir;
   GPT2ForSequenceClassification model(options_with("gelu", 8));
   const auto outcome = crosscheck(model, dir);
   INFO(outcome.output);

@@ -15,7 +15,7 @@
 using namespace accel::models;
 using accel::models::testing::CommandOutcome;
 using accel::models::testing::run_command;
-using accel::models::testing::ScratchDir;
+using accel::test::TempDir;
 using Catch::Matchers::Contains;
 
 namespace {
@@ -23,19 +23,19 @@ namespace {
 const std::vector<std::string> kPrompts = {"ab", "a b ab", "ba", "é ab", "b", "abab ab"};
 
 // A qwen3-shaped checkpoint whose vocabulary is the fixture tokenizer's (264 ids).
-void make_model(const ScratchDir& dir) {
+void make_model(const TempDir& dir) {
   const auto made = run_command(std::string("/usr/bin/python3 ") + ACCEL_LLAMA_REFERENCE_SCRIPT + " make " +
-                                dir.file("model") + " qwen3-qknorm --vocab_size 264");
+                                dir.path("model") + " qwen3-qknorm --vocab_size 264");
   INFO(made.output);
   REQUIRE(made.status == 0);
-  std::ofstream(dir.file("model/tokenizer.json")) << accel::models::testing::sentencepiece_style().dump();
-  std::ofstream prompts(dir.file("prompts.txt"));
+  std::ofstream(dir.path("model/tokenizer.json")) << accel::models::testing::sentencepiece_style().dump();
+  std::ofstream prompts(dir.path("prompts.txt"));
   for (const auto& p : kPrompts) prompts << p << "\n";
 }
 
-CommandOutcome infer(const ScratchDir& dir, const std::string& args, const std::string& launcher = "") {
-  return run_command(launcher + DISTRIBUTED_INFERENCE_EXE " --model_dir " + dir.file("model") + " --prompts " +
-                     dir.file("prompts.txt") + " --output_dir " + dir.file("out") + " " + args);
+CommandOutcome infer(const TempDir& dir, const std::string& args, const std::string& launcher = "") {
+  return run_command(launcher + DISTRIBUTED_INFERENCE_EXE " --model_dir " + dir.path("model") + " --prompts " +
+                     dir.path("prompts.txt") + " --output_dir " + dir.path("out") + " " + args);
 }
 
 std::vector<nlohmann::json> read_jsonl(const std::string& path) {
@@ -49,21 +49,21 @@ std::vector<nlohmann::json> read_jsonl(const std::string& path) {
 
 TEST_CASE("distributed_inference runs a Llama-family checkpoint and writes JSON lines",
           "[models][example][llama]") {
-  ScratchDir dir;
+  TempDir dir;
   make_model(dir);
-  const auto run = infer(dir, "--batch_size 4 --max_new_tokens 6 --output " + dir.file("out.jsonl"));
+  const auto run = infer(dir, "--batch_size 4 --max_new_tokens 6 --output " + dir.path("out.jsonl"));
   INFO(run.output);
   REQUIRE(run.status == 0);
   CHECK_THAT(run.output, Contains("distributed_inference: model qwen3: 2 layers, hidden 32") &&
-                             Contains("from " + dir.file("model")) && Contains("[0] ab -> ") &&
+                             Contains("from " + dir.path("model")) && Contains("[0] ab -> ") &&
                              Contains("[5] abab ab -> ") && Contains("rank 0: ") && Contains("tokens/s") &&
                              Contains("total: ") && Contains("rank 0: 4/6 prompts done"));
 
-  const auto records = read_jsonl(dir.file("out.jsonl"));
+  const auto records = read_jsonl(dir.path("out.jsonl"));
   REQUIRE(records.size() == kPrompts.size());
   // Greedy output is the library's batched generation with the tokenizer's BOS, 4 prompts a batch.
-  LlamaForCausalLM model(LlamaOptions::from_directory(dir.file("model")));
-  const auto tokenizer = TokenizerJson::from_file(dir.file("model/tokenizer.json"));
+  LlamaForCausalLM model(LlamaOptions::from_directory(dir.path("model")));
+  const auto tokenizer = TokenizerJson::from_file(dir.path("model/tokenizer.json"));
   std::vector<std::vector<std::int64_t>> first_batch, second_batch;
   for (std::size_t i = 0; i < kPrompts.size(); ++i)
     (i < 4 ? first_batch : second_batch).push_back(tokenizer.encode(kPrompts[i]));
@@ -85,19 +85,19 @@ TEST_CASE("distributed_inference runs a Llama-family checkpoint and writes JSON 
 
 TEST_CASE("distributed_inference on two processes gives what one process gives",
           "[models][example][llama][launcher]") {
-  ScratchDir dir;
+  TempDir dir;
   make_model(dir);
   for (const auto& sampling : {std::string(""), std::string("--temperature 0.9 --top_k 50 --top_p 0.95 --seed 5")}) {
     INFO("options: " << sampling);
-    const auto one = infer(dir, "--batch_size 1 " + sampling + " --output " + dir.file("one.jsonl"));
+    const auto one = infer(dir, "--batch_size 1 " + sampling + " --output " + dir.path("one.jsonl"));
     INFO(one.output);
     REQUIRE(one.status == 0);
-    const auto two = infer(dir, "--batch_size 1 " + sampling + " --output " + dir.file("two.jsonl"),
+    const auto two = infer(dir, "--batch_size 1 " + sampling + " --output " + dir.path("two.jsonl"),
                            std::string(ACCEL_LAUNCH_EXE) + " --num_processes 2 ");
     INFO(two.output);
     REQUIRE(two.status == 0);
     CHECK_THAT(two.output, Contains("rank 1: ") && Contains("over 2 process(es)"));
-    const auto a = read_jsonl(dir.file("one.jsonl")), b = read_jsonl(dir.file("two.jsonl"));
+    const auto a = read_jsonl(dir.path("one.jsonl")), b = read_jsonl(dir.path("two.jsonl"));
     REQUIRE(a.size() == b.size());
     for (std::size_t i = 0; i < a.size(); ++i) {
       CHECK(a[i]["tokens"] == b[i]["tokens"]);
@@ -108,14 +108,14 @@ TEST_CASE("distributed_inference on two processes gives what one process gives",
 }
 
 TEST_CASE("distributed_inference sampling follows the seed", "[models][example][llama]") {
-  ScratchDir dir;
+  TempDir dir;
   make_model(dir);
   auto tokens_with = [&](const std::string& seed) {
-    const auto run = infer(dir, "--temperature 1.5 --max_new_tokens 12 --seed " + seed + " --output " + dir.file("s.jsonl"));
+    const auto run = infer(dir, "--temperature 1.5 --max_new_tokens 12 --seed " + seed + " --output " + dir.path("s.jsonl"));
     INFO(run.output);
     REQUIRE(run.status == 0);
     std::string all;
-    for (const auto& r : read_jsonl(dir.file("s.jsonl"))) all += r["tokens"].dump();
+    for (const auto& r : read_jsonl(dir.path("s.jsonl"))) all += r["tokens"].dump();
     return all;
   };
   const auto first = tokens_with("1");
@@ -124,7 +124,7 @@ TEST_CASE("distributed_inference sampling follows the seed", "[models][example][
 }
 
 TEST_CASE("distributed_inference refuses bad options naming them", "[models][example][errors]") {
-  ScratchDir dir;
+  TempDir dir;
   make_model(dir);
   auto bad = infer(dir, "--dtype float64");
   CHECK(bad.status == 2);
@@ -135,11 +135,11 @@ TEST_CASE("distributed_inference refuses bad options naming them", "[models][exa
   bad = infer(dir, "--batch_size 0");
   CHECK(bad.status != 0);
   CHECK_THAT(bad.output, Contains("--batch_size"));
-  std::filesystem::remove(dir.file("model/tokenizer.json"));
+  std::filesystem::remove(dir.path("model/tokenizer.json"));
   bad = infer(dir, "");
   CHECK(bad.status != 0);
-  CHECK_THAT(bad.output, Contains(dir.file("model")) && Contains("no tokenizer: expected tokenizer.json"));
-  std::ofstream(dir.file("model/config.json")) << R"({"model_type": "t5"})";
+  CHECK_THAT(bad.output, Contains(dir.path("model")) && Contains("no tokenizer: expected tokenizer.json"));
+  std::ofstream(dir.path("model/config.json")) << R"({"model_type": "t5"})";
   bad = infer(dir, "");
   CHECK(bad.status == 2);
   CHECK_THAT(bad.output, Contains("model_type 't5' is not supported; accepted: gpt2, llama, mistral, qwen2, qwen3"));

@@ -8,7 +8,7 @@
 #include <fstream>
 
 using namespace accel::models;
-using accel::models::testing::ScratchDir;
+using accel::test::TempDir;
 using accel::models::testing::tiny_config;
 using Catch::Matchers::Contains;
 
@@ -90,53 +90,53 @@ TEST_CASE("models built from a GPT2Config alone get the default seeded weights",
 
 TEST_CASE("save_pretrained and loading round trip, with and without the transformer. prefix",
           "[models][gpt2][checkpoint]") {
-  ScratchDir dir;
+  TempDir dir;
   const auto ids = sample_ids(2, 6);
   GPT2LMHeadModel original(tiny_options());
   const auto expected = original.forward(ids);
-  original.save_pretrained(dir.path().string());
+  original.save_pretrained(dir.root());
 
-  SafetensorsFile file(dir.file("model.safetensors"));
+  SafetensorsFile file(dir.path("model.safetensors"));
   CHECK(file.contains("transformer.h.0.attn.c_attn.weight"));
   CHECK(file.info("transformer.h.0.attn.c_attn.weight").shape == std::vector<std::int64_t>{32, 96});
   CHECK(file.info("transformer.h.0.mlp.c_fc.weight").shape == std::vector<std::int64_t>{32, 128});
   CHECK_FALSE(file.contains("lm_head.weight"));  // tied to wte
 
-  auto loaded = GPT2LMHeadModel(GPT2Options::from_directory(dir.path().string()));
+  auto loaded = GPT2LMHeadModel(GPT2Options::from_directory(dir.root()));
   CHECK(torch::equal(loaded.forward(ids), expected));
 
   // A bare GPT2Model checkpoint (no prefix, as the public gpt2 files) feeds an LM head too.
-  ScratchDir bare;
-  GPT2Model(tiny_options()).save_pretrained(bare.path().string());
-  CHECK(SafetensorsFile(bare.file("model.safetensors")).contains("h.0.ln_1.weight"));
-  CHECK(torch::equal(GPT2LMHeadModel(GPT2Options::from_directory(bare.path().string())).forward(ids),
+  TempDir bare;
+  GPT2Model(tiny_options()).save_pretrained(bare.root());
+  CHECK(SafetensorsFile(bare.path("model.safetensors")).contains("h.0.ln_1.weight"));
+  CHECK(torch::equal(GPT2LMHeadModel(GPT2Options::from_directory(bare.root())).forward(ids),
                      expected));
 
-  REQUIRE_THROWS_WITH(original.save_pretrained(dir.path().string()),
+  REQUIRE_THROWS_WITH(original.save_pretrained(dir.root()),
                       Contains("config.json") && Contains("refusing to overwrite"));
 }
 
 TEST_CASE("an untied lm_head.weight in the checkpoint is used", "[models][gpt2][checkpoint]") {
-  ScratchDir dir;
+  TempDir dir;
   GPT2LMHeadModel model(tiny_options());
   auto tensors = model.state_dict();
   tensors.emplace_back("lm_head.weight", torch::zeros({97, 32}));
-  save_safetensors(dir.file("model.safetensors"), tensors);
+  save_safetensors(dir.path("model.safetensors"), tensors);
   auto options = tiny_options();
-  options.checkpoint = dir.file("model.safetensors");
+  options.checkpoint = dir.path("model.safetensors");
   CHECK(torch::equal(GPT2LMHeadModel(options).forward(sample_ids(1, 4)), torch::zeros({1, 4, 97})));
 }
 
 TEST_CASE("a stage builds its block from a checkpoint holding only that block's tensors",
           "[models][gpt2][checkpoint]") {
-  ScratchDir dir;
+  TempDir dir;
   GPT2LMHeadModel model(tiny_options());
   NamedTensors only_h1;
   for (const auto& [name, t] : model.state_dict())
     if (name.rfind("transformer.h.1.", 0) == 0) only_h1.emplace_back(name, t);
-  save_safetensors(dir.file("model.safetensors"), only_h1);
+  save_safetensors(dir.path("model.safetensors"), only_h1);
   auto options = tiny_options();
-  options.checkpoint = dir.file("model.safetensors");
+  options.checkpoint = dir.path("model.safetensors");
   GPT2LMHeadModel partial(options);
   const auto specs = partial.blocks();
   const auto block = specs[2].build();
@@ -149,10 +149,10 @@ TEST_CASE("a stage builds its block from a checkpoint holding only that block's 
 }
 
 TEST_CASE("checkpoint errors name the file and the tensor", "[models][gpt2][checkpoint][errors]") {
-  ScratchDir dir;
+  TempDir dir;
   GPT2LMHeadModel model(tiny_options());
   auto options = tiny_options();
-  options.checkpoint = dir.file("model.safetensors");
+  options.checkpoint = dir.path("model.safetensors");
   auto write_with = [&](const std::string& target, const torch::Tensor& replacement) {
     NamedTensors tensors;
     for (auto [name, t] : model.state_dict())
@@ -185,10 +185,10 @@ TEST_CASE("checkpoint errors name the file and the tensor", "[models][gpt2][chec
           std::vector<std::int64_t>{1, 2, 97});
   }
   SECTION("missing checkpoint directory files") {
-    REQUIRE_THROWS_WITH(GPT2Options::from_directory(dir.path().string()),
+    REQUIRE_THROWS_WITH(GPT2Options::from_directory(dir.root()),
                         Contains("model.safetensors") && Contains("missing"));
-    std::ofstream(dir.file("model.safetensors")) << "x";
-    REQUIRE_THROWS_WITH(GPT2Options::from_directory(dir.path().string()),
+    std::ofstream(dir.path("model.safetensors")) << "x";
+    REQUIRE_THROWS_WITH(GPT2Options::from_directory(dir.root()),
                         Contains("config.json") && Contains("cannot read config"));
   }
 }

@@ -1,5 +1,6 @@
 #pragma once
-// Shared fixtures for the models tests: a scratch directory and a tiny GPT-2 config.
+// Shared fixtures for the models tests: running a command and a tiny GPT-2 config (scratch
+// directories come from tests/support).
 #include "accel/models/gpt2_config.h"
 
 #include <catch2/catch.hpp>
@@ -9,26 +10,9 @@
 #include <string>
 #include <sys/wait.h>
 
+#include "support/temp_dir.h"
+
 namespace accel::models::testing {
-
-// A fresh directory under the system temp dir, removed with everything in it at scope exit.
-class ScratchDir {
- public:
-  ScratchDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "accel-models-XXXXXX").string();
-    if (mkdtemp(pattern.data()) == nullptr) FAIL("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
 
 struct CommandOutcome {
   int status;

@@ -16,15 +16,15 @@
 using namespace accel::models;
 using accel::models::testing::CommandOutcome;
 using accel::models::testing::run_command;
-using accel::models::testing::ScratchDir;
+using accel::test::TempDir;
 using Catch::Matchers::Contains;
 
 namespace {
 
 const std::string kScript = std::string("/usr/bin/python3 ") + ACCEL_LLAMA_REFERENCE_SCRIPT;
 
-void make_checkpoint(const ScratchDir& dir, const std::string& shape, const std::string& extra = "") {
-  const auto made = run_command(kScript + " make " + dir.path().string() + " " + shape + " " + extra);
+void make_checkpoint(const TempDir& dir, const std::string& shape, const std::string& extra = "") {
+  const auto made = run_command(kScript + " make " + dir.root() + " " + shape + " " + extra);
   INFO(made.output);
   REQUIRE(made.status == 0);
 }
@@ -75,17 +75,17 @@ torch::Tensor greedy_tokens(LlamaForCausalLM& model, const torch::Tensor& ids, c
   return out;
 }
 
-CommandOutcome crosscheck(const ScratchDir& dir, double logit_offset = 0.0) {
-  LlamaForCausalLM model(LlamaOptions::from_directory(dir.path().string()));
+CommandOutcome crosscheck(const TempDir& dir, double logit_offset = 0.0) {
+  LlamaForCausalLM model(LlamaOptions::from_directory(dir.root()));
   const auto [ids, mask] = padded_batch(model.config().vocab_size);
   const auto logits = model.forward(ids, mask) + logit_offset;
   const auto tokens = greedy_tokens(model, ids, mask, 12);
-  const auto case_file = dir.file("case.safetensors");
+  const auto case_file = dir.path("case.safetensors");
   save_safetensors(case_file,
                    {{"input_ids", ids}, {"attention_mask", mask}, {"logits", logits},
                     {"greedy_tokens", tokens}},
                    {.overwrite = true, .metadata = {}});
-  return run_command(kScript + " check " + dir.path().string() + " " + case_file);
+  return run_command(kScript + " check " + dir.root() + " " + case_file);
 }
 
 LlamaConfig tiny_llama(const std::string& type = "llama") {
@@ -116,7 +116,7 @@ TEST_CASE("Llama-family logits and greedy tokens agree with an independent PyTor
   const auto shape = GENERATE(as<std::string>{}, "llama-mha", "llama-gqa-tied-llama3",
                               "llama-bias-linear", "llama-dynamic", "mistral-window", "qwen2-bias",
                               "qwen3-qknorm");
-  ScratchDir dir;
+  TempDir dir;
   make_checkpoint(dir, shape);
   const auto outcome = crosscheck(dir);
   INFO(shape << ": " << outcome.output);
@@ -125,7 +125,7 @@ TEST_CASE("Llama-family logits and greedy tokens agree with an independent PyTor
 }
 
 TEST_CASE("Llama crosscheck catches a logit error of 1e-3", "[models][crosscheck][llama]") {
-  ScratchDir dir;
+  TempDir dir;
   make_checkpoint(dir, "llama-mha");
   const auto outcome = crosscheck(dir, 1e-3);
   INFO(outcome.output);
@@ -136,9 +136,9 @@ TEST_CASE("Llama crosscheck catches a logit error of 1e-3", "[models][crosscheck
 TEST_CASE("Llama checkpoints stored as bf16 or fp16 and sharded load and agree with the reference",
           "[models][crosscheck][llama]") {
   const auto stored = GENERATE(as<std::string>{}, "bf16", "f16");
-  ScratchDir dir;
+  TempDir dir;
   make_checkpoint(dir, "qwen3-qknorm", "--stored " + stored + " --shards 3");
-  CHECK(std::filesystem::exists(dir.file("model.safetensors.index.json")));
+  CHECK(std::filesystem::exists(dir.path("model.safetensors.index.json")));
   const auto outcome = crosscheck(dir);
   INFO(stored << ": " << outcome.output);
   CHECK(outcome.status == 0);
@@ -146,18 +146,18 @@ TEST_CASE("Llama checkpoints stored as bf16 or fp16 and sharded load and agree w
 
 TEST_CASE("a pipeline stage of a sharded Llama checkpoint opens only the shards of its blocks",
           "[models][llama][checkpoint]") {
-  ScratchDir dir;
+  TempDir dir;
   make_checkpoint(dir, "llama-mha", "--shards 4");
-  std::ifstream index_file(dir.file("model.safetensors.index.json"));
+  std::ifstream index_file(dir.path("model.safetensors.index.json"));
   const auto index = nlohmann::json::parse(index_file);
   std::set<std::string> needed, all;
   for (const auto& [name, shard] : index["weight_map"].items()) {
-    all.insert(dir.file(shard.get<std::string>()));
-    if (name.rfind("model.layers.1.", 0) == 0) needed.insert(dir.file(shard.get<std::string>()));
+    all.insert(dir.path(shard.get<std::string>()));
+    if (name.rfind("model.layers.1.", 0) == 0) needed.insert(dir.path(shard.get<std::string>()));
   }
   REQUIRE(needed.size() < all.size());
 
-  const LlamaForCausalLM model(LlamaOptions::from_directory(dir.path().string()));
+  const LlamaForCausalLM model(LlamaOptions::from_directory(dir.root()));
   CHECK(model.checkpoint()->opened_files().empty());
   for (const auto& spec : model.blocks())
     if (spec.name == "model.layers.1") spec.build();
@@ -286,21 +286,21 @@ TEST_CASE("bad Llama configs are refused naming the file, key and what is accept
 }
 
 TEST_CASE("load_causal_lm picks the architecture from model_type", "[models][llama]") {
-  ScratchDir dir;
+  TempDir dir;
   make_checkpoint(dir, "mistral-window");
-  const auto loaded = load_causal_lm(dir.path().string());
+  const auto loaded = load_causal_lm(dir.root());
   CHECK_THAT(loaded.model->describe(), Contains("mistral: 2 layers, hidden 32"));
   CHECK(loaded.model->eos_token_ids() == std::vector<std::int64_t>{2, 7});
 
   // generation_config.json's EOS wins over config.json's, as in transformers.
-  std::ofstream(dir.file("generation_config.json")) << R"({"eos_token_id": [9, 10]})";
-  CHECK(load_causal_lm(dir.path().string()).model->eos_token_ids() == std::vector<std::int64_t>{9, 10});
+  std::ofstream(dir.path("generation_config.json")) << R"({"eos_token_id": [9, 10]})";
+  CHECK(load_causal_lm(dir.root()).model->eos_token_ids() == std::vector<std::int64_t>{9, 10});
 
-  std::ofstream(dir.file("config.json")) << R"({"model_type": "bert"})";
-  REQUIRE_THROWS_WITH(load_causal_lm(dir.path().string()),
+  std::ofstream(dir.path("config.json")) << R"({"model_type": "bert"})";
+  REQUIRE_THROWS_WITH(load_causal_lm(dir.root()),
                       Contains("model_type 'bert' is not supported; accepted: gpt2, llama, mistral, "
                                "qwen2, qwen3"));
-  std::filesystem::remove(dir.file("config.json"));
-  REQUIRE_THROWS_WITH(load_causal_lm(dir.path().string()),
+  std::filesystem::remove(dir.path("config.json"));
+  REQUIRE_THROWS_WITH(load_causal_lm(dir.root()),
                       Contains("config.json") && Contains("cannot read config"));
 }

@@ -15,29 +15,29 @@
 
 using namespace accel::models;
 using accel::models::testing::run_command;
-using accel::models::testing::ScratchDir;
+using accel::test::TempDir;
 namespace pipeline = accel::pipeline;
 
 TEST_CASE("a sharded Llama checkpoint pipelined by HF block names matches one process, each rank "
           "opening only its shards",
           "[models][llama][pipeline]") {
-  ScratchDir dir;
+  TempDir dir;
   const auto made = run_command(std::string("/usr/bin/python3 ") + ACCEL_LLAMA_REFERENCE_SCRIPT + " make " +
-                                dir.path().string() + " llama-mha --shards 5");
+                                dir.root() + " llama-mha --shards 5");
   INFO(made.output);
   REQUIRE(made.status == 0);
 
   // The shards each stage needs, from the index: stage 0 runs model.embed_tokens and
   // model.layers.0, stage 1 model.layers.1 and lm_head (model.norm + lm_head).
-  std::ifstream index_file(dir.file("model.safetensors.index.json"));
+  std::ifstream index_file(dir.path("model.safetensors.index.json"));
   const auto index = nlohmann::json::parse(index_file);
   std::set<std::string> stage_shards[2];
   for (const auto& [name, shard] : index["weight_map"].items()) {
     const bool first = name.rfind("model.embed_tokens.", 0) == 0 || name.rfind("model.layers.0.", 0) == 0;
-    stage_shards[first ? 0 : 1].insert(dir.file(shard.get<std::string>()));
+    stage_shards[first ? 0 : 1].insert(dir.path(shard.get<std::string>()));
   }
 
-  const LlamaForCausalLM whole(LlamaOptions::from_directory(dir.path().string()));
+  const LlamaForCausalLM whole(LlamaOptions::from_directory(dir.root()));
   torch::manual_seed(4);
   const auto ids = torch::randint(3, whole.config().vocab_size, {5, 7}, torch::kLong);
   auto mask = torch::ones({5, 7}, torch::kLong);
@@ -49,7 +49,7 @@ TEST_CASE("a sharded Llama checkpoint pipelined by HF block names matches one pr
   pipeline::Activations out;
   std::set<std::string> opened[2];
   const auto errors = pipeline::testing::run_ranks(2, [&](accel::runtime::GroupHandle& group) {
-    const LlamaForCausalLM model(LlamaOptions::from_directory(dir.path().string()));
+    const LlamaForCausalLM model(LlamaOptions::from_directory(dir.root()));
     auto pipe = pipeline::prepare(model, {ids.narrow(0, 0, 1), mask.narrow(0, 0, 1)},
                                   pipeline::testing::quiet(pipeline::SplitPoints::at({"model.layers.1"}), 2), group);
     auto mine = pipe.forward(batch);

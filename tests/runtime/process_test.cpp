@@ -1,16 +1,18 @@
 // Multi-process runs: rendezvous failures, a rank dying mid-gather, and the example jobs under
 // accel-launch, mpirun and torchrun.
 #include <catch2/catch.hpp>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 
+#include "accel/launch/port.h"
 #include "process_util.h"
+#include "support/temp_dir.h"
 
-using accel::testing::free_port;
+using accel::launch::PortReservation;
+using accel::test::slurp;
+using accel::test::TempDir;
 using accel::testing::rank_env;
 using accel::testing::run_command;
 using accel::testing::run_commands;
@@ -20,35 +22,29 @@ namespace {
 namespace fs = std::filesystem;
 constexpr std::chrono::seconds kDeadline{45};
 
-std::vector<std::string> rank_commands(int world, const std::vector<int>& ranks, const std::string& extra_env,
-                                       const std::string& command) {
-  const int port = free_port();
-  std::vector<std::string> out;
-  for (int r : ranks) out.push_back(rank_env(r, world, port) + " " + extra_env + " " + command);
+// The commands of some ranks of one world, with the rendezvous port they share. The port stays
+// reserved while the value lives, so run the commands within one full expression:
+// run_commands(rank_commands(...).commands, ...).
+struct RankCommands {
+  PortReservation port = PortReservation::any_free();
+  std::vector<std::string> commands;
+};
+
+RankCommands rank_commands(int world, const std::vector<int>& ranks, const std::string& extra_env,
+                           const std::string& command) {
+  RankCommands out;
+  for (int r : ranks) out.commands.push_back(rank_env(r, world, out.port.port()) + " " + extra_env + " " + command);
   return out;
 }
 
 bool have(const std::string& program) { return ::access(program.c_str(), X_OK) == 0; }
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char templ[] = "/tmp/accel-runtime-XXXXXX";
-    path = ::mkdtemp(templ);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
 
 }  // namespace
 
 TEST_CASE("a rank that dies mid-gather makes the others fail naming it", "[runtime][process]") {
   const auto results =
-      run_commands(rank_commands(3, {0, 1, 2}, "ACCEL_TIMEOUT_S=5", RUNTIME_WORKER " die-in-gather 1"), kDeadline);
+      run_commands(rank_commands(3, {0, 1, 2}, "ACCEL_TIMEOUT_S=5", RUNTIME_WORKER " die-in-gather 1").commands, kDeadline);
   CHECK(results[1].exit_code == 3);
   for (int r : {0, 2}) {
     INFO(results[r].output);
@@ -61,7 +57,7 @@ TEST_CASE("a rank that dies mid-gather makes the others fail naming it", "[runti
 
 TEST_CASE("when rank 0 (the store's host) dies, the others say so", "[runtime][process]") {
   const auto results =
-      run_commands(rank_commands(2, {0, 1}, "ACCEL_TIMEOUT_S=5", RUNTIME_WORKER " die-in-gather 0"), kDeadline);
+      run_commands(rank_commands(2, {0, 1}, "ACCEL_TIMEOUT_S=5", RUNTIME_WORKER " die-in-gather 0").commands, kDeadline);
   INFO(results[1].output);
   CHECK(results[1].exit_code == 1);
   CHECK_THAT(results[1].output, Catch::Contains("failed on rank 1"));
@@ -69,7 +65,7 @@ TEST_CASE("when rank 0 (the store's host) dies, the others say so", "[runtime][p
 }
 
 TEST_CASE("a rank that never starts is named by the others within the timeout", "[runtime][process]") {
-  const auto results = run_commands(rank_commands(3, {0, 1}, "ACCEL_TIMEOUT_S=1", RUNTIME_WORKER " form"), kDeadline);
+  const auto results = run_commands(rank_commands(3, {0, 1}, "ACCEL_TIMEOUT_S=1", RUNTIME_WORKER " form").commands, kDeadline);
   for (const auto& r : results) {
     INFO(r.output);
     CHECK(r.exit_code == 1);
@@ -79,7 +75,7 @@ TEST_CASE("a rank that never starts is named by the others within the timeout", 
 }
 
 TEST_CASE("without rank 0 the others name the address they could not reach", "[runtime][process]") {
-  const auto results = run_commands(rank_commands(2, {1}, "ACCEL_TIMEOUT_S=0.5", RUNTIME_WORKER " form"), kDeadline);
+  const auto results = run_commands(rank_commands(2, {1}, "ACCEL_TIMEOUT_S=0.5", RUNTIME_WORKER " form").commands, kDeadline);
   INFO(results[0].output);
   CHECK(results[0].exit_code == 1);
   CHECK_THAT(results[0].output,
@@ -113,7 +109,7 @@ TEST_CASE("malformed runtime variables are usage errors naming the variable", "[
   result = run_command("ACCEL_USE_CPU=perhaps " RUNTIME_WORKER " form", kDeadline);
   CHECK(result.exit_code == 2);
   CHECK_THAT(result.output, Catch::Contains("ACCEL_USE_CPU='perhaps' is not a boolean"));
-  result = run_command(rank_env(0, 2, free_port()) + " GLOO_SOCKET_IFNAME=nope0 " RUNTIME_WORKER " form", kDeadline);
+  result = run_command(rank_env(0, 2, PortReservation::any_free().port()) + " GLOO_SOCKET_IFNAME=nope0 " RUNTIME_WORKER " form", kDeadline);
   CHECK(result.exit_code == 2);
   CHECK_THAT(result.output, Catch::Contains("GLOO_SOCKET_IFNAME='nope0' is not a network interface of this machine; "
                                             "it has: lo"));
@@ -125,7 +121,7 @@ TEST_CASE("accel-test-job passes with ranks started by hand (torchrun variables)
     for (int r = 0; r < world; ++r) ranks.push_back(r);
     // The 3-rank run names its Gloo interface the way users of torch do.
     const std::string env = world == 3 ? "ACCEL_TIMEOUT_S=20 GLOO_SOCKET_IFNAME=lo" : "ACCEL_TIMEOUT_S=20";
-    const auto results = run_commands(rank_commands(world, ranks, env, ACCEL_TEST_JOB), kDeadline);
+    const auto results = run_commands(rank_commands(world, ranks, env, ACCEL_TEST_JOB).commands, kDeadline);
     for (const auto& r : results) {
       INFO(r.output);
       CHECK(r.exit_code == 0);
@@ -136,7 +132,8 @@ TEST_CASE("accel-test-job passes with ranks started by hand (torchrun variables)
 }
 
 TEST_CASE("two machines on loopback: ranks 0-1 on node 0, ranks 2-3 on node 1", "[runtime][process]") {
-  const int port = free_port();
+  const auto reservation = PortReservation::any_free();
+  const int port = reservation.port();
   std::vector<std::string> commands;
   for (int r = 0; r < 4; ++r) {
     commands.push_back("RANK=" + std::to_string(r) + " WORLD_SIZE=4 LOCAL_RANK=" + std::to_string(r % 2) +
@@ -165,11 +162,11 @@ TEST_CASE("accel-test-job and distributed_inference under accel-launch", "[runti
                                Catch::Contains("launcher accel-launch"));
 
     const TempDir dir;
-    const fs::path prompts = dir.path / "prompts.txt";
+    const std::string prompts = dir.path("prompts.txt");
     std::ofstream(prompts) << "first\nsecond\nthird\nfourth\nfifth\n";
     const auto inference = run_command(std::string(ACCEL_LAUNCH) + " --num_processes " + std::to_string(world) + " " +
-                                           DISTRIBUTED_INFERENCE " --prompts " + prompts.string() + " --output_dir " +
-                                           (dir.path / "out").string(),
+                                           DISTRIBUTED_INFERENCE " --prompts " + prompts + " --output_dir " +
+                                           dir.path("out"),
                                        kDeadline);
     INFO(inference.output);
     CHECK(inference.exit_code == 0);
@@ -180,7 +177,7 @@ TEST_CASE("accel-test-job and distributed_inference under accel-launch", "[runti
     CHECK(fifth != std::string::npos);
     CHECK(first < fifth);
     std::string lines;
-    for (int r = 0; r < world; ++r) lines += read_file(dir.path / "out" / ("result_" + std::to_string(r) + ".txt"));
+    for (int r = 0; r < world; ++r) lines += slurp(dir.path("out/result_" + std::to_string(r) + ".txt"));
     CHECK_THAT(lines, Catch::StartsWith("0\tfirst\t") && Catch::Contains("4\tfifth\t"));
     CHECK(std::count(lines.begin(), lines.end(), '\n') == 5);  // padding is not written
   }
@@ -188,30 +185,30 @@ TEST_CASE("accel-test-job and distributed_inference under accel-launch", "[runti
 
 TEST_CASE("distributed_inference: one process, a rerun, and bad input", "[runtime][process]") {
   const TempDir dir;
-  const auto out = (dir.path / "out").string();
+  const auto out = dir.path("out");
   const auto first = run_command(DISTRIBUTED_INFERENCE " --output_dir " + out, kDeadline);
   INFO(first.output);
   CHECK(first.exit_code == 0);
   CHECK_THAT(first.output, Catch::Contains("[0] a dog -> ") && Catch::Contains("[2] a chicken -> "));
-  const auto first_result = read_file(dir.path / "out" / "result_0.txt");
+  const auto first_result = slurp(dir.path("out/result_0.txt"));
   CHECK_THAT(first_result, Catch::StartsWith("0\ta dog\t"));
   const auto again = run_command(DISTRIBUTED_INFERENCE " --output_dir " + out, kDeadline);
   CHECK_THAT(again.output, Catch::Contains("replacing " + out + "/result_0.txt from an earlier run"));
-  CHECK(read_file(dir.path / "out" / "result_0.txt") == first_result);  // seeded: the rerun writes the same
-  CHECK(fs::directory_iterator(dir.path / "out") != fs::directory_iterator());
-  for (const auto& entry : fs::directory_iterator(dir.path / "out")) {
+  CHECK(slurp(dir.path("out/result_0.txt")) == first_result);  // seeded: the rerun writes the same
+  CHECK(fs::directory_iterator(dir.path("out")) != fs::directory_iterator());
+  for (const auto& entry : fs::directory_iterator(dir.path("out"))) {
     CHECK(entry.path().filename().string().find(".tmp.") == std::string::npos);  // no half-written files
   }
 
-  const auto missing = run_command(DISTRIBUTED_INFERENCE " --prompts " + (dir.path / "nope.txt").string(), kDeadline);
+  const auto missing = run_command(DISTRIBUTED_INFERENCE " --prompts " + dir.path("nope.txt"), kDeadline);
   CHECK(missing.exit_code == 1);
-  CHECK_THAT(missing.output, Catch::Contains((dir.path / "nope.txt").string() +
+  CHECK_THAT(missing.output, Catch::Contains(dir.path("nope.txt") +
                                              ": cannot open the prompts file: No such file or directory"));
-  std::ofstream(dir.path / "empty.txt") << "\n\n";
-  const auto empty = run_command(DISTRIBUTED_INFERENCE " --prompts " + (dir.path / "empty.txt").string(), kDeadline);
+  std::ofstream(dir.path("empty.txt")) << "\n\n";
+  const auto empty = run_command(DISTRIBUTED_INFERENCE " --prompts " + dir.path("empty.txt"), kDeadline);
   CHECK_THAT(empty.output, Catch::Contains("empty.txt: has no prompts; expected one prompt per line"));
-  std::ofstream(dir.path / "file") << "x";
-  const auto not_dir = run_command(DISTRIBUTED_INFERENCE " --output_dir " + (dir.path / "file").string(), kDeadline);
+  std::ofstream(dir.path("file")) << "x";
+  const auto not_dir = run_command(DISTRIBUTED_INFERENCE " --output_dir " + dir.path("file"), kDeadline);
   CHECK_THAT(not_dir.output, Catch::Contains("file: --output_dir is not a directory that can be created"));
 }
 
@@ -229,12 +226,12 @@ void check_under(const std::string& launcher, const std::string& command, const 
 
 TEST_CASE("the same job runs unchanged under mpirun", "[runtime][process][mpi]") {
   check_under("/usr/bin/mpirun",
-              "-np 2 --allow-run-as-root --oversubscribe -x MASTER_PORT=" + std::to_string(free_port()), "OpenMPI");
+              "-np 2 --allow-run-as-root --oversubscribe -x MASTER_PORT=" + std::to_string(PortReservation::any_free().port()), "OpenMPI");
 }
 
 TEST_CASE("the same job runs unchanged under torchrun", "[runtime][process][torchrun]") {
   check_under("/usr/bin/torchrun",
-              "--nproc_per_node 2 --no_python -r 1 -t 1 --master_port " + std::to_string(free_port()), "torchrun");
+              "--nproc_per_node 2 --no_python -r 1 -t 1 --master_port " + std::to_string(PortReservation::any_free().port()), "torchrun");
 }
 
 TEST_CASE("ranks that exit right after forming the group never break a peer's formation", "[runtime][process]") {
@@ -242,7 +239,7 @@ TEST_CASE("ranks that exit right after forming the group never break a peer's fo
   // "could not connect to its peers ... Connection closed by peer" (about 1 run in 15).
   for (int run = 0; run < 20; ++run) {
     const auto results =
-        run_commands(rank_commands(3, {0, 1, 2}, "ACCEL_TIMEOUT_S=30", RUNTIME_WORKER " form"), kDeadline);
+        run_commands(rank_commands(3, {0, 1, 2}, "ACCEL_TIMEOUT_S=30", RUNTIME_WORKER " form").commands, kDeadline);
     for (std::size_t r = 0; r < results.size(); ++r) {
       INFO("run " << run << ", rank " << r << ": " << results[r].output);
       REQUIRE(results[r].exit_code == 0);

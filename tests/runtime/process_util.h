@@ -18,9 +18,6 @@ struct ProcessResult {
 std::vector<ProcessResult> run_commands(const std::vector<std::string>& commands, std::chrono::seconds deadline);
 ProcessResult run_command(const std::string& command, std::chrono::seconds deadline);
 
-// A TCP port on 127.0.0.1 that was free a moment ago.
-int free_port();
-
 // "RANK=r WORLD_SIZE=n LOCAL_RANK=r LOCAL_WORLD_SIZE=n MASTER_ADDR=127.0.0.1 MASTER_PORT=port".
 std::string rank_env(int rank, int world_size, int port);
 

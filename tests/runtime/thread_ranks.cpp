@@ -1,41 +1,50 @@
 #include "thread_ranks.h"
 
-#include <torch/csrc/distributed/c10d/HashStore.hpp>
-
-#include <thread>
+#include <utility>
 
 #include "accel/runtime/group.h"
+#include "support/thread_ranks.h"
 
 namespace accel::testing {
+namespace {
+
+// The rank's exception, in the outcome's terms.
+void record_error(const std::exception_ptr& error, Outcome<std::string>& outcome) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const PeerError& e) {
+    outcome.error = e.what();
+    outcome.error_type = "PeerError";
+  } catch (const UsageError& e) {
+    outcome.error = e.what();
+    outcome.error_type = "UsageError";
+  } catch (const Error& e) {
+    outcome.error = e.what();
+    outcome.error_type = "Error";
+  } catch (const std::exception& e) {
+    outcome.error = e.what();
+    outcome.error_type = "other";
+  }
+}
+
+}  // namespace
 
 std::vector<Outcome<std::string>> run_ranks_raw(int world_size,
                                                 const std::function<std::string(const PartialState&)>& body,
                                                 std::chrono::milliseconds timeout) {
-  auto store = c10::make_intrusive<::c10d::HashStore>();
   std::vector<Outcome<std::string>> out(world_size);
-  std::vector<std::thread> threads;
+  const auto errors = test::run_ranks(
+      world_size,
+      [&](runtime::GroupHandle& group) {
+        // The state takes the group over, so it closes when this rank's body ends, as a worker's
+        // would when it exits: peers still waiting on it hear that it is gone.
+        const auto state = PartialState::over_group(std::exchange(group, runtime::GroupHandle{}));
+        out[state.process_index()].value = body(state);
+      },
+      timeout);
   for (int rank = 0; rank < world_size; ++rank) {
-    threads.emplace_back([&, rank] {
-      auto& o = out[rank];
-      try {
-        const auto state = PartialState::over_group(runtime::make_gloo_group(store, rank, world_size, timeout));
-        o.value = body(state);
-      } catch (const PeerError& e) {
-        o.error = e.what();
-        o.error_type = "PeerError";
-      } catch (const UsageError& e) {
-        o.error = e.what();
-        o.error_type = "UsageError";
-      } catch (const Error& e) {
-        o.error = e.what();
-        o.error_type = "Error";
-      } catch (const std::exception& e) {
-        o.error = e.what();
-        o.error_type = "other";
-      }
-    });
+    if (errors[rank]) record_error(errors[rank], out[rank]);
   }
-  for (auto& t : threads) t.join();
   return out;
 }
 

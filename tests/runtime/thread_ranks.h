@@ -1,6 +1,6 @@
 #pragma once
-// Runs world-size ranks as threads of this process, each with a Gloo group over one shared
-// HashStore, and returns what each rank's body returned. Catch2 assertions are not thread-safe:
+// The runtime's view of tests/support's ranks-as-threads (support/thread_ranks.h): each rank's
+// body gets a PartialState over its group, and what each body returned comes back. Catch2 assertions are not thread-safe:
 // bodies return values and the test asserts on them afterwards. A rank's exception is returned
 // as its message (Outcome::error) so that failure paths can be asserted too.
 #include <chrono>
