@@ -273,3 +273,48 @@ TEST_CASE("launch supervision: a worker that cannot be started fails with the sh
   CHECK(result.exit_code == 127);
   CHECK(result.ranks[0].what == "could not be started: No such file or directory");
 }
+
+TEST_CASE("launch supervision: the summary lists at most eight further failures and counts the rest") {
+  RunResult result;
+  result.exit_code = 1;
+  for (int local_rank = 0; local_rank < 11; ++local_rank) {
+    RankOutcome rank;
+    rank.rank = rank.local_rank = local_rank;
+    rank.host = "node7";
+    rank.pid = 100 + local_rank;
+    rank.ending = RankOutcome::Ending::kFailed;
+    rank.what = "exited with status 1";
+    rank.exit_code = 1;
+    result.ranks.push_back(rank);
+    result.failed.push_back(local_rank);
+  }
+  const std::string text = accel::launch::summary(result);
+  CHECK(text.rfind("accel-launch: job failed: rank 0 (local rank 0 on node7, pid 100) exited with status 1\n", 0) == 0);
+  CHECK(text.find("  also failed: rank 8 (local rank 8 on node7, pid 108) exited with status 1\n") != std::string::npos);
+  CHECK(text.find("rank 9 (") == std::string::npos);
+  CHECK(text.find("  and 2 more failed rank(s)\naccel-launch: exit code 1\n") != std::string::npos);
+}
+
+TEST_CASE("launch supervision: the summary words machine 0's verdict and interruptions") {
+  RunResult ended;
+  ended.exit_code = 3;
+  ended.job_ended = "machine 1 (node8): rank 3 (local rank 1 on node8, pid 9) exited with status 3";
+  CHECK(accel::launch::summary(ended) ==
+        "accel-launch: job failed: machine 1 (node8): rank 3 (local rank 1 on node8, pid 9) exited with status 3\n"
+        "accel-launch: exit code 3\n");
+  ended.exit_code = 0;
+  ended.job_ended = "";
+  CHECK(accel::launch::summary(ended).empty());
+
+  RunResult between;
+  between.exit_code = 128 + SIGINT;
+  between.interrupted_by = SIGINT;
+  between.interrupted_between_attempts = true;
+  CHECK(accel::launch::summary(between) == "accel-launch: interrupted by SIGINT between attempts\naccel-launch: exit code 130\n");
+
+  RunResult interrupted;
+  interrupted.exit_code = 128 + SIGTERM;
+  interrupted.interrupted_by = SIGTERM;
+  CHECK(accel::launch::summary(interrupted) ==
+        "accel-launch: interrupted by SIGTERM; forwarded it to the workers\naccel-launch: exit code 143\n");
+}
