@@ -164,10 +164,10 @@ def bench(args):
     def run_forward():
         lm_logits(w, forward(w, cfg, ids, mask))
 
-    def run_generate():
+    def run_generate(new_tokens=args.new_tokens):
         past, seq, m = [], prompt, torch.ones_like(prompt)
         step_ids = prompt
-        for _ in range(args.new_tokens):
+        for _ in range(new_tokens):
             hidden = forward(w, cfg, step_ids, m, past)
             step_ids = lm_logits(w, hidden[:, -1:]).argmax(-1)
             seq = torch.cat([seq, step_ids], 1)
@@ -177,8 +177,11 @@ def bench(args):
         run_forward()  # warm-up
         forward_s = best_of(args.repeats, run_forward)
         generate_s = best_of(args.repeats, run_generate)
+        prefill_s = best_of(args.repeats, lambda: run_generate(1))
     print("forward_tokens_per_s %.1f" % (args.batch * args.tokens / forward_s))
     print("generate_tokens_per_s %.1f" % (args.batch * args.new_tokens / generate_s))
+    # As models_bench: the first token is the prefill, each further one a decode step.
+    print("decode_tokens_per_s %.1f" % (args.batch * (args.new_tokens - 1) / (generate_s - prefill_s)))
     return 0
 
 

@@ -1,16 +1,24 @@
-// Measures GPT-2 forward and greedy cached generation throughput for a randomly initialised
-// model; scripts/bench-models.sh runs it next to the PyTorch eager implementation in
-// scripts/crosscheck-gpt2.py with the same shapes and prints both.
+// GPT-2 throughput against what this machine can do. For a randomly initialised model of GPT-2
+// small's shapes it measures, in the same run: the memory read bandwidth (a STREAM-like sum over
+// a buffer far larger than the caches), the matmul FLOP/s at the forward pass's shapes, and then
+// forward, greedy generation and decode-step throughput, each printed beside its bound and the
+// ratio achieved/bound. With --profile 1 it also prints where one decode step spends its time,
+// operator by operator (the autograd profiler's self time). scripts/bench-models.sh runs it next
+// to the PyTorch eager implementation in scripts/crosscheck-gpt2.py.
 #include "accel/core/error.h"
 #include "accel/core/text.h"
 #include "accel/models/gpt2.h"
 
+#include <torch/csrc/autograd/profiler_legacy.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <limits>
 #include <map>
 #include <string>
+#include <vector>
 
 using namespace accel::models;
 
@@ -27,22 +35,151 @@ double best_of(int repeats, F&& fn) {
   return best;
 }
 
+// Bytes per second of reading a buffer much larger than the last-level cache, on the threads
+// torch uses (a reduction is a pure streaming read).
+double read_bandwidth(int repeats) {
+  constexpr std::int64_t kBytes = std::int64_t{512} << 20;
+  const auto buffer = torch::ones({kBytes / 4}, torch::kFloat32);
+  buffer.sum();  // fault the pages in
+  return static_cast<double>(kBytes) / best_of(repeats, [&] { buffer.sum(); });
+}
+
+// FLOP/s of an [m, k] x [k, n] matmul in `dtype`.
+double matmul_flops(std::int64_t m, std::int64_t k, std::int64_t n, torch::ScalarType dtype, int repeats) {
+  const auto a = torch::randn({m, k}).to(dtype), b = torch::randn({k, n}).to(dtype);
+  torch::matmul(a, b);
+  return 2.0 * static_cast<double>(m * k * n) / best_of(repeats, [&] { torch::matmul(a, b); });
+}
+
+void print_figure(const std::string& name, double achieved, double bound) {
+  std::printf("%s %.1f\n%s_bound %.1f\n%s_of_bound %.2f\n", name.c_str(), achieved, name.c_str(), bound,
+              name.c_str(), achieved / bound);
+}
+
+// Self time of each operator in one call of `step`, largest first; a child's time is counted
+// under the child only, so the column sums to the step's operator time.
+void print_profile(const std::function<void()>& step) {
+  namespace profiler = torch::autograd::profiler;
+  profiler::enableProfilerLegacy(torch::profiler::impl::ProfilerConfig(torch::profiler::impl::ProfilerState::CPU));
+  const auto began = std::chrono::steady_clock::now();
+  step();
+  const double wall_us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - began).count();
+  const auto threads = profiler::disableProfilerLegacy();
+  struct Total { double self_us = 0; int calls = 0; };
+  std::map<std::string, Total> totals;
+  for (const auto& events : threads) {
+    struct Open { const profiler::LegacyEvent* push; double children_us; };
+    std::vector<Open> stack;
+    for (const auto& e : events) {
+      if (e.kind() == profiler::EventKind::PushRange) {
+        stack.push_back({&e, 0.0});
+      } else if (e.kind() == profiler::EventKind::PopRange && !stack.empty()) {
+        const auto open = stack.back();
+        stack.pop_back();
+        const double elapsed = open.push->cpuElapsedUs(e);
+        auto& total = totals[open.push->name()];
+        total.self_us += elapsed - open.children_us;
+        ++total.calls;
+        if (!stack.empty()) stack.back().children_us += elapsed;
+      }
+    }
+  }
+  std::vector<std::pair<std::string, Total>> rows(totals.begin(), totals.end());
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.self_us > b.second.self_us; });
+  double sum_us = 0;
+  for (const auto& row : rows) sum_us += row.second.self_us;
+  std::printf("profile_wall_us %.0f\nprofile_operator_us %.0f\n", wall_us, sum_us);
+  for (const auto& [name, total] : rows)
+    if (total.self_us >= 0.005 * sum_us)
+      std::printf("profile_op %s calls %d self_us %.0f share %.3f\n", name.c_str(), total.calls, total.self_us,
+                  total.self_us / sum_us);
+}
+
+struct Shape {
+  std::int64_t batch, tokens, prompt, new_tokens;
+  int repeats;
+};
+
+// Bytes a decode step must read: every weight once (the tied lm_head reads wte in full; the
+// position table only one row) and the cached keys and values at the average context length.
+double decode_bytes(GPT2LMHeadModel& model, const Shape& s, torch::ScalarType dtype) {
+  double bytes = 0;
+  for (const auto& [name, tensor] : model.state_dict())
+    if (name.find("wpe") == std::string::npos) bytes += static_cast<double>(tensor.nbytes());
+  const auto& c = model.config();
+  const double context = static_cast<double>(s.prompt) + static_cast<double>(s.new_tokens) / 2;
+  return bytes + 2.0 * static_cast<double>(c.n_layer * c.n_embd * s.batch) * context *
+                     static_cast<double>(c10::elementSize(dtype));
+}
+
+// Multiply-adds per token in the matmuls: the weights once, plus attention over `context` keys.
+double flops_per_token(const GPT2Config& c, double context) {
+  const double d = static_cast<double>(c.n_embd), inner = static_cast<double>(c.inner_dim());
+  const double layer = d * 3 * d + d * d + 2 * d * inner + 2 * d * context;
+  return 2.0 * (static_cast<double>(c.n_layer) * layer + d * static_cast<double>(c.vocab_size));
+}
+
+void run_benchmarks(GPT2LMHeadModel& model, const Shape& s, torch::ScalarType dtype, bool profile) {
+  const auto& c = model.config();
+  const double bandwidth = read_bandwidth(s.repeats);
+  const double gemm = matmul_flops(s.batch * s.tokens, c.n_embd, c.inner_dim(), dtype, s.repeats);
+  std::printf("read_bandwidth_gb_per_s %.2f\nmatmul_gflop_per_s %.2f\n", bandwidth / 1e9, gemm / 1e9);
+
+  torch::manual_seed(1);
+  const auto ids = torch::randint(0, c.vocab_size, {s.batch, s.tokens}, torch::kLong);
+  const auto mask = torch::ones_like(ids);
+  model.forward(ids, mask);  // builds the weights and warms up
+  const double forward_s = best_of(s.repeats, [&] { model.forward(ids, mask); });
+  print_figure("forward_tokens_per_s", s.batch * s.tokens / forward_s,
+               gemm / flops_per_token(c, static_cast<double>(s.tokens) / 2));
+
+  const auto prompt = ids.narrow(1, 0, s.prompt);
+  const auto prompt_mask = torch::ones_like(prompt);
+  auto greedy = [&](std::int64_t tokens) {
+    GenerationOptions options;
+    options.max_new_tokens = tokens;
+    options.stop_at_eos = false;
+    return best_of(s.repeats, [&] { model.generate(prompt, prompt_mask, options); });
+  };
+  // generate(1) is the prefill alone; each further token is one decode step.
+  const double prefill_s = greedy(1), generate_s = greedy(s.new_tokens);
+  const double decode_s = (generate_s - prefill_s) / static_cast<double>(s.new_tokens - 1);
+  std::printf("generate_tokens_per_s %.1f\nprefill_ms %.1f\n", s.batch * s.new_tokens / generate_s,
+              prefill_s * 1e3);
+  // A decode step is bound by reading the weights or by its matmuls, whichever takes longer.
+  const double context = static_cast<double>(s.prompt) + static_cast<double>(s.new_tokens) / 2;
+  const double step_bound_s = std::max(decode_bytes(model, s, dtype) / bandwidth,
+                                       static_cast<double>(s.batch) * flops_per_token(c, context) / gemm);
+  print_figure("decode_tokens_per_s", s.batch / decode_s, s.batch / step_bound_s);
+
+  if (!profile) return;
+  KVCache cache;
+  auto step_ids = prompt;
+  auto step_mask = prompt_mask;
+  auto next = model.next_token_logits(step_ids, step_mask, &cache).argmax(1, true);
+  auto decode_step = [&] {
+    step_mask = torch::cat({step_mask, torch::ones_like(next)}, 1);
+    next = model.next_token_logits(next, step_mask, &cache).argmax(1, true);
+  };
+  decode_step();  // one unprofiled step, so allocator caches are warm
+  print_profile(decode_step);
+}
+
 int run(int argc, char** argv) {
-  std::map<std::string, std::string> args = {{"--threads", "1"}, {"--dtype", "float32"},
-                                             {"--batch", "1"},   {"--tokens", "128"},
-                                             {"--prompt", "16"}, {"--new-tokens", "32"},
-                                             {"--repeats", "3"}, {"--layers", "12"}};
+  std::map<std::string, std::string> args = {{"--threads", "1"}, {"--dtype", "float32"},  {"--batch", "1"},
+                                             {"--tokens", "128"}, {"--prompt", "16"},     {"--new-tokens", "32"},
+                                             {"--repeats", "3"},  {"--layers", "12"},     {"--profile", "0"}};
   for (int i = 1; i < argc; i += 2) {
     if (!args.count(argv[i]) || i + 1 >= argc)
       throw accel::UsageError(std::string("unknown flag or missing value: ") + argv[i] +
                               "; flags: --threads --dtype --batch --tokens --prompt --new-tokens "
-                              "--repeats --layers");
+                              "--repeats --layers --profile (0 or 1)");
     args[argv[i]] = argv[i + 1];
   }
-  auto number = [&](const std::string& flag) {
+  auto number = [&](const std::string& flag, std::int64_t lowest = 1) {
     const auto value = accel::text::parse_integer(args[flag]);
-    if (!value || *value <= 0)
-      throw accel::UsageError(flag + " must be a positive integer, got '" + args[flag] + "'");
+    if (!value || *value < lowest)
+      throw accel::UsageError(flag + " must be an integer >= " + std::to_string(lowest) + ", got '" + args[flag] + "'");
     return static_cast<std::int64_t>(*value);
   };
   torch::set_num_threads(static_cast<int>(number("--threads")));
@@ -50,23 +187,13 @@ int run(int argc, char** argv) {
   options.config.n_layer = number("--layers");
   options.dtype = parse_dtype(args["--dtype"]);
   GPT2LMHeadModel model(options);
-  const auto batch = number("--batch"), tokens = number("--tokens");
-  const auto prompt_len = number("--prompt"), new_tokens = number("--new-tokens");
-  const int repeats = static_cast<int>(number("--repeats"));
-
-  torch::manual_seed(1);
-  const auto ids = torch::randint(0, options.config.vocab_size, {batch, tokens}, torch::kLong);
-  const auto mask = torch::ones_like(ids);
-  const auto prompt = ids.narrow(1, 0, prompt_len);
-  GenerationOptions greedy;
-  greedy.max_new_tokens = new_tokens;
-  greedy.stop_at_eos = false;
-
-  model.forward(ids, mask);  // builds the weights and warms up
-  const double forward_s = best_of(repeats, [&] { model.forward(ids, mask); });
-  const double generate_s = best_of(repeats, [&] { model.generate(prompt, torch::ones_like(prompt), greedy); });
-  std::printf("forward_tokens_per_s %.1f\n", batch * tokens / forward_s);
-  std::printf("generate_tokens_per_s %.1f\n", batch * new_tokens / generate_s);
+  const Shape shape{number("--batch"), number("--tokens"), number("--prompt"), number("--new-tokens", 2),
+                    static_cast<int>(number("--repeats"))};
+  if (shape.prompt > shape.tokens)
+    throw accel::UsageError("--prompt " + std::to_string(shape.prompt) + " is longer than --tokens " +
+                            std::to_string(shape.tokens) + " (the prompt is the first tokens of the forward input)");
+  std::printf("threads %d\ndtype %s\n", torch::get_num_threads(), c10::toString(options.dtype));
+  run_benchmarks(model, shape, options.dtype, number("--profile", 0) != 0);
   return 0;
 }
 

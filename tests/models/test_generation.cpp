@@ -1,11 +1,14 @@
 #include "accel/core/error.h"
 #include "accel/models/gpt2.h"
+#include "accel/models/sequential.h"
 #include "test_helpers.h"
 
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <set>
+#include <tuple>
+#include <utility>
 
 using namespace accel::models;
 using accel::models::testing::tiny_config;
@@ -157,4 +160,64 @@ TEST_CASE("generation rejects bad requests with the reason", "[models][generatio
   REQUIRE_THROWS_WITH(model.generate(kPrompts, bad), Contains("top_k must be >= 0"));
   REQUIRE_THROWS_WITH(model.generate(torch::ones({1, 3}, torch::kLong), torch::zeros({1, 3}), greedy(1, true)),
                       Contains("at least one token with attention_mask 1"));
+}
+
+TEST_CASE("the key/value cache is written in place and grows only past its capacity",
+          "[models][generation][cache]") {
+  KVCache cache(6);
+  const auto k = torch::arange(2 * 3 * 4 * 5, torch::kFloat32).view({2, 3, 4, 5});
+  const auto v = -k;
+  auto [keys, values] = cache.append(7, k, v);  // layer 7 alone, as a pipeline stage would hold
+  CHECK(cache.length() == 4);
+  CHECK(cache.length(7) == 4);
+  CHECK(cache.length(0) == 0);
+  CHECK(torch::equal(keys, k));
+  const auto buffer = keys.data_ptr();
+  std::tie(keys, values) = cache.append(7, k.narrow(2, 0, 2), v.narrow(2, 0, 2));
+  CHECK(keys.data_ptr() == buffer);  // still the buffer allocated first: nothing was copied
+  CHECK(torch::equal(keys, torch::cat({k, k.narrow(2, 0, 2)}, 2)));
+  CHECK(torch::equal(values, torch::cat({v, v.narrow(2, 0, 2)}, 2)));
+  std::tie(keys, values) = cache.append(7, k, v);  // 10 > 6: doubled, earlier tokens kept
+  CHECK(keys.data_ptr() != buffer);
+  CHECK(cache.length() == 10);
+  CHECK(torch::equal(keys, torch::cat({k, k.narrow(2, 0, 2), k}, 2)));
+
+  CHECK_THROWS_WITH(cache.append(7, k.narrow(0, 0, 1), v.narrow(0, 0, 1)),
+                    Contains("layer 7's cache holds [2, 3, 10, 5] Float") && Contains("start a new one"));
+  CHECK_THROWS_WITH(cache.append(7, k, v.narrow(2, 0, 1)), Contains("of one shape"));
+  cache.clear();
+  CHECK(cache.length() == 0);
+}
+
+TEST_CASE("a forward pass whose mask does not match the cache is refused", "[models][generation][cache][errors]") {
+  auto model = tiny_lm();
+  KVCache cache;
+  const auto ids = torch::tensor(kPrompts[0], torch::kLong).unsqueeze(0);
+  model.forward(ids, {}, &cache);
+  CHECK_THROWS_WITH(model.forward(ids.narrow(1, 0, 1), torch::ones({1, 3}, torch::kLong), &cache),
+                    Contains("attention_mask has shape [1, 3]") && Contains("[1, 8]"));
+  const auto blocks = SequentialBlocks(model);
+  KVCache other;
+  blocks.forward_cached({ids, torch::ones_like(ids)}, other);
+  CHECK_THROWS_WITH(blocks.forward_cached({ids.narrow(1, 0, 1), torch::ones({1, 9}, torch::kLong)}, other),
+                    Contains("layer 0's cache holds 7 tokens but the attention mask puts 8 before the new ones"));
+  CHECK_THROWS_WITH(blocks.forward_cached({ids.narrow(1, 0, 1)}, other),
+                    Contains("block embeddings needs an attention_mask"));
+}
+
+TEST_CASE("GPT-2 blocks run one by one with a cache equal the whole model", "[models][generation][cache]") {
+  auto model = tiny_lm();
+  const SequentialBlocks blocks(model);
+  // Left-padded rows, a prefill and then two single-token steps.
+  const auto ids = torch::tensor({{96, 5, 17, 42, 8, 1}, {3, 3, 70, 12, 9, 4}}, torch::kLong);
+  const auto mask = torch::tensor({{0, 1, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 1}}, torch::kLong);
+  KVCache staged, whole;
+  for (const auto& [start, length] : std::vector<std::pair<int, int>>{{0, 4}, {4, 1}, {5, 1}}) {
+    const auto step_ids = ids.narrow(1, start, length);
+    const auto step_mask = mask.narrow(1, 0, start + length);
+    const auto expected = model.forward(step_ids, step_mask, &whole);
+    const auto got = blocks.forward_cached({step_ids, step_mask}, staged)[0].to(torch::kFloat32);
+    CHECK(torch::allclose(got, expected, 1e-5, 1e-5));
+  }
+  CHECK(staged.length() == 6);
 }

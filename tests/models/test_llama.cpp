@@ -304,3 +304,28 @@ TEST_CASE("load_causal_lm picks the architecture from model_type", "[models][lla
   REQUIRE_THROWS_WITH(load_causal_lm(dir.root()),
                       Contains("config.json") && Contains("cannot read config"));
 }
+
+TEST_CASE("Llama blocks run one by one with a cache equal the whole model", "[models][llama][cache]") {
+  // mistral: a sliding window shorter than the sequence; qwen3: q/k norms; both grouped heads.
+  for (const std::string type : {"mistral", "qwen3"}) {
+    auto config = tiny_llama(type);
+    if (type == "mistral") config.sliding_window = 4;
+    LlamaForCausalLM model(random_options(config));
+    const SequentialBlocks blocks(model);
+    const auto [ids, mask] = padded_batch(config.vocab_size);
+    KVCache staged, whole;
+    for (const auto& [start, length] : std::vector<std::pair<int, int>>{{0, 6}, {6, 1}, {7, 2}}) {
+      INFO(type << " tokens " << start << ".." << start + length);
+      const auto step_ids = ids.narrow(1, start, length);
+      const auto step_mask = mask.narrow(1, 0, start + length);
+      const auto expected = model.forward(step_ids, step_mask, &whole);
+      const auto got = blocks.forward_cached({step_ids, step_mask}, staged)[0].to(torch::kFloat32);
+      // Rows still all padding have no meaningful output; compare the rows with a real token.
+      const auto real = step_mask.narrow(1, start, length).ne(0);
+      CHECK(torch::allclose(got.index({real}), expected.index({real}), 1e-5, 1e-5));
+      CHECK(torch::allclose(expected.index({real}), model.forward(ids.narrow(1, 0, start + length),
+                                                                  step_mask).narrow(1, start, length).index({real}),
+                            1e-4, 1e-4));
+    }
+  }
+}

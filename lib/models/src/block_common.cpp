@@ -2,7 +2,9 @@
 
 #include "accel/core/error.h"
 
+#include <algorithm>
 #include <limits>
+#include <tuple>
 
 namespace accel::models::detail {
 namespace {
@@ -56,30 +58,102 @@ void check_compute_dtype(torch::ScalarType dtype, const torch::Device& device,
     throw UsageError("float16 needs a CUDA device; on CPU use float32 or bfloat16");
 }
 
-torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                     const torch::Tensor& attention_mask, double scale, std::int64_t window) {
-  const auto batch = q.size(0), tokens = q.size(2), total = k.size(2);
-  const auto bool_options = torch::TensorOptions().dtype(torch::kBool).device(q.device());
+namespace {
+
+// weight_out_in [out, in] (any strides) times x's single row, as x's shape with `out` last.
+torch::Tensor matrix_vector(const torch::Tensor& x, const torch::Tensor& weight_out_in,
+                            const torch::Tensor& bias) {
+  auto sizes = x.sizes().vec();
+  sizes.back() = weight_out_in.size(0);
+  const auto row = x.reshape({-1});
+  const auto product = bias.defined() ? torch::addmv(bias, weight_out_in, row)
+                                      : torch::mv(weight_out_in, row);
+  return product.view(sizes);
+}
+
+bool single_float_row(const torch::Tensor& x) {
+  return x.scalar_type() == torch::kFloat32 && x.numel() == x.size(-1);
+}
+
+}  // namespace
+
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+  if (single_float_row(x)) return matrix_vector(x, weight, bias);
+  return torch::linear(x, weight, bias.defined() ? bias : torch::Tensor());
+}
+
+torch::Tensor conv1d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+  if (single_float_row(x)) return matrix_vector(x, weight.t(), bias);
+  auto sizes = x.sizes().vec();
+  sizes.back() = weight.size(1);
+  return torch::addmm(bias, x.reshape({-1, x.size(-1)}), weight).view(sizes);
+}
+
+torch::Tensor model_mask(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                         std::int64_t past, const torch::Device& device) {
+  if (!input_ids.defined() || input_ids.dim() != 2)
+    throw UsageError("input_ids must be a [batch, tokens] tensor of token ids");
+  const auto batch = input_ids.size(0), keys = past + input_ids.size(1);
+  if (!attention_mask.defined())
+    return torch::ones({batch, keys}, torch::TensorOptions().dtype(torch::kLong).device(device));
+  key_mask(attention_mask, batch, keys);
+  return attention_mask.to(device, torch::kLong);
+}
+
+torch::Tensor block_mask(const Activations& inputs, std::int64_t batch, std::int64_t tokens,
+                         bool after_cache, const torch::Device& device, const std::string& block) {
+  const bool given = inputs.size() > 1 && inputs[1].defined();
+  if (!given && after_cache)
+    throw UsageError("block " + block + " needs an attention_mask covering the cached and new "
+                     "tokens when it runs with a cache");
+  if (!given)
+    return torch::ones({batch, tokens}, torch::TensorOptions().dtype(torch::kLong).device(device));
+  const auto& mask = inputs[1];
+  const auto width = after_cache && mask.dim() == 2 ? std::max(mask.size(1), tokens) : tokens;
+  key_mask(mask, batch, width);
+  return mask.to(device, torch::kLong);
+}
+
+torch::Tensor blocked_keys(const torch::Tensor& attention_mask, std::int64_t tokens,
+                           std::int64_t window) {
+  const auto batch = attention_mask.size(0), total = attention_mask.size(1);
+  const auto bool_options = torch::TensorOptions().dtype(torch::kBool).device(attention_mask.device());
   // Query i sits at cache index past + i; it sees keys j <= past + i (and > past + i - window).
   auto allowed = torch::ones({tokens, total}, bool_options).tril(total - tokens);
   if (window > 0) allowed &= torch::ones({tokens, total}, bool_options).triu(total - tokens - window + 1);
   allowed = allowed.view({1, 1, tokens, total}) &
             key_mask(attention_mask, batch, total).view({batch, 1, 1, total});
-  auto scores = torch::matmul(q, k.transpose(-1, -2)).to(torch::kFloat32).mul_(scale);
-  scores.masked_fill_(allowed.logical_not(), std::numeric_limits<float>::lowest());
-  return torch::matmul(torch::softmax(scores, -1).to(q.scalar_type()), v);
+  return allowed.logical_not();
 }
 
-void extend_cache(KVCache* cache, std::size_t layer, torch::Tensor& k, torch::Tensor& v) {
+torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                     const torch::Tensor& blocked, double scale) {
+  if (blocked.size(0) != q.size(0) || blocked.size(2) != q.size(2) || blocked.size(3) != k.size(2))
+    throw UsageError("attention over " + std::to_string(k.size(2)) + " keys for " +
+                     std::to_string(q.size(2)) + " queries got a mask for " +
+                     std::to_string(blocked.size(3)) + " keys and " +
+                     std::to_string(blocked.size(2)) + " queries");
+  // Grouped-query attention: the `groups` query heads that share a key/value head are stacked
+  // along the query dim, so the cached keys and values are read as they are, not repeated.
+  const auto batch = q.size(0), heads = q.size(1), tokens = q.size(2), keys = k.size(2);
+  const auto kv_heads = k.size(1), groups = heads / kv_heads;
+  const auto grouped = q.reshape({batch, kv_heads, groups * tokens, q.size(3)});
+  auto scores = torch::matmul(grouped, k.transpose(-1, -2)).to(torch::kFloat32).mul_(scale);
+  scores.view({batch, kv_heads, groups, tokens, keys})
+      .masked_fill_(blocked.unsqueeze(2), std::numeric_limits<float>::lowest());
+  return torch::matmul(torch::softmax(scores, -1).to(q.scalar_type()), v)
+      .view({batch, heads, tokens, v.size(3)});
+}
+
+void extend_cache(KVCache* cache, std::int64_t layer, std::int64_t past, torch::Tensor& k,
+                  torch::Tensor& v) {
   if (cache == nullptr) return;
-  auto& keys = cache->keys[layer];
-  auto& values = cache->values[layer];
-  if (keys.defined()) {
-    k = torch::cat({keys, k}, 2);
-    v = torch::cat({values, v}, 2);
-  }
-  keys = k;
-  values = v;
+  const auto index = static_cast<std::size_t>(layer);
+  if (cache->length(index) != past)
+    throw UsageError("layer " + std::to_string(layer) + "'s cache holds " +
+                     std::to_string(cache->length(index)) + " tokens but the attention mask puts " +
+                     std::to_string(past) + " before the new ones");
+  std::tie(k, v) = cache->append(index, k, v);
 }
 
 }  // namespace accel::models::detail

@@ -38,15 +38,43 @@ torch::Tensor key_mask(const torch::Tensor& attention_mask, std::int64_t batch, 
 void check_compute_dtype(torch::ScalarType dtype, const torch::Device& device,
                          const std::string& model_name);
 
-// With a cache: prepends layer `layer`'s cached keys and values to `k` and `v` (along the
-// sequence dim) and stores the result back as that layer's cache. Without one: no change.
-void extend_cache(KVCache* cache, std::size_t layer, torch::Tensor& k, torch::Tensor& v);
+// x [..., in] times a weight stored [out, in] (torch's Linear layout), plus bias when defined.
+// A single row of float32 runs as a matrix-vector product: BLAS's gemm at one row runs 2-3x
+// below the memory bandwidth that gemv reaches, and batch-1 decoding is nothing but such rows.
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
 
-// Scaled dot-product attention over q [B,H,T,D] and k, v [B,H,K,D] (K = cached + new keys)
-// with causal order, the padding mask and, when window > 0, a sliding window of that many
-// keys. Scores are normalised in float32 so half-precision models mask without overflow; a
-// fully masked row (a padding query) gets a uniform distribution instead of NaN.
+// x [..., in] times a weight stored [in, out] (GPT-2's Conv1D layout), plus bias.
+torch::Tensor conv1d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
+
+// The mask of a call of the whole model: attention_mask (all ones when undefined) as int64 on
+// `device`, checked to be [batch, past + new tokens]. UsageError naming the shapes otherwise.
+torch::Tensor model_mask(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                         std::int64_t past, const torch::Device& device);
+
+// The attention mask a block receives (inputs[1]) as int64 on `device`, checked against the
+// block's `tokens` new tokens: [batch, tokens] without a cache, [batch, cached + tokens] with
+// one. Absent, it means "no padding", which only a call without a cache can know the width of.
+// UsageError naming `block` otherwise.
+torch::Tensor block_mask(const Activations& inputs, std::int64_t batch, std::int64_t tokens,
+                         bool after_cache, const torch::Device& device, const std::string& block);
+
+// Which keys each of the last `tokens` queries may not see, [B,1,T,K] booleans (K = the mask's
+// width): later positions, padding and, when window > 0, keys more than `window` back. A
+// forward pass computes it once and shares it between its layers.
+torch::Tensor blocked_keys(const torch::Tensor& attention_mask, std::int64_t tokens,
+                           std::int64_t window = 0);
+
+// Scaled dot-product attention over q [B,H,T,D] and k, v [B,H/G,K,D] (K = cached + new keys;
+// each key/value head serves G consecutive query heads) with the keys `blocked` hides (see blocked_keys). Scores are normalised in float32 so
+// half-precision models mask without overflow; a fully masked row (a padding query) gets a
+// uniform distribution instead of NaN.
 torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                     const torch::Tensor& attention_mask, double scale, std::int64_t window = 0);
+                     const torch::Tensor& blocked, double scale);
+
+// With a cache: appends k and v as layer `layer`'s new keys and values and replaces them with
+// all the layer's keys and values so far. UsageError when the cache does not hold exactly the
+// `past` tokens the attention mask says precede the new ones.
+void extend_cache(KVCache* cache, std::int64_t layer, std::int64_t past, torch::Tensor& k,
+                  torch::Tensor& v);
 
 }  // namespace accel::models::detail

@@ -36,6 +36,18 @@ torch::Tensor sample(torch::Tensor logits, const GenerationOptions& o, at::Gener
   return torch::multinomial(logits.softmax(1), 1, /*replacement=*/false, gen).squeeze(1);
 }
 
+void check_prompts(const CausalLM& model, const torch::Tensor& input_ids, const GenerationOptions& o) {
+  if (!input_ids.defined() || input_ids.dim() != 2 || input_ids.size(1) == 0 ||
+      input_ids.size(0) == 0)
+    throw UsageError("generate needs input_ids of shape [batch, tokens] with at least one token");
+  const auto limit = model.max_positions();
+  if (limit && input_ids.size(1) + o.max_new_tokens > *limit)
+    throw UsageError("a prompt of " + std::to_string(input_ids.size(1)) + " tokens plus " +
+                     std::to_string(o.max_new_tokens) +
+                     " new tokens exceeds the model's maximum sequence length " +
+                     std::to_string(*limit));
+}
+
 // Finished rows and left padding need some id; any works since the mask hides it.
 std::int64_t padding_id(const CausalLM& model, const GenerationOptions& options) {
   if (options.pad_token_id) return *options.pad_token_id;
@@ -43,53 +55,75 @@ std::int64_t padding_id(const CausalLM& model, const GenerationOptions& options)
   return eos.empty() ? 0 : eos.front();
 }
 
+// Generates into ids[:, prompt:] step by step (in inference mode; ids and mask stay normal
+// tensors) and returns how many columns of ids hold tokens when every row has stopped.
+std::int64_t fill_tokens(CausalLM& model, torch::Tensor& ids, const torch::Tensor& mask,
+                         std::int64_t prompt, const GenerationOptions& options,
+                         std::vector<std::vector<std::int64_t>>& new_tokens) {
+  c10::InferenceMode inference;
+  const auto batch = ids.size(0), width = ids.size(1);
+  const auto eos = torch::tensor(model.eos_token_ids(), torch::kLong);
+  const bool stopping = options.stop_at_eos && eos.numel() > 0;
+  const auto pad = padding_id(model, options);
+  KVCache cache(width);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(options.seed);
+  std::vector<bool> finished(static_cast<std::size_t>(batch), false);
+  auto length = prompt;
+  while (length < width) {
+    const bool incremental = options.use_cache && length > prompt;
+    const auto step_ids = incremental ? ids.narrow(1, length - 1, 1) : ids.narrow(1, 0, length);
+    auto logits = model.next_token_logits(step_ids, mask.narrow(1, 0, length),
+                                          options.use_cache ? &cache : nullptr);
+    auto next = (options.do_sample ? sample(logits, options, gen) : logits.argmax(1)).contiguous();
+    const auto ends = stopping ? torch::isin(next, eos) : torch::zeros_like(next, torch::kBool);
+    auto next_id = next.accessor<std::int64_t, 1>();
+    const auto ended = ends.accessor<bool, 1>();
+    bool all_finished = true;
+    for (std::int64_t b = 0; b < batch; ++b) {
+      const auto row = static_cast<std::size_t>(b);
+      if (finished[row]) {
+        next_id[b] = pad;
+        continue;
+      }
+      new_tokens[row].push_back(next_id[b]);
+      finished[row] = ended[b];
+      all_finished = all_finished && finished[row];
+    }
+    ids.select(1, length).copy_(next);
+    ++length;
+    if (all_finished) break;
+  }
+  return length;
+}
+
 }  // namespace
 
 Generation generate(CausalLM& model, const torch::Tensor& input_ids,
                     const torch::Tensor& attention_mask, const GenerationOptions& options) {
-  torch::NoGradGuard no_grad;
   check_options(options);
-  if (!input_ids.defined() || input_ids.dim() != 2 || input_ids.size(1) == 0 ||
-      input_ids.size(0) == 0)
-    throw UsageError("generate needs input_ids of shape [batch, tokens] with at least one token");
-  const auto batch = input_ids.size(0);
-  const auto limit = model.max_positions();
-  if (limit && input_ids.size(1) + options.max_new_tokens > *limit)
-    throw UsageError("a prompt of " + std::to_string(input_ids.size(1)) + " tokens plus " +
-                     std::to_string(options.max_new_tokens) +
-                     " new tokens exceeds the model's maximum sequence length " +
-                     std::to_string(*limit));
-  const auto eos = torch::tensor(model.eos_token_ids(), torch::kLong);
+  check_prompts(model, input_ids, options);
+  const auto batch = input_ids.size(0), prompt = input_ids.size(1);
+  const auto width = prompt + options.max_new_tokens;
   const auto pad = padding_id(model, options);
 
-  auto ids = input_ids.to(torch::kCPU, torch::kLong);
-  auto mask = attention_mask.defined() ? attention_mask.to(torch::kCPU, torch::kLong)
-                                       : torch::ones_like(ids);
-  if (mask.sizes() != ids.sizes())
-    throw UsageError("attention_mask has shape " + c10::str(mask.sizes()) +
-                     " but input_ids has " + c10::str(ids.sizes()));
-  if (mask.sum(1).eq(0).any().item<bool>())
+  // The prompts and every token to come, and their mask, allocated once: a step writes one
+  // column and passes views.
+  auto ids = torch::full({batch, width}, pad, torch::kLong);
+  ids.narrow(1, 0, prompt).copy_(input_ids);
+  auto mask = torch::ones({batch, width}, torch::kLong);
+  if (attention_mask.defined()) {
+    if (attention_mask.sizes() != input_ids.sizes())
+      throw UsageError("attention_mask has shape " + c10::str(attention_mask.sizes()) +
+                       " but input_ids has " + c10::str(input_ids.sizes()));
+    mask.narrow(1, 0, prompt).copy_(attention_mask);
+  }
+  if (mask.narrow(1, 0, prompt).sum(1).eq(0).any().item<bool>())
     throw UsageError("every prompt needs at least one token with attention_mask 1");
 
-  KVCache cache;
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(options.seed);
-  auto finished = torch::zeros({batch}, torch::kBool);
   Generation result;
-  result.new_tokens.resize(batch);
-  for (std::int64_t step = 0; step < options.max_new_tokens; ++step) {
-    const bool incremental = options.use_cache && step > 0;
-    auto logits = model.next_token_logits(incremental ? ids.narrow(1, ids.size(1) - 1, 1) : ids, mask,
-                              options.use_cache ? &cache : nullptr);
-    auto next = options.do_sample ? sample(logits, options, gen) : logits.argmax(1);
-    next = next.masked_fill(finished, pad);
-    for (std::int64_t b = 0; b < batch; ++b)
-      if (!finished[b].item<bool>()) result.new_tokens[b].push_back(next[b].item<std::int64_t>());
-    ids = torch::cat({ids, next.unsqueeze(1)}, 1);
-    mask = torch::cat({mask, torch::ones({batch, 1}, torch::kLong)}, 1);
-    if (options.stop_at_eos && eos.numel() > 0) finished |= torch::isin(next, eos);
-    if (finished.all().item<bool>()) break;
-  }
-  result.sequences = ids;
+  result.new_tokens.resize(static_cast<std::size_t>(batch));
+  const auto length = fill_tokens(model, ids, mask, prompt, options, result.new_tokens);
+  result.sequences = ids.narrow(1, 0, length);
   return result;
 }
 

@@ -66,6 +66,9 @@ std::vector<BlockSpec> GPT2::blocks() const {
 
 void GPT2::ensure_built() {
   if (head_block_) return;
+  // Weights stay normal tensors even when the first call runs in inference mode, so that
+  // state_dict() callers may still modify them.
+  c10::InferenceMode normal_tensors(false);
   torch::NoGradGuard no_grad;
   const auto specs = blocks();
   embeddings_ = std::dynamic_pointer_cast<detail::Embeddings>(specs.front().build());
@@ -83,26 +86,13 @@ detail::Head& GPT2::head() {
 torch::Tensor GPT2::hidden_states(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                                   KVCache* cache) {
   ensure_built();
-  if (!input_ids.defined() || input_ids.dim() != 2)
-    throw UsageError("input_ids must be a [batch, tokens] tensor of token ids");
   const auto past = cache != nullptr ? cache->length() : 0;
+  const auto mask = detail::model_mask(input_ids, attention_mask, past, options_.device);
   const auto tokens = input_ids.size(1);
-  const auto device = options_.device;
-  auto mask = attention_mask.defined()
-                  ? attention_mask.to(device, torch::kLong)
-                  : torch::ones({input_ids.size(0), past + tokens},
-                                torch::TensorOptions().dtype(torch::kLong).device(device));
-  if (mask.dim() != 2 || mask.size(1) != past + tokens)
-    throw UsageError("attention_mask has shape " + c10::str(mask.sizes()) + "; expected [" +
-                     std::to_string(input_ids.size(0)) + ", " + std::to_string(past + tokens) +
-                     "] (batch, cached + new tokens)");
-  if (cache != nullptr && cache->keys.empty()) {
-    cache->keys.resize(layers_.size());
-    cache->values.resize(layers_.size());
-  }
   auto positions = detail::positions_from_mask(mask).narrow(1, past, tokens);
   auto h = embeddings_->embed(input_ids, positions);
-  for (auto& layer : layers_) h = layer->run(h, mask, cache);
+  const auto blocked = detail::blocked_keys(mask, tokens);
+  for (auto& layer : layers_) h = layer->run(h, blocked, cache);
   return h;
 }
 
@@ -159,7 +149,7 @@ torch::Tensor GPT2LMHeadModel::forward(const torch::Tensor& input_ids,
 torch::Tensor GPT2LMHeadModel::next_token_logits(const torch::Tensor& input_ids,
                                                  const torch::Tensor& attention_mask,
                                                  KVCache* cache) {
-  torch::NoGradGuard no_grad;
+  c10::InferenceMode inference;
   auto hidden = hidden_states(input_ids, attention_mask, cache);
   // Only the last position feeds the next token: the vocabulary projection is the costliest
   // matmul, so it runs on one position instead of all.

@@ -10,13 +10,6 @@ namespace {
 
 constexpr const char* kPrefix = "transformer.";
 
-torch::Tensor conv1d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
-  const auto out_dim = weight.size(1);
-  auto sizes = x.sizes().vec();
-  sizes.back() = out_dim;
-  return torch::addmm(bias, x.reshape({-1, x.size(-1)}), weight).view(sizes);
-}
-
 torch::Tensor activation(const torch::Tensor& x, const std::string& name) {
   if (name == "relu") return torch::relu(x);
   if (name == "gelu") return torch::gelu(x);
@@ -79,15 +72,19 @@ torch::Tensor Embeddings::embed(const torch::Tensor& input_ids, const torch::Ten
   return torch::embedding(wte_, ids) + torch::embedding(wpe_, position_ids.to(wte_.device()));
 }
 
-Activations Embeddings::forward(const Activations& inputs) {
+Activations Embeddings::forward(const Activations& inputs) { return embed_new_tokens(inputs, false); }
+
+Activations Embeddings::forward_cached(const Activations& inputs, KVCache& /*cache*/) {
+  return embed_new_tokens(inputs, true);
+}
+
+Activations Embeddings::embed_new_tokens(const Activations& inputs, bool after_cache) {
   if (inputs.empty() || !inputs[0].defined() || inputs[0].dim() != 2)
     throw UsageError("the embeddings block takes {input_ids [batch, tokens], attention_mask}");
   const auto& ids = inputs[0];
-  auto mask = inputs.size() > 1 && inputs[1].defined() ? inputs[1].to(torch::kLong)
-                                                       : torch::ones_like(ids, torch::kLong);
-  key_mask(mask, ids.size(0), ids.size(1));
-  mask = mask.to(wte_.device());
-  return {embed(ids, positions_from_mask(mask)), mask};
+  const auto tokens = ids.size(1);
+  const auto mask = block_mask(inputs, ids.size(0), tokens, after_cache, wte_.device(), "embeddings");
+  return {embed(ids, positions_from_mask(mask).narrow(1, mask.size(1) - tokens, tokens)), mask};
 }
 
 TransformerBlock::TransformerBlock(const WeightSource& source, std::int64_t index)
@@ -116,14 +113,24 @@ TransformerBlock::TransformerBlock(const WeightSource& source, std::int64_t inde
   mlp_proj_b_ = load("mlp.c_proj.bias", {d}, Init::kZeros);
 }
 
-Activations TransformerBlock::forward(const Activations& inputs) {
+Activations TransformerBlock::forward(const Activations& inputs) { return run_block(inputs, nullptr); }
+
+Activations TransformerBlock::forward_cached(const Activations& inputs, KVCache& cache) {
+  return run_block(inputs, &cache);
+}
+
+Activations TransformerBlock::run_block(const Activations& inputs, KVCache* cache) {
   if (inputs.size() < 2 || !inputs[0].defined() || inputs[0].dim() != 3)
     throw UsageError("block h." + std::to_string(index_) +
                      " takes {hidden [batch, tokens, n_embd], attention_mask [batch, tokens]}");
-  return {run(inputs[0], inputs[1], nullptr), inputs[1]};
+  const auto& hidden = inputs[0];
+  const auto tokens = hidden.size(1);
+  const auto mask = block_mask(inputs, hidden.size(0), tokens, cache != nullptr, hidden.device(),
+                               "h." + std::to_string(index_));
+  return {run(hidden, blocked_keys(mask, tokens), cache), mask};
 }
 
-torch::Tensor TransformerBlock::run(const torch::Tensor& hidden, const torch::Tensor& attention_mask,
+torch::Tensor TransformerBlock::run(const torch::Tensor& hidden, const torch::Tensor& blocked,
                                     KVCache* cache) {
   const auto batch = hidden.size(0), tokens = hidden.size(1), d = config_.n_embd;
   const auto heads = config_.n_head, head_dim = config_.head_dim();
@@ -133,10 +140,10 @@ torch::Tensor TransformerBlock::run(const torch::Tensor& hidden, const torch::Te
   auto qkv = conv1d(x, c_attn_w_, c_attn_b_).view({batch, tokens, 3, heads, head_dim})
                  .permute({2, 0, 3, 1, 4});
   auto q = qkv[0], k = qkv[1], v = qkv[2];
-  extend_cache(cache, index_, k, v);
+  extend_cache(cache, index_, blocked.size(3) - tokens, k, v);
   double scale = config_.scale_attn_weights ? 1.0 / std::sqrt(static_cast<double>(head_dim)) : 1.0;
   if (config_.scale_attn_by_inverse_layer_idx) scale /= static_cast<double>(index_ + 1);
-  auto attended = attend(q, k, v, attention_mask, scale).permute({0, 2, 1, 3}).reshape({batch, tokens, d});
+  auto attended = attend(q, k, v, blocked, scale).permute({0, 2, 1, 3}).reshape({batch, tokens, d});
   auto h = hidden + conv1d(attended, attn_proj_w_, attn_proj_b_);
 
   auto m = torch::layer_norm(h, {d}, ln_2_w_, ln_2_b_, eps);
@@ -169,7 +176,7 @@ void Head::tie_to(const torch::Tensor& wte) {
 torch::Tensor Head::apply(const torch::Tensor& hidden, const torch::Tensor& attention_mask) {
   auto x = torch::layer_norm(hidden, {config_.n_embd}, ln_f_w_, ln_f_b_, config_.layer_norm_epsilon);
   if (kind_ == GPT2Head::kNone) return x;
-  if (kind_ == GPT2Head::kLanguageModel) return torch::matmul(x, out_w_.t());
+  if (kind_ == GPT2Head::kLanguageModel) return linear(x, out_w_, torch::Tensor());
   // Pool at each row's last real token, which works for left and right padding alike.
   const auto batch = x.size(0), tokens = x.size(1);
   const auto real = key_mask(attention_mask, batch, tokens).to(torch::kLong);

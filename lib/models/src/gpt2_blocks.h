@@ -36,10 +36,13 @@ class Embeddings : public NamedBlock {
  public:
   explicit Embeddings(const WeightSource& source);
   Activations forward(const Activations& inputs) override;
+  Activations forward_cached(const Activations& inputs, KVCache& cache) override;
   torch::Tensor embed(const torch::Tensor& input_ids, const torch::Tensor& position_ids);
   const torch::Tensor& wte() const { return wte_; }
 
  private:
+  Activations embed_new_tokens(const Activations& inputs, bool after_cache);
+
   torch::Tensor wte_, wpe_;
 };
 
@@ -47,11 +50,14 @@ class TransformerBlock : public NamedBlock {
  public:
   TransformerBlock(const WeightSource& source, std::int64_t index);
   Activations forward(const Activations& inputs) override;
-  // attention_mask covers the cached keys and the new ones; the cache (if any) is extended.
-  torch::Tensor run(const torch::Tensor& hidden, const torch::Tensor& attention_mask,
-                    KVCache* cache);
+  Activations forward_cached(const Activations& inputs, KVCache& cache) override;
+  // `blocked` (see blocked_keys) covers the cached keys and the new ones; the cache (if any)
+  // is extended.
+  torch::Tensor run(const torch::Tensor& hidden, const torch::Tensor& blocked, KVCache* cache);
 
  private:
+  Activations run_block(const Activations& inputs, KVCache* cache);
+
   GPT2Config config_;
   std::int64_t index_;
   torch::Tensor ln_1_w_, ln_1_b_, c_attn_w_, c_attn_b_, attn_proj_w_, attn_proj_b_;

@@ -5,6 +5,8 @@
 
 #include <cmath>
 #include <filesystem>
+#include <map>
+#include <utility>
 
 namespace accel::models {
 namespace detail {
@@ -44,10 +46,6 @@ torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, doub
   return weight * normed.to(x.scalar_type());
 }
 
-torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
-  return torch::linear(x, weight, bias.defined() ? bias : torch::Tensor());
-}
-
 // Rotary inverse frequencies [head_dim / 2] in float32 for a call whose longest sequence is
 // `seq_len` (only dynamic scaling depends on it).
 torch::Tensor inverse_frequencies(const LlamaConfig& c, std::int64_t seq_len) {
@@ -80,6 +78,42 @@ torch::Tensor rotate_half(const torch::Tensor& x) {
   return torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
 }
 
+// What every layer of one forward pass shares, computed once per pass instead of once per
+// layer: the rotary angles of the new tokens' positions and the masks of blocked keys.
+class LlamaStep {
+ public:
+  // `mask` covers the cached and the `tokens` new tokens; rotary tables are made in `dtype`.
+  LlamaStep(const LlamaConfig& c, const torch::Tensor& mask, std::int64_t tokens,
+            torch::ScalarType dtype)
+      : mask_(mask), tokens_(tokens) {
+    const auto all_positions = positions_from_mask(mask);
+    const auto positions = all_positions.narrow(1, mask.size(1) - tokens, tokens).to(torch::kFloat32);
+    const auto inv_freq = inverse_frequencies(c, all_positions.max().item<std::int64_t>() + 1)
+                              .to(mask.device());
+    const auto freqs = positions.unsqueeze(-1) * inv_freq.view({1, 1, -1});
+    const auto angles = torch::cat({freqs, freqs}, -1).unsqueeze(1);  // [B,1,T,hd]
+    cos_ = angles.cos().to(dtype);
+    sin_ = angles.sin().to(dtype);
+  }
+
+  // x [B,heads,T,hd] turned by each token's position.
+  torch::Tensor rotate(const torch::Tensor& x) const { return x * cos_ + rotate_half(x) * sin_; }
+
+  // blocked_keys for a sliding window of `window` keys (0: none), made on first use.
+  const torch::Tensor& blocked(std::int64_t window) {
+    auto found = blocked_.find(window);
+    if (found == blocked_.end()) found = blocked_.emplace(window, blocked_keys(mask_, tokens_, window)).first;
+    return found->second;
+  }
+
+  std::int64_t past() const { return mask_.size(1) - tokens_; }
+
+ private:
+  torch::Tensor mask_, cos_, sin_;
+  std::int64_t tokens_;
+  std::map<std::int64_t, torch::Tensor> blocked_;
+};
+
 }  // namespace
 
 class LlamaEmbedding : public NamedBlock {
@@ -102,19 +136,22 @@ class LlamaEmbedding : public NamedBlock {
     return torch::embedding(table_, input_ids.to(table_.device()));
   }
 
-  Activations forward(const Activations& inputs) override {
-    if (inputs.empty() || !inputs[0].defined() || inputs[0].dim() != 2)
-      throw UsageError("block model.embed_tokens takes {input_ids [batch, tokens], attention_mask}");
-    const auto& ids = inputs[0];
-    auto mask = inputs.size() > 1 && inputs[1].defined() ? inputs[1].to(torch::kLong)
-                                                         : torch::ones_like(ids, torch::kLong);
-    key_mask(mask, ids.size(0), ids.size(1));
-    return {embed(ids), mask.to(table_.device())};
+  Activations forward(const Activations& inputs) override { return embed_new_tokens(inputs, false); }
+  Activations forward_cached(const Activations& inputs, KVCache& /*cache*/) override {
+    return embed_new_tokens(inputs, true);
   }
 
   const torch::Tensor& table() const { return table_; }
 
  private:
+  Activations embed_new_tokens(const Activations& inputs, bool after_cache) {
+    if (inputs.empty() || !inputs[0].defined() || inputs[0].dim() != 2)
+      throw UsageError("block model.embed_tokens takes {input_ids [batch, tokens], attention_mask}");
+    const auto& ids = inputs[0];
+    return {embed(ids), block_mask(inputs, ids.size(0), ids.size(1), after_cache, table_.device(),
+                                   "model.embed_tokens")};
+  }
+
   torch::Tensor table_;
 };
 
@@ -130,91 +167,103 @@ class LlamaLayer : public NamedBlock {
       return add(p + name, weights.load(p + name, shape, init));
     };
     input_norm_ = load("input_layernorm.weight", {d}, Init::kOnes);
-    q_w_ = load("self_attn.q_proj.weight", {q_dim, d}, Init::kNormal);
-    k_w_ = load("self_attn.k_proj.weight", {kv_dim, d}, Init::kNormal);
-    v_w_ = load("self_attn.v_proj.weight", {kv_dim, d}, Init::kNormal);
+    // q, k, v (and gate, up) read the same input: one matmul over their rows stacked at load
+    // reads the input once and makes one call instead of three (two).
+    qkv_w_ = fuse(weights, p, {{"self_attn.q_proj.weight", q_dim}, {"self_attn.k_proj.weight", kv_dim},
+                               {"self_attn.v_proj.weight", kv_dim}}, d, Init::kNormal);
     o_w_ = load("self_attn.o_proj.weight", {d, q_dim}, Init::kNormal);
-    if (c.qkv_bias) {
-      q_b_ = load("self_attn.q_proj.bias", {q_dim}, Init::kZeros);
-      k_b_ = load("self_attn.k_proj.bias", {kv_dim}, Init::kZeros);
-      v_b_ = load("self_attn.v_proj.bias", {kv_dim}, Init::kZeros);
-    }
+    if (c.qkv_bias)
+      qkv_b_ = fuse(weights, p, {{"self_attn.q_proj.bias", q_dim}, {"self_attn.k_proj.bias", kv_dim},
+                                 {"self_attn.v_proj.bias", kv_dim}}, 0, Init::kZeros);
     if (c.o_bias) o_b_ = load("self_attn.o_proj.bias", {d}, Init::kZeros);
     if (c.qk_norm) {
       q_norm_ = load("self_attn.q_norm.weight", {c.head_dim}, Init::kOnes);
       k_norm_ = load("self_attn.k_norm.weight", {c.head_dim}, Init::kOnes);
     }
     post_norm_ = load("post_attention_layernorm.weight", {d}, Init::kOnes);
-    gate_w_ = load("mlp.gate_proj.weight", {inner, d}, Init::kNormal);
-    up_w_ = load("mlp.up_proj.weight", {inner, d}, Init::kNormal);
+    gate_up_w_ = fuse(weights, p, {{"mlp.gate_proj.weight", inner}, {"mlp.up_proj.weight", inner}}, d,
+                      Init::kNormal);
     down_w_ = load("mlp.down_proj.weight", {d, inner}, Init::kNormal);
     if (c.mlp_bias) {
-      gate_b_ = load("mlp.gate_proj.bias", {inner}, Init::kZeros);
-      up_b_ = load("mlp.up_proj.bias", {inner}, Init::kZeros);
+      gate_up_b_ = fuse(weights, p, {{"mlp.gate_proj.bias", inner}, {"mlp.up_proj.bias", inner}}, 0,
+                        Init::kZeros);
       down_b_ = load("mlp.down_proj.bias", {d}, Init::kZeros);
     }
   }
 
-  Activations forward(const Activations& inputs) override {
-    if (inputs.size() < 2 || !inputs[0].defined() || inputs[0].dim() != 3)
-      throw UsageError("block model.layers." + std::to_string(index_) +
-                       " takes {hidden [batch, tokens, hidden_size], attention_mask [batch, tokens]}");
-    return {run(inputs[0], inputs[1], nullptr), inputs[1]};
+  Activations forward(const Activations& inputs) override { return run_block(inputs, nullptr); }
+  Activations forward_cached(const Activations& inputs, KVCache& cache) override {
+    return run_block(inputs, &cache);
   }
 
-  // attention_mask covers the cached keys and the new ones; the cache (if any) is extended.
-  torch::Tensor run(const torch::Tensor& hidden, const torch::Tensor& attention_mask,
-                    KVCache* cache) {
+  // `step` describes the new tokens and the mask over cached and new ones; the cache (if any)
+  // is extended.
+  torch::Tensor run(const torch::Tensor& hidden, LlamaStep& step, KVCache* cache) {
     const auto& c = config_;
     const auto batch = hidden.size(0), tokens = hidden.size(1);
     const auto heads = c.num_attention_heads, kv_heads = c.num_key_value_heads, hd = c.head_dim;
-    key_mask(attention_mask, batch, attention_mask.size(1));
-    const auto past = attention_mask.size(1) - tokens;
 
-    auto x = rms_norm(hidden, input_norm_, c.rms_norm_eps);
-    auto q = linear(x, q_w_, q_b_).view({batch, tokens, heads, hd});
-    auto k = linear(x, k_w_, k_b_).view({batch, tokens, kv_heads, hd});
-    auto v = linear(x, v_w_, v_b_).view({batch, tokens, kv_heads, hd}).transpose(1, 2);
+    const auto x = rms_norm(hidden, input_norm_, c.rms_norm_eps);
+    const auto qkv = linear(x, qkv_w_, qkv_b_).split({heads * hd, kv_heads * hd, kv_heads * hd}, -1);
+    auto q = qkv[0].view({batch, tokens, heads, hd});
+    auto k = qkv[1].view({batch, tokens, kv_heads, hd});
+    auto v = qkv[2].view({batch, tokens, kv_heads, hd}).transpose(1, 2);
     if (c.qk_norm) {
       q = rms_norm(q, q_norm_, c.rms_norm_eps);
       k = rms_norm(k, k_norm_, c.rms_norm_eps);
     }
-    q = q.transpose(1, 2);
-    k = k.transpose(1, 2);
-
-    const auto all_positions = positions_from_mask(attention_mask);
-    const auto positions = all_positions.narrow(1, past, tokens).to(torch::kFloat32);
-    const auto inv_freq = inverse_frequencies(c, all_positions.max().item<std::int64_t>() + 1)
-                              .to(hidden.device());
-    const auto freqs = positions.unsqueeze(-1) * inv_freq.view({1, 1, -1});
-    const auto angles = torch::cat({freqs, freqs}, -1).unsqueeze(1);  // [B,1,T,hd]
-    const auto cos = angles.cos().to(hidden.scalar_type());
-    const auto sin = angles.sin().to(hidden.scalar_type());
-    q = q * cos + rotate_half(q) * sin;
-    k = k * cos + rotate_half(k) * sin;
-
-    extend_cache(cache, index_, k, v);
-    const auto groups = heads / kv_heads;
-    if (groups > 1) {
-      k = k.repeat_interleave(groups, 1);
-      v = v.repeat_interleave(groups, 1);
-    }
-    const auto attended = attend(q, k, v, attention_mask, 1.0 / std::sqrt(static_cast<double>(hd)),
-                                 c.window_of_layer(index_))
+    q = step.rotate(q.transpose(1, 2));
+    k = step.rotate(k.transpose(1, 2));
+    extend_cache(cache, index_, step.past(), k, v);
+    const auto attended = attend(q, k, v, step.blocked(c.window_of_layer(index_)),
+                                 1.0 / std::sqrt(static_cast<double>(hd)))
                               .transpose(1, 2)
                               .reshape({batch, tokens, heads * hd});
     const auto h = hidden + linear(attended, o_w_, o_b_);
 
-    const auto m = rms_norm(h, post_norm_, c.rms_norm_eps);
-    return h + linear(torch::silu(linear(m, gate_w_, gate_b_)) * linear(m, up_w_, up_b_), down_w_,
-                      down_b_);
+    const auto inner = c.intermediate_size;
+    const auto gate_up = linear(rms_norm(h, post_norm_, c.rms_norm_eps), gate_up_w_, gate_up_b_);
+    return h + linear(torch::silu(gate_up.narrow(-1, 0, inner)) * gate_up.narrow(-1, inner, inner),
+                      down_w_, down_b_);
   }
 
  private:
+  // Loads the named [rows, columns] pieces (columns 0: vectors), stacks them along the rows
+  // into one tensor and registers each piece by its public name as a view of it.
+  torch::Tensor fuse(const LlamaWeights& weights, const std::string& prefix,
+                     const std::vector<std::pair<std::string, std::int64_t>>& pieces,
+                     std::int64_t columns, Init init) {
+    std::vector<torch::Tensor> loaded;
+    for (const auto& [name, rows] : pieces) {
+      std::vector<std::int64_t> shape{rows};
+      if (columns > 0) shape.push_back(columns);
+      loaded.push_back(weights.load(prefix + name, shape, init));
+    }
+    const auto fused = torch::cat(loaded, 0);
+    std::int64_t offset = 0;
+    for (const auto& [name, rows] : pieces) {
+      add(prefix + name, fused.narrow(0, offset, rows));
+      offset += rows;
+    }
+    return fused;
+  }
+
+  Activations run_block(const Activations& inputs, KVCache* cache) {
+    if (inputs.size() < 2 || !inputs[0].defined() || inputs[0].dim() != 3)
+      throw UsageError("block model.layers." + std::to_string(index_) +
+                       " takes {hidden [batch, tokens, hidden_size], attention_mask [batch, tokens]}");
+    const auto& hidden = inputs[0];
+    const auto tokens = hidden.size(1);
+    const auto mask = block_mask(inputs, hidden.size(0), tokens, cache != nullptr, hidden.device(),
+                                 "model.layers." + std::to_string(index_));
+    LlamaStep step(config_, mask, tokens, hidden.scalar_type());
+    return {run(hidden, step, cache), mask};
+  }
+
   LlamaConfig config_;
   std::int64_t index_;
-  torch::Tensor input_norm_, q_w_, k_w_, v_w_, o_w_, q_b_, k_b_, v_b_, o_b_, q_norm_, k_norm_;
-  torch::Tensor post_norm_, gate_w_, up_w_, down_w_, gate_b_, up_b_, down_b_;
+  torch::Tensor input_norm_, qkv_w_, o_w_, qkv_b_, o_b_, q_norm_, k_norm_;
+  torch::Tensor post_norm_, gate_up_w_, down_w_, gate_up_b_, down_b_;
 };
 
 class LlamaHead : public NamedBlock {
@@ -234,7 +283,7 @@ class LlamaHead : public NamedBlock {
   }
 
   torch::Tensor apply(const torch::Tensor& hidden) {
-    return torch::matmul(rms_norm(hidden, norm_, eps_), out_.t());
+    return linear(rms_norm(hidden, norm_, eps_), out_, torch::Tensor());
   }
 
   // Shares the embedding table's memory when the head is tied to it.
@@ -288,6 +337,9 @@ std::vector<BlockSpec> LlamaForCausalLM::blocks() const {
 
 void LlamaForCausalLM::ensure_built() {
   if (embedding_) return;
+  // Weights stay normal tensors even when the first call runs in inference mode.
+  c10::InferenceMode normal_tensors(false);
+  torch::NoGradGuard no_grad;
   const auto specs = blocks();
   embedding_ = std::dynamic_pointer_cast<detail::LlamaEmbedding>(specs.front().build());
   for (std::size_t i = 1; i + 1 < specs.size(); ++i)
@@ -299,22 +351,11 @@ void LlamaForCausalLM::ensure_built() {
 torch::Tensor LlamaForCausalLM::hidden_states(const torch::Tensor& input_ids,
                                               const torch::Tensor& attention_mask, KVCache* cache) {
   ensure_built();
-  if (!input_ids.defined() || input_ids.dim() != 2)
-    throw UsageError("input_ids must be a [batch, tokens] tensor of token ids");
   const auto past = cache != nullptr ? cache->length() : 0;
-  const auto tokens = input_ids.size(1);
-  const auto device = options_.device;
-  const auto mask = attention_mask.defined()
-                        ? attention_mask.to(device, torch::kLong)
-                        : torch::ones({input_ids.size(0), past + tokens},
-                                      torch::TensorOptions().dtype(torch::kLong).device(device));
-  detail::key_mask(mask, input_ids.size(0), past + tokens);
-  if (cache != nullptr && cache->keys.empty()) {
-    cache->keys.resize(layers_.size());
-    cache->values.resize(layers_.size());
-  }
+  const auto mask = detail::model_mask(input_ids, attention_mask, past, options_.device);
   auto h = embedding_->embed(input_ids);
-  for (auto& layer : layers_) h = layer->run(h, mask, cache);
+  detail::LlamaStep step(options_.config, mask, input_ids.size(1), options_.dtype);
+  for (auto& layer : layers_) h = layer->run(h, step, cache);
   return h;
 }
 
@@ -328,7 +369,7 @@ torch::Tensor LlamaForCausalLM::forward(const torch::Tensor& input_ids,
 torch::Tensor LlamaForCausalLM::next_token_logits(const torch::Tensor& input_ids,
                                                   const torch::Tensor& attention_mask,
                                                   KVCache* cache) {
-  torch::NoGradGuard no_grad;
+  c10::InferenceMode inference;
   const auto hidden = hidden_states(input_ids, attention_mask, cache);
   // The vocabulary projection is the costliest matmul: run it on the last position only.
   return head_->apply(hidden.narrow(1, hidden.size(1) - 1, 1))

@@ -12,6 +12,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdint>
 #include <cstring>
 #include <set>
 #include <stdexcept>
@@ -61,7 +62,7 @@ struct SafetensorsFile::Mapping {
 
 namespace {
 
-// Maps the whole file read-only; an empty file maps nothing (mmap refuses length 0) and is
+// Maps the whole file copy-on-write (the file itself is never written); an empty file maps nothing (mmap refuses length 0) and is
 // left to the header parser to refuse as truncated.
 std::pair<void*, std::size_t> map_file(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -73,7 +74,7 @@ std::pair<void*, std::size_t> map_file(const std::string& path) {
     throw FileError(path, "cannot stat safetensors file", err);
   }
   const auto size = static_cast<std::size_t>(st.st_size);
-  void* data = size == 0 ? nullptr : mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  void* data = size == 0 ? nullptr : mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
   const int map_errno = errno;
   ::close(fd);
   if (data == MAP_FAILED) throw FileError(path, "cannot map safetensors file", map_errno);
@@ -129,7 +130,15 @@ torch::Tensor SafetensorsFile::get_floating(const std::string& name,
   if (t.shape != shape)
     throw FileError(path_, "tensor '" + name + "' has shape " + safetensors_shape_text(t.shape) +
                                "; the config expects " + safetensors_shape_text(shape));
-  return get(name).to(dtype);
+  const auto* start = static_cast<const char*>(mapping_->data) + data_offset_ + t.begin;
+  if (t.dtype != dtype || reinterpret_cast<std::uintptr_t>(start) % c10::elementSize(dtype) != 0)
+    return get(name).to(dtype);
+  // No conversion needed: the tensor is the file's bytes in place (zero copies; pages are read
+  // on first touch and shared with every process mapping the file). It keeps the mapping alive,
+  // and the mapping is private, so a write to the tensor changes only this process's copy.
+  auto mapping = mapping_;
+  return torch::from_blob(const_cast<char*>(start), t.shape, [mapping](void*) {},
+                          torch::TensorOptions().dtype(dtype));
 }
 
 namespace {

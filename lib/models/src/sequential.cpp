@@ -16,4 +16,10 @@ Activations SequentialBlocks::forward(Activations inputs) const {
   return inputs;
 }
 
+Activations SequentialBlocks::forward_cached(Activations inputs, KVCache& cache) const {
+  c10::InferenceMode inference;
+  for (const auto& block : blocks_) inputs = block->forward_cached(inputs, cache);
+  return inputs;
+}
+
 }  // namespace accel::models

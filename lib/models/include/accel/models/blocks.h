@@ -3,6 +3,8 @@
 // of which can be built on its own, so a pipeline stage builds (and loads weights for) only
 // its own blocks. What flows between blocks is a list of tensors (hidden states, attention
 // mask, ...), so a stage boundary can carry several tensors.
+#include "accel/models/kv_cache.h"
+
 #include <torch/torch.h>
 
 #include <cstdint>
@@ -20,6 +22,15 @@ using Activations = std::vector<torch::Tensor>;
 class Block : public torch::nn::Module {
  public:
   virtual Activations forward(const Activations& inputs) = 0;
+
+  // forward() for incremental decoding: the first input holds only the new tokens (or their
+  // hidden states) while the attention mask covers the cached tokens and the new ones. Attention
+  // blocks append their new keys and values to `cache` under their layer index in the model
+  // and attend over everything cached; the embeddings place the new tokens after the cached
+  // ones. The default, for blocks that keep no state across tokens, is forward().
+  virtual Activations forward_cached(const Activations& inputs, KVCache& /*cache*/) {
+    return forward(inputs);
+  }
 };
 
 struct BlockSpec {

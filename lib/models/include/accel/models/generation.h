@@ -2,6 +2,8 @@
 // Autoregressive generation for any causal language model: greedy or seeded top-k/top-p
 // sampling over a left-padded batch, with a key/value cache, stopping at the model's EOS ids.
 // GPT-2 and the Llama family implement CausalLM; generate() is written once for both.
+#include "accel/models/kv_cache.h"
+
 #include <torch/torch.h>
 
 #include <cstdint>
@@ -10,13 +12,6 @@
 #include <vector>
 
 namespace accel::models {
-
-// Keys and values of every layer seen so far, [B, kv_heads, T_past, head_dim] each.
-struct KVCache {
-  std::vector<torch::Tensor> keys;
-  std::vector<torch::Tensor> values;
-  std::int64_t length() const { return keys.empty() || !keys[0].defined() ? 0 : keys[0].size(2); }
-};
 
 struct GenerationOptions {
   std::int64_t max_new_tokens = 16;

@@ -42,7 +42,8 @@ class SafetensorsFile {
 
   // get() with checks: the shape must equal `shape` and the dtype must be a floating type;
   // the result is converted to `dtype`. Errors name the file, the tensor, what was found and
-  // what is expected.
+  // what is expected. When the file already holds `dtype` (and the bytes are aligned), the
+  // result views the mapped file instead of copying it; writes to it stay in this process.
   torch::Tensor get_floating(const std::string& name, const std::vector<std::int64_t>& shape,
                              torch::ScalarType dtype) const;
 

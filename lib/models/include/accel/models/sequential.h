@@ -16,6 +16,9 @@ class SequentialBlocks {
 
   // Feeds `inputs` to the first block and each block's outputs to the next; no autograd.
   Activations forward(Activations inputs) const;
+  // The same with a key/value cache (see Block::forward_cached): inputs hold the new tokens and
+  // the mask over cached and new ones; the attention blocks extend `cache`.
+  Activations forward_cached(Activations inputs, KVCache& cache) const;
 
   const std::vector<std::string>& names() const { return names_; }
   const std::vector<std::shared_ptr<Block>>& blocks() const { return blocks_; }
