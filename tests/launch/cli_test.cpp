@@ -1107,6 +1107,102 @@ TEST_CASE("launch multi: an srun step fills in the layout, announced in one line
   CHECK(refused.err.find("srun --nodes=2 --ntasks-per-node=1 accel-launch --num_processes 8 ...") != std::string::npos);
 }
 
+namespace {
+
+// mpirun starting two launchers on this host as if on two machines: the local size it reports
+// would say they share one (and be refused), so it is hidden from them. As root, mpirun needs
+// its consent variables. No MASTER_ADDR or MASTER_PORT of the test's own environment leaks in.
+std::vector<std::string> mpirun_two_machines() {
+  return {"/usr/bin/mpirun", "-np", "2", "--oversubscribe", "env", "-u", "OMPI_COMM_WORLD_LOCAL_SIZE"};
+}
+const std::map<std::string, std::string> kMpirunAsRoot = {{"OMPI_ALLOW_RUN_AS_ROOT", "1"},
+                                                         {"OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1"}};
+void without_rendezvous_variables() {
+  ::unsetenv("MASTER_ADDR");
+  ::unsetenv("MASTER_PORT");
+}
+
+bool have_open_mpi_with_pmix() {
+  return ::access("/usr/bin/mpirun", X_OK) == 0 && std::system("ldconfig -p | grep -q 'libpmix.so.2 '") == 0;
+}
+
+}  // namespace
+
+TEST_CASE("launch multi: under mpirun with no MASTER_ADDR, machine 0's address comes from MPI rank 0 through PMIx") {
+  if (!have_open_mpi_with_pmix()) {
+    WARN("Open MPI's mpirun or libpmix.so.2 is not installed (Debian openmpi-bin, libpmix2): not tested");
+    return;
+  }
+  const auto reservation = accel::launch::PortReservation::any_free();
+  const std::string port = std::to_string(reservation.port());
+  Launcher job({"--main_process_port", port, "--num_processes", "4", "sh", "-c",
+                PRINT_ENV_EXE " RANK MASTER_ADDR && exec " RENDEZVOUS_EXE},
+               kMpirunAsRoot, without_rendezvous_variables, mpirun_two_machines());
+  const int code = job.wait(120000ms);
+  INFO(job.err());
+  REQUIRE(code == 0);
+  const std::regex announced(R"(accel-launch: --main_process_ip (\S+) from MPI rank 0 \(PMIx\); pass --main_process_ip or mpirun -x MASTER_ADDR=\.\.\. to choose otherwise\n)");
+  const std::string err = job.err();
+  std::vector<std::string> addresses;
+  for (auto it = std::sregex_iterator(err.begin(), err.end(), announced); it != std::sregex_iterator(); ++it) {
+    addresses.push_back((*it)[1]);
+  }
+  REQUIRE(addresses.size() == 2);  // one line from each launcher
+  CHECK(addresses[0] == addresses[1]);
+  const std::string out = job.out();
+  for (int rank = 0; rank < 4; ++rank) {
+    CHECK(rank_lines(out, rank).size() >= 2);
+    const auto lines = rank_lines(out, rank);
+    CHECK(std::find(lines.begin(), lines.end(), "RANK=" + std::to_string(rank)) != lines.end());
+    CHECK(std::find(lines.begin(), lines.end(), "MASTER_ADDR=" + addresses[0]) != lines.end());
+  }
+  CHECK(rank_lines(out, 0).back() == "rank 0 met 3 peers");
+
+  // A dry run exchanges too (it binds nothing) and shows the address it would give the workers.
+  Launcher dry({"--dry_run", "--main_process_port", port, "--num_processes", "2", "true"}, kMpirunAsRoot,
+               without_rendezvous_variables, mpirun_two_machines());
+  REQUIRE(dry.wait(120000ms) == 0);
+  for (const char* rank : {"RANK=0 ", "RANK=1 "}) {
+    CHECK(dry.out().find(rank + std::string("LOCAL_RANK=0 WORLD_SIZE=2 LOCAL_WORLD_SIZE=1 GROUP_RANK=") +
+                         rank[5] + " GROUP_WORLD_SIZE=2 ROLE_NAME=default ROLE_RANK=" + rank[5] +
+                         " ROLE_WORLD_SIZE=2 MASTER_ADDR=" + addresses[0] + " MASTER_PORT=" + port + " ") !=
+          std::string::npos);
+  }
+}
+
+TEST_CASE("launch multi: when the MPI runtime cannot be asked, the launcher says what is missing and how to go on") {
+  const std::string fallback = "; or give every launcher machine 0's address: mpirun -x MASTER_ADDR=<address of the first host> ...";
+  // Each launcher stops before binding anything: no port is needed.
+  const auto neither = launch({"true"},
+                              {{"OMPI_COMM_WORLD_SIZE", "2"}, {"OMPI_COMM_WORLD_RANK", "1"}});
+  CHECK(neither.code == 2);
+  CHECK(neither.err.find("accel-launch: error: cannot learn machine 0's address from mpirun: it gave this launcher "
+                         "neither a PMIx server (PMIX_NAMESPACE) nor a PMI-1 descriptor (PMI_FD)" + fallback + "\n") !=
+        std::string::npos);
+  if (!have_open_mpi_with_pmix()) {
+    WARN("Open MPI's mpirun or libpmix.so.2 is not installed (Debian openmpi-bin, libpmix2): the real mpirun case is not tested");
+    return;
+  }
+  // A launcher that never reaches the exchange: the others give up after --join_timeout.
+  const std::string late = "if [ $OMPI_COMM_WORLD_RANK = 1 ]; then exec sleep 30; fi; exec \"$0\" \"$@\"";
+  Launcher alone({"--join_timeout", "1", PRINT_ENV_EXE, "RANK"},
+                 kMpirunAsRoot, without_rendezvous_variables,
+                 {"/usr/bin/mpirun", "-np", "2", "--oversubscribe", "env", "-u", "OMPI_COMM_WORLD_LOCAL_SIZE", "sh", "-c", late});
+  CHECK(alone.wait(120000ms) != 0);
+  CHECK(alone.out().find("RANK=") == std::string::npos);
+  CHECK(alone.err().find("accel-launch: error: cannot learn machine 0's address from mpirun through PMIx: PMIx gave no "
+                         "answer within 1 s (--join_timeout): a launcher of this mpirun job never reached the exchange" +
+                         fallback + "\n") != std::string::npos);
+
+  auto env = kMpirunAsRoot;
+  env["ACCEL_PMIX_LIBRARY"] = "libaccel-absent-pmix.so.2";
+  Launcher job({PRINT_ENV_EXE, "RANK"}, env,
+               without_rendezvous_variables, mpirun_two_machines());
+  CHECK(job.wait(120000ms) != 0);
+  CHECK(job.out().find("RANK=") == std::string::npos);  // no worker started
+  CHECK(std::regex_search(job.err(), std::regex(R"(accel-launch: error: cannot learn machine 0's address from mpirun through PMIx: cannot load the PMIx library libaccel-absent-pmix\.so\.2 \([^\n]*\): install Open MPI's PMIx library \(Debian: libpmix2\) or name it with ACCEL_PMIX_LIBRARY; or give every launcher machine 0's address: mpirun -x MASTER_ADDR=<address of the first host> \.\.\.\n)")));
+}
+
 TEST_CASE("launch multi: a bad --join_timeout, a port with no next port, a taken control port are refused") {
   const Job job{"127.0.0.1", 2};
   const auto zero = launch(job.args(1, {"--join_timeout", "0"}, {"true"}));

@@ -85,10 +85,12 @@ std::optional<ClusterLayout> detect_mpi(const env::Lookup& lookup) {
     }
     ClusterLayout layout;
     layout.engine = std::string(dialect.name) + " mpirun";
+    layout.started_by_mpirun = true;
     layout.num_machines = size;
     layout.machine_rank = rank;
     // mpirun tells no rank where rank 0 runs: under SLURM the allocation's first node is it,
-    // otherwise MASTER_ADDR is exported to every rank (mpirun -x MASTER_ADDR=...).
+    // a MASTER_ADDR exported to every rank (mpirun -x MASTER_ADDR=...) wins, and otherwise the
+    // launchers ask the MPI runtime itself (resolve.cpp, mpi_exchange.h).
     if (auto nodes = read_text(lookup, "SLURM_JOB_NODELIST")) {
       layout.main_process_ip = FromEnvironment<std::string>{env::first_slurm_host(nodes->value), "first of SLURM_JOB_NODELIST"};
     }

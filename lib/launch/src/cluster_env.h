@@ -26,6 +26,9 @@ struct ClusterLayout {
   std::optional<FromEnvironment<int>> main_process_port;
   std::optional<FromEnvironment<int>> num_processes;  // per machine (PET_NPROC_PER_NODE)
   std::optional<FromEnvironment<int>> gpus_per_machine;  // SLURM_GPUS_ON_NODE: one worker each
+  // Started by mpirun: when nothing names machine 0, the launchers can ask the MPI runtime
+  // (mpi_exchange.h).
+  bool started_by_mpirun = false;
 };
 
 // The port a SLURM job uses when none is given: derived from the job id so that two jobs

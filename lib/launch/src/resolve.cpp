@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -14,6 +15,7 @@
 #include "accel/core/text.h"
 #include "accel/launch/accelerate_env.h"
 #include "cluster_env.h"
+#include "mpi_exchange.h"
 #include "process.h"
 
 namespace accel::launch {
@@ -163,6 +165,19 @@ std::vector<std::string> mpirun_prefix(const std::string& hostfile, int per_mach
     argv.insert(argv.end(), {"-f", hostfile, "-ppn", std::to_string(per_machine), "-n", std::to_string(total)});
   }
   return argv;
+}
+
+// The lowest-precedence source of machine 0's address, used only by launchers that mpirun
+// started when nothing else names machine 0. Every launcher of the mpirun job takes part (a dry
+// run too: nothing is bound). Returns the announcement, empty when not asked.
+std::string ask_mpi_for_machine_zero(const std::optional<ClusterLayout>& cluster, const LaunchSpec& spec,
+                                     LaunchRequest& request) {
+  if (spec.num_machines == 1 || request.main_process_ip || !cluster || !cluster->started_by_mpirun) return "";
+  const auto timeout = std::chrono::milliseconds(static_cast<long long>(spec.join_timeout_s * 1000));
+  const auto found = exchange_main_address(env::process_environment(), timeout);
+  request.main_process_ip = found.address;
+  return "accel-launch: --main_process_ip " + found.address + " from MPI rank 0 (" + found.service +
+         "); pass --main_process_ip or mpirun -x MASTER_ADDR=... to choose otherwise\n";
 }
 
 std::string this_host() {
@@ -447,7 +462,8 @@ bool LaunchSpec::shows_on_console(int local_rank) const {
 LaunchSpec resolve(const LaunchRequest& asked, const hardware::Machine& machine, std::ostream& notes) {
   LaunchRequest request = asked;
   std::string cluster_note;
-  if (const auto layout = detect_cluster(env::process_environment())) cluster_note = apply_cluster_layout(*layout, request);
+  const auto cluster = detect_cluster(env::process_environment());
+  if (cluster) cluster_note = apply_cluster_layout(*cluster, request);
   const std::string mode = request.distributed_type.value_or("NO");
   if (mode == "XLA" || mode == "TPU") {
     throw UsageError("distributed_type " + mode +
@@ -463,6 +479,7 @@ LaunchSpec resolve(const LaunchRequest& asked, const hardware::Machine& machine,
   resolve_job_environment(request, mode, spec, said);
   resolve_supervision(request, spec);
   resolve_output(request, spec);
+  cluster_note += ask_mpi_for_machine_zero(cluster, spec, request);
   resolve_rendezvous(request, spec, said);
   if (request.mpirun_hostfile && !accelerate::wants_accelerators(job_mode(request, mode))) {
     route_through_mpirun(*request.mpirun_hostfile, spec);
