@@ -138,7 +138,7 @@ class PmixSession : public KeyValueService {
     // The library allocates the value and its string with malloc (PMIx's PMIX_VALUE_RELEASE frees both).
     const bool text = value && value->type == kPmixString && value->data.string;
     std::string result = text ? value->data.string : "";
-    if (value && text) std::free(value->data.string);
+    if (text) std::free(value->data.string);
     std::free(value);
     if (!text) throw Error("PMIx_Get of " + key + " from rank " + std::to_string(rank) + " returned no text");
     return result;
