@@ -1170,7 +1170,7 @@ TEST_CASE("launch multi: under mpirun with no MASTER_ADDR, machine 0's address c
   }
 }
 
-TEST_CASE("launch multi: when the MPI runtime cannot be asked, the launcher says what is missing and how to go on") {
+TEST_CASE("launch multi: the MPI runtime is asked only when nothing names machine 0, its failures say what is missing") {
   const std::string fallback = "; or give every launcher machine 0's address: mpirun -x MASTER_ADDR=<address of the first host> ...";
   // Each launcher stops before binding anything: no port is needed.
   const auto neither = launch({"true"},
@@ -1179,6 +1179,20 @@ TEST_CASE("launch multi: when the MPI runtime cannot be asked, the launcher says
   CHECK(neither.err.find("accel-launch: error: cannot learn machine 0's address from mpirun: it gave this launcher "
                          "neither a PMIx server (PMIX_NAMESPACE) nor a PMI-1 descriptor (PMI_FD)" + fallback + "\n") !=
         std::string::npos);
+  // Whatever names machine 0 is taken first: the runtime is not asked (its library would fail).
+  const std::map<std::string, std::string> mpi_rank_1 = {{"OMPI_COMM_WORLD_SIZE", "2"}, {"OMPI_COMM_WORLD_RANK", "1"},
+                                                         {"PMIX_NAMESPACE", "1616838657"},
+                                                         {"ACCEL_PMIX_LIBRARY", "libaccel-absent-pmix.so.2"}};
+  auto exported = mpi_rank_1;
+  exported["MASTER_ADDR"] = "10.1.2.3";
+  for (const auto& [env, args] : {std::pair{exported, std::vector<std::string>{"--dry_run", "true"}},
+                                  std::pair{mpi_rank_1, std::vector<std::string>{"--dry_run", "--main_process_ip", "10.1.2.3", "true"}}}) {
+    const auto named = launch(args, env);
+    CHECK(named.code == 0);
+    CHECK(named.out.find(" MASTER_ADDR=10.1.2.3 ") != std::string::npos);
+    CHECK(named.err.find("MPI rank 0") == std::string::npos);
+  }
+
   if (!have_open_mpi_with_pmix()) {
     WARN("Open MPI's mpirun or libpmix.so.2 is not installed (Debian openmpi-bin, libpmix2): the real mpirun case is not tested");
     return;
