@@ -5,9 +5,8 @@
 #include <limits>
 
 namespace accel::models {
-namespace {
 
-void check_options(const GenerationOptions& o) {
+void check_generation_options(const GenerationOptions& o) {
   if (o.max_new_tokens < 0)
     throw UsageError("max_new_tokens must be >= 0, got " + std::to_string(o.max_new_tokens));
   if (!o.do_sample) return;
@@ -17,6 +16,8 @@ void check_options(const GenerationOptions& o) {
   if (!(o.top_p > 0 && o.top_p <= 1))
     throw UsageError("top_p must be in (0, 1] (1 = off), got " + std::to_string(o.top_p));
 }
+
+namespace {
 
 // Logits [B,V] float32 on CPU -> one sampled id per row.
 torch::Tensor sample(torch::Tensor logits, const GenerationOptions& o, at::Generator& gen) {
@@ -33,26 +34,10 @@ torch::Tensor sample(torch::Tensor logits, const GenerationOptions& o, at::Gener
     auto drop = (probs.cumsum(1) - probs) >= o.top_p;
     logits = logits.scatter(1, order, sorted.masked_fill(drop, lowest));
   }
-  return torch::multinomial(logits.softmax(1), 1, /*replacement=*/false, gen).squeeze(1);
-}
-
-void check_prompts(const CausalLM& model, const torch::Tensor& input_ids, const GenerationOptions& o) {
-  if (!input_ids.defined() || input_ids.dim() != 2 || input_ids.size(1) == 0 ||
-      input_ids.size(0) == 0)
-    throw UsageError("generate needs input_ids of shape [batch, tokens] with at least one token");
-  const auto limit = model.max_positions();
-  if (limit && input_ids.size(1) + o.max_new_tokens > *limit)
-    throw UsageError("a prompt of " + std::to_string(input_ids.size(1)) + " tokens plus " +
-                     std::to_string(o.max_new_tokens) +
-                     " new tokens exceeds the model's maximum sequence length " +
-                     std::to_string(*limit));
-}
-
-// Finished rows and left padding need some id; any works since the mask hides it.
-std::int64_t padding_id(const CausalLM& model, const GenerationOptions& options) {
-  if (options.pad_token_id) return *options.pad_token_id;
-  const auto eos = model.eos_token_ids();
-  return eos.empty() ? 0 : eos.front();
+  // multinomial's own method for one draw, spelled out so that TokenChooser::skip() can take the
+  // same variates: the largest p / Exp(1) is a draw with probability p.
+  const auto probs = logits.softmax(1);
+  return (probs / torch::empty_like(probs).exponential_(1, gen)).argmax(1);
 }
 
 // Generates into ids[:, prompt:] step by step (in inference mode; ids and mask stay normal
@@ -64,9 +49,9 @@ std::int64_t fill_tokens(CausalLM& model, torch::Tensor& ids, const torch::Tenso
   const auto batch = ids.size(0), width = ids.size(1);
   const auto eos = torch::tensor(model.eos_token_ids(), torch::kLong);
   const bool stopping = options.stop_at_eos && eos.numel() > 0;
-  const auto pad = padding_id(model, options);
+  const auto pad = padding_id(model.eos_token_ids(), options);
   KVCache cache(width);
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(options.seed);
+  TokenChooser chooser(options);
   std::vector<bool> finished(static_cast<std::size_t>(batch), false);
   auto length = prompt;
   while (length < width) {
@@ -74,7 +59,7 @@ std::int64_t fill_tokens(CausalLM& model, torch::Tensor& ids, const torch::Tenso
     const auto step_ids = incremental ? ids.narrow(1, length - 1, 1) : ids.narrow(1, 0, length);
     auto logits = model.next_token_logits(step_ids, mask.narrow(1, 0, length),
                                           options.use_cache ? &cache : nullptr);
-    auto next = (options.do_sample ? sample(logits, options, gen) : logits.argmax(1)).contiguous();
+    auto next = chooser.choose(logits).contiguous();
     const auto ends = stopping ? torch::isin(next, eos) : torch::zeros_like(next, torch::kBool);
     auto next_id = next.accessor<std::int64_t, 1>();
     const auto ended = ends.accessor<bool, 1>();
@@ -98,27 +83,76 @@ std::int64_t fill_tokens(CausalLM& model, torch::Tensor& ids, const torch::Tenso
 
 }  // namespace
 
+std::int64_t padding_id(const std::vector<std::int64_t>& eos_token_ids, const GenerationOptions& options) {
+  if (options.pad_token_id) return *options.pad_token_id;
+  return eos_token_ids.empty() ? 0 : eos_token_ids.front();
+}
+
+PromptBatch left_pad(const std::vector<std::vector<std::int64_t>>& prompts, std::int64_t pad_id) {
+  if (prompts.empty()) throw UsageError("generate needs at least one prompt");
+  std::size_t longest = 0;
+  for (std::size_t i = 0; i < prompts.size(); ++i) {
+    if (prompts[i].empty())
+      throw UsageError("prompt " + std::to_string(i) + " is empty; every prompt needs a token");
+    longest = std::max(longest, prompts[i].size());
+  }
+  const auto rows = static_cast<std::int64_t>(prompts.size());
+  const auto width = static_cast<std::int64_t>(longest);
+  PromptBatch batch{torch::full({rows, width}, pad_id, torch::kLong), torch::zeros({rows, width}, torch::kLong)};
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const auto& p = prompts[static_cast<std::size_t>(r)];
+    const auto n = static_cast<std::int64_t>(p.size());
+    batch.input_ids[r].narrow(0, width - n, n).copy_(torch::tensor(p, torch::kLong));
+    batch.attention_mask[r].narrow(0, width - n, n).fill_(1);
+  }
+  return batch;
+}
+
+PromptBatch checked_prompts(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                            std::optional<std::int64_t> max_positions, const GenerationOptions& options) {
+  if (!input_ids.defined() || input_ids.dim() != 2 || input_ids.size(1) == 0 || input_ids.size(0) == 0)
+    throw UsageError("generate needs input_ids of shape [batch, tokens] with at least one token");
+  if (max_positions && input_ids.size(1) + options.max_new_tokens > *max_positions)
+    throw UsageError("a prompt of " + std::to_string(input_ids.size(1)) + " tokens plus " +
+                     std::to_string(options.max_new_tokens) +
+                     " new tokens exceeds the model's maximum sequence length " + std::to_string(*max_positions));
+  PromptBatch batch{input_ids.to(torch::kCPU, torch::kLong), torch::Tensor()};
+  batch.attention_mask = attention_mask.defined() ? attention_mask.to(torch::kCPU, torch::kLong)
+                                                  : torch::ones_like(batch.input_ids);
+  if (batch.attention_mask.sizes() != batch.input_ids.sizes())
+    throw UsageError("attention_mask has shape " + c10::str(batch.attention_mask.sizes()) + " but input_ids has " +
+                     c10::str(batch.input_ids.sizes()));
+  if (batch.attention_mask.sum(1).eq(0).any().item<bool>())
+    throw UsageError("every prompt needs at least one token with attention_mask 1");
+  return batch;
+}
+
+TokenChooser::TokenChooser(const GenerationOptions& options)
+    : options_(options), generator_(at::make_generator<at::CPUGeneratorImpl>(options.seed)) {
+  check_generation_options(options);
+}
+
+torch::Tensor TokenChooser::choose(const torch::Tensor& logits) {
+  return options_.do_sample ? sample(logits, options_, generator_) : logits.argmax(1);
+}
+
+void TokenChooser::skip(std::int64_t rows, std::int64_t vocab) {
+  if (options_.do_sample) torch::empty({rows, vocab}, torch::kFloat32).exponential_(1, generator_);
+}
+
 Generation generate(CausalLM& model, const torch::Tensor& input_ids,
                     const torch::Tensor& attention_mask, const GenerationOptions& options) {
-  check_options(options);
-  check_prompts(model, input_ids, options);
+  check_generation_options(options);
+  const auto prompts = checked_prompts(input_ids, attention_mask, model.max_positions(), options);
   const auto batch = input_ids.size(0), prompt = input_ids.size(1);
   const auto width = prompt + options.max_new_tokens;
-  const auto pad = padding_id(model, options);
 
   // The prompts and every token to come, and their mask, allocated once: a step writes one
   // column and passes views.
-  auto ids = torch::full({batch, width}, pad, torch::kLong);
-  ids.narrow(1, 0, prompt).copy_(input_ids);
+  auto ids = torch::full({batch, width}, padding_id(model.eos_token_ids(), options), torch::kLong);
+  ids.narrow(1, 0, prompt).copy_(prompts.input_ids);
   auto mask = torch::ones({batch, width}, torch::kLong);
-  if (attention_mask.defined()) {
-    if (attention_mask.sizes() != input_ids.sizes())
-      throw UsageError("attention_mask has shape " + c10::str(attention_mask.sizes()) +
-                       " but input_ids has " + c10::str(input_ids.sizes()));
-    mask.narrow(1, 0, prompt).copy_(attention_mask);
-  }
-  if (mask.narrow(1, 0, prompt).sum(1).eq(0).any().item<bool>())
-    throw UsageError("every prompt needs at least one token with attention_mask 1");
+  mask.narrow(1, 0, prompt).copy_(prompts.attention_mask);
 
   Generation result;
   result.new_tokens.resize(static_cast<std::size_t>(batch));
@@ -129,25 +163,8 @@ Generation generate(CausalLM& model, const torch::Tensor& input_ids,
 
 Generation generate(CausalLM& model, const std::vector<std::vector<std::int64_t>>& prompts,
                     const GenerationOptions& options) {
-  if (prompts.empty()) throw UsageError("generate needs at least one prompt");
-  std::size_t longest = 0;
-  for (std::size_t i = 0; i < prompts.size(); ++i) {
-    if (prompts[i].empty())
-      throw UsageError("prompt " + std::to_string(i) + " is empty; every prompt needs a token");
-    longest = std::max(longest, prompts[i].size());
-  }
-  const auto rows = static_cast<std::int64_t>(prompts.size());
-  const auto width = static_cast<std::int64_t>(longest);
-  const auto pad = padding_id(model, options);
-  auto ids = torch::full({rows, width}, pad, torch::kLong);
-  auto mask = torch::zeros({rows, width}, torch::kLong);
-  for (std::int64_t r = 0; r < rows; ++r) {
-    const auto& p = prompts[r];
-    const auto n = static_cast<std::int64_t>(p.size());
-    ids[r].narrow(0, width - n, n).copy_(torch::tensor(p, torch::kLong));
-    mask[r].narrow(0, width - n, n).fill_(1);
-  }
-  return generate(model, ids, mask, options);
+  const auto batch = left_pad(prompts, padding_id(model.eos_token_ids(), options));
+  return generate(model, batch.input_ids, batch.attention_mask, options);
 }
 
 }  // namespace accel::models

@@ -45,6 +45,46 @@ class CausalLM {
   virtual std::string describe() const = 0;
 };
 
+// UsageError naming the option at fault: max_new_tokens < 0, or, when sampling, a temperature,
+// top_k or top_p out of range.
+void check_generation_options(const GenerationOptions& options);
+
+// The id given to finished rows and to left padding (the mask hides it): options.pad_token_id,
+// else the first EOS id, else 0.
+std::int64_t padding_id(const std::vector<std::int64_t>& eos_token_ids, const GenerationOptions& options);
+
+// Prompts of different lengths as one batch, left-padded with `pad_id` to the longest:
+// input_ids and attention_mask [prompts, longest] int64. UsageError for no prompts or an
+// empty one.
+struct PromptBatch {
+  torch::Tensor input_ids, attention_mask;
+};
+PromptBatch left_pad(const std::vector<std::vector<std::int64_t>>& prompts, std::int64_t pad_id);
+
+// The prompts generate() takes, as int64 on the CPU (no mask: every token is real). UsageError
+// for input_ids that are not [batch, tokens] with a token, a mask of another shape or with a row
+// without a token, or prompts that with max_new_tokens exceed `max_positions`.
+PromptBatch checked_prompts(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                            std::optional<std::int64_t> max_positions, const GenerationOptions& options);
+
+// Picks each row's next token from its logits as generate() does: the first maximum (greedy),
+// or a draw with the options' temperature, top_k, top_p and seed. A draw takes one exponential
+// variate per (row, vocabulary entry) in row order from one generator, so rows drawn in
+// consecutive parts (a pipeline's micro-batches, in order) get the tokens the whole batch gets
+// at once; skip() consumes the variates of rows left out of a step.
+class TokenChooser {
+ public:
+  // UsageError for out-of-range options (check_generation_options).
+  explicit TokenChooser(const GenerationOptions& options);
+  // logits [rows, vocab] float32 on the CPU -> the next token of each row [rows] int64.
+  torch::Tensor choose(const torch::Tensor& logits);
+  void skip(std::int64_t rows, std::int64_t vocab);
+
+ private:
+  GenerationOptions options_;
+  at::Generator generator_;
+};
+
 // Throws UsageError for empty prompts, a mask of another shape, prompts that with
 // max_new_tokens exceed max_positions(), or out-of-range sampling options.
 Generation generate(CausalLM& model, const torch::Tensor& input_ids,
