@@ -22,9 +22,10 @@
 namespace accel::pipeline {
 
 // Tags keep the activation channel (rank k -> k+1) apart from the output channel (last rank ->
-// every other rank).
+// every other rank) and, while generating, the token channel (last rank -> rank 0).
 inline constexpr int kActivationTag = 1;
 inline constexpr int kOutputTag = 2;
+inline constexpr int kTokenTag = 3;
 
 class Links {
  public:

@@ -25,13 +25,9 @@ std::string current_error_text() {
   }
 }
 
-// Micro-batch sizes differ by at most one (10 rows in 4 chunks: 3, 3, 2, 2); nothing is padded.
-// A batch of fewer rows than num_chunks runs as one micro-batch per row.
 std::vector<Activations> split_batch(const Activations& inputs, int num_chunks) {
-  const auto rows = inputs[0].size(0);
-  const auto count = static_cast<int>(std::min<std::int64_t>(num_chunks, rows));
-  std::vector<std::int64_t> sizes(count, rows / count);
-  for (std::int64_t i = 0; i < rows % count; ++i) ++sizes[i];
+  const auto sizes = micro_batch_sizes(inputs[0].size(0), num_chunks);
+  const auto count = static_cast<int>(sizes.size());
   std::vector<Activations> micros(count);
   for (const auto& t : inputs) {
     auto parts = t.split_with_sizes(sizes, 0);
@@ -93,6 +89,13 @@ void check_batch(const Activations& inputs, const std::string& what) {
   if (inputs[0].size(0) == 0) throw UsageError(what + " has no rows (dim 0 is empty); pass at least one row");
 }
 
+std::vector<std::int64_t> micro_batch_sizes(std::int64_t rows, int num_chunks) {
+  const auto count = std::min<std::int64_t>(num_chunks, rows);
+  std::vector<std::int64_t> sizes(static_cast<std::size_t>(count), rows / count);
+  for (std::int64_t i = 0; i < rows % count; ++i) ++sizes[static_cast<std::size_t>(i)];
+  return sizes;
+}
+
 std::function<std::optional<Activations>()> once(const Activations& batch) {
   return [&batch, given = false]() mutable -> std::optional<Activations> {
     if (given) return std::nullopt;
@@ -101,7 +104,27 @@ std::function<std::optional<Activations>()> once(const Activations& batch) {
   };
 }
 
-Activations Pipeline::Impl::run_stage(Activations x, std::int64_t batch, std::int64_t micro) {
+Activations Pipeline::Impl::timed_forward(std::size_t index, const Activations& x) {
+  auto& block = *blocks[index].second;
+  auto t0 = std::chrono::steady_clock::now();
+  auto out = block.forward(x);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // A fast block's first run is mostly one-off costs (allocation, lazy set-up): time it again.
+  if (seconds < kRetimeBelowSeconds) {
+    std::vector<double> times;
+    for (int r = 0; r < kRetimes; ++r) {
+      t0 = std::chrono::steady_clock::now();
+      out = block.forward(x);
+      times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    std::sort(times.begin(), times.end());
+    seconds = times[times.size() / 2];
+  }
+  (*block_seconds)[first_block + index] = seconds;
+  return out;
+}
+
+Activations Pipeline::Impl::run_stage(Activations x, std::int64_t batch, std::int64_t micro, models::KVCache* cache) {
   const auto start = Trace::now();
   if (build_error) std::rethrow_exception(build_error);  // peers hear of it through the abort
   for (auto& t : x) {
@@ -110,56 +133,39 @@ Activations Pipeline::Impl::run_stage(Activations x, std::int64_t batch, std::in
   for (std::size_t i = 0; i < blocks.size(); ++i) {
     auto& [name, block] = blocks[i];
     try {
-      if (block_seconds) {
-        auto t0 = std::chrono::steady_clock::now();
-        auto out = block->forward(x);
-        double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        // A fast block's first run is mostly one-off costs (allocation, lazy set-up): time it again.
-        if (seconds < kRetimeBelowSeconds) {
-          std::vector<double> times;
-          for (int r = 0; r < kRetimes; ++r) {
-            t0 = std::chrono::steady_clock::now();
-            out = block->forward(x);
-            times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-          }
-          std::sort(times.begin(), times.end());
-          seconds = times[times.size() / 2];
-        }
-        (*block_seconds)[first_block + i] = seconds;
-        x = std::move(out);
-      } else {
-        x = block->forward(x);
-      }
+      x = cache ? block->forward_cached(x, *cache) : block_seconds ? timed_forward(i, x) : block->forward(x);
     } catch (const std::exception& e) {
       throw Error("block '" + name + "' (rank " + std::to_string(rank) + ", stage " + std::to_string(rank) +
-                         ") failed on batch " + std::to_string(batch) + ", micro-batch " + std::to_string(micro) +
-                         ": " + error_text(e));
+                  ") failed on " + (cache ? "step " : "batch ") + std::to_string(batch) + ", micro-batch " +
+                  std::to_string(micro) + ": " + error_text(e));
     }
   }
   const auto end = Trace::now();
   compute_seconds += std::chrono::duration<double>(end - start).count();
-  trace.add("compute", "b" + std::to_string(batch) + " m" + std::to_string(micro), start, end);
+  trace.add("compute", (cache ? "s" : "b") + std::to_string(batch) + " m" + std::to_string(micro), start, end);
   return x;
 }
 
-void Pipeline::Impl::run(const Source& next_batch, const Sink& on_output, const RowsCheck& check_rows,
-         std::exception_ptr input_error) {
-  if (!broken.empty()) {
-    throw PeerError("rank " + std::to_string(rank) + ": this pipeline can no longer be used because an earlier call "
-                    "lost a peer (" + broken + "); prepare a new pipeline");
+Pipeline::Impl::CallScope::CallScope(Impl& impl) : trace_(impl.trace) {
+  if (!impl.broken.empty()) {
+    throw PeerError("rank " + std::to_string(impl.rank) + ": this pipeline can no longer be used because an earlier "
+                    "call lost a peer (" + impl.broken + "); prepare a new pipeline");
   }
-  ++calls;
+  ++impl.calls;
+}
+
+Pipeline::Impl::CallScope::~CallScope() {
+  try {
+    trace_.write();
+  } catch (const Error& e) {
+    std::cerr << "accel pipeline: " << e.what() << "\n";
+  }
+}
+
+void Pipeline::Impl::run(const Source& next_batch, const Sink& on_output, const RowsCheck& check_rows,
+                          std::exception_ptr input_error) {
+  CallScope scope(*this);
   torch::NoGradGuard no_grad;
-  struct WriteTrace {
-    Trace& trace;
-    ~WriteTrace() {
-      try {
-        trace.write();
-      } catch (const Error& e) {
-        std::cerr << "accel pipeline: " << e.what() << "\n";
-      }
-    }
-  } write_trace{trace};
 
   Call call;
   call.upstream_done = first();
@@ -255,11 +261,17 @@ void Pipeline::Impl::run_later_stage(Call& call, const RowsCheck& check_rows, co
 }
 
 void Pipeline::Impl::finish_call(Call& call, const Sink& on_output) {
-  try {
+  settle(call, [&] {
     while (!call.upstream_done) call.upstream_done = receive(rank - 1, kActivationTag).kind != MessageKind::kData;
     if (!last()) send(rank + 1, kActivationTag, call.failure ? *call.failure : Message::end());
     if (last() && num_stages > 1) send_outputs(call);
     if (!last()) receive_outputs(call, on_output);
+  });
+}
+
+void Pipeline::Impl::settle(Call& call, const std::function<void()>& closing) {
+  try {
+    closing();
     if (links) links->wait_sends(0);
   } catch (const PeerError& e) {
     broken = e.what();
@@ -312,6 +324,7 @@ void Pipeline::Impl::receive_outputs(Call& call, const Sink& on_output) {
   links->abandon_sends();
   try {
     if (!last()) send(rank + 1, kActivationTag, Message::abort(rank, text));
+    if (last() && generating) send(0, kTokenTag, Message::abort(rank, text));
     if (last()) {
       for (int r = 0; r + 1 < num_stages; ++r) send(r, kOutputTag, Message::abort(rank, text));
     }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "accel/core/error.h"
+#include "accel/models/generation.h"
 #include "accel/pipeline/pipeline.h"
 #include "accel/runtime/group.h"
 #include "link.h"
@@ -36,6 +37,10 @@ std::string error_text(const std::exception& e);
 // with `what` otherwise.
 void check_batch(const Activations& inputs, const std::string& what);
 
+// Micro-batch sizes differ by at most one (10 rows in 4 chunks: 3, 3, 2, 2); nothing is padded.
+// A batch of fewer rows than num_chunks runs as one micro-batch per row.
+std::vector<std::int64_t> micro_batch_sizes(std::int64_t rows, int num_chunks);
+
 // A batch source that yields `batch` once.
 std::function<std::optional<Activations>()> once(const Activations& batch);
 
@@ -61,12 +66,40 @@ class Pipeline::Impl {
   std::unique_ptr<Links> links;
   std::int64_t calls = 0;  // numbers this pipeline's calls alike on every rank
   std::string broken;      // why no further call can run (a peer was lost); empty: usable
+  // What generate() needs of the model, set by prepare() when it is a models::CausalLM.
+  struct LanguageModel {
+    std::vector<std::int64_t> eos_token_ids;
+    std::optional<std::int64_t> max_positions;
+  };
+  std::optional<LanguageModel> language_model;
+  bool generating = false;  // a generate() call is running: the last rank's tokens go back to rank 0
+
+  // generate() on this rank (generate.cpp); `refused`: this rank's prompts were refused before.
+  models::Generation generate(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                              const models::GenerationOptions& options, std::exception_ptr refused = nullptr);
 
   bool first() const { return rank == 0; }
   bool last() const { return rank == num_stages - 1; }
   bool is_output_rank() const { return last() || gather; }
 
-  Activations run_stage(Activations x, std::int64_t batch, std::int64_t micro);
+  // Runs this rank's blocks on one micro-batch (`batch`, `micro` name it in errors and the
+  // trace); with a cache, as one decoding step of generate() (Block::forward_cached).
+  Activations run_stage(Activations x, std::int64_t batch, std::int64_t micro, models::KVCache* cache = nullptr);
+  // Block `index` of this stage on the example, its time recorded in block_seconds.
+  Activations timed_forward(std::size_t index, const Activations& x);
+
+  // Lives as long as one call on this rank: refuses the call when an earlier one lost a peer,
+  // numbers it, and writes the trace at its end.
+  class CallScope {
+   public:
+    explicit CallScope(Impl& impl);
+    ~CallScope();
+    CallScope(const CallScope&) = delete;
+    CallScope& operator=(const CallScope&) = delete;
+
+   private:
+    Trace& trace_;
+  };
 
   // Checks, on a rank after the first, that batch `batch` of this call has `rows` rows as in this
   // rank's own inputs (throws accel::UsageError); the callback stream has none to compare with.
@@ -109,6 +142,10 @@ class Pipeline::Impl {
   // ranks finish the call; the end (or the failure) travels downstream; the last rank hands
   // every other rank the outputs (gather_output) or the failure.
   void finish_call(Call& call, const Sink& on_output);
+
+  // Runs `closing` (the rest of a call's protocol on this rank) and raises the call's outcome:
+  // this rank's own error, else the failure it heard of. A lost peer makes the pipeline unusable.
+  void settle(Call& call, const std::function<void()>& closing);
 
   void send_outputs(const Call& call);
 

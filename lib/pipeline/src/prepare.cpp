@@ -174,8 +174,12 @@ SplitPoints first_cut(const std::vector<BlockInfo>& infos, const SplitPoints& re
   return counts.empty() ? SplitPoints("parameters") : SplitPoints::counts(counts);
 }
 
-std::unique_ptr<Pipeline::Impl> make_impl(const PipelineOptions& options, const runtime::GroupHandle& group) {
+std::unique_ptr<Pipeline::Impl> make_impl(const models::BlockModel& model, const PipelineOptions& options,
+                                          const runtime::GroupHandle& group) {
   auto impl = std::make_unique<Pipeline::Impl>();
+  if (const auto* language_model = dynamic_cast<const models::CausalLM*>(&model)) {
+    impl->language_model = Pipeline::Impl::LanguageModel{language_model->eos_token_ids(), language_model->max_positions()};
+  }
   impl->group = group;
   impl->rank = group.rank;
   impl->num_stages = group.world_size;
@@ -274,7 +278,7 @@ Pipeline prepare(const models::BlockModel& model, const Activations& example_inp
   const std::int64_t max_stage_parameters = budget / 4;
   const Plan initial = make_plan(infos, world, first_cut(infos, options.split_points, world, max_stage_parameters));
 
-  auto impl = make_impl(options, group);
+  auto impl = make_impl(model, options, group);
   try {
     impl->build_blocks(model, initial.stages[group.rank]);
   } catch (...) {

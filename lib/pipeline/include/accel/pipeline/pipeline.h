@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "accel/models/blocks.h"
+#include "accel/models/generation.h"
 #include "accel/pipeline/partition.h"
 
 namespace accel::runtime {
@@ -100,6 +101,23 @@ class Pipeline {
   // batch completes (on every rank, at the end, with gather_output).
   void stream(const std::function<std::optional<Activations>()>& next_batch,
               const std::function<void(std::size_t, Activations)>& on_output);
+
+  // Autoregressive generation through the stages, as models::generate() does in one process
+  // (greedy, or sampled with the options' seed: the same tokens). The batch (left-padded
+  // prompts) is cut into micro-batches (num_chunks) that take their decoding steps in turn, so
+  // that with num_chunks >= stages every stage works on another micro-batch at each step; each
+  // stage keeps the key/value cache of its own layers for each micro-batch, the last stage picks
+  // the tokens and sends them back to rank 0, and a micro-batch stops when all its rows have
+  // reached an EOS (or max_new_tokens). The cache is always used (options.use_cache is ignored).
+  // Every rank passes the same prompts and gets the whole Generation. accel::UsageError for a
+  // pipeline prepared from a model that is not a models::CausalLM (GPT2LMHeadModel,
+  // LlamaForCausalLM; its blocks run with Block::forward_cached), and for the inputs and options
+  // models::generate() refuses.
+  models::Generation generate(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                              const models::GenerationOptions& options);
+  // Left-pads `prompts` into one batch (models::left_pad) and generates for them.
+  models::Generation generate(const std::vector<std::vector<std::int64_t>>& prompts,
+                              const models::GenerationOptions& options);
 
   const Plan& plan() const;
   int stage() const;
