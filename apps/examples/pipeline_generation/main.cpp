@@ -35,7 +35,7 @@ struct Options {
   int batch = 0;  // > 0: that many prompts, the given ones repeated
   int max_new_tokens = 24;
   int num_chunks = 0;  // 0: one micro-batch per process
-  std::string split_points = "parameters";
+  std::string split_points = "auto";
   double temperature = 0;  // 0: greedy
   int top_k = 0;
   double top_p = 1;
