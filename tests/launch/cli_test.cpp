@@ -21,9 +21,11 @@
 #include <regex>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 #include <thread>
 
 #include "accel/launch/port.h"
+#include "cluster_env.h"
 #include "support/temp_dir.h"
 #include "support/wait.h"
 
@@ -171,6 +173,29 @@ std::map<std::string, std::string> parse_env(const std::vector<std::string>& lin
   return env;
 }
 
+// The two ports of a multi-machine job on machine 0, held while its launchers run: the workers'
+// store's and, one above, the launchers' control plane's. No other free-port choice on this
+// machine can take a held port; the launchers can still listen on it.
+struct JobPorts {
+  accel::launch::PortReservation store;
+  accel::launch::PortReservation control;
+};
+
+JobPorts reserve_job_ports() {
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    auto store = accel::launch::PortReservation::any_free();
+    if (auto control = accel::launch::PortReservation::at(store.port() + 1)) return {std::move(store), std::move(*control)};
+  }
+  throw std::runtime_error("no two consecutive free ports in 100 tries");
+}
+
+// `port` and the one above it, when both are free here.
+std::optional<JobPorts> reserve_job_ports_at(int port) {
+  auto store = accel::launch::PortReservation::at(port);
+  auto control = accel::launch::PortReservation::at(port + 1);
+  if (!store || !control) return std::nullopt;
+  return JobPorts{std::move(*store), std::move(*control)};
+}
 
 }  // namespace
 
@@ -395,8 +420,8 @@ TEST_CASE("launch cli: --log_dir writes per-rank files per attempt and never reu
 }
 
 TEST_CASE("launch cli: two machines on loopback form one world") {
-  const auto reservation = accel::launch::PortReservation::any_free();
-  const std::string port = std::to_string(reservation.port());
+  const auto ports = reserve_job_ports();
+  const std::string port = std::to_string(ports.store.port());
   const std::vector<std::string> common{"--num_machines", "2", "--main_process_ip", "127.0.0.1", "--main_process_port",
                                         port, "--num_processes", "4", "-q"};
   auto machine = [&](const char* rank, std::vector<std::string> job) {
@@ -946,9 +971,8 @@ namespace {
 struct Job {
   std::string address;
   int machines;
-  // Held while the job's launchers run: no other free-port choice on this machine can take it.
-  accel::launch::PortReservation reservation = accel::launch::PortReservation::any_free();
-  std::string port = std::to_string(reservation.port());
+  JobPorts ports = reserve_job_ports();
+  std::string port = std::to_string(ports.store.port());
 
   std::vector<std::string> args(int rank, std::vector<std::string> extra, const std::vector<std::string>& job) const {
     std::vector<std::string> out{"--num_machines", std::to_string(machines), "--machine_rank", std::to_string(rank),
@@ -1085,7 +1109,15 @@ TEST_CASE("launch multi: a launcher that disagrees with machine 0 is refused, na
 }
 
 TEST_CASE("launch multi: an srun step fills in the layout, announced in one line") {
-  const std::string job_id = std::to_string(100000 + accel::launch::PortReservation::any_free().port());
+  // A job id whose derived ports are both held here while the launchers run.
+  const auto [job_number, ports] = [] {
+    long long id = 100000 + accel::launch::PortReservation::any_free().port();
+    for (int attempt = 0; attempt < 100; ++attempt, ++id) {
+      if (auto held = reserve_job_ports_at(accel::launch::slurm_job_port(id))) return std::pair{id, std::move(*held)};
+    }
+    throw std::runtime_error("no job id with two free derived ports in 100 tries");
+  }();
+  const std::string job_id = std::to_string(job_number);
   auto slurm = [&](int node) {
     return std::map<std::string, std::string>{
         {"SLURM_JOB_ID", job_id}, {"SLURM_STEP_ID", "0"}, {"SLURM_NODEID", std::to_string(node)},
@@ -1133,8 +1165,8 @@ TEST_CASE("launch multi: under mpirun with no MASTER_ADDR, machine 0's address c
     WARN("Open MPI's mpirun or libpmix.so.2 is not installed (Debian openmpi-bin, libpmix2): not tested");
     return;
   }
-  const auto reservation = accel::launch::PortReservation::any_free();
-  const std::string port = std::to_string(reservation.port());
+  const auto ports = reserve_job_ports();
+  const std::string port = std::to_string(ports.store.port());
   Launcher job({"--main_process_port", port, "--num_processes", "4", "sh", "-c",
                 PRINT_ENV_EXE " RANK MASTER_ADDR && exec " RENDEZVOUS_EXE},
                kMpirunAsRoot, without_rendezvous_variables, mpirun_two_machines());
@@ -1229,7 +1261,10 @@ TEST_CASE("launch multi: a bad --join_timeout, a port with no next port, a taken
   CHECK(refused.err.find("--main_process_port 65535: several machines also need the next port") != std::string::npos);
 
   // Something else listens on the control port: machine 0 says so before starting any worker.
+  // (SO_REUSEADDR: the job's own reservation holds the port too, bound but not listening.)
   const int taken = ::socket(AF_INET, SOCK_STREAM, 0);
+  const int one = 1;
+  ::setsockopt(taken, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);

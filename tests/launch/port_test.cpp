@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <set>
+#include <stdexcept>
+#include <utility>
 
 #include "accel/core/error.h"
 #include "accel/launch/port.h"
@@ -22,6 +24,31 @@ TEST_CASE("launch port: reservations held at the same time never share a port") 
   CHECK(ports.size() == 20);
   // A held (bound, not listening) port is still usable by the workers' store.
   CHECK_NOTHROW(require_port_free("--main_process_port", "127.0.0.1", held.front().port()));
+}
+
+TEST_CASE("launch port: a given port is reserved next to others, and refused while something listens on it") {
+  const auto [first, next] = [] {
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      auto low = PortReservation::any_free();
+      if (auto high = PortReservation::at(low.port() + 1)) return std::pair{std::move(low), std::move(*high)};
+    }
+    throw std::runtime_error("no two consecutive free ports in 100 tries");
+  }();
+  CHECK(next.port() == first.port() + 1);
+  CHECK_NOTHROW(require_port_free("--main_process_port", "127.0.0.1", next.port()));  // still usable by a server
+
+  const int server = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(server, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  REQUIRE(::listen(server, 1) == 0);
+  socklen_t length = sizeof address;
+  ::getsockname(server, reinterpret_cast<sockaddr*>(&address), &length);
+  CHECK_FALSE(PortReservation::at(ntohs(address.sin_port)));
+  CHECK_FALSE(PortReservation::at(0));
+  CHECK_FALSE(PortReservation::at(65536));
+  ::close(server);
 }
 
 TEST_CASE("launch port: a port something listens on is refused naming the address") {

@@ -44,6 +44,15 @@ PortReservation PortReservation::any_free() {
   return PortReservation(fd.release(), port);
 }
 
+std::optional<PortReservation> PortReservation::at(int port) {
+  Fd fd = reusable_socket();
+  sockaddr_in address = any_address(port);
+  if (port <= 0 || port > 65535 || ::bind(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+    return std::nullopt;
+  }
+  return PortReservation(fd.release(), port);
+}
+
 PortReservation::~PortReservation() {
   if (fd_ >= 0) ::close(fd_);
 }

@@ -1,5 +1,6 @@
 #pragma once
 // Rendezvous port choice on this machine.
+#include <optional>
 #include <string>
 
 namespace accel::launch {
@@ -12,6 +13,9 @@ class PortReservation {
  public:
   // Binds a free port chosen by the kernel. Throws accel::Error when no socket can be bound.
   static PortReservation any_free();
+  // Binds `port` itself; empty when it is taken (something listens on it, or holds it without
+  // SO_REUSEADDR). For a port that must sit next to another one, such as the control plane's.
+  static std::optional<PortReservation> at(int port);
   ~PortReservation();
   PortReservation(PortReservation&& other) noexcept;
   PortReservation& operator=(PortReservation&&) = delete;
