@@ -1,5 +1,4 @@
 // accel-launch env: versions found by reading installed files, never by linking the libraries.
-#include <fstream>
 #include <iomanip>
 #include <sstream>
 
@@ -7,6 +6,7 @@
 #include "accel/config/locations.h"
 #include "accel/config/store.h"
 #include "accel/core/error.h"
+#include "accel/core/files.h"
 #include "accel/core/text.h"
 #include "formats.h"
 
@@ -17,14 +17,6 @@ struct Found {
   std::string version;
   std::string path;
 };
-
-std::optional<std::string> read_if_present(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return std::nullopt;
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 // The value of `#define NAME value` in a C header.
 std::optional<std::string> define_value(const std::string& header, const std::string& name) {
@@ -39,7 +31,7 @@ std::optional<std::string> define_value(const std::string& header, const std::st
 
 std::optional<Found> dotted_version(const std::vector<std::string>& headers, const std::string& prefix) {
   for (const auto& path : headers) {
-    const auto text = read_if_present(path);
+    const auto text = files::read_if_present(path);
     if (!text) continue;
     const auto major = define_value(*text, prefix + "MAJOR");
     const auto minor = define_value(*text, prefix + "MINOR");
@@ -69,7 +61,7 @@ std::optional<Found> cuda_version(const std::string& root, const env::Lookup& lo
   auto homes = with_env_prefix(lookup, {"CUDA_HOME", "CUDA_PATH"}, "");
   homes.push_back(root + "/usr/local/cuda");
   for (const auto& home : homes) {
-    if (const auto json = read_if_present(home + "/version.json")) {
+    if (const auto json = files::read_if_present(home + "/version.json")) {
       try {
         std::vector<std::string> duplicates;
         const Node document = formats::parse_json(*json, home + "/version.json", duplicates);
@@ -83,13 +75,13 @@ std::optional<Found> cuda_version(const std::string& root, const env::Lookup& lo
         // A damaged version.json: fall through to the other sources.
       }
     }
-    if (const auto txt = read_if_present(home + "/version.txt")) {
+    if (const auto txt = files::read_if_present(home + "/version.txt")) {
       const auto at = txt->find("Version ");
       if (at != std::string::npos) return Found{text::trim(txt->substr(at + 8, txt->find('\n', at) - at - 8)), home + "/version.txt"};
     }
   }
   for (const auto& header : {root + "/usr/local/cuda/include/cuda.h", root + "/usr/include/cuda.h"}) {
-    const auto text = read_if_present(header);
+    const auto text = files::read_if_present(header);
     if (!text) continue;
     if (const auto code = text::parse_integer(define_value(*text, "CUDA_VERSION").value_or(""))) {
       return Found{std::to_string(*code / 1000) + "." + std::to_string(*code % 1000 / 10), header};
@@ -110,7 +102,7 @@ std::string describe_found(const std::optional<Found>& found) {
 
 std::string os_name(const std::string& root, const hardware::Machine& machine) {
   std::string name = machine.os.empty() ? "unknown" : machine.os;
-  if (const auto release = read_if_present(root + "/etc/os-release")) {
+  if (const auto release = files::read_if_present(root + "/etc/os-release")) {
     std::istringstream lines(*release);
     for (std::string line; std::getline(lines, line);) {
       if (line.rfind("PRETTY_NAME=", 0) != 0) continue;

@@ -1,19 +1,16 @@
 #include "error_file.h"
 
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
+#include "accel/core/files.h"
 #include "accel/core/text.h"
 
 namespace accel::launch {
 
 std::optional<std::string> read_error_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return std::nullopt;
-  std::stringstream content;
-  content << in.rdbuf();
-  const std::string text = content.str();
+  const auto contents = files::read_if_present(path);
+  if (!contents) return std::nullopt;
+  const std::string& text = *contents;
   const auto json = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (json.is_object() && json.contains("message")) {
     const auto& message = json["message"];

@@ -1,40 +1,13 @@
 #pragma once
-// Owning file descriptors and pipes (private to lib/launch).
+// Pipes (private to lib/launch); descriptors are owned by core's files::Fd.
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <utility>
+#include "accel/core/files.h"
 
 namespace accel::launch {
 
-// Move-only owner of one file descriptor; closes it on destruction.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() { reset(); }
-  Fd(Fd&& other) noexcept : fd_(other.release()) {}
-  Fd& operator=(Fd&& other) noexcept {
-    if (this != &other) {
-      reset();
-      fd_ = other.release();
-    }
-    return *this;
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-
-  int get() const { return fd_; }
-  explicit operator bool() const { return fd_ >= 0; }
-  int release() { return std::exchange(fd_, -1); }
-  void reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
+using files::Fd;
 
 struct Pipe {
   Fd read;

@@ -20,6 +20,7 @@
 #include <utility>
 
 #include "accel/core/error.h"
+#include "accel/core/files.h"
 #include "control_plane.h"
 #include "error_file.h"
 #include "line_relay.h"
@@ -118,18 +119,6 @@ class SignalPipe {
   std::vector<std::pair<int, struct sigaction>> saved_;
 };
 
-void make_directories(const std::string& path) {
-  std::string prefix;
-  for (std::size_t i = 0; i <= path.size(); ++i) {
-    if (i == path.size() || (path[i] == '/' && i > 0)) {
-      prefix = path.substr(0, i);
-      if (::mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST) {
-        throw FileError(prefix, "cannot create the directory", errno);
-      }
-    }
-  }
-}
-
 // Removes a directory holding only files (a scratch directory); best effort.
 void remove_flat_directory(const std::string& path) {
   if (DIR* dir = ::opendir(path.c_str())) {
@@ -177,7 +166,7 @@ class RunFiles {
     if (scratch_lock_) ::flock(scratch_lock_.get(), LOCK_EX | LOCK_NB);
     if (spec.log_dir.empty()) return;
     try {
-      make_directories(spec.log_dir);
+      files::make_directories(spec.log_dir);
       for (int suffix = 0; log_root_.empty(); ++suffix) {
         const std::string candidate =
             spec.log_dir + "/" + spec.run_id + (suffix ? "." + std::to_string(suffix) : std::string());
@@ -205,7 +194,7 @@ class RunFiles {
   Fd open_log(int attempt, int local_rank, const char* name) const {
     if (log_root_.empty()) return Fd();
     const std::string dir = log_root_ + "/attempt_" + std::to_string(attempt) + "/" + std::to_string(local_rank);
-    make_directories(dir);
+    files::make_directories(dir);
     const std::string path = dir + "/" + name + ".log";
     Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
     if (!fd) throw FileError(path, "cannot create the log file", errno);

@@ -1,13 +1,12 @@
 #include "accel/models/checkpoint.h"
 
 #include "accel/core/error.h"
+#include "accel/core/files.h"
 #include "accel/core/text.h"
 
 #include <nlohmann/json.hpp>
 
-#include <cerrno>
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 
 namespace accel::models {
@@ -23,14 +22,11 @@ bool is_index(const std::string& path) {
 }
 
 nlohmann::json read_index(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw FileError(path, "cannot read the checkpoint index", errno);
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (const auto problem = text::json_nesting_problem(text.str()))
+  const std::string text = files::read_whole(path, "cannot read the checkpoint index");
+  if (const auto problem = text::json_nesting_problem(text))
     throw FileError(path, "checkpoint index: " + *problem);
   try {
-    return nlohmann::json::parse(text.str());
+    return nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     throw FileError(path, "checkpoint index is not valid JSON (" + text::excerpt(e.what()) + ")");
   }

@@ -124,9 +124,7 @@ void GPT2::save_pretrained(const std::string& dir, bool overwrite) {
   for (const auto& p : {config_path, weights_path})
     if (!overwrite && fs::exists(p))
       throw FileError(p.string(), "already exists; refusing to overwrite it");
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) throw FileError(dir, "cannot create directory", ec.value());
+  files::make_directories(dir);
 
   save_safetensors(weights_path.string(), state_dict(),
                    {.overwrite = overwrite, .metadata = {{"format", "pt"}}});

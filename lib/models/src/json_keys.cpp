@@ -1,9 +1,8 @@
 #include "json_keys.h"
 
+#include "accel/core/files.h"
 #include "accel/core/text.h"
 
-#include <cerrno>
-#include <fstream>
 #include <sstream>
 
 namespace accel::models::detail {
@@ -23,11 +22,7 @@ nlohmann::json parse_json_object(const std::string& text, const std::string& sou
 }
 
 std::string read_text_file(const std::string& path, const std::string& what) {
-  std::ifstream in(path);
-  if (!in) throw FileError(path, "cannot read " + what, errno);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+  return files::read_whole(path, "cannot read " + what);
 }
 
 }  // namespace accel::models::detail

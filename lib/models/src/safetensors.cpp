@@ -1,6 +1,7 @@
 #include "accel/models/safetensors.h"
 
 #include "accel/core/error.h"
+#include "accel/core/files.h"
 #include "accel/models/safetensors_header.h"
 
 #include <nlohmann/json.hpp>
@@ -141,43 +142,11 @@ torch::Tensor SafetensorsFile::get_floating(const std::string& name,
                           torch::TensorOptions().dtype(dtype));
 }
 
-namespace {
-
-// Removes the temporary file unless the write completed and was renamed into place.
-class TempFile {
- public:
-  explicit TempFile(std::string path) : path_(std::move(path)) {}
-  ~TempFile() {
-    if (!committed_) std::remove(path_.c_str());
-  }
-  const std::string& path() const { return path_; }
-  void commit() { committed_ = true; }
-
- private:
-  std::string path_;
-  bool committed_ = false;
-};
-
-void write_all(int fd, const void* data, std::size_t size, const std::string& path) {
-  const auto* p = static_cast<const char*>(data);
-  while (size > 0) {
-    const ssize_t n = ::write(fd, p, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw FileError(path, "cannot write", errno);
-    }
-    p += n;
-    size -= static_cast<std::size_t>(n);
-  }
-}
-
-}  // namespace
-
 void save_safetensors(const std::string& path, const NamedTensors& tensors,
                       const SaveOptions& options) {
+  const std::string refusal = "already exists; refusing to overwrite it (pass overwrite to replace it)";
   struct stat st {};
-  if (!options.overwrite && ::stat(path.c_str(), &st) == 0)
-    throw FileError(path, "already exists; refusing to overwrite it (pass overwrite to replace it)");
+  if (!options.overwrite && ::stat(path.c_str(), &st) == 0) throw FileError(path, refusal);  // again on commit
 
   nlohmann::json header = nlohmann::json::object();
   if (!options.metadata.empty()) header["__metadata__"] = options.metadata;
@@ -200,25 +169,17 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
   // The format recommends padding the header with spaces so the data starts 8-byte aligned.
   text.append((8 - text.size() % 8) % 8, ' ');
 
-  TempFile temp(path + ".tmp." + std::to_string(::getpid()));
-  const int fd = ::open(temp.path().c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw FileError(temp.path(), "cannot create", errno);
-  try {
-    unsigned char length[8];
-    for (int i = 0; i < 8; ++i) length[i] = static_cast<unsigned char>(text.size() >> (8 * i));
-    write_all(fd, length, sizeof length, temp.path());
-    write_all(fd, text.data(), text.size(), temp.path());
-    for (const auto& t : contiguous)
-      write_all(fd, t.data_ptr(), t.numel() * t.element_size(), temp.path());
-    if (::fsync(fd) != 0) throw FileError(temp.path(), "cannot flush", errno);
-  } catch (...) {
-    ::close(fd);
-    throw;
+  files::PendingFile file(path);
+  unsigned char length[8];
+  for (int i = 0; i < 8; ++i) length[i] = static_cast<unsigned char>(text.size() >> (8 * i));
+  file.write(length, sizeof length);
+  file.write(text);
+  for (const auto& t : contiguous) file.write(t.data_ptr(), t.numel() * t.element_size());
+  if (options.overwrite) {
+    file.commit_replacing();
+  } else if (!file.commit_if_absent()) {
+    throw FileError(path, refusal);
   }
-  if (::close(fd) != 0) throw FileError(temp.path(), "cannot close", errno);
-  if (std::rename(temp.path().c_str(), path.c_str()) != 0)
-    throw FileError(path, "cannot rename " + temp.path() + " to it", errno);
-  temp.commit();
 }
 
 }  // namespace accel::models

@@ -1,16 +1,16 @@
 #include "accel/models/tokenizer.h"
 
+#include "accel/core/env_contract.h"
 #include "accel/core/error.h"
+#include "accel/core/files.h"
 #include "accel/core/text.h"
 #include "bpe.h"
 
 #include <nlohmann/json.hpp>
 
-#include <cerrno>
 #include <climits>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 #include <unordered_map>
 
@@ -18,14 +18,6 @@ namespace accel::models {
 namespace {
 
 constexpr const char* kEndOfText = "<|endoftext|>";
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw FileError(path, "cannot read tokenizer file", errno);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 }  // namespace
 
@@ -50,7 +42,7 @@ struct GPT2Tokenizer::Impl {
 
 GPT2Tokenizer::GPT2Tokenizer(const std::string& vocab_path, const std::string& merges_path)
     : impl_(std::make_unique<Impl>()) {
-  const std::string vocab_text = read_file(vocab_path);
+  const std::string vocab_text = files::read_whole(vocab_path, "cannot read tokenizer file");
   if (const auto problem = text::json_nesting_problem(vocab_text)) throw FileError(vocab_path, *problem);
   nlohmann::json vocab;
   try {
@@ -83,7 +75,7 @@ GPT2Tokenizer::GPT2Tokenizer(const std::string& vocab_path, const std::string& m
   const auto eos = impl_->encoder.find(kEndOfText);
   if (eos != impl_->encoder.end()) impl_->eos = eos->second;
 
-  std::istringstream merges(read_file(merges_path));
+  std::istringstream merges(files::read_whole(merges_path, "cannot read tokenizer file"));
   std::string line;
   int line_number = 0;
   while (std::getline(merges, line)) {

@@ -1,7 +1,6 @@
 #include "accel/pipeline/partition.h"
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdio>
 #include <fstream>
 #include <limits>
@@ -9,6 +8,7 @@
 #include <sstream>
 
 #include "accel/core/error.h"
+#include "accel/core/files.h"
 #include "accel/core/text.h"
 
 #include <nlohmann/json.hpp>
@@ -149,9 +149,9 @@ SplitPoints SplitPoints::counts(std::vector<int> blocks_per_stage) {
 }
 
 SplitPoints SplitPoints::load(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw InputFileError(path, "cannot open the pipeline plan", errno);
-  const auto json = nlohmann::json::parse(in, nullptr, false);
+  const files::ReadResult read = files::try_read_whole(path);
+  if (!read.ok()) throw InputFileError(path, "cannot open the pipeline plan", read.error);
+  const auto json = nlohmann::json::parse(read.contents, nullptr, false);
   const auto found = json.is_object() ? json.find("split_points") : json.end();
   if (json.is_discarded() || !json.is_object() || found == json.end() || !found->is_array()) {
     throw InputFileError(path, "is not a pipeline plan: expected a JSON object with a \"split_points\" list of block "

@@ -5,7 +5,7 @@
 
 namespace accel::config {
 
-// The whole file. Throws accel::FileError naming `path` when it is missing, a directory or
+// The whole file. Throws accel::InputFileError naming `path` when it is missing, a directory or
 // unreadable.
 std::string read_file(const std::string& path);
 
