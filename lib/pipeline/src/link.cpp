@@ -5,14 +5,10 @@
 #include <thread>
 
 #include "accel/core/error.h"
+#include "accel/runtime/rendezvous.h"
 
 namespace accel::pipeline {
 namespace {
-
-std::string describe_error(const std::exception& e) {
-  if (auto* c10_error = dynamic_cast<const c10::Error*>(&e)) return c10_error->what_without_backtrace();
-  return e.what();
-}
 
 const std::string kFailureCount = "accel/pipeline/failures";
 constexpr std::chrono::milliseconds kWatchInterval{20};
@@ -127,7 +123,7 @@ PeerError Links::peer_error(const char* what, int peer, std::chrono::millisecond
   std::snprintf(seconds, sizeof seconds, "%.1f", timeout.count() / 1000.0);
   const std::string head = "rank " + std::to_string(group_.rank) + " could not " + what + " rank " + std::to_string(peer);
   const std::string own = head + ": rank " + std::to_string(peer) + " failed, exited or stopped answering within the " +
-                          seconds + " s timeout (" + describe_error(cause) + ")";
+                          seconds + " s timeout (" + runtime::failure_reason(cause) + ")";
   publish_report(own);  // at once: a peer may be looking for it already
   const auto report = peer_report(peer);
   if (!report) return PeerError(own);

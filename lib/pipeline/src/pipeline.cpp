@@ -19,7 +19,7 @@ std::string current_error_text() {
   try {
     throw;
   } catch (const std::exception& e) {
-    return error_text(e);
+    return runtime::failure_reason(e);
   } catch (...) {
     return "unknown error";
   }
@@ -65,11 +65,6 @@ std::int64_t count_parameters(const torch::nn::Module& module) {
 }
 
 }  // namespace
-
-std::string error_text(const std::exception& e) {
-  if (auto* c10_error = dynamic_cast<const c10::Error*>(&e)) return c10_error->what_without_backtrace();
-  return e.what();
-}
 
 void check_batch(const Activations& inputs, const std::string& what) {
   if (inputs.empty()) throw UsageError(what + " holds no tensors; pass at least one input tensor");
@@ -137,7 +132,7 @@ Activations Pipeline::Impl::run_stage(Activations x, std::int64_t batch, std::in
     } catch (const std::exception& e) {
       throw Error("block '" + name + "' (rank " + std::to_string(rank) + ", stage " + std::to_string(rank) +
                   ") failed on " + (cache ? "step " : "batch ") + std::to_string(batch) + ", micro-batch " +
-                  std::to_string(micro) + ": " + error_text(e));
+                  std::to_string(micro) + ": " + runtime::failure_reason(e));
     }
   }
   const auto end = Trace::now();

@@ -12,6 +12,7 @@
 #include "accel/models/generation.h"
 #include "accel/pipeline/pipeline.h"
 #include "accel/runtime/group.h"
+#include "accel/runtime/rendezvous.h"
 #include "link.h"
 #include "trace.h"
 
@@ -29,9 +30,6 @@ class RemoteFailure : public PeerError {
  private:
   std::string text_;
 };
-
-// An exception's message without c10's backtrace.
-std::string error_text(const std::exception& e);
 
 // Checks a batch, so bad input fails before anything of it is sent; accel::UsageError starting
 // with `what` otherwise.

@@ -79,7 +79,7 @@ void Pipeline::Impl::build_blocks(const models::BlockModel& model, const StagePl
       try {
         block = spec.build();
       } catch (const std::exception& e) {
-        throw Error("building block '" + spec.name + "' on rank " + std::to_string(rank) + " failed: " + error_text(e));
+        throw Error("building block '" + spec.name + "' on rank " + std::to_string(rank) + " failed: " + runtime::failure_reason(e));
       }
       if (!block) throw Error("building block '" + spec.name + "' on rank " + std::to_string(rank) + " returned null");
     }
@@ -97,7 +97,7 @@ void Pipeline::Impl::sum_over_group(torch::Tensor& values) {
     group.group->allreduce(tensors)->wait(group.timeout);
   } catch (const std::exception& e) {
     throw PeerError("rank " + std::to_string(rank) + ": a pipeline setup collective failed (another rank failed, " +
-                    "exited or stopped answering): " + error_text(e));
+                    "exited or stopped answering): " + runtime::failure_reason(e));
   }
 }
 
