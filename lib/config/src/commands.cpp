@@ -9,6 +9,7 @@
 #include "accel/config/questionnaire.h"
 #include "accel/config/store.h"
 #include "accel/core/error.h"
+#include "accel/core/precision.h"
 #include "accel/core/text.h"
 #include "accel/launch/resolve.h"
 #include "accel/launch/supervisor.h"
@@ -17,8 +18,9 @@ namespace accel::config {
 namespace {
 
 void check_mixed_precision(const std::string& value) {
-  if (value != "no" && value != "fp16" && value != "bf16") {
-    throw UsageError("--mixed_precision '" + value + "': accepted: no, fp16, bf16");
+  const auto precision = parse_mixed_precision(value);
+  if (!precision || *precision == MixedPrecision::kFp8) {
+    throw UsageError("--mixed_precision '" + value + "': accepted: " + accepted_mixed_precisions(false));
   }
 }
 

@@ -6,6 +6,7 @@
 
 #include "accel/core/env_contract.h"
 #include "accel/core/error.h"
+#include "accel/core/precision.h"
 #include "accel/core/text.h"
 
 namespace accel::config {
@@ -144,8 +145,8 @@ Config ask_config(Asker& asker, const hardware::Machine& machine) {
   }
 
   config.mixed_precision = lower(asker.ask("Which mixed precision? no / fp16 / bf16", std::string("no"), [](const std::string& a) {
-    const std::string l = lower(a);
-    return l == "no" || l == "fp16" || l == "bf16" ? "" : "'" + a + "' is not one of no, fp16, bf16";
+    const auto precision = parse_mixed_precision(lower(a));
+    return precision && *precision != MixedPrecision::kFp8 ? "" : "'" + a + "' is not one of " + accepted_mixed_precisions(false);
   }));
   return config;
 }

@@ -13,6 +13,7 @@
 #include "accel/config/config.h"
 #include "accel/config/store.h"
 #include "accel/core/error.h"
+#include "accel/core/precision.h"
 #include "accel/core/text.h"
 #include "accel/launch/accelerate_env.h"
 #include "formats.h"
@@ -85,7 +86,7 @@ const std::vector<Field>& fields() {
       // Every mode accelerate knows loads; XLA/TPU is refused at launch (config update and env
       // still read such a file).
       choice("distributed_type", &Config::distributed_type, launch::accelerate::distributed_types()),
-      choice("mixed_precision", &Config::mixed_precision, {"no", "fp16", "bf16", "fp8"}),
+      choice("mixed_precision", &Config::mixed_precision, mixed_precision_names(true)),
       scalar("use_cpu", Type::Bool, &Config::use_cpu),
       scalar("debug", Type::Bool, &Config::debug),
       // accelerate writes -1 for "not set"; the checker turns it into an absent value.

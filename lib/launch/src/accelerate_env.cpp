@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "accel/core/error.h"
+#include "accel/core/precision.h"
 #include "accel/core/text.h"
 
 namespace accel::launch::accelerate {
@@ -290,8 +291,8 @@ Variables job_environment(const JobEnvironmentInput& input) {
     w.set("KMP_BLOCKTIME", "1");
   }
   const std::string precision = lower(input.mixed_precision);
-  if (precision != "no" && precision != "fp16" && precision != "bf16" && precision != "fp8") {
-    throw UsageError("mixed_precision '" + input.mixed_precision + "': accepted: no, fp16, bf16, fp8");
+  if (!parse_mixed_precision(precision)) {
+    throw UsageError("mixed_precision '" + input.mixed_precision + "': accepted: " + accepted_mixed_precisions(true));
   }
   w.set("ACCELERATE_MIXED_PRECISION", precision);
   if (precision == "fp8") add_fp8(w, input.settings);

@@ -51,19 +51,21 @@ bool read_either_flag(const env::Lookup& lookup, const char* ours, const char* a
   return env::read_flag(lookup, either(lookup, ours, accelerates), false);
 }
 
-std::string checked_mixed_precision(const std::string& value, const std::string& source) {
+MixedPrecision checked_mixed_precision(const std::string& value, const std::string& source) {
   auto lowered = text::trim(value);
   std::transform(lowered.begin(), lowered.end(), lowered.begin(), [](unsigned char c) { return std::tolower(c); });
-  if (lowered.empty() || lowered == "no") return "no";
-  if (lowered == "fp16" || lowered == "bf16") return lowered;
-  throw UsageError(source + "='" + value + "' is not a mixed precision this runtime supports; accepted: no, fp16, bf16");
+  if (lowered.empty()) return MixedPrecision::kNo;
+  const auto precision = parse_mixed_precision(lowered);
+  if (precision && *precision != MixedPrecision::kFp8) return *precision;
+  throw UsageError(source + "='" + value + "' is not a mixed precision this runtime supports; accepted: " +
+                   accepted_mixed_precisions(false));
 }
 
-std::string read_mixed_precision(const env::Lookup& lookup, const PartialStateOptions& options) {
+MixedPrecision read_mixed_precision(const env::Lookup& lookup, const PartialStateOptions& options) {
   if (options.mixed_precision) return checked_mixed_precision(*options.mixed_precision, "PartialStateOptions::mixed_precision");
   const char* name = either(lookup, env::kMixedPrecision, env::kAccelerateMixedPrecision);
   const auto value = lookup(name);
-  return value ? checked_mixed_precision(*value, "environment variable " + std::string(name)) : "no";
+  return value ? checked_mixed_precision(*value, "environment variable " + std::string(name)) : MixedPrecision::kNo;
 }
 
 std::shared_ptr<detail::SharedState> form_state(const PartialStateOptions& options) {
@@ -184,7 +186,7 @@ const std::string& PartialState::backend() const { return impl_->backend; }
 const env::WorldInfo& PartialState::world() const { return impl_->world; }
 std::chrono::milliseconds PartialState::timeout() const { return impl_->group.timeout; }
 const runtime::GroupHandle& PartialState::group() const { return impl_->group; }
-const std::string& PartialState::mixed_precision() const { return impl_->mixed_precision; }
+MixedPrecision PartialState::mixed_precision() const { return impl_->mixed_precision; }
 bool PartialState::debug() const { return impl_->debug; }
 
 DistributedType PartialState::distributed_type() const {
@@ -205,8 +207,8 @@ const char* to_string(DistributedType type) {
 }
 
 c10::ScalarType PartialState::compute_dtype() const {
-  if (mixed_precision() == "bf16") return c10::kBFloat16;
-  if (mixed_precision() == "fp16" && device().is_cuda()) return c10::kHalf;
+  if (mixed_precision() == MixedPrecision::kBf16) return c10::kBFloat16;
+  if (mixed_precision() == MixedPrecision::kFp16 && device().is_cuda()) return c10::kHalf;
   return c10::kFloat;
 }
 
@@ -225,7 +227,7 @@ std::string PartialState::to_string() const {
       << "Local process index: " << local_process_index() << "\n"
       << "Device: " << device().str() << "\n"
       << "Launcher: " << world().launcher << "\n"
-      << "Mixed precision: " << mixed_precision() << "\n"
+      << "Mixed precision: " << accel::to_string(mixed_precision()) << "\n"
       << "Debug: " << (debug() ? "true" : "false") << "\n";
   return out.str();
 }

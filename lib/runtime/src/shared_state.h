@@ -5,6 +5,7 @@
 #include <string>
 
 #include "accel/core/env_contract.h"
+#include "accel/core/precision.h"
 #include "accel/runtime/group.h"
 
 namespace accel::detail {
@@ -14,7 +15,7 @@ struct SharedState {
   runtime::GroupHandle group;
   c10::Device device{c10::kCPU};
   std::string backend = "none";
-  std::string mixed_precision = "no";
+  MixedPrecision mixed_precision = MixedPrecision::kNo;
   bool debug = false;
   // Numbers every collective, in call order (the same on every rank), so that a failure can say
   // which ranks never reached the one that failed.

@@ -25,6 +25,7 @@
 
 #include "accel/core/env_contract.h"
 #include "accel/core/error.h"
+#include "accel/core/precision.h"
 #include "accel/runtime/object_codec.h"
 #include "accel/runtime/operations.h"
 #include "accel/runtime/split.h"
@@ -104,9 +105,9 @@ class PartialState {
   std::chrono::milliseconds timeout() const;
   const runtime::GroupHandle& group() const;
   DistributedType distributed_type() const;
-  // "no", "fp16" or "bf16", and the dtype models should compute in: bf16 gives bfloat16, fp16
-  // gives float16 on CUDA (this LibTorch has no float16 matrix products on CPU: float32 there).
-  const std::string& mixed_precision() const;
+  // no, fp16 or bf16 (never fp8), and the dtype models should compute in: bf16 gives bfloat16,
+  // fp16 gives float16 on CUDA (this LibTorch has no float16 matrix products on CPU: float32 there).
+  MixedPrecision mixed_precision() const;
   c10::ScalarType compute_dtype() const;
   // Debug mode (accelerate's ACCELERATE_DEBUG_MODE): before every collective the ranks check
   // that they all entered the same operation, and the tensor collectives check shapes, so that a
