@@ -277,3 +277,32 @@ TEST_CASE("the state prints as accelerate's, and destroy_process_group ends its 
                                          "Process index: 1\nLocal process index: 1\nDevice: cpu\n") &&
                            Catch::Contains("Mixed precision: no\nDebug: false\n") && Catch::EndsWith("MULTI_CPU"));
 }
+
+TEST_CASE("a process-order guard's finish throws for a peer that never arrives, its destructor only reports it", "[runtime][state][errors]") {
+  // Rank 1 stays alive but never takes its side of the guard, so rank 0's wait at the end times out.
+  const auto body = [](bool finish_explicitly) {
+    return [finish_explicitly](const PartialState& s) {
+      s.wait_for_everyone();
+      if (s.process_index() == 1) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+        return 0;
+      }
+      auto first = s.main_process_first();
+      if (finish_explicitly) first.finish();
+      return 1;
+    };
+  };
+  const auto thrown = run_ranks<int>(2, body(true), std::chrono::milliseconds(800));
+  CHECK(thrown[0].error_type == "PeerError");
+  CHECK_THAT(thrown[0].error, Catch::Contains("rank 1 (last seen in #1 wait_for_everyone) never reached it"));
+
+  std::ostringstream captured;
+  auto* const original = std::cerr.rdbuf(captured.rdbuf());
+  const auto reported = run_ranks<int>(2, body(false), std::chrono::milliseconds(800));
+  std::cerr.rdbuf(original);
+  CHECK(reported[0].error.empty());  // the destructor did not throw
+  CHECK(reported[0].value == 1);
+  CHECK_THAT(captured.str(), Catch::StartsWith("accel: the wait at the end of a main_process_first block failed (call "
+                                               "finish() to catch it): ") &&
+                                 Catch::Contains("rank 1 (last seen in #1 wait_for_everyone) never reached it"));
+}

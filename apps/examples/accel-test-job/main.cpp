@@ -66,6 +66,7 @@ void check_ordering(const accel::PartialState& state, const Checker& check) {
     } else if (state.world().node_rank == 0) {
       check.equal("main_process_first: the main process had run first", std::filesystem::exists(marker), true);
     }
+    first.finish();
   }
   state.wait_for_everyone();
   state.on_main_process([&] { std::filesystem::remove(marker); });

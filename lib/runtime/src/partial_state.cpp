@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <iostream>
 #include <mutex>
 #include <sstream>
 
@@ -135,8 +136,6 @@ void leave_at_exit() {
 
 }  // namespace
 
-detail::SharedState::~SharedState() { leave(); }
-
 void detail::SharedState::leave() {
   if (!leave_store_on_exit || !group.store) return;
   leave_store_on_exit = false;
@@ -257,10 +256,22 @@ ProcessOrderGuard::ProcessOrderGuard(const PartialState& state, bool goes_first)
   if (!goes_first_) PartialState(state_).wait_for_everyone();
 }
 
-ProcessOrderGuard::~ProcessOrderGuard() noexcept(false) {
-  // Waiting while an exception unwinds could throw a second one (std::terminate); the peers'
-  // barrier names this rank instead.
-  if (goes_first_ && std::uncaught_exceptions() == uncaught_on_entry_) PartialState(state_).wait_for_everyone();
+void ProcessOrderGuard::finish() {
+  if (finished_) return;
+  finished_ = true;
+  if (goes_first_) PartialState(state_).wait_for_everyone();
+}
+
+ProcessOrderGuard::~ProcessOrderGuard() {
+  // Waiting while an exception unwinds could end in a second one; the peers' wait names this
+  // rank instead.
+  if (std::uncaught_exceptions() != uncaught_on_entry_) return;
+  try {
+    finish();
+  } catch (const std::exception& e) {
+    std::cerr << "accel: the wait at the end of a main_process_first block failed (call finish() to catch it): "
+              << e.what() << "\n";
+  }
 }
 
 }  // namespace accel

@@ -28,8 +28,9 @@ struct SharedState {
   SharedState() = default;
   SharedState(const SharedState&) = delete;
   SharedState& operator=(const SharedState&) = delete;
-  ~SharedState();
-  // Leaves the job's TCPStore in order (see runtime::leave_store), once.
+  // Leaves the job's TCPStore in order (see runtime::leave_store), once: PartialState's atexit
+  // handler or destroy_process_group() calls it. The destructor does not: it may run during
+  // static destruction, when c10d's and Gloo's own statics may already be gone.
   void leave();
 };
 

@@ -64,20 +64,26 @@ struct PartialStateOptions {
 
 class PartialState;
 
-// Holds ranks back so that one side runs a block first (see main_process_first()). The other
-// side waits when the guard ends; if the block throws, the guard does not wait, and the peers'
-// wait fails with a PeerError naming this rank instead of hanging.
+// Holds ranks back so that one side runs a block first (see main_process_first()): the other
+// side waits when the guard is made, the side that went first when it finishes.
 class [[nodiscard]] ProcessOrderGuard {
  public:
   ProcessOrderGuard(const ProcessOrderGuard&) = delete;
   ProcessOrderGuard& operator=(const ProcessOrderGuard&) = delete;
-  ~ProcessOrderGuard() noexcept(false);
+  // Ends the ordering: the side that went first waits here until the others may go. Throws
+  // PeerError naming the ranks that never arrived. Later calls do nothing.
+  void finish();
+  // Finishes unless an exception is unwinding: then it does not wait, and the peers' wait fails
+  // with a PeerError naming this rank instead of hanging. A destructor must not throw, so a
+  // failure here is only written to stderr: call finish() to get it as an exception.
+  ~ProcessOrderGuard();
 
  private:
   friend class PartialState;
   ProcessOrderGuard(const PartialState& state, bool goes_first);
   std::shared_ptr<detail::SharedState> state_;  // shared, so the guard may outlive the handle
   bool goes_first_;
+  bool finished_ = false;
   int uncaught_on_entry_;
 };
 
@@ -123,19 +129,21 @@ class PartialState {
   // A barrier across every rank.
   void wait_for_everyone() const;
 
-  // `auto first = state.main_process_first();` — the main process runs the rest of the scope
-  // before every other rank does (e.g. it fills a cache the others then read).
+  // `auto first = state.main_process_first(); ...; first.finish();` — the main process runs
+  // the block before every other rank does (e.g. it fills a cache the others then read).
   ProcessOrderGuard main_process_first() const { return {*this, is_main_process()}; }
   ProcessOrderGuard local_main_process_first() const { return {*this, is_local_main_process()}; }
   template <class F>
   void main_process_first(F&& fn) const {
     ProcessOrderGuard guard = main_process_first();
     fn();
+    guard.finish();
   }
   template <class F>
   void local_main_process_first(F&& fn) const {
     ProcessOrderGuard guard = local_main_process_first();
     fn();
+    guard.finish();
   }
 
   // Run fn only on that process, or always in a job of one (as accelerate does, so a script
