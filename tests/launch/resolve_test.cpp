@@ -84,16 +84,39 @@ TEST_CASE("launch resolve: values given explicitly are never announced") {
   CHECK(notes.str().empty());
 }
 
+namespace {
+// The process environment with `name` set to `value` (unset when nothing), for the request to read.
+accel::env::Lookup environment_with(const std::string& name, std::optional<std::string> value) {
+  return [name, value](const std::string& asked) {
+    return asked == name ? value : accel::env::process_environment()(asked);
+  };
+}
+}  // namespace
+
 TEST_CASE("launch resolve: an inherited OMP_NUM_THREADS is left alone") {
-  ::setenv("OMP_NUM_THREADS", "5", 1);
   auto request = job();
   request.num_processes = 2;
+  request.environment = environment_with("OMP_NUM_THREADS", "5");
   std::ostringstream notes;
   const auto spec = resolve(request, machine(8, 0), notes);
-  ::unsetenv("OMP_NUM_THREADS");
   CHECK_FALSE(spec.omp_threads);
   CHECK(env_of(spec, 0).count("OMP_NUM_THREADS") == 0);
   CHECK(notes.str().find("threads") == std::string::npos);
+}
+
+TEST_CASE("launch resolve: JOB is looked up on the PATH of the request's environment") {
+  accel::test::TempDir dir("resolve-path");
+  const std::string program = dir.write("bin/my-job", "#!/bin/sh\n");
+  ::chmod(program.c_str(), 0755);
+  auto request = job({"my-job", "--flag"});
+  request.environment = environment_with("PATH", "/nonexistent:" + dir.path("bin"));
+  std::ostringstream notes;
+  const auto spec = resolve(request, machine(4, 0), notes);
+  CHECK(spec.executable == program);
+  CHECK(spec.argv == std::vector<std::string>{"my-job", "--flag"});
+
+  request.environment = environment_with("PATH", "/nonexistent");
+  CHECK(usage_error(request) == "JOB my-job: not found on PATH (give a path such as ./my-job)");
 }
 
 TEST_CASE("launch resolve: GPUs give one worker per GPU, --cpu overrides") {

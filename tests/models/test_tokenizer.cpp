@@ -47,6 +47,16 @@ TEST_CASE("GPT-2 tokenizer round-trips any bytes", "[models][tokenizer]") {
                       Contains("token id 50257 is not in the GPT-2 vocabulary (50257 tokens)"));
 }
 
+TEST_CASE("the bundled vocabulary's directory is ACCEL_GPT2_VOCAB_DIR when set and not empty", "[models][tokenizer]") {
+  const auto only = [](std::optional<std::string> value) {
+    return [value](const std::string& name) { return name == "ACCEL_GPT2_VOCAB_DIR" ? value : std::nullopt; };
+  };
+  CHECK(bundled_vocabulary_dir(only("/opt/vocab")) == "/opt/vocab");
+  const std::string built_in = bundled_vocabulary_dir(only(std::nullopt));
+  CHECK(built_in != "/opt/vocab");
+  CHECK(bundled_vocabulary_dir(only("")) == built_in);
+}
+
 TEST_CASE("tokenizer file errors name the file", "[models][tokenizer][errors]") {
   TempDir dir;
   const auto vocab = dir.path("vocab.json");

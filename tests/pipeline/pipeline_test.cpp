@@ -244,12 +244,14 @@ TEST_CASE("tracing writes one Chrome-trace file per rank, and plot-trace draws t
   const ToyModel model(3);
   const accel::test::TempDir scratch("trace-test");
   const std::filesystem::path dir = scratch.path("traces");  // the pipeline creates it
-  ::setenv("ACCEL_TRACE", dir.c_str(), 1);  // before the rank threads start
+  auto options = quiet("parameters", 2);
+  options.environment = [&](const std::string& name) {
+    return name == "ACCEL_TRACE" ? std::optional<std::string>(dir.string()) : std::nullopt;
+  };
   auto errors = run_ranks(2, [&](accel::runtime::GroupHandle& group) {
-    auto pipe = prepare(model, toy_batch(2, 4, 40), quiet("parameters", 2), group);
+    auto pipe = prepare(model, toy_batch(2, 4, 40), options, group);
     pipe.forward(toy_batch(4, 4, 41));
   });
-  ::unsetenv("ACCEL_TRACE");
   expect_no_errors(errors);
   std::vector<std::filesystem::path> files;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) files.push_back(entry.path());

@@ -41,9 +41,8 @@ bool is_executable_file(const std::string& path) {
 }
 
 // execvp's search, done up front so a missing JOB is a usage error before anything starts.
-std::optional<std::string> find_on_path(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  for (const auto& dir : text::split(path ? path : "/usr/local/bin:/usr/bin:/bin", ':')) {
+std::optional<std::string> find_on_path(const std::string& name, const env::Lookup& environment) {
+  for (const auto& dir : text::split(environment("PATH").value_or("/usr/local/bin:/usr/bin:/bin"), ':')) {
     const std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
     if (is_executable_file(candidate)) return candidate;
   }
@@ -59,7 +58,7 @@ void resolve_job(const LaunchRequest& request, LaunchSpec& spec) {
     if (request.no_python.value_or(false)) {
       throw UsageError("-m/--module runs JOB as a Python module under python3; it cannot be combined with --no_python");
     }
-    const auto interpreter = find_on_path("python3");
+    const auto interpreter = find_on_path("python3", request.environment);
     if (!interpreter) throw UsageError("-m/--module " + job + ": python3 is not on PATH");
     spec.executable = *interpreter;
     spec.argv = {"python3", "-m"};
@@ -76,7 +75,7 @@ void resolve_job(const LaunchRequest& request, LaunchSpec& spec) {
     if (::access(job.c_str(), R_OK) != 0) {
       throw UsageError("JOB " + job + ": no such readable Python script");
     }
-    const auto interpreter = find_on_path("python3");
+    const auto interpreter = find_on_path("python3", request.environment);
     if (!interpreter) {
       throw UsageError("JOB " + job + " is a Python script but python3 is not on PATH; install it or pass --no_python");
     }
@@ -94,7 +93,7 @@ void resolve_job(const LaunchRequest& request, LaunchSpec& spec) {
     }
     spec.executable = job;
   } else {
-    const auto found = find_on_path(job);
+    const auto found = find_on_path(job, request.environment);
     if (!found) throw UsageError("JOB " + job + ": not found on PATH (give a path such as ./" + job + ")");
     spec.executable = *found;
   }
@@ -141,9 +140,10 @@ std::string shell_quote(const std::string& word) {
 
 // accelerate's _get_mpirun_args: Open MPI spells the options --hostfile/--npernode and binds to
 // sockets; MPICH, Intel MPI and MVAPICH spell them -f/-ppn.
-std::vector<std::string> mpirun_prefix(const std::string& hostfile, int per_machine, int total) {
-  std::optional<std::string> mpirun = find_on_path("mpirun");
-  if (!mpirun) mpirun = find_on_path("mpiexec");
+std::vector<std::string> mpirun_prefix(const std::string& hostfile, int per_machine, int total,
+                                       const env::Lookup& environment) {
+  std::optional<std::string> mpirun = find_on_path("mpirun", environment);
+  if (!mpirun) mpirun = find_on_path("mpiexec", environment);
   if (!mpirun) {
     throw UsageError("mpirun_hostfile " + hostfile +
                      " asks for an MPI launch but neither mpirun nor mpiexec is on PATH; install Open MPI, MPICH or "
@@ -174,7 +174,7 @@ std::string ask_mpi_for_machine_zero(const std::optional<ClusterLayout>& cluster
                                      LaunchRequest& request) {
   if (spec.num_machines == 1 || request.main_process_ip || !cluster || !cluster->started_by_mpirun) return "";
   const auto timeout = std::chrono::milliseconds(static_cast<long long>(spec.join_timeout_s * 1000));
-  const auto found = exchange_main_address(env::process_environment(), timeout);
+  const auto found = exchange_main_address(request.environment, timeout);
   request.main_process_ip = found.address;
   return "accel-launch: --main_process_ip " + found.address + " from MPI rank 0 (" + found.service +
          "); pass --main_process_ip or mpirun -x MASTER_ADDR=... to choose otherwise\n";
@@ -292,7 +292,7 @@ void resolve_threads(const LaunchRequest& request, const hardware::Machine& mach
                      Announcements& said) {
   if (request.num_cpu_threads_per_process) {
     spec.omp_threads = at_least(request.num_cpu_threads_per_process, request.origin("num_cpu_threads_per_process"), 1, 1);
-  } else if (!std::getenv(env::kOmpNumThreads)) {
+  } else if (!request.environment(env::kOmpNumThreads)) {
     // Workers share the cores; without a limit each would start one thread per core and they
     // would fight over them.
     spec.omp_threads = std::max(1, machine.cpus / spec.num_processes);
@@ -434,14 +434,14 @@ void resolve_rendezvous(const LaunchRequest& request, LaunchSpec& spec, Announce
 }
 
 // mpirun starts every rank of every machine, so this launcher runs mpirun alone.
-void route_through_mpirun(const std::string& hostfile, LaunchSpec& spec) {
+void route_through_mpirun(const std::string& hostfile, const env::Lookup& environment, LaunchSpec& spec) {
   struct stat info {};
   if (::stat(hostfile.c_str(), &info) != 0 || !S_ISREG(info.st_mode) || ::access(hostfile.c_str(), R_OK) != 0) {
     throw UsageError("mpirun_hostfile " + hostfile +
                      ": no such readable file; mpirun needs it to know the hosts (write one host per line, or remove "
                      "mpirun_config / --mpirun_hostfile to let accel-launch start the workers on this machine)");
   }
-  std::vector<std::string> argv = mpirun_prefix(hostfile, spec.num_processes, spec.world_size());
+  std::vector<std::string> argv = mpirun_prefix(hostfile, spec.num_processes, spec.world_size(), environment);
   spec.executable = argv.front();
   argv.insert(argv.end(), spec.argv.begin(), spec.argv.end());
   spec.argv = std::move(argv);
@@ -462,7 +462,7 @@ bool LaunchSpec::shows_on_console(int local_rank) const {
 LaunchSpec resolve(const LaunchRequest& asked, const hardware::Machine& machine, std::ostream& notes) {
   LaunchRequest request = asked;
   std::string cluster_note;
-  const auto cluster = detect_cluster(env::process_environment());
+  const auto cluster = detect_cluster(request.environment);
   if (cluster) cluster_note = apply_cluster_layout(*cluster, request);
   const std::string mode = request.distributed_type.value_or("NO");
   if (mode == "XLA" || mode == "TPU") {
@@ -482,10 +482,11 @@ LaunchSpec resolve(const LaunchRequest& asked, const hardware::Machine& machine,
   cluster_note += ask_mpi_for_machine_zero(cluster, spec, request);
   resolve_rendezvous(request, spec, said);
   if (request.mpirun_hostfile && !accelerate::wants_accelerators(job_mode(request, mode))) {
-    route_through_mpirun(*request.mpirun_hostfile, spec);
+    route_through_mpirun(*request.mpirun_hostfile, request.environment, spec);
   }
   spec.run_id = "accel-" + spec.master_addr + "-" + std::to_string(spec.master_port);
   spec.host = this_host();
+  spec.environment = request.environment;
 
   notes << cluster_note;
   for (const auto& warning : said.warnings) notes << "accel-launch: " << warning << "\n";

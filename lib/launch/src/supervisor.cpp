@@ -156,8 +156,8 @@ void remove_stale_scratch_directories(const std::string& tmp) {
 class RunFiles {
  public:
   explicit RunFiles(const LaunchSpec& spec) {
-    const char* tmp_env = std::getenv("TMPDIR");
-    const std::string tmp = tmp_env && *tmp_env ? tmp_env : "/tmp";
+    std::string tmp = spec.environment("TMPDIR").value_or("");
+    if (tmp.empty()) tmp = "/tmp";
     remove_stale_scratch_directories(tmp);
     std::string pattern = tmp + "/" + kScratchPrefix + "XXXXXX";
     if (!::mkdtemp(pattern.data())) throw FileError(pattern, "cannot create a temporary directory", errno);

@@ -115,9 +115,9 @@ GPT2Tokenizer GPT2Tokenizer::from_directory(const std::string& dir) {
 
 GPT2Tokenizer GPT2Tokenizer::bundled() { return from_directory(bundled_vocabulary_dir()); }
 
-std::string bundled_vocabulary_dir() {
-  const char* override_dir = std::getenv("ACCEL_GPT2_VOCAB_DIR");
-  return override_dir != nullptr && *override_dir != 0 ? override_dir : ACCEL_GPT2_DATA_DIR;
+std::string bundled_vocabulary_dir(const env::Lookup& environment) {
+  const auto override_dir = environment(env::kGpt2VocabDir);
+  return override_dir && !override_dir->empty() ? *override_dir : ACCEL_GPT2_DATA_DIR;
 }
 
 std::vector<std::int64_t> GPT2Tokenizer::encode(const std::string& text) const {

@@ -255,12 +255,11 @@ void build_final_stage(Pipeline::Impl& impl, const models::BlockModel& model) {
 void open_trace(Pipeline::Impl& impl, const PipelineOptions& options, const SharedTimings& shared) {
   std::string trace_dir = options.trace_dir;
   if (trace_dir.empty()) {
-    if (const char* from_env = std::getenv(env::kTrace)) trace_dir = from_env;
+    const env::Lookup& environment = options.environment ? options.environment : env::process_environment();
+    trace_dir = environment(env::kTrace).value_or("");
   }
   if (trace_dir.empty()) return;
-  std::error_code error;
-  std::filesystem::create_directories(trace_dir, error);
-  if (error) throw FileError(trace_dir, "could not be created for " + std::string(env::kTrace) + ": " + error.message());
+  files::make_directories(trace_dir);
   const auto name = trace_file_name(shared.start_ms, shared.pid);
   impl.trace = Trace((std::filesystem::path(trace_dir) / (name + "-rank" + std::to_string(impl.rank) + ".json")).string(),
                      impl.rank);

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "accel/core/env_contract.h"
 #include "accel/launch/accelerate_env.h"
 
 namespace accel::launch {
@@ -53,6 +54,10 @@ struct LaunchRequest {
   bool dry_run = false;
 
   std::optional<std::string> config_file;  // the file that filled fields, if any
+
+  // The launcher's environment, where PATH, OMP_NUM_THREADS, TMPDIR and a cluster's variables
+  // (SLURM, MPI, PyTorchJob) are read; tests pass a fake.
+  env::Lookup environment = env::process_environment();
 
   // Where each value came from, by its accelerate key, for messages: "my.yaml:7: num_processes"
   // for a value a config file filled; a value without an entry came from the command line.

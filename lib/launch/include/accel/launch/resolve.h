@@ -68,6 +68,9 @@ struct LaunchSpec {
   std::string log_dir;                  // per-rank files under it; empty: none
   std::vector<int> console_local_ranks; // local ranks whose output reaches the console; empty: all
 
+  // The request's environment lookup (TMPDIR for the run's scratch files).
+  env::Lookup environment = env::process_environment();
+
   // Holds a chosen free port so no other job's free-port choice can take it until we exit.
   std::shared_ptr<PortReservation> port_reservation;
 

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "accel/core/env_contract.h"
+
 namespace accel::models {
 
 // What generation needs of a tokenizer.
@@ -55,6 +57,6 @@ class GPT2Tokenizer : public Tokenizer {
 
 // Where the shipped GPT-2 vocabulary lives: $ACCEL_GPT2_VOCAB_DIR if set, else the source
 // tree's data/gpt2 as configured at build time.
-std::string bundled_vocabulary_dir();
+std::string bundled_vocabulary_dir(const env::Lookup& environment = env::process_environment());
 
 }  // namespace accel::models

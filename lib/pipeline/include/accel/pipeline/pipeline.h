@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "accel/core/env_contract.h"
 #include "accel/models/blocks.h"
 #include "accel/models/generation.h"
 #include "accel/pipeline/partition.h"
@@ -55,6 +56,8 @@ struct PipelineOptions {
   std::ostream* report = &std::cout;
   // Directory for Chrome-trace files (one per rank); empty: $ACCEL_TRACE, unset there: no trace.
   std::string trace_dir;
+  // Where ACCEL_TRACE is read; unset: the process environment.
+  env::Lookup environment;
   // Where this rank's blocks live and compute; unset: the PartialState's device (cuda:LOCAL_RANK
   // or the CPU) for the prepare() over it, the CPU for a given group. Activations travel device
   // to device over NCCL, through pinned host memory over Gloo; outputs are on the last stage's
