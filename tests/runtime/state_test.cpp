@@ -24,7 +24,7 @@ TEST_CASE("without launcher variables: one process, no group, every operation wo
   CHECK(state.num_processes() == 1);
   CHECK(state.is_main_process());
   CHECK(state.is_last_process());
-  CHECK(state.backend() == "none");
+  CHECK(state.backend() == accel::Backend::kNone);
   CHECK(state.device().is_cpu());
   CHECK_FALSE(state.group().group);
   state.wait_for_everyone();

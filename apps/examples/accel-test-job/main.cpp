@@ -138,7 +138,7 @@ int main() {
     check_split_and_gather(state, check);
     state.wait_for_everyone();
     state.print("accel-test-job: all checks passed on", state.num_processes(),
-                "process(es) (launcher " + state.world().launcher + ", backend " + state.backend() + ", device " +
+                "process(es) (launcher " + state.world().launcher + ", backend " + accel::to_string(state.backend()) + ", device " +
                     state.device().str() + ")");
     return 0;
   } catch (const accel::Error& e) {

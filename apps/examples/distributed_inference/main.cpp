@@ -105,7 +105,7 @@ int run(const Options& options) {
   const auto all_records = state.gather_unpadded(records, mine);
   const auto per_rank = state.gather_object(std::vector<double>{tokens, seconds});
   state.print("distributed_inference:", prompts.size(), "prompts on", state.num_processes(),
-              "process(es) (" + state.backend() + ", " + state.device().str() + ")");
+              "process(es) (" + std::string(accel::to_string(state.backend())) + ", " + state.device().str() + ")");
   for (std::size_t i = 0; i < all.size(); ++i) state.print("[" + std::to_string(i) + "]", prompts[i], "->", all[i]);
   double total_tokens = 0, slowest = 0;
   for (std::size_t r = 0; r < per_rank.size(); r += 2) {

@@ -9,6 +9,8 @@ namespace {
 
 constexpr std::array<MixedPrecision, 4> kAll = {MixedPrecision::kNo, MixedPrecision::kFp16, MixedPrecision::kBf16,
                                                 MixedPrecision::kFp8};
+// Indexed by the enum's value, in its order.
+constexpr std::array<const char*, 4> kNames = {"no", "fp16", "bf16", "fp8"};
 
 }  // namespace
 
@@ -19,19 +21,7 @@ std::optional<MixedPrecision> parse_mixed_precision(std::string_view text) {
   return std::nullopt;
 }
 
-const char* to_string(MixedPrecision precision) {
-  switch (precision) {
-    case MixedPrecision::kNo:
-      return "no";
-    case MixedPrecision::kFp16:
-      return "fp16";
-    case MixedPrecision::kBf16:
-      return "bf16";
-    case MixedPrecision::kFp8:
-      return "fp8";
-  }
-  return "?";
-}
+const char* to_string(MixedPrecision precision) { return kNames.at(static_cast<std::size_t>(precision)); }
 
 std::vector<std::string> mixed_precision_names(bool with_fp8) {
   std::vector<std::string> names;

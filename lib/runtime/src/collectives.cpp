@@ -70,7 +70,7 @@ auto guarded(SharedState& s, const char* op, F&& body) -> decltype(body()) {
   }
 }
 
-c10::Device comm_device(const SharedState& s) { return s.backend == "nccl" ? s.device : c10::Device(c10::kCPU); }
+c10::Device comm_device(const SharedState& s) { return s.backend == Backend::kNccl ? s.device : c10::Device(c10::kCPU); }
 
 std::vector<at::Tensor> all_gather_equal(SharedState& s, const at::Tensor& tensor) {
   std::vector<std::vector<at::Tensor>> outputs(1);

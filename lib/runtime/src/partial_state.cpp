@@ -6,6 +6,7 @@
 #include <net/if.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cstdlib>
 #include <iostream>
@@ -104,10 +105,10 @@ std::shared_ptr<detail::SharedState> form_state(const PartialStateOptions& optio
     auto group_store = c10::make_intrusive<::c10d::PrefixStore>("accel/pg/default", joined);
     if (cuda && runtime::nccl_available()) {
       state->group = runtime::make_nccl_group(group_store, world.rank, world.world_size, timeout);
-      state->backend = "nccl";
+      state->backend = Backend::kNccl;
     } else {
       state->group = runtime::make_gloo_group(group_store, world.rank, world.world_size, timeout, transport);
-      state->backend = "gloo";
+      state->backend = Backend::kGloo;
     }
   });
   state->group.store = store;  // progress markers live un-prefixed, where rendezvous put them
@@ -172,7 +173,7 @@ PartialState PartialState::over_group(const runtime::GroupHandle& group, bool de
   state->world.world_size = state->world.local_world_size = group.world_size;
   state->world.master_addr = env::kDefaultMasterAddr;
   state->world.launcher = "threads";
-  state->backend = group.group ? "gloo" : "none";
+  state->backend = group.group ? Backend::kGloo : Backend::kNone;
   return PartialState(std::move(state));
 }
 
@@ -181,7 +182,7 @@ int PartialState::local_process_index() const { return impl_->world.local_rank; 
 int PartialState::num_processes() const { return impl_->world.world_size; }
 int PartialState::num_local_processes() const { return impl_->world.local_world_size; }
 c10::Device PartialState::device() const { return impl_->device; }
-const std::string& PartialState::backend() const { return impl_->backend; }
+Backend PartialState::backend() const { return impl_->backend; }
 const env::WorldInfo& PartialState::world() const { return impl_->world; }
 std::chrono::milliseconds PartialState::timeout() const { return impl_->group.timeout; }
 const runtime::GroupHandle& PartialState::group() const { return impl_->group; }
@@ -205,6 +206,11 @@ const char* to_string(DistributedType type) {
   return "?";
 }
 
+const char* to_string(Backend backend) {
+  static constexpr std::array<const char*, 3> kNames = {"none", "gloo", "nccl"};  // in the enum's order
+  return kNames.at(static_cast<std::size_t>(backend));
+}
+
 c10::ScalarType PartialState::compute_dtype() const {
   if (mixed_precision() == MixedPrecision::kBf16) return c10::kBFloat16;
   if (mixed_precision() == MixedPrecision::kFp16 && device().is_cuda()) return c10::kHalf;
@@ -220,7 +226,7 @@ void PartialState::destroy_process_group() const {
 std::string PartialState::to_string() const {
   std::ostringstream out;
   out << "Distributed environment: " << accel::to_string(distributed_type())
-      << (distributed() ? "  Backend: " + backend() : std::string()) << "\n"
+      << (distributed() ? std::string("  Backend: ") + accel::to_string(backend()) : std::string()) << "\n"
       << "Num processes: " << num_processes() << "\n"
       << "Process index: " << process_index() << "\n"
       << "Local process index: " << local_process_index() << "\n"

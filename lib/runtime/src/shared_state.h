@@ -7,6 +7,7 @@
 #include "accel/core/env_contract.h"
 #include "accel/core/precision.h"
 #include "accel/runtime/group.h"
+#include "accel/runtime/partial_state.h"
 
 namespace accel::detail {
 
@@ -14,7 +15,7 @@ struct SharedState {
   env::WorldInfo world;
   runtime::GroupHandle group;
   c10::Device device{c10::kCPU};
-  std::string backend = "none";
+  Backend backend = Backend::kNone;
   MixedPrecision mixed_precision = MixedPrecision::kNo;
   bool debug = false;
   // Numbers every collective, in call order (the same on every rank), so that a failure can say

@@ -49,6 +49,10 @@ inline constexpr std::chrono::seconds kDefaultCollectiveTimeout{300};
 enum class DistributedType { No, MultiCpu, MultiGpu };
 const char* to_string(DistributedType type);  // "NO", "MULTI_CPU", "MULTI_GPU", as accelerate prints them
 
+// The process group's backend; kNone in a job of one.
+enum class Backend { kNone, kGloo, kNccl };
+const char* to_string(Backend backend);  // "none", "gloo", "nccl", as torch.distributed names them
+
 // Each setting left unset is read from the environment: ours (ACCEL_*) first, then accelerate's
 // launcher's spelling (ACCELERATE_*), so a job started by `accelerate launch` behaves alike.
 struct PartialStateOptions {
@@ -106,7 +110,7 @@ class PartialState {
   bool is_local_main_process() const { return local_process_index() == 0; }
   bool is_last_process() const { return process_index() == num_processes() - 1; }
   c10::Device device() const;        // cuda:LOCAL_RANK when CUDA is used, else cpu
-  const std::string& backend() const;  // "gloo", "nccl", or "none" for a job of one
+  Backend backend() const;
   const env::WorldInfo& world() const;
   std::chrono::milliseconds timeout() const;
   const runtime::GroupHandle& group() const;
