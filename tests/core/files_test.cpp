@@ -7,7 +7,6 @@
 
 #include "accel/core/error.h"
 #include "accel/core/files.h"
-
 #include "support/temp_dir.h"
 
 namespace {
@@ -43,21 +42,8 @@ TEST_CASE("replace_atomically writes, replaces, and leaves no temporary behind",
                     Catch::Contains("missing/out.txt.tmp.") && Catch::Contains("cannot create"));
 }
 
-namespace {
-// A scratch directory removed with its contents, for the tests below.
-struct Scratch {
-  Scratch() {
-    char pattern[] = "/tmp/accel-files-test-XXXXXX";
-    root = ::mkdtemp(pattern);
-  }
-  ~Scratch() { std::system(("chmod -R u+rwx '" + root + "' && rm -rf '" + root + "'").c_str()); }
-  std::string path(const std::string& name) const { return root + "/" + name; }
-  std::string root;
-};
-}  // namespace
-
 TEST_CASE("read_whole returns every byte and names the file it cannot read", "[core][files]") {
-  Scratch dir;
+  accel::test::TempDir dir("files");
   const std::string binary("a\0b\nc\xff", 6);
   accel::files::replace_atomically(dir.path("data"), binary);
   CHECK(accel::files::read_whole(dir.path("data")) == binary);
@@ -66,14 +52,14 @@ TEST_CASE("read_whole returns every byte and names the file it cannot read", "[c
   CHECK_THROWS_AS(accel::files::read_whole(dir.path("absent")), accel::FileError);
   CHECK_THROWS_WITH(accel::files::read_whole(dir.path("absent"), "cannot read the vocabulary"),
                     dir.path("absent") + ": cannot read the vocabulary: No such file or directory");
-  CHECK_THROWS_WITH(accel::files::read_whole(dir.root), dir.root + ": cannot read: Is a directory");
+  CHECK_THROWS_WITH(accel::files::read_whole(dir.root()), dir.root() + ": cannot read: Is a directory");
   CHECK(accel::files::try_read_whole(dir.path("absent")).error == ENOENT);
   CHECK_FALSE(accel::files::read_if_present(dir.path("absent")));
   CHECK_FALSE(accel::files::read_if_present(dir.path("data/under-a-file")));
 }
 
 TEST_CASE("make_directories creates every missing parent and names the one that failed", "[core][files]") {
-  Scratch dir;
+  accel::test::TempDir dir("files");
   accel::files::make_directories(dir.path("a/b/c"));
   accel::files::make_directories(dir.path("a/b/c/"));  // existing: nothing to do
   accel::files::replace_atomically(dir.path("a/b/c/f"), "x");
@@ -86,26 +72,26 @@ TEST_CASE("make_directories creates every missing parent and names the one that 
 }
 
 TEST_CASE("a pending file is removed unless committed", "[core][files]") {
-  Scratch dir;
+  accel::test::TempDir dir("files");
   std::string temporary;
   {
     accel::files::PendingFile file(dir.path("out"));
     file.write("half of it");
     temporary = file.path();
     CHECK(temporary.rfind(dir.path("out.tmp."), 0) == 0);
-    CHECK(entries_in(dir.root) == 1);
+    CHECK(entries_in(dir.root()) == 1);
   }
-  CHECK(entries_in(dir.root) == 0);
+  CHECK(entries_in(dir.root()) == 0);
 
   accel::files::PendingFile file(dir.path("out"));
   file.write(std::string(200000, 'z'));  // more than one write() may take
   file.commit_replacing();
   CHECK(accel::files::read_whole(dir.path("out")) == std::string(200000, 'z'));
-  CHECK(entries_in(dir.root) == 1);
+  CHECK(entries_in(dir.root()) == 1);
 }
 
 TEST_CASE("replacing keeps the target's permissions, a new file follows the umask or the mode given", "[core][files]") {
-  Scratch dir;
+  accel::test::TempDir dir("files");
   struct stat info {};
   const mode_t mask = ::umask(022);
   accel::files::replace_atomically(dir.path("new"), "1");
@@ -126,7 +112,7 @@ TEST_CASE("replacing keeps the target's permissions, a new file follows the umas
 }
 
 TEST_CASE("a no-clobber create leaves an existing target alone and names it", "[core][files]") {
-  Scratch dir;
+  accel::test::TempDir dir("files");
   accel::files::create_new(dir.path("once"), "first");
   CHECK_THROWS_AS(accel::files::create_new(dir.path("once"), "second"), accel::FileError);
   CHECK_THROWS_WITH(accel::files::create_new(dir.path("once"), "second"),
@@ -137,11 +123,11 @@ TEST_CASE("a no-clobber create leaves an existing target alone and names it", "[
   file.write("third");
   CHECK_FALSE(file.commit_if_absent());
   CHECK(accel::files::read_whole(dir.path("once")) == "first");
-  CHECK(entries_in(dir.root) == 1);  // the temporary is gone too
+  CHECK(entries_in(dir.root()) == 1);  // the temporary is gone too
 }
 
 TEST_CASE("a file in an unwritable directory is named with the reason", "[core][files]") {
-  Scratch dir;
+  accel::test::TempDir dir("files");
   accel::files::make_directories(dir.path("locked"));
   ::chmod(dir.path("locked").c_str(), 0500);
   const std::string target = dir.path("locked/out");
