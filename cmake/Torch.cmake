@@ -1,5 +1,5 @@
-# LibTorch, with one precompiled header shared by every torch target (REUSE_FROM):
-# torch headers cost ~30 s per translation unit without it, ~8 s with it.
+# LibTorch, with one precompiled header shared by the sources of torch targets that include
+# torch (REUSE_FROM): torch headers cost ~30 s per translation unit without it, ~8 s with it.
 find_package(Torch REQUIRED)
 
 add_library(accel_torch INTERFACE)
@@ -17,10 +17,64 @@ target_precompile_headers(accel_torch_pch PRIVATE
   <torch/csrc/distributed/c10d/FileStore.hpp>
   <torch/csrc/distributed/c10d/PrefixStore.hpp>)
 
-# Links a target against LibTorch and reuses the shared precompiled header.
+# The project's header directories, where accel_includes_torch() follows quoted and <accel/...>
+# includes.
+file(GLOB ACCEL_HEADER_DIRS LIST_DIRECTORIES true ${PROJECT_SOURCE_DIR}/lib/*/include)
+
+# Sets `result` to whether `file` includes a LibTorch header (torch/, ATen/, c10/, caffe2/),
+# directly or through the project's own headers. Memoized per file for the whole configure run.
+function(accel_includes_torch file result)
+  string(MAKE_C_IDENTIFIER "${file}" key)
+  get_property(known GLOBAL PROPERTY ACCEL_INCLUDES_TORCH_${key} SET)
+  if(known)
+    get_property(value GLOBAL PROPERTY ACCEL_INCLUDES_TORCH_${key})
+    set(${result} ${value} PARENT_SCOPE)
+    return()
+  endif()
+  set_property(GLOBAL PROPERTY ACCEL_INCLUDES_TORCH_${key} FALSE)  # an include cycle ends here
+  get_filename_component(own_dir "${file}" DIRECTORY)
+  file(STRINGS "${file}" includes REGEX "^[ \t]*#[ \t]*include[ \t]*[<\"]")
+  set(value FALSE)
+  foreach(line IN LISTS includes)
+    string(REGEX REPLACE "^[ \t]*#[ \t]*include[ \t]*[<\"]([^>\"]+)[>\"].*" "\\1" header "${line}")
+    if(header MATCHES "^(torch|ATen|c10|caffe2)/")
+      set(value TRUE)
+      break()
+    endif()
+    foreach(dir IN LISTS own_dir ACCEL_HEADER_DIRS)
+      if(EXISTS "${dir}/${header}" AND NOT IS_DIRECTORY "${dir}/${header}")
+        accel_includes_torch("${dir}/${header}" nested)
+        set(value ${nested})
+        break()
+      endif()
+    endforeach()
+    if(value)
+      break()
+    endif()
+  endforeach()
+  set_property(GLOBAL PROPERTY ACCEL_INCLUDES_TORCH_${key} ${value})
+  set(${result} ${value} PARENT_SCOPE)
+endfunction()
+
+# Links a target against LibTorch. Its sources that include torch reuse the shared precompiled
+# header; the others skip it, since loading it costs seconds even where nothing uses it. Call
+# after the target has all its sources; the choice is made at configure time (a source that
+# starts or stops including torch compiles correctly either way, and fast again after cmake reruns).
 function(accel_use_torch target)
   target_link_libraries(${target} PUBLIC accel_torch)
   target_precompile_headers(${target} REUSE_FROM accel_torch_pch)
   # A rejected header would silently triple compile times; make it a build error instead.
   target_compile_options(${target} PRIVATE -Werror=invalid-pch)
+  get_target_property(sources ${target} SOURCES)
+  get_target_property(source_dir ${target} SOURCE_DIR)
+  foreach(source IN LISTS sources)
+    get_filename_component(path "${source}" ABSOLUTE BASE_DIR "${source_dir}")
+    if(NOT path MATCHES "\\.(cpp|cc|cxx)$")
+      continue()
+    endif()
+    accel_includes_torch("${path}" uses_torch)
+    if(NOT uses_torch)
+      set_source_files_properties("${source}" TARGET_DIRECTORY ${target} PROPERTIES SKIP_PRECOMPILE_HEADERS ON)
+    endif()
+  endforeach()
 endfunction()

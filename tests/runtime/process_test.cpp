@@ -1,6 +1,9 @@
 // Multi-process runs: rendezvous failures, a rank dying mid-gather, and the example jobs under
 // accel-launch, mpirun and torchrun.
 #include <catch2/catch.hpp>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <filesystem>
