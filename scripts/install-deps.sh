@@ -8,7 +8,7 @@ packages=(
   libcli11-dev libyaml-cpp-dev nlohmann-json3-dev catch2
   libtorch-dev libgloo-dev
   libopenblas0-openmp   # LibTorch's matmuls otherwise run on netlib's reference BLAS, ~17x slower
-  libicu-dev                  # Unicode classes for the GPT-2 tokenizer (lib/models)
+  libicu-dev                  # NFC for tokenizer.json normalizers (lib/models)
   openmpi-bin python3-torch   # peers for the benchmarks and interop tests (mpirun, torchrun)
   slurmctld slurmd slurm-client munge   # a real SLURM for scripts/test-slurm.sh (a ctest entry)
   clang libclang-rt-dev       # libFuzzer and the sanitizer runtimes for scripts/fuzz.sh

@@ -1,6 +1,6 @@
 #include "bpe.h"
 
-#include <unicode/uchar.h>
+#include "unicode_classes.h"
 
 #include <queue>
 #include <tuple>
@@ -8,21 +8,10 @@
 namespace accel::models::detail {
 namespace {
 
-enum class Kind { kLetter, kNumber, kSpace, kOther };
-
-Kind kind_of(std::int32_t cp) {
-  if (cp < 0) return Kind::kOther;
-  if (u_isUWhiteSpace(cp)) return Kind::kSpace;
-  const auto mask = U_GET_GC_MASK(cp);
-  if (mask & U_GC_L_MASK) return Kind::kLetter;
-  if (mask & U_GC_N_MASK) return Kind::kNumber;
-  return Kind::kOther;
-}
-
-std::vector<Kind> kinds_of(const std::vector<CodePoint>& cps) {
-  std::vector<Kind> kinds;
+std::vector<CharClass> kinds_of(const std::vector<CodePoint>& cps) {
+  std::vector<CharClass> kinds;
   kinds.reserve(cps.size());
-  for (const auto& c : cps) kinds.push_back(kind_of(c.value));
+  for (const auto& c : cps) kinds.push_back(char_class(c.value));
   return kinds;
 }
 
@@ -164,7 +153,7 @@ const ByteAlphabet& byte_alphabet() {
 Spans split_gpt2(const std::vector<CodePoint>& cps) {
   const auto kinds = kinds_of(cps);
   const auto n = cps.size();
-  auto run_end = [&](std::size_t j, Kind k) {
+  auto run_end = [&](std::size_t j, CharClass k) {
     while (j < n && kinds[j] == k) ++j;
     return j;
   };
@@ -177,8 +166,8 @@ Spans split_gpt2(const std::vector<CodePoint>& cps) {
       continue;
     }
     const std::size_t start = i;
-    const std::size_t j = (cps[i].value == ' ' && i + 1 < n && kinds[i + 1] != Kind::kSpace) ? i + 1 : i;
-    i = kinds[j] != Kind::kSpace ? run_end(j, kinds[j]) : whitespace_end(i, run_end(i, Kind::kSpace), n);
+    const std::size_t j = (cps[i].value == ' ' && i + 1 < n && kinds[i + 1] != CharClass::kSpace) ? i + 1 : i;
+    i = kinds[j] != CharClass::kSpace ? run_end(j, kinds[j]) : whitespace_end(i, run_end(i, CharClass::kSpace), n);
     out.emplace_back(start, i);
   }
   return out;
@@ -191,9 +180,9 @@ Spans split_llama3(const std::vector<CodePoint>& cps, std::size_t digits) {
     while (j < n && in_run(j)) ++j;
     return j;
   };
-  auto is_letter = [&](std::size_t j) { return kinds[j] == Kind::kLetter; };
-  auto is_space = [&](std::size_t j) { return kinds[j] == Kind::kSpace; };
-  auto is_other = [&](std::size_t j) { return kinds[j] == Kind::kOther; };
+  auto is_letter = [&](std::size_t j) { return kinds[j] == CharClass::kLetter; };
+  auto is_space = [&](std::size_t j) { return kinds[j] == CharClass::kSpace; };
+  auto is_other = [&](std::size_t j) { return kinds[j] == CharClass::kOther; };
   auto is_newline_at = [&](std::size_t j) { return is_newline(cps[j].value); };
   Spans out;
   std::size_t i = 0;
@@ -204,11 +193,11 @@ Spans split_llama3(const std::vector<CodePoint>& cps, std::size_t digits) {
       end = i + len;
     } else if (is_letter(i)) {  // [^\r\n\p{L}\p{N}]?\p{L}+ without the prefix
       end = run_end(i, is_letter);
-    } else if (kinds[i] != Kind::kNumber && !is_newline(cps[i].value) && i + 1 < n && is_letter(i + 1)) {
+    } else if (kinds[i] != CharClass::kNumber && !is_newline(cps[i].value) && i + 1 < n && is_letter(i + 1)) {
       end = run_end(i + 1, is_letter);  // ... with one leading space or symbol
-    } else if (kinds[i] == Kind::kNumber) {  // \p{N}{1,digits}
+    } else if (kinds[i] == CharClass::kNumber) {  // \p{N}{1,digits}
       end = i;
-      while (end < n && end - i < digits && kinds[end] == Kind::kNumber) ++end;
+      while (end < n && end - i < digits && kinds[end] == CharClass::kNumber) ++end;
     } else if (is_other(i) || (cps[i].value == ' ' && i + 1 < n && is_other(i + 1))) {
       // ' ?[^\s\p{L}\p{N}]+[\r\n]*'
       end = run_end(run_end(cps[i].value == ' ' ? i + 1 : i, is_other), is_newline_at);

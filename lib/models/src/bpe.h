@@ -1,7 +1,8 @@
 #pragma once
 // What the byte-level (GPT-2) and tokenizer.json tokenizers share: UTF-8 walking, GPT-2's byte
-// alphabet, the pre-tokenisation patterns of GPT-2, Llama 3 and Qwen written out by hand
-// (std::regex has no Unicode classes), and BPE merging by rank. Private to lib/models.
+// alphabet, the pre-tokenisation patterns of GPT-2, Llama 3 and Qwen written out by hand over
+// the classes of unicode_classes.h (std::regex has none), and BPE merging by rank. Private to
+// lib/models.
 #include <cstdint>
 #include <string>
 #include <unordered_map>

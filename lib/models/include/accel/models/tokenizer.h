@@ -1,8 +1,8 @@
 #pragma once
 // GPT-2's byte-level BPE tokenizer: every byte maps to a printable code point, text is split
 // by GPT-2's pre-tokenisation pattern (contractions, letter runs, number runs, other runs,
-// whitespace; Unicode classes from ICU), and each piece is merged by rank. "<|endoftext|>" in
-// the text becomes the end-of-text id.
+// whitespace; Unicode classes from tables generated from the Unicode 17 Character Database),
+// and each piece is merged by rank. "<|endoftext|>" in the text becomes the end-of-text id.
 #include <cstdint>
 #include <memory>
 #include <string>
