@@ -72,4 +72,31 @@ PY
   else
     echo "tiktoken is not installed for /usr/bin/python3: not compared"
   fi
+  # OpenAI's tiktoken from npm (the tests fetch it): its Rust core compiled to wasm, and the pure
+  # JS port, whose BPE is quadratic in a word's length (its long word is 1/8 as long).
+  if [ -f "$build/npm-tokenizers/node_modules/tiktoken/package.json" ] && command -v node >/dev/null; then
+    node --input-type=module - "$build/npm-tokenizers/node_modules" "$corpus" <<'JS'
+import { createRequire } from "module";
+import fs from "fs";
+import path from "path";
+const [modules, corpusPath] = process.argv.slice(2);
+const require = createRequire(path.join(path.resolve(modules), "noop.js"));
+const text = fs.readFileSync(corpusPath, "utf8");
+const bytes = Buffer.byteLength(text);
+const seconds = (fn) => { const start = performance.now(); fn(); return (performance.now() - start) / 1000; };
+const row = (label, encode, longWord) => {
+  const tokens = encode(text).length;
+  const best = Math.min(...[0, 1, 2].map(() => seconds(() => encode(text))));
+  const long = seconds(() => encode("a".repeat(longWord)));
+  const longText = longWord === 81920 ? long.toFixed(3) : `${long.toFixed(3)} (${longWord / 1024} KB)`;
+  console.log(`| ${label.padEnd(28)} | ${String(tokens).padStart(8)} | ${(bytes / best / 1e6).toFixed(2).padStart(8)} | ${longText.padStart(16)} |`);
+};
+const wasm = require("tiktoken").get_encoding("gpt2");
+row("tiktoken gpt2 (npm, wasm)", (t) => wasm.encode(t, "all"), 81920);
+const js = require("js-tiktoken").getEncoding("gpt2");
+row("js-tiktoken gpt2 (npm)", (t) => js.encode(t, "all"), 10240);
+JS
+  else
+    echo "tiktoken from npm is not in $build/npm-tokenizers (scripts/fetch-tokenizers.sh): not compared"
+  fi
 fi

@@ -1,12 +1,16 @@
 #include "accel/core/error.h"
 #include "accel/models/tokenizer.h"
+#include "npm_packages.h"
 #include "test_helpers.h"
 
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 #include <fstream>
 
 using namespace accel::models;
+using accel::models::testing::npm_modules;
+using accel::models::testing::run_command;
 using accel::test::TempDir;
 using Catch::Matchers::Contains;
 
@@ -36,6 +40,41 @@ TEST_CASE("GPT-2 tokenizer gives GPT-2's ids", "[models][tokenizer]") {
   CHECK(gpt2().eos_token_id() == 50256);
   CHECK(gpt2().vocab_size() == 50257);
   CHECK(gpt2().encode("").empty());
+}
+
+TEST_CASE("GPT-2 ids equal OpenAI tiktoken's on a large varied corpus", "[models][tokenizer][npm]") {
+  const auto modules = npm_modules();
+  if (modules.empty()) return;
+  TempDir scratch("tiktoken");
+  const auto reference = scratch.path("reference.json");
+  const auto ran = run_command("node " + std::string(ACCEL_SOURCE_DIR) + "/scripts/tiktoken-reference.mjs " +
+                               modules + " " + ACCEL_SOURCE_DIR + " " + reference);
+  INFO(ran.output);
+  REQUIRE(ran.status == 0);
+  std::ifstream in(reference);
+  const auto expected = nlohmann::json::parse(in);
+  using Ids = std::vector<std::int64_t>;
+  const auto& texts = expected["texts"];
+  const auto& wasm = expected["ids"]["tiktoken"];
+  const auto& js = expected["ids"]["js-tiktoken"];
+  // The two builds differ only in their regex engines' Unicode tables (the wasm one predates
+  // Unicode 16, node's V8 has ours); where they disagree, the current tables decide.
+  std::size_t references_differ = 0, mismatches = 0;
+  std::string first_failures;
+  for (std::size_t i = 0; i < texts.size(); ++i) {
+    const auto ours = gpt2().encode(texts[i].get<std::string>());
+    const bool agree = wasm[i] == js[i];
+    references_differ += agree ? 0 : 1;
+    if (ours == js[i].get<Ids>() && (!agree || ours == wasm[i].get<Ids>())) continue;
+    if (++mismatches <= 3)
+      first_failures += "ids of " + texts[i].dump() + ": ours " + nlohmann::json(ours).dump() + ", tiktoken " +
+                        wasm[i].dump() + ", js-tiktoken " + js[i].dump() + "\n";
+  }
+  INFO(texts.size() << " texts, " << references_differ << " where the references differ; first differences:\n"
+                    << first_failures);
+  CHECK(texts.size() > 3000);
+  CHECK(references_differ < texts.size() / 100);
+  CHECK(mismatches == 0);
 }
 
 TEST_CASE("GPT-2 tokenizer round-trips any bytes", "[models][tokenizer]") {

