@@ -2,7 +2,7 @@
 
 #include "accel/core/error.h"
 #include "accel/core/files.h"
-#include "accel/models/safetensors_header.h"
+#include "accel/core/text.h"
 
 #include <nlohmann/json.hpp>
 
@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <tuple>
@@ -22,35 +23,35 @@
 namespace accel::models {
 namespace {
 
-torch::ScalarType torch_dtype(SafetensorsDType dtype) {
-  switch (dtype) {
-    case SafetensorsDType::F64: return torch::kFloat64;
-    case SafetensorsDType::F32: return torch::kFloat32;
-    case SafetensorsDType::F16: return torch::kFloat16;
-    case SafetensorsDType::BF16: return torch::kBFloat16;
-    case SafetensorsDType::I64: return torch::kInt64;
-    case SafetensorsDType::I32: return torch::kInt32;
-    case SafetensorsDType::I16: return torch::kInt16;
-    case SafetensorsDType::I8: return torch::kInt8;
-    case SafetensorsDType::U8: return torch::kUInt8;
-    case SafetensorsDType::BOOL: return torch::kBool;
-  }
-  throw std::logic_error("unhandled SafetensorsDType");
-}
-
-constexpr SafetensorsDType kAllDTypes[] = {
-    SafetensorsDType::F64, SafetensorsDType::F32, SafetensorsDType::F16, SafetensorsDType::BF16,
-    SafetensorsDType::I64, SafetensorsDType::I32, SafetensorsDType::I16, SafetensorsDType::I8,
-    SafetensorsDType::U8,  SafetensorsDType::BOOL,
+// The stored dtypes LibTorch has, and their tensor dtypes.
+constexpr std::pair<SafetensorsDType, torch::ScalarType> kReadable[] = {
+    {SafetensorsDType::F64, torch::kFloat64}, {SafetensorsDType::F32, torch::kFloat32},
+    {SafetensorsDType::F16, torch::kFloat16}, {SafetensorsDType::BF16, torch::kBFloat16},
+    {SafetensorsDType::I64, torch::kInt64},   {SafetensorsDType::I32, torch::kInt32},
+    {SafetensorsDType::I16, torch::kInt16},   {SafetensorsDType::I8, torch::kInt8},
+    {SafetensorsDType::U8, torch::kUInt8},    {SafetensorsDType::BOOL, torch::kBool},
+    {SafetensorsDType::C64, torch::kComplexFloat},
 };
+
+std::optional<torch::ScalarType> torch_dtype(SafetensorsDType dtype) {
+  for (const auto& [stored, scalar] : kReadable)
+    if (stored == dtype) return scalar;
+  return std::nullopt;
+}
 
 }  // namespace
 
+std::string readable_safetensors_dtype_codes() {
+  std::vector<std::string> codes;
+  for (const auto& readable : kReadable) codes.push_back(safetensors_dtype_code(readable.first));
+  return text::join(codes, ", ");
+}
+
 std::string safetensors_dtype_name(torch::ScalarType dtype) {
-  for (const auto d : kAllDTypes)
-    if (torch_dtype(d) == dtype) return safetensors_dtype_code(d);
+  for (const auto& [stored, scalar] : kReadable)
+    if (scalar == dtype) return safetensors_dtype_code(stored);
   throw UsageError(std::string("safetensors cannot store dtype ") + c10::toString(dtype) +
-                   "; accepted: " + accepted_safetensors_dtype_codes());
+                   "; accepted: " + readable_safetensors_dtype_codes());
 }
 
 struct SafetensorsFile::Mapping {
@@ -93,7 +94,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path)
   metadata_ = std::move(header.metadata);
   for (auto& t : header.tensors) {
     const std::string name = t.name;
-    tensors_.emplace(name, TensorInfo{std::move(t.name), torch_dtype(t.dtype), std::move(t.shape), t.begin, t.end});
+    tensors_.emplace(name, TensorInfo{std::move(t.name), t.dtype, std::move(t.shape), t.begin, t.end});
   }
 }
 
@@ -115,7 +116,12 @@ const TensorInfo& SafetensorsFile::info(const std::string& name) const {
 
 torch::Tensor SafetensorsFile::get(const std::string& name) const {
   const TensorInfo& t = info(name);
-  auto out = torch::empty(t.shape, torch::TensorOptions().dtype(t.dtype));
+  const auto held = torch_dtype(t.dtype);
+  if (!held)
+    throw FileError(path_, "tensor " + text::quote(name) + " has dtype " + safetensors_dtype_code(t.dtype) +
+                               ", which LibTorch cannot hold; readable dtypes: " +
+                               readable_safetensors_dtype_codes());
+  auto out = torch::empty(t.shape, torch::TensorOptions().dtype(*held));
   const auto* start = static_cast<const char*>(mapping_->data) + data_offset_ + t.begin;
   std::memcpy(out.data_ptr(), start, t.end - t.begin);
   return out;
@@ -125,14 +131,15 @@ torch::Tensor SafetensorsFile::get_floating(const std::string& name,
                                             const std::vector<std::int64_t>& shape,
                                             torch::ScalarType dtype) const {
   const TensorInfo& t = info(name);
-  if (!c10::isFloatingType(t.dtype))
-    throw FileError(path_, "tensor '" + name + "' has dtype " + safetensors_dtype_name(t.dtype) +
+  const auto held = torch_dtype(t.dtype);
+  if (!held || !c10::isFloatingType(*held))
+    throw FileError(path_, "tensor " + text::quote(name) + " has dtype " + safetensors_dtype_code(t.dtype) +
                                "; expected a floating dtype (F32, F16, BF16 or F64)");
   if (t.shape != shape)
     throw FileError(path_, "tensor '" + name + "' has shape " + safetensors_shape_text(t.shape) +
                                "; the config expects " + safetensors_shape_text(shape));
   const auto* start = static_cast<const char*>(mapping_->data) + data_offset_ + t.begin;
-  if (t.dtype != dtype || reinterpret_cast<std::uintptr_t>(start) % c10::elementSize(dtype) != 0)
+  if (*held != dtype || reinterpret_cast<std::uintptr_t>(start) % c10::elementSize(dtype) != 0)
     return get(name).to(dtype);
   // No conversion needed: the tensor is the file's bytes in place (zero copies; pages are read
   // on first touch and shared with every process mapping the file). It keeps the mapping alive,

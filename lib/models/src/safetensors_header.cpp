@@ -18,20 +18,31 @@ using Json = nlohmann::json;
 struct DTypeCode {
   SafetensorsDType dtype;
   const char* code;
-  std::size_t bytes;
+  std::size_t bits;
 };
 
 constexpr DTypeCode kDTypes[] = {
-    {SafetensorsDType::F64, "F64", 8}, {SafetensorsDType::F32, "F32", 4},
-    {SafetensorsDType::F16, "F16", 2}, {SafetensorsDType::BF16, "BF16", 2},
-    {SafetensorsDType::I64, "I64", 8}, {SafetensorsDType::I32, "I32", 4},
-    {SafetensorsDType::I16, "I16", 2}, {SafetensorsDType::I8, "I8", 1},
-    {SafetensorsDType::U8, "U8", 1},   {SafetensorsDType::BOOL, "BOOL", 1},
+    {SafetensorsDType::BOOL, "BOOL", 8},       {SafetensorsDType::F4, "F4", 4},
+    {SafetensorsDType::F6_E2M3, "F6_E2M3", 6}, {SafetensorsDType::F6_E3M2, "F6_E3M2", 6},
+    {SafetensorsDType::U8, "U8", 8},           {SafetensorsDType::I8, "I8", 8},
+    {SafetensorsDType::F8_E5M2, "F8_E5M2", 8}, {SafetensorsDType::F8_E4M3, "F8_E4M3", 8},
+    {SafetensorsDType::F8_E8M0, "F8_E8M0", 8}, {SafetensorsDType::I16, "I16", 16},
+    {SafetensorsDType::U16, "U16", 16},        {SafetensorsDType::F16, "F16", 16},
+    {SafetensorsDType::BF16, "BF16", 16},      {SafetensorsDType::I32, "I32", 32},
+    {SafetensorsDType::U32, "U32", 32},        {SafetensorsDType::F32, "F32", 32},
+    {SafetensorsDType::C64, "C64", 64},        {SafetensorsDType::F64, "F64", 64},
+    {SafetensorsDType::I64, "I64", 64},        {SafetensorsDType::U64, "U64", 64},
 };
 
 const DTypeCode& entry_for(SafetensorsDType dtype) {
   return *std::find_if(std::begin(kDTypes), std::end(kDTypes),
                        [&](const DTypeCode& d) { return d.dtype == dtype; });
+}
+
+std::string format_dtype_codes() {
+  std::vector<std::string> codes;
+  for (const auto& d : kDTypes) codes.push_back(d.code);
+  return text::join(codes, ", ");
 }
 
 // The reference implementation's cap on the JSON header, so that a corrupt length cannot make
@@ -102,21 +113,26 @@ SafetensorsDType read_dtype(const Json& dtype, const std::string& name, const st
     return dtype.is_string() && dtype.get<std::string>() == d.code;
   });
   if (code == std::end(kDTypes))
-    throw FileError(path, tensor_fault(name) + "unsupported dtype " +
+    throw FileError(path, tensor_fault(name) + "unknown dtype " +
                               text::quote(dtype.is_string() ? dtype.get<std::string>() : dtype.dump()) +
-                              "; accepted: " + accepted_safetensors_dtype_codes());
+                              "; the safetensors format defines " + format_dtype_codes());
   return code->dtype;
 }
 
-// The byte size that dtype and shape call for; refuses a product that 64 bits cannot hold.
+// The byte size that dtype and shape call for; refuses a product that 64 bits cannot hold and
+// sub-byte elements (F4, F6) that do not end on a byte boundary, as the reference does.
 std::uint64_t byte_size(const SafetensorsEntry& tensor, const std::string& path) {
-  std::uint64_t bytes = safetensors_dtype_bytes(tensor.dtype);
+  std::uint64_t bits = safetensors_dtype_bits(tensor.dtype);
   for (const std::int64_t d : tensor.shape)
-    if (__builtin_mul_overflow(bytes, static_cast<std::uint64_t>(d), &bytes))
+    if (__builtin_mul_overflow(bits, static_cast<std::uint64_t>(d), &bits))
       throw FileError(path, tensor_fault(tensor.name) + "shape " + safetensors_shape_text(tensor.shape) +
                                 " of dtype " + safetensors_dtype_code(tensor.dtype) +
-                                " needs more than 2^64 bytes");
-  return bytes;
+                                " needs more than 2^64 bits");
+  if (bits % 8 != 0)
+    throw FileError(path, tensor_fault(tensor.name) + "shape " + safetensors_shape_text(tensor.shape) +
+                              " of dtype " + safetensors_dtype_code(tensor.dtype) + " is " + std::to_string(bits) +
+                              " bits, which do not fill whole bytes");
+  return bits / 8;
 }
 
 SafetensorsEntry read_entry(const std::string& name, const Json& entry, const std::string& path) {
@@ -185,19 +201,13 @@ void check_layout(std::vector<SafetensorsEntry>& tensors, std::uint64_t data_siz
 
 const char* safetensors_dtype_code(SafetensorsDType dtype) { return entry_for(dtype).code; }
 
-std::size_t safetensors_dtype_bytes(SafetensorsDType dtype) { return entry_for(dtype).bytes; }
+std::size_t safetensors_dtype_bits(SafetensorsDType dtype) { return entry_for(dtype).bits; }
 
 std::string safetensors_shape_text(const std::vector<std::int64_t>& shape) {
   std::vector<std::string> shown;
   for (std::size_t i = 0; i < std::min(shape.size(), kShownDimensions); ++i) shown.push_back(std::to_string(shape[i]));
   if (shape.size() > kShownDimensions) shown.push_back("... (" + std::to_string(shape.size()) + " dimensions)");
   return "[" + text::join(shown, ", ") + "]";
-}
-
-std::string accepted_safetensors_dtype_codes() {
-  std::vector<std::string> codes;
-  for (const auto& d : kDTypes) codes.push_back(d.code);
-  return text::join(codes, ", ");
 }
 
 SafetensorsHeader parse_safetensors_header(const unsigned char* file, std::uint64_t file_size,

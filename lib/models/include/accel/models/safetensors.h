@@ -3,6 +3,8 @@
 // header naming each tensor's dtype, shape and byte range, then the raw bytes). The reader maps
 // the file: opening it parses only the header, and get() touches only the pages of the tensor
 // asked for, so a pipeline stage reads its own weights and none of the rest.
+#include "accel/models/safetensors_header.h"
+
 #include <torch/torch.h>
 
 #include <cstdint>
@@ -16,7 +18,7 @@ namespace accel::models {
 
 struct TensorInfo {
   std::string name;
-  torch::ScalarType dtype;
+  SafetensorsDType dtype;  // as stored; get() reads only those LibTorch has (readable_...())
   std::vector<std::int64_t> shape;
   std::uint64_t begin = 0;  // byte offsets into the data section
   std::uint64_t end = 0;
@@ -37,7 +39,9 @@ class SafetensorsFile {
   // Throws FileError naming the file and the tensor when it is absent.
   const TensorInfo& info(const std::string& name) const;
 
-  // A copy of the tensor (the mapping may be unaligned and outlives no caller).
+  // A copy of the tensor (the mapping may be unaligned and outlives no caller). Throws
+  // FileError naming the tensor and its dtype when LibTorch has no such dtype (F8_E4M3, U16,
+  // ...): such tensors do not stop the others from being read.
   torch::Tensor get(const std::string& name) const;
 
   // get() with checks: the shape must equal `shape` and the dtype must be a floating type;
@@ -70,7 +74,10 @@ struct SaveOptions {
 void save_safetensors(const std::string& path, const NamedTensors& tensors,
                       const SaveOptions& options = {});
 
-// The format's dtype code ("F32", "BF16", ...) for a torch dtype, and back.
+// The format's dtype code ("F32", "BF16", ...) for a torch dtype; UsageError for one the format
+// lacks.
 std::string safetensors_dtype_name(torch::ScalarType dtype);
+// "F64, F32, ...": the stored dtypes that get() can read, for messages.
+std::string readable_safetensors_dtype_codes();
 
 }  // namespace accel::models

@@ -10,12 +10,16 @@
 
 namespace accel::models {
 
-// The dtypes this project reads and writes (the format's codes, e.g. "BF16").
-enum class SafetensorsDType { F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL };
+// Every dtype the format defines (huggingface/safetensors' Dtype, codes such as "BF16"). A file
+// may hold any of them; which ones can be read into tensors is the reader's business
+// (safetensors.h), so a tensor of a dtype no model here uses does not make the file unreadable.
+enum class SafetensorsDType {
+  BOOL, F4, F6_E2M3, F6_E3M2, U8, I8, F8_E5M2, F8_E4M3, F8_E8M0,
+  I16, U16, F16, BF16, I32, U32, F32, C64, F64, I64, U64,
+};
 
 const char* safetensors_dtype_code(SafetensorsDType dtype);
-std::size_t safetensors_dtype_bytes(SafetensorsDType dtype);
-std::string accepted_safetensors_dtype_codes();  // "F64, F32, ..." for messages
+std::size_t safetensors_dtype_bits(SafetensorsDType dtype);  // F4: 4, F6_*: 6, BF16: 16, ...
 
 // "[2, 3]" for messages; a shape of hostile length shows its first dimensions and its rank.
 std::string safetensors_shape_text(const std::vector<std::int64_t>& shape);
@@ -35,7 +39,8 @@ struct SafetensorsHeader {
 };
 
 // Parses the header of the `file_size` bytes at `file` (a whole safetensors file) and checks
-// that every tensor's byte size (64-bit, overflow refused) matches its dtype and shape, and that
+// that every tensor's byte size (64-bit, overflow refused; sub-byte dtypes must fill whole
+// bytes) matches its dtype and shape, and that
 // the tensors tile the data section exactly: no overlap, no gap, no trailing bytes, nothing past
 // the end. Throws FileError naming `path`, and the tensor where one is at fault.
 SafetensorsHeader parse_safetensors_header(const unsigned char* file, std::uint64_t file_size,
