@@ -215,6 +215,11 @@ TEST_CASE("config.json parsing and validation", "[models][gpt2][config]") {
                       Contains("'n_layer'") && Contains("(100004 bytes in all) of the wrong type"));
   REQUIRE_THROWS_WITH(GPT2Config::from_json(R"({"n_layer": 0})", "cfg.json"),
                       Contains("'n_layer' must be a positive integer, got 0"));
+  REQUIRE_THROWS_WITH(GPT2Config::from_json(R"({"n_inner": -1})", "cfg.json"),
+                      Contains("cfg.json: key 'n_inner' must be positive or null, got -1"));
+  CHECK(GPT2Config::from_json(R"({"pad_token_id": 7})", "cfg.json").pad_token_id == 7);
+  REQUIRE_THROWS_WITH(GPT2Config::from_json(R"({"pad_token_id": "eos"})", "cfg.json"),
+                      Contains("key 'pad_token_id' has value '\"eos\"' of the wrong type"));
   REQUIRE_THROWS_WITH(GPT2Config::from_json(R"({"activation_function": "swish"})", "cfg.json"),
                       Contains("'swish'") && Contains("accepted: gelu_new"));
   REQUIRE_THROWS_WITH(GPT2Config::from_json("{", "cfg.json"), Contains("cfg.json: not valid JSON"));

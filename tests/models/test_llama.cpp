@@ -283,6 +283,10 @@ TEST_CASE("bad Llama configs are refused naming the file, key and what is accept
       Contains("num_attention_heads (6) must be a multiple of num_key_value_heads (4)"));
   REQUIRE_THROWS_WITH(LlamaConfig::from_json(R"({"hidden_size": "big"})", "c.json"),
                       Contains("c.json: key 'hidden_size' has value '\"big\"' of the wrong type"));
+  REQUIRE_THROWS_WITH(LlamaConfig::from_json(R"({"model_type": "mistral", "sliding_window": -4})", "c.json"),
+                      Contains("c.json: key 'sliding_window' must be positive or null, got -4"));
+  REQUIRE_THROWS_WITH(LlamaConfig::from_json(R"({"pad_token_id": "none"})", "c.json"),
+                      Contains("c.json: key 'pad_token_id' has value '\"none\"' of the wrong type"));
 }
 
 TEST_CASE("load_causal_lm picks the architecture from model_type", "[models][llama]") {

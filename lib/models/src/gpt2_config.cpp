@@ -6,21 +6,16 @@
 
 #include <nlohmann/json.hpp>
 
-#include <cerrno>
-#include <fstream>
-#include <sstream>
+#include <algorithm>
+#include <iterator>
+#include <vector>
 
 namespace accel::models {
 using detail::read_key;
+using detail::require_positive;
 namespace {
 
 constexpr const char* kActivations[] = {"gelu_new", "gelu_pytorch_tanh", "gelu", "relu"};
-
-void require_positive(std::int64_t value, const char* key, const std::string& source) {
-  if (value <= 0)
-    throw UsageError(source + ": key '" + key + "' must be a positive integer, got " +
-                     std::to_string(value));
-}
 
 }  // namespace
 
@@ -31,23 +26,16 @@ void GPT2Config::validate(const std::string& source) const {
   require_positive(n_layer, "n_layer", source);
   require_positive(n_head, "n_head", source);
   require_positive(num_labels, "num_labels", source);
-  if (n_inner < 0)
-    throw UsageError(source + ": key 'n_inner' must be positive or null, got " +
-                     std::to_string(n_inner));
+  detail::require_positive_or_unset(n_inner, "n_inner", source);
   if (n_embd % n_head != 0)
     throw UsageError(source + ": n_embd (" + std::to_string(n_embd) +
                      ") must be divisible by n_head (" + std::to_string(n_head) + ")");
   if (!(layer_norm_epsilon > 0))
     throw UsageError(source + ": key 'layer_norm_epsilon' must be positive");
-  bool known = false;
-  std::string accepted;
-  for (const char* a : kActivations) {
-    known = known || activation_function == a;
-    accepted += std::string(accepted.empty() ? "" : ", ") + a;
-  }
-  if (!known)
+  const std::vector<std::string> accepted(std::begin(kActivations), std::end(kActivations));
+  if (std::find(accepted.begin(), accepted.end(), activation_function) == accepted.end())
     throw UsageError(source + ": activation_function " + text::quote(activation_function) +
-                     " is not supported; accepted: " + accepted);
+                     " is not supported; accepted: " + text::join(accepted, ", "));
 }
 
 GPT2Config GPT2Config::from_json(const std::string& text, const std::string& source) {
@@ -65,11 +53,7 @@ GPT2Config GPT2Config::from_json(const std::string& text, const std::string& sou
   read_key(j, "initializer_range", c.initializer_range, source);
   read_key(j, "bos_token_id", c.bos_token_id, source);
   read_key(j, "eos_token_id", c.eos_token_id, source);
-  if (j.contains("pad_token_id") && !j["pad_token_id"].is_null()) {
-    std::int64_t pad = 0;
-    read_key(j, "pad_token_id", pad, source);
-    c.pad_token_id = pad;
-  }
+  read_key(j, "pad_token_id", c.pad_token_id, source);
   // The ecosystem stores the label count as id2label; num_labels is accepted too.
   if (j.contains("id2label") && j["id2label"].is_object())
     c.num_labels = static_cast<std::int64_t>(j["id2label"].size());

@@ -21,6 +21,18 @@ nlohmann::json parse_json_object(const std::string& text, const std::string& sou
   return j;
 }
 
+void require_positive(std::int64_t value, const char* key, const std::string& source) {
+  if (value <= 0)
+    throw UsageError(source + ": key " + text::quote(key) + " must be a positive integer, got " +
+                     std::to_string(value));
+}
+
+void require_positive_or_unset(std::int64_t value, const char* key, const std::string& source) {
+  if (value < 0)
+    throw UsageError(source + ": key " + text::quote(key) + " must be positive or null, got " +
+                     std::to_string(value));
+}
+
 std::string read_text_file(const std::string& path, const std::string& what) {
   return files::read_whole(path, "cannot read " + what);
 }

@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
+#include <optional>
 #include <string>
 
 namespace accel::models::detail {
@@ -20,6 +22,20 @@ void read_key(const nlohmann::json& j, const char* key, T& out, const std::strin
                      " of the wrong type");
   }
 }
+
+// Sets `out` when the key is present and not null; keeps it empty otherwise.
+template <typename T>
+void read_key(const nlohmann::json& j, const char* key, std::optional<T>& out, const std::string& source) {
+  if (!j.contains(key) || j[key].is_null()) return;
+  T value{};
+  read_key(j, key, value, source);
+  out = value;
+}
+
+// UsageError naming `source` and `key` unless `value` > 0; the _or_unset form also takes 0,
+// which the config classes use for a key given as null ("derive it" or "none").
+void require_positive(std::int64_t value, const char* key, const std::string& source);
+void require_positive_or_unset(std::int64_t value, const char* key, const std::string& source);
 
 // The whole text as a JSON object, or UsageError naming `source`.
 nlohmann::json parse_json_object(const std::string& text, const std::string& source);

@@ -8,13 +8,8 @@ namespace accel::models {
 namespace {
 
 using detail::read_key;
+using detail::require_positive;
 constexpr const char* kFamily[] = {"llama", "mistral", "qwen2", "qwen3"};
-
-void require_positive(std::int64_t value, const char* key, const std::string& source) {
-  if (value <= 0)
-    throw UsageError(source + ": key " + text::quote(key) + " must be a positive integer, got " +
-                     std::to_string(value));
-}
 
 RopeScaling read_rope_scaling(const nlohmann::json& j, const std::string& source) {
   RopeScaling r;
@@ -61,18 +56,10 @@ std::vector<std::int64_t> read_token_ids(const nlohmann::json& j, const char* ke
   return ids;
 }
 
-void read_optional_id(const nlohmann::json& j, const char* key, const std::string& source,
-                      std::optional<std::int64_t>& out) {
-  if (!j.contains(key) || j[key].is_null()) return;
-  std::int64_t id = 0;
-  read_key(j, key, id, source);
-  out = id;
-}
-
 // Keys absent from `j` leave `c` as it is.
 void read_special_ids(const nlohmann::json& j, const std::string& source, LlamaConfig& c) {
-  read_optional_id(j, "bos_token_id", source, c.bos_token_id);
-  read_optional_id(j, "pad_token_id", source, c.pad_token_id);
+  read_key(j, "bos_token_id", c.bos_token_id, source);
+  read_key(j, "pad_token_id", c.pad_token_id, source);
   if (j.contains("eos_token_id") && !j["eos_token_id"].is_null())
     c.eos_token_ids = read_token_ids(j, "eos_token_id", source);
 }
@@ -103,9 +90,7 @@ void LlamaConfig::validate(const std::string& source) const {
                      std::to_string(head_dim));
   if (!(rms_norm_eps > 0)) throw UsageError(source + ": key 'rms_norm_eps' must be positive");
   if (!(rope_theta > 0)) throw UsageError(source + ": key 'rope_theta' must be positive");
-  if (sliding_window < 0)
-    throw UsageError(source + ": key 'sliding_window' must be positive or null, got " +
-                     std::to_string(sliding_window));
+  detail::require_positive_or_unset(sliding_window, "sliding_window", source);
   for (auto id : eos_token_ids)
     if (id < 0) throw UsageError(source + ": eos_token_id " + std::to_string(id) + " is negative");
 }
