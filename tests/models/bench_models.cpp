@@ -8,32 +8,21 @@
 #include "accel/core/error.h"
 #include "accel/core/text.h"
 #include "accel/models/gpt2.h"
+#include "bench_support.h"
 
 #include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <iostream>
-#include <limits>
 #include <map>
 #include <string>
 #include <vector>
 
 using namespace accel::models;
+using accel::models::bench::best_of;
 
 namespace {
-
-template <typename F>
-double best_of(int repeats, F&& fn) {
-  double best = std::numeric_limits<double>::infinity();
-  for (int i = 0; i < repeats; ++i) {
-    const auto start = std::chrono::steady_clock::now();
-    fn();
-    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  }
-  return best;
-}
 
 // Bytes per second of reading a buffer much larger than the last-level cache, on the threads
 // torch uses (a reduction is a pure streaming read).
@@ -199,11 +188,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const accel::Error& e) {
-    std::cerr << "bench-models: " << e.what() << "\n";
-    return e.exit_code();
-  }
-}
+int main(int argc, char** argv) { return accel::models::bench::guarded_main("bench-models", argc, argv, run); }
