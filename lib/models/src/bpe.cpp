@@ -2,8 +2,8 @@
 
 #include "unicode_classes.h"
 
+#include <algorithm>
 #include <queue>
-#include <tuple>
 
 namespace accel::models::detail {
 namespace {
@@ -215,40 +215,61 @@ Spans split_llama3(const std::vector<CodePoint>& cps, std::size_t digits) {
   return out;
 }
 
+std::size_t MergeTable::slot_of(std::uint64_t k) const {
+  const std::size_t mask = slots_.size() - 1;
+  std::size_t at = static_cast<std::size_t>((k * 0x9E3779B97F4A7C15ull) >> 32) & mask;
+  while (slots_[at].rank != kFree && slots_[at].key != k) at = (at + 1) & mask;
+  return at;
+}
+
+void MergeTable::grow() {
+  std::vector<Slot> old(std::max<std::size_t>(16, slots_.size() * 2), Slot{0, kFree, 0});
+  old.swap(slots_);
+  for (const auto& slot : old)
+    if (slot.rank != kFree) slots_[slot_of(slot.key)] = slot;
+}
+
 void MergeTable::add(std::int64_t left, std::int64_t right, std::int64_t merged) {
-  ranks_.emplace(key(left, right), Merge{static_cast<std::uint32_t>(ranks_.size()), merged});
+  if (2 * (size_ + 1) > slots_.size()) grow();
+  auto& slot = slots_[slot_of(key(left, right))];
+  if (slot.rank != kFree) return;
+  slot = Slot{key(left, right), static_cast<std::uint32_t>(size_++), merged};
 }
 
 void MergeTable::apply(std::vector<std::int64_t>& ids) const {
   const auto n = ids.size();
-  if (n < 2 || ranks_.empty()) return;
-  // A doubly linked list of symbols and a min-heap of candidate merges (rank, position);
-  // an entry whose pair has changed since it was pushed is skipped when popped.
+  if (n < 2 || size_ == 0) return;
+  // A doubly linked list of symbols and a min-heap of candidate merges; an entry whose pair
+  // has changed since it was pushed is skipped when popped.
   std::vector<std::int64_t> prev(n), next(n);
   for (std::size_t k = 0; k < n; ++k) {
     prev[k] = static_cast<std::int64_t>(k) - 1;
     next[k] = k + 1 < n ? static_cast<std::int64_t>(k + 1) : -1;
   }
-  using Candidate = std::tuple<std::uint32_t, std::int64_t, std::int64_t, std::int64_t>;  // rank, pos, left, right
+  struct Candidate {
+    std::uint32_t rank;
+    std::int64_t pos, left, right, merged;
+    bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
+  };
   std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> heap;
   auto consider = [&](std::int64_t pos) {
     if (pos < 0 || next[pos] < 0) return;
-    const auto found = ranks_.find(key(ids[pos], ids[next[pos]]));
-    if (found != ranks_.end()) heap.emplace(found->second.rank, pos, ids[pos], ids[next[pos]]);
+    const auto& found = slots_[slot_of(key(ids[pos], ids[next[pos]]))];
+    if (found.rank != kFree) heap.push({found.rank, pos, ids[pos], ids[next[pos]], found.merged});
   };
   for (std::size_t k = 0; k + 1 < n; ++k) consider(static_cast<std::int64_t>(k));
   std::vector<bool> removed(n, false);
   while (!heap.empty()) {
-    const auto [rank, pos, left, right] = heap.top();
+    const auto c = heap.top();
     heap.pop();
-    if (removed[pos] || next[pos] < 0 || ids[pos] != left || ids[next[pos]] != right) continue;
-    const auto gone = next[pos];
-    ids[pos] = ranks_.at(key(left, right)).merged;
+    if (removed[c.pos] || next[c.pos] < 0 || ids[c.pos] != c.left || ids[next[c.pos]] != c.right) continue;
+    const auto gone = next[c.pos];
+    ids[c.pos] = c.merged;
     removed[gone] = true;
-    next[pos] = next[gone];
-    if (next[gone] >= 0) prev[next[gone]] = pos;
-    consider(prev[pos]);
-    consider(pos);
+    next[c.pos] = next[gone];
+    if (next[gone] >= 0) prev[next[gone]] = c.pos;
+    consider(prev[c.pos]);
+    consider(c.pos);
   }
   std::vector<std::int64_t> merged;
   for (std::int64_t k = 0; k >= 0; k = next[k]) merged.push_back(ids[k]);

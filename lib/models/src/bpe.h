@@ -44,21 +44,31 @@ Spans split_llama3(const std::vector<CodePoint>& cps, std::size_t digits);
 // Merge ranks keyed by the ids of the pair; the merged symbol's id comes with its rank.
 class MergeTable {
  public:
+  // Ranks follow the order of addition; a pair added again keeps its first rank.
   void add(std::int64_t left, std::int64_t right, std::int64_t merged);
-  std::size_t size() const { return ranks_.size(); }
+  std::size_t size() const { return size_; }
   // Applies the merges to `ids` lowest rank first (leftmost first among equals), in
   // O(n log n) so a long run of letters costs no more than its length warrants.
   void apply(std::vector<std::int64_t>& ids) const;
 
  private:
-  struct Merge {
-    std::uint32_t rank;
+  // Open addressing with linear probing over a power-of-two table at most half full: the
+  // lookup of every adjacent pair is the hot loop of encoding, and std::unordered_map's
+  // chained buckets and modulo made it a third of the time.
+  struct Slot {
+    std::uint64_t key;
+    std::uint32_t rank;  // kFree when the slot is empty
     std::int64_t merged;
   };
+  static constexpr std::uint32_t kFree = 0xFFFFFFFF;
   static std::uint64_t key(std::int64_t left, std::int64_t right) {
     return (static_cast<std::uint64_t>(left) << 32) | static_cast<std::uint32_t>(right);
   }
-  std::unordered_map<std::uint64_t, Merge> ranks_;
+  std::size_t slot_of(std::uint64_t key) const;  // the key's slot, or the free one it would take
+  void grow();
+
+  std::vector<Slot> slots_;
+  std::size_t size_ = 0;
 };
 
 }  // namespace accel::models::detail

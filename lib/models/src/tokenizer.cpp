@@ -23,17 +23,18 @@ constexpr const char* kEndOfText = "<|endoftext|>";
 
 struct GPT2Tokenizer::Impl {
   std::unordered_map<std::string, std::int64_t> encoder;
+  std::int64_t byte_id[256];  // the token of each byte's symbol, looked up once
   std::vector<std::string> decoder;
   detail::MergeTable merges;
   std::int64_t eos = -1;
 
   void encode_plain(const std::string& text, std::vector<std::int64_t>& ids) const {
-    const auto& alphabet = detail::byte_alphabet();
     const auto cps = detail::decode_utf8(text);
+    std::vector<std::int64_t> piece;
     for (const auto& [b, e] : detail::split_gpt2(cps)) {
-      std::vector<std::int64_t> piece;
+      piece.clear();
       for (std::size_t k = cps[b].begin; k < cps[e - 1].end; ++k)
-        piece.push_back(encoder.at(alphabet.symbol[static_cast<unsigned char>(text[k])]));
+        piece.push_back(byte_id[static_cast<unsigned char>(text[k])]);
       merges.apply(piece);
       ids.insert(ids.end(), piece.begin(), piece.end());
     }
@@ -68,10 +69,13 @@ GPT2Tokenizer::GPT2Tokenizer(const std::string& vocab_path, const std::string& m
     impl_->encoder[token] = value;
     impl_->decoder[value] = token;
   }
-  for (int b = 0; b < 256; ++b)
-    if (!impl_->encoder.count(detail::byte_alphabet().symbol[b]))
+  for (int b = 0; b < 256; ++b) {
+    const auto symbol = impl_->encoder.find(detail::byte_alphabet().symbol[b]);
+    if (symbol == impl_->encoder.end())
       throw FileError(vocab_path, "has no token for byte " + std::to_string(b) +
                                       "; a byte-level BPE vocabulary covers all 256 bytes");
+    impl_->byte_id[b] = symbol->second;
+  }
   const auto eos = impl_->encoder.find(kEndOfText);
   if (eos != impl_->encoder.end()) impl_->eos = eos->second;
 
