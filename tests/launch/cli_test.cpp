@@ -596,6 +596,21 @@ TEST_CASE("launch cli: --gpu_ids reaches the workers as CUDA_VISIBLE_DEVICES") {
   CHECK(result.out == "CUDA_VISIBLE_DEVICES=1,0\nACCEL_USE_CPU=false\nCUDA_VISIBLE_DEVICES=1,0\nACCEL_USE_CPU=false\n");
 }
 
+TEST_CASE("launch cli: --enable_cpu_affinity binds each GPU worker to the CPUs it announces") {
+  // Fake GPUs share out the CPUs this test may use; each worker reports its own affinity.
+  const auto result = launch({"--enable_cpu_affinity", "--num_processes", "2", "/bin/grep", "Cpus_allowed_list",
+                              "/proc/self/status"},
+                             {{"ACCEL_FAKE_GPUS", "2"}});
+  CHECK(result.code == 0);
+  for (const std::string rank : {"0", "1"}) {
+    std::smatch announced;
+    INFO(result.err);
+    REQUIRE(std::regex_search(result.err, announced,
+                              std::regex("CPU affinity: .*rank " + rank + " on CPUs ([0-9,-]+) \\(GPU " + rank + "\\)")));
+    CHECK(result.out.find("[rank" + rank + "]: Cpus_allowed_list:\t" + announced[1].str() + "\n") != std::string::npos);
+  }
+}
+
 TEST_CASE("launch cli: the launcher links neither LibTorch nor CUDA") {
   FILE* pipe = ::popen("ldd " ACCEL_LAUNCH_EXE, "r");
   REQUIRE(pipe);

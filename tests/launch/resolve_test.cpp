@@ -1,4 +1,5 @@
 #include <catch2/catch.hpp>
+#include <sched.h>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -144,6 +145,47 @@ TEST_CASE("launch resolve: --gpu_ids sets the process count and CUDA_VISIBLE_DEV
   CHECK(spec.num_processes == 2);
   CHECK(env_of(spec, 1)["CUDA_VISIBLE_DEVICES"] == "2,0");
   CHECK(env_of(spec, 1)["ACCEL_USE_CPU"] == "false");
+}
+
+TEST_CASE("launch resolve: --enable_cpu_affinity binds each worker to its GPU's CPUs that the launcher may use") {
+  cpu_set_t allowed;
+  REQUIRE(::sched_getaffinity(0, sizeof allowed, &allowed) == 0);
+  std::vector<int> ours;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (CPU_ISSET(cpu, &allowed)) ours.push_back(cpu);
+  }
+  REQUIRE(!ours.empty());
+  const int not_ours = CPU_SETSIZE - 1;
+  REQUIRE(!CPU_ISSET(not_ours, &allowed));
+  auto m = machine(8, 3);
+  m.gpus[0].local_cpus = {ours.front(), not_ours};
+  m.gpus[1].local_cpus = ours;
+  // GPU 2's local CPUs are unknown (no NVML, no sysfs).
+
+  auto request = job();
+  request.job_settings["enable_cpu_affinity"] = "true";
+  request.gpu_ids = "1,0,2";
+  std::ostringstream notes;
+  const auto spec = resolve(request, m, notes);
+  REQUIRE(spec.cpu_affinity.size() == 3);
+  CHECK(spec.cpu_affinity[0] == ours);
+  CHECK(spec.cpu_affinity[1] == std::vector<int>{ours.front()});
+  CHECK(spec.cpu_affinity[2].empty());
+  const std::string announced = "accel-launch: CPU affinity: rank 0 on CPUs " + accel::hardware::format_cpu_list(ours) +
+                                " (GPU 1), rank 1 on CPUs " + std::to_string(ours.front()) +
+                                " (GPU 0), rank 2 not bound (GPU 2's local CPUs are unknown or not ours)\n";
+  CHECK(notes.str().find(announced) != std::string::npos);
+
+  // CPU workers have no GPU to be near: nothing is bound, as in accelerate.
+  request.gpu_ids.reset();
+  request.use_cpu = true;
+  std::ostringstream cpu_notes;
+  CHECK(resolve(request, m, cpu_notes).cpu_affinity.empty());
+  CHECK(cpu_notes.str().find("CPU affinity") == std::string::npos);
+
+  request.use_cpu.reset();
+  request.job_settings["enable_cpu_affinity"] = "False";
+  CHECK(resolve(request, m, notes).cpu_affinity.empty());
 }
 
 TEST_CASE("launch resolve: --gpu_ids under an inherited CUDA_VISIBLE_DEVICES name the launcher's GPUs") {

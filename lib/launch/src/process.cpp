@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -124,7 +125,7 @@ pid_t start_guardian(Pipe& lifeline) {
 
 // In the child of fork(), before exec: only async-signal-safe calls.
 [[noreturn]] void become_worker(const WorkerSpec& worker, pid_t group, pid_t launcher, char* const* argv,
-                                char* const* envp, int exec_status, const SignalsBlocked&) {
+                                char* const* envp, const cpu_set_t* cpus, int exec_status, const SignalsBlocked&) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != launcher) ::_exit(127);  // the launcher died before prctl took effect
   ::setpgid(0, group);
@@ -132,6 +133,8 @@ pid_t start_guardian(Pipe& lifeline) {
   ::dup2(worker.stdout_fd, STDOUT_FILENO);
   ::dup2(worker.stderr_fd, STDERR_FILENO);
   close_inherited_descriptors_at_exec();
+  // resolve() only hands out CPUs the launcher may use, so this cannot fail for a valid spec.
+  if (cpus != nullptr) ::sched_setaffinity(0, sizeof *cpus, cpus);
   // The launcher ignores SIGPIPE and catches the forwarded signals (its handlers would write
   // into its signal pipe until exec). A SIGINT ignored by `cmd &` in a script is reset too,
   // or the forwarded Ctrl-C would do nothing; nohup's ignored SIGHUP is kept.
@@ -173,12 +176,16 @@ class ProcessWorkerGroup final : public WorkerGroup {
     std::vector<char*> envp;
     for (const auto& var : worker.environment) envp.push_back(const_cast<char*>(var.c_str()));
     envp.push_back(nullptr);
+    cpu_set_t cpus;
+    CPU_ZERO(&cpus);
+    for (int cpu : worker.cpus) CPU_SET(cpu, &cpus);
     Pipe status = make_pipe();
     const pid_t launcher = ::getpid();
     const SignalsBlocked blocked;
     const pid_t pid = ::fork();
     if (pid < 0) throw Error(std::string("cannot start a worker: fork: ") + std::strerror(errno));
-    if (pid == 0) become_worker(worker, guardian_, launcher, argv.data(), envp.data(), status.write.get(), blocked);
+    if (pid == 0) become_worker(worker, guardian_, launcher, argv.data(), envp.data(), worker.cpus.empty() ? nullptr : &cpus,
+                                status.write.get(), blocked);
     ::setpgid(pid, guardian_);
     exec_status_.emplace(pid, std::move(status.read));
     return pid;

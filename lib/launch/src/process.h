@@ -29,10 +29,11 @@ inline constexpr char kGuardianName[] = "accel-guardian";
 // forwarded signal and holds no descriptor but its pipe.
 //
 // Each worker is fork + exec'd: it joins the group, asks for SIGKILL when the launcher dies
-// (PR_SET_PDEATHSIG), gets stdin/stdout/stderr from the given descriptors, no other descriptor
-// (inherited ones are closed at exec), the given environment, and the default disposition of
-// every forwarded signal except a SIGHUP the launcher inherited as ignored (nohup). Spawning
-// does not wait for exec, so starting N workers costs N forks, not N round trips.
+// (PR_SET_PDEATHSIG), runs on its CPUs if it was given some, gets stdin/stdout/stderr from the
+// given descriptors, no other descriptor (inherited ones are closed at exec), the given
+// environment, and the default disposition of every forwarded signal except a SIGHUP the
+// launcher inherited as ignored (nohup). Spawning does not wait for exec, so starting N workers
+// costs N forks, not N round trips.
 
 // Makes this process a child subreaper for its lifetime (orphans of its descendants are
 // reparented to it rather than to init) and restores the previous setting on destruction.

@@ -1,5 +1,6 @@
 #include "accel/launch/resolve.h"
 
+#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -452,6 +453,34 @@ void route_through_mpirun(const std::string& hostfile, const env::Lookup& enviro
   spec.console_local_ranks.clear();
 }
 
+// --enable_cpu_affinity, accelerate's NUMA binding: each GPU worker runs on the CPUs nearest its
+// GPU (NVML's affinity mask), limited to those the launcher itself may use. accelerate binds
+// inside its (Python) workers; accel-launch binds every GPU worker at spawn, so C++ jobs get the
+// same placement. Announced in one line.
+void resolve_cpu_affinity(const LaunchRequest& request, const hardware::Machine& machine, LaunchSpec& spec,
+                          Announcements& said) {
+  const auto affinity = request.job_settings.find("enable_cpu_affinity");
+  if (affinity == request.job_settings.end() || accelerate::python_bool(affinity->second) != "True") return;
+  if (spec.use_cpu) return;  // as in accelerate: CPU workers are not bound
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (::sched_getaffinity(0, sizeof allowed, &allowed) != 0) CPU_ZERO(&allowed);
+  spec.cpu_affinity.assign(static_cast<std::size_t>(spec.num_processes), {});
+  std::vector<std::string> described;
+  for (int local_rank = 0; local_rank < spec.num_processes; ++local_rank) {
+    const int gpu = spec.gpu_ids.empty() ? local_rank : spec.gpu_ids[static_cast<std::size_t>(local_rank)];
+    auto& cpus = spec.cpu_affinity[static_cast<std::size_t>(local_rank)];
+    for (int cpu : machine.gpus[static_cast<std::size_t>(gpu)].local_cpus) {
+      if (cpu < CPU_SETSIZE && CPU_ISSET(cpu, &allowed)) cpus.push_back(cpu);
+    }
+    const std::string who = "rank " + std::to_string(spec.global_rank(local_rank));
+    const std::string which_gpu = "GPU " + std::to_string(gpu);
+    described.push_back(cpus.empty() ? who + " not bound (" + which_gpu + "'s local CPUs are unknown or not ours)"
+                                     : who + " on CPUs " + hardware::format_cpu_list(cpus) + " (" + which_gpu + ")");
+  }
+  said.warnings.push_back("CPU affinity: " + text::join(described, ", "));
+}
+
 }  // namespace
 
 bool LaunchSpec::shows_on_console(int local_rank) const {
@@ -475,6 +504,7 @@ LaunchSpec resolve(const LaunchRequest& asked, const hardware::Machine& machine,
   resolve_machines(request, spec);
   resolve_devices(request, machine, mode, spec, said);
   resolve_process_count(request, machine, spec, said);
+  resolve_cpu_affinity(request, machine, spec, said);
   resolve_threads(request, machine, spec, said);
   resolve_job_environment(request, mode, spec, said);
   resolve_supervision(request, spec);

@@ -365,6 +365,7 @@ class Attempt {
     process.stdin_fd = input ? input.get() : streams_.null_input.get();
     process.stdout_fd = out.write.get();
     process.stderr_fd = err.write.get();
+    if (!spec_.cpu_affinity.empty()) process.cpus = spec_.cpu_affinity[static_cast<std::size_t>(local_rank)];
     worker.outcome.pid = group_->spawn(process);
     worker.out_pipe = std::move(out.read);
     worker.err_pipe = std::move(err.read);

@@ -1,6 +1,6 @@
 #pragma once
 // What this machine offers, found without linking CUDA: NVML through dlopen when the driver
-// library is present, else the NVIDIA driver's /proc entries.
+// library is present, else the NVIDIA driver's /proc entries, else `nvidia-smi -L`.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -12,6 +12,7 @@ struct Gpu {
   std::string name;
   std::uint64_t memory_bytes = 0;  // 0 when unknown
   std::string cuda_id;             // how to name it in a child's CUDA_VISIBLE_DEVICES
+  std::vector<int> local_cpus;     // the CPUs nearest to it (NVML or sysfs); empty when unknown
 };
 
 struct Machine {
@@ -22,12 +23,25 @@ struct Machine {
   std::vector<Gpu> gpus;
 };
 
-// Honours ACCEL_FAKE_GPUS=N (tests only: pretend N GPUs exist) so GPU paths of the launcher
-// can be tested on machines without one. An inherited CUDA_VISIBLE_DEVICES limits and renumbers
+// Honours ACCEL_FAKE_GPUS=N (tests only: pretend N GPUs exist, the CPUs this process may use
+// dealt out between them in equal consecutive runs as their local CPUs) so GPU paths of the
+// launcher can be tested on machines without one. An inherited CUDA_VISIBLE_DEVICES limits and renumbers
 // the GPUs as CUDA would (listed order; parsing stops at the first id that names no GPU).
 Machine probe();
 
 // The GPUs that CUDA_VISIBLE_DEVICES=`visible` leaves of `all` (numbered by physical index).
 std::vector<Gpu> visible_gpus(const std::vector<Gpu>& all, const std::string& visible);
+
+// The parts of probe() that read the driver's outputs, exposed so tests can feed them files.
+// GPUs under <proc_root>/driver/nvidia/gpus (one directory per PCI bus id, in bus order), their
+// local CPUs from <sys_root>/bus/pci/devices/<bus id>/local_cpulist.
+std::vector<Gpu> gpus_from_proc(const std::string& proc_root, const std::string& sys_root);
+// GPUs from the output of `nvidia-smi -L` ("GPU 0: NVIDIA H200 (UUID: GPU-...)" lines).
+std::vector<Gpu> gpus_from_nvidia_smi(const std::string& listing);
+// A Linux CPU list ("0-3,8,10-11") as CPU numbers, ascending; throws accel::Error naming the
+// list on anything else.
+std::vector<int> parse_cpu_list(const std::string& list);
+// The inverse, compressed into ranges: {0,1,2,3,8} -> "0-3,8".
+std::string format_cpu_list(const std::vector<int>& cpus);
 
 }  // namespace accel::hardware

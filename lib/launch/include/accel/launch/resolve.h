@@ -49,6 +49,9 @@ struct LaunchSpec {
   // What workers get as CUDA_VISIBLE_DEVICES (the same GPUs in the launcher's own naming, which
   // differs from gpu_ids when the launcher itself runs under CUDA_VISIBLE_DEVICES); empty: not set.
   std::vector<std::string> cuda_visible_devices;
+  // --enable_cpu_affinity: per local rank, the CPUs its worker is bound to (those nearest its
+  // GPU that this launcher may use); an empty entry, or no entries at all: not bound.
+  std::vector<std::vector<int>> cpu_affinity;
   std::string role = "default";
   // accelerate's variables for the job (ACCELERATE_*, FSDP_*, KMP_*, ...), the same for every worker.
   std::vector<std::pair<std::string, std::string>> job_environment;

@@ -20,6 +20,7 @@ struct WorkerSpec {
   int stdin_fd = -1;
   int stdout_fd = -1;
   int stderr_fd = -1;
+  std::vector<int> cpus;  // sched_setaffinity() to these before exec; empty: inherit the launcher's
 };
 
 // A worker that ended, as waitpid() reports it.
