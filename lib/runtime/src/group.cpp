@@ -1,6 +1,11 @@
 #include "accel/runtime/group.h"
 
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/version.h>
+
+#include <initializer_list>
+#include <string>
+#include <type_traits>
 
 #include <csignal>
 
@@ -36,6 +41,31 @@ void ignore_sigpipe_unless_handled() {
   }
 }
 
+#if TORCH_VERSION_MAJOR >= 2
+using BackendType = ::c10d::ProcessGroup::BackendType;
+
+// LibTorch 2 made ProcessGroupGloo/NCCL per-device backends behind one c10d::ProcessGroup front
+// end (1.x used them as the group itself); we wrap them as torch.distributed does, so the rest
+// of the runtime holds one ProcessGroup on either. The front end's constructor lost its Options
+// argument during 2.x; a template keeps the branch for the other spelling uncompiled.
+template <typename Group = ::c10d::ProcessGroup>
+c10::intrusive_ptr<::c10d::ProcessGroup> as_process_group(const c10::intrusive_ptr<::c10d::Backend>& backend,
+                                                          const GroupHandle& handle, BackendType type,
+                                                          const std::string& name,
+                                                          std::initializer_list<c10::DeviceType> devices) {
+  c10::intrusive_ptr<Group> group;
+  if constexpr (std::is_constructible_v<Group, const c10::intrusive_ptr<::c10d::Store>&, int, int>) {
+    group = c10::make_intrusive<Group>(handle.store, handle.rank, handle.world_size);
+    group->setDefaultBackend(type);
+  } else {
+    group = c10::make_intrusive<Group>(handle.store, handle.rank, handle.world_size,
+                                       c10::make_intrusive<typename Group::Options>(name, handle.timeout));
+  }
+  for (const auto device : devices) group->setBackend(device, type, backend);
+  return group;
+}
+#endif
+
 }  // namespace
 
 GroupHandle make_gloo_group(const c10::intrusive_ptr<::c10d::Store>& store, int rank, int world_size,
@@ -48,7 +78,12 @@ GroupHandle make_gloo_group(const c10::intrusive_ptr<::c10d::Store>& store, int 
   options->devices.push_back(transport.interface.empty()
                                  ? ::c10d::ProcessGroupGloo::createDeviceForHostname(transport.hostname)
                                  : ::c10d::ProcessGroupGloo::createDeviceForInterface(transport.interface));
-  handle.group = c10::make_intrusive<::c10d::ProcessGroupGloo>(store, rank, world_size, options);
+  auto gloo = c10::make_intrusive<::c10d::ProcessGroupGloo>(store, rank, world_size, options);
+#if TORCH_VERSION_MAJOR >= 2
+  handle.group = as_process_group(gloo, handle, BackendType::GLOO, "gloo", {c10::DeviceType::CPU, c10::DeviceType::CUDA});
+#else
+  handle.group = gloo;
+#endif
   return handle;
 }
 
@@ -67,7 +102,12 @@ GroupHandle make_nccl_group(const c10::intrusive_ptr<::c10d::Store>& store, int 
 #ifdef USE_C10D_NCCL
   auto options = ::c10d::ProcessGroupNCCL::Options::create();
   options->timeout = timeout;
-  handle.group = c10::make_intrusive<::c10d::ProcessGroupNCCL>(store, rank, world_size, options);
+  auto nccl = c10::make_intrusive<::c10d::ProcessGroupNCCL>(store, rank, world_size, options);
+#if TORCH_VERSION_MAJOR >= 2
+  handle.group = as_process_group(nccl, handle, BackendType::NCCL, "nccl", {c10::DeviceType::CUDA});
+#else
+  handle.group = nccl;
+#endif
   return handle;
 #else
   throw Error("this LibTorch build has no NCCL support (a CPU build); set ACCEL_USE_CPU=true or use accel-launch "
