@@ -1,10 +1,43 @@
 # LibTorch, with one precompiled header shared by the sources of torch targets that include
 # torch (REUSE_FROM): torch headers cost ~30 s per translation unit without it, ~8 s with it.
+# Any LibTorch works: Debian's (the default), the one inside a pip torch
+# (scripts/build.sh TORCH=pip), or an archive (Torch_DIR / CMAKE_PREFIX_PATH).
 find_package(Torch REQUIRED)
 
+# find_package() makes directory-scoped imported targets; a parent project that adds us with
+# add_subdirectory() links accel::runtime from its own directory and must see `torch` there.
+get_directory_property(accel_torch_imported IMPORTED_TARGETS)
+foreach(imported IN LISTS accel_torch_imported)
+  get_target_property(already_global ${imported} IMPORTED_GLOBAL)
+  if(NOT already_global)
+    set_target_properties(${imported} PROPERTIES IMPORTED_GLOBAL TRUE)
+  endif()
+endforeach()
+
+# The C++ ABI torch was built with must be ours (cmake/TorchAbi.cmake). scripts/build.sh passes
+# ACCEL_EXPECTED_CXX11_ABI, what the pip torch itself reports, as a cross-check.
+include(${CMAKE_CURRENT_LIST_DIR}/TorchAbi.cmake)
+include(CheckCXXSourceCompiles)
+check_cxx_source_compiles("#include <string>
+#if !_GLIBCXX_USE_CXX11_ABI
+#error pre-C++11 ABI
+#endif
+int main() { return 0; }" ACCEL_TOOLCHAIN_CXX11_ABI)
+accel_torch_cxx11_abi("${TORCH_CXX_FLAGS}" ACCEL_TORCH_CXX11_ABI)
+set(ACCEL_EXPECTED_CXX11_ABI "" CACHE STRING "The C++11 ABI flag (0/1) the chosen torch reports; empty: not checked")
+if(ACCEL_TOOLCHAIN_CXX11_ABI)
+  set(accel_toolchain_abi 1)
+else()
+  set(accel_toolchain_abi 0)
+endif()
+accel_check_cxx11_abi("${ACCEL_TORCH_CXX11_ABI}" ${accel_toolchain_abi} "${ACCEL_EXPECTED_CXX11_ABI}" "${Torch_DIR}")
+message(STATUS "accel: LibTorch ${Torch_VERSION} from ${Torch_DIR} (_GLIBCXX_USE_CXX11_ABI=${ACCEL_TORCH_CXX11_ABI})")
+
 add_library(accel_torch INTERFACE)
+set_target_properties(accel_torch PROPERTIES EXPORT_NAME torch)
 target_link_libraries(accel_torch INTERFACE ${TORCH_LIBRARIES})
 target_include_directories(accel_torch SYSTEM INTERFACE ${TORCH_INCLUDE_DIRS})
+install(TARGETS accel_torch EXPORT accelTargets)
 
 add_library(accel_torch_pch STATIC ${CMAKE_CURRENT_LIST_DIR}/torch_pch.cpp)
 target_link_libraries(accel_torch_pch PUBLIC accel_torch)

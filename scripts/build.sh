@@ -1,9 +1,20 @@
 #!/usr/bin/env bash
-# Configures and builds (Release by default) into ./build with two jobs.
+# Configures and builds (Release by default) into ./build with two jobs (JOBS=N to change).
+# Which LibTorch: TORCH=debian (default) | pip (the torch of $PYTHON), or Torch_DIR=<archive>;
+# see scripts/select-torch.sh. Switching LibTorch reconfigures from scratch (objects come back
+# from ccache). Warnings in our own code are errors (WERROR=0 to relax while editing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build_type="${BUILD_TYPE:-Release}"
-if [ ! -f build/CMakeCache.txt ]; then
-  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE="$build_type" >/dev/null
+build=${BUILD_DIR:-build}
+mapfile -t torch_args < <(./scripts/select-torch.sh)
+args=(-G Ninja -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-Release}" -DACCEL_WERROR="$([ "${WERROR:-1}" = 0 ] && echo OFF || echo ON)"
+      "${torch_args[@]}")
+# A cache made for another LibTorch keeps that one's library paths: start the cache afresh.
+selection="TORCH=${TORCH:-debian} ${torch_args[*]}"
+if [ -f "$build/CMakeCache.txt" ] && [ "$(cat "$build/.accel-torch-selection" 2>/dev/null)" != "$selection" ]; then
+  echo "build: LibTorch choice changed to '$selection'; reconfiguring $build" >&2
+  rm -f "$build/CMakeCache.txt"
 fi
-cmake --build build -j "${JOBS:-2}"
+cmake -S . -B "$build" "${args[@]}" >/dev/null
+echo "$selection" >"$build/.accel-torch-selection"
+cmake --build "$build" -j "${JOBS:-2}"

@@ -5,6 +5,7 @@ set -euo pipefail
 
 packages=(
   cmake g++ ninja-build ccache
+  dpkg-dev file               # cpack -G DEB: dpkg-shlibdeps finds the package's dependencies
   libcli11-dev libyaml-cpp-dev nlohmann-json3-dev catch2
   libtorch-dev libgloo-dev
   libopenblas0-openmp   # LibTorch's matmuls otherwise run on netlib's reference BLAS, ~17x slower

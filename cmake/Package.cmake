@@ -1,0 +1,38 @@
+# What `cmake --install` and `cpack -G DEB` ship: the launcher and example jobs, the static
+# libraries with their headers, and a CMake package (find_package(accel CONFIG)) that finds the
+# same LibTorch the libraries were built against. A pkg-config file covers the torch-free part.
+include(CMakePackageConfigHelpers)
+
+set(ACCEL_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/accel)
+install(EXPORT accelTargets NAMESPACE accel:: DESTINATION ${ACCEL_CMAKE_DIR})
+configure_package_config_file(${CMAKE_CURRENT_LIST_DIR}/accelConfig.cmake.in
+  ${CMAKE_CURRENT_BINARY_DIR}/accelConfig.cmake INSTALL_DESTINATION ${ACCEL_CMAKE_DIR})
+write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/accelConfigVersion.cmake
+  COMPATIBILITY SameMinorVersion)
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/accelConfig.cmake ${CMAKE_CURRENT_BINARY_DIR}/accelConfigVersion.cmake
+        DESTINATION ${ACCEL_CMAKE_DIR})
+
+# Relative to the .pc file, so the same file works under any prefix (cmake --install, the .deb).
+file(RELATIVE_PATH ACCEL_PC_TO_PREFIX /${CMAKE_INSTALL_LIBDIR}/pkgconfig /)
+configure_file(${CMAKE_CURRENT_LIST_DIR}/accel-core.pc.in ${CMAKE_CURRENT_BINARY_DIR}/accel-core.pc @ONLY)
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/accel-core.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+
+# The GPT-2 vocabulary that GPT2Tokenizer::bundled() reads (ACCEL_GPT2_VOCAB_DIR points at it).
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/data/gpt2 DESTINATION ${CMAKE_INSTALL_DATADIR}/accel)
+
+# A parent project that adds us with add_subdirectory() packages itself.
+if(NOT PROJECT_IS_TOP_LEVEL)
+  return()
+endif()
+set(CPACK_PACKAGE_NAME accel-launch)
+set(CPACK_PACKAGE_VENDOR "accel-launch")
+set(CPACK_PACKAGE_CONTACT "accel-launch maintainers <accel-launch@localhost>")
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "Launcher and LibTorch runtime for distributed inference")
+set(CPACK_PACKAGE_INSTALL_DIRECTORY accel-launch)
+set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
+set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
+set(CPACK_DEBIAN_PACKAGE_SECTION devel)
+# Runtime dependencies come from the binaries' own shared-library needs (dpkg-shlibdeps).
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+set(CPACK_GENERATOR DEB)
+include(CPack)

@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# The GPU path in one run, for a machine with an NVIDIA GPU and a pip torch with CUDA, offline:
+#   1. builds against that torch (scripts/build.sh TORCH=pip) into build-gpu; Debian .deb files
+#      of the other dependencies (CLI11, yaml-cpp, nlohmann-json, Catch2, ...) placed in
+#      .gpu-debs/ are unpacked into a local prefix first, for machines without them;
+#   2. runs the test suites, where CUDA is now available to every worker;
+#   3. benchmarks: data-parallel generation on 1 GPU process vs 1 CPU process; the GPT-2
+#      pipeline with S=2 ranks sharing one GPU (GPipe, then streaming); process-group formation
+#      (NCCL on GPU); and, when the Python packages are present, anchors run in the same go:
+#      Hugging Face transformers' greedy GPT-2 generation against ours on the same safetensors.
+# Writes one summary (Markdown) and exits 1 if any step failed. Every step has a time limit, so
+# the whole run stays under 8 minutes.
+#
+#   scripts/gpu-check.sh [--cpu] [--summary FILE]
+#   --cpu   dry run on any machine: Debian's LibTorch, the existing ./build (brought up to date,
+#           not reconfigured), the GPU-relevant test cases, every step with device cpu and small
+#           sizes (CI runs this through ctest)
+#   env: PYTHON (python3; its torch is built against), JOBS (build jobs, default all cores)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+dry=0
+summary=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --cpu) dry=1 ;;
+    --summary) summary=${2:?--summary needs a file}; shift ;;
+    *) echo "gpu-check: unknown argument '$1'; usage: $0 [--cpu] [--summary FILE]" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+if [ "$dry" = 1 ]; then
+  build=${BUILD_DIR:-build}
+  export ACCEL_USE_CPU=true
+  device="cpu (dry run)"
+  gen_tokens=4 layers=2 embd=64 heads=2 batch=4 seq=16 iterations=1 stream=2
+else
+  build=${BUILD_DIR:-build-gpu}
+  listing=$(nvidia-smi -L 2>/dev/null) || listing=""
+  grep -q '^GPU ' <<<"$listing" || { echo "gpu-check: no NVIDIA GPU (nvidia-smi -L lists none); run with --cpu for the dry run" >&2; exit 2; }
+  device="$(head -n1 <<<"$listing")"
+  export TORCH=pip
+  gen_tokens=32 layers=12 embd=768 heads=12 batch=32 seq=64 iterations=3 stream=8
+fi
+case "$build" in /*) ;; *) build=$root/$build ;; esac
+summary=${summary:-$build/gpu-check-summary.md}
+mkdir -p "$build" "$(dirname "$summary")"
+work=$(mktemp -d /tmp/accel-gpu-check-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+failures=0
+
+{
+  echo "# gpu-check $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo
+  echo "- device: $device"
+  echo "- host: $(nproc) CPUs, $(uname -srm)"
+  echo "- CUDA toolkit: $(nvcc --version 2>/dev/null | tail -n 1 || echo "no nvcc on PATH (a CUDA torch's TorchConfig.cmake may need one)")"
+  echo "- command: scripts/gpu-check.sh $([ "$dry" = 1 ] && echo --cpu)"
+  echo
+  echo "| step | result | seconds | detail |"
+  echo "| --- | --- | --- | --- |"
+} >"$summary"
+
+# step NAME LIMIT_S COMMAND...: runs it with a time limit, output in $work/NAME.log; one row.
+step() {
+  local name=$1 limit=$2
+  shift 2
+  local log="$work/${name// /_}.log" start rc
+  start=$(date +%s.%N)
+  timeout --kill-after=10 "$limit" "$@" >"$log" 2>&1
+  rc=$?
+  local seconds detail
+  seconds=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
+  detail=$(grep -v '^\s*$' "$log" | tail -n 1 | tr '|' '/' | cut -c1-160)
+  if [ "$rc" = 0 ]; then
+    echo "| $name | ok | $seconds | $detail |" >>"$summary"
+  else
+    [ "$rc" = 124 ] && detail="timed out after ${limit}s; $detail"
+    echo "| $name | FAILED ($rc) | $seconds | $detail |" >>"$summary"
+    failures=$((failures + 1))
+    echo "gpu-check: step '$name' failed; last lines of its output:" >&2
+    tail -n 15 "$log" >&2
+  fi
+  return "$rc"
+}
+
+# Dependencies shipped as .deb files: unpacked, never installed (no root needed, no network).
+if compgen -G ".gpu-debs/*.deb" >/dev/null; then
+  mkdir -p .gpu-debs/root
+  for deb in .gpu-debs/*.deb; do dpkg-deb -x "$deb" .gpu-debs/root; done
+  export CMAKE_PREFIX_PATH="$root/.gpu-debs/root/usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
+  export LD_LIBRARY_PATH="$root/.gpu-debs/root/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
+
+bin=$build/bin
+if [ "$dry" = 1 ]; then
+  # Under ctest: reconfiguring the build directory would pull it from under the running suite.
+  step "build" 300 cmake --build "$build" -j "${JOBS:-2}" || { echo "gpu-check: build failed; summary in $summary" >&2; exit 1; }
+  step "tests: hardware discovery" 60 "$bin/core_tests" "[hardware]"
+  step "tests: runtime state and device" 120 "$bin/runtime_tests" "[state]"
+else
+  step "build" 300 env BUILD_DIR="$build" JOBS="${JOBS:-$(nproc)}" ./scripts/build.sh || { echo "gpu-check: build failed; summary in $summary" >&2; exit 1; }
+  # The consumer and package entries rebuild accel elsewhere; gpu-check would start itself.
+  step "test suites" 240 ctest --test-dir "$build" -j "$(nproc)" --timeout 120 -E "gpu-check|consumer project|package:"
+fi
+
+# 1. Data-parallel generation, 1 process: the default device (cuda:0 on a GPU machine), then CPU.
+printf '%s\n' "The capital of France is" "Once upon a time" "In distributed inference," "def fibonacci(n):" >"$work/prompts.txt"
+generate() {  # generate OUT_DIR [launcher flags]
+  local out=$1
+  shift
+  mkdir -p "$out"
+  "$bin/accel-launch" --num_processes 1 "$@" "$bin/distributed_inference" --prompts "$work/prompts.txt" \
+    --max_new_tokens "$gen_tokens" --output_dir "$out" ${model_dir:+--model_dir "$model_dir"}
+}
+model_dir=""
+step "generation, 1 process, default device" 120 generate "$work/gen-default"
+step "generation, 1 process, --cpu" 120 generate "$work/gen-cpu" --cpu
+
+# 2. Pipeline with S=2 ranks on one device: both ranks see GPU 0 (torchrun-style variables, as
+#    accel-launch gives each rank its own GPU).
+pipeline() {  # pipeline NAME [pipeline_inference flags]
+  local port pids=() failed=0
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  for r in 0 1; do
+    RANK=$r LOCAL_RANK=0 WORLD_SIZE=2 LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
+      "$bin/pipeline_inference" --layers "$layers" --embd "$embd" --heads "$heads" --batch "$batch" --seq "$seq" \
+      --iterations "$iterations" "$@" >"$work/pipe.$r" 2>&1 &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+  cat "$work/pipe.0" "$work/pipe.1"
+  return $failed
+}
+step "pipeline S=2 on one device, GPipe M=4" 120 pipeline --num_chunks 4
+step "pipeline S=2 on one device, streaming" 120 pipeline --num_chunks 4 --stream "$stream"
+
+# 3. Process-group formation, 2 ranks (NCCL when CUDA is present, else Gloo).
+form() {
+  local port pids=() failed=0
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  for r in 0 1; do
+    RANK=$r LOCAL_RANK=$r WORLD_SIZE=2 LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
+      "$bin/runtime_worker" form >"$work/form.$r" 2>&1 &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+  cat "$work/form.0" "$work/form.1"
+  [ "$failed" = 0 ] && awk '/^formed/ { if (!b || $5 < b) b = $5; if ($7 > e) e = $7 } END { printf "group formed in %.1f ms (first start to last rank formed)\n", (e - b) / 1000 }' "$work/form.0" "$work/form.1"
+  return $failed
+}
+step "group formation, 2 ranks" 60 form
+
+# 4. Anchor: transformers' greedy generation against ours, same random GPT-2 saved as safetensors.
+python=${PYTHON:-python3}
+if "$python" -c 'import transformers, safetensors' 2>/dev/null; then
+  anchor() {
+    "$python" - "$work/hf" "$root/data/gpt2" "$work/prompts.txt" "$gen_tokens" <<'PY' || return 1
+import shutil, sys, torch, transformers
+out, vocab, prompts, tokens = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+torch.manual_seed(0)
+config = transformers.GPT2Config(n_layer=2, n_embd=64, n_head=2, n_positions=128)
+model = transformers.GPT2LMHeadModel(config).eval()
+model.save_pretrained(out, safe_serialization=True)
+for name in ("encoder.json", "vocab.bpe"):
+    shutil.copy(f"{vocab}/{name}", out)
+tok = transformers.GPT2Tokenizer(vocab_file=f"{vocab}/encoder.json", merges_file=f"{vocab}/vocab.bpe")
+with open(f"{out}/expected.txt", "w") as f:
+    for line in open(prompts).read().splitlines():
+        ids = tok(line, return_tensors="pt").input_ids
+        new = model.generate(ids, max_new_tokens=tokens, do_sample=False, pad_token_id=0)[0, ids.shape[1]:]
+        f.write(tok.decode(new) + "\n")
+PY
+    model_dir="$work/hf" generate "$work/gen-hf" || return 1
+    cut -f3- "$work"/gen-hf/result_*.txt >"$work/ours.txt"
+    local total same
+    total=$(wc -l <"$work/hf/expected.txt")
+    same=$(paste -d'\001' "$work/hf/expected.txt" "$work/ours.txt" | awk -F'\001' '$1 == $2' | wc -l)
+    echo "transformers $("$python" -c 'import transformers; print(transformers.__version__)'): $same of $total greedy continuations identical (fp32)"
+    [ "$same" = "$total" ]
+  }
+  step "anchor: transformers GPT-2 greedy generation vs ours" 180 anchor
+else
+  echo "| anchor: transformers GPT-2 | skipped | 0 | $python has no transformers + safetensors |" >>"$summary"
+fi
+
+echo >>"$summary"
+echo "$failures step(s) failed." >>"$summary"
+cat "$summary"
+[ "$failures" = 0 ]
