@@ -236,7 +236,9 @@ void setup_launch(CLI::App& app, const std::shared_ptr<LaunchRequest>& request,
       "--dry_run,--dry-run", [request] { request->dry_run = true; },
       "Print each worker's variables and the command line, start nothing");
   // accelerate/torchrun flags that change nothing here are accepted, so their users' commands run.
-  app.add_flag("--same_network,--same-network", "Accepted for accelerate compatibility; no effect");
+  // A std::string: under C++20 a string literal also matches CLI11's add_flag(name, T& variable).
+  const std::string no_effect = "Accepted for accelerate compatibility; no effect";
+  app.add_flag("--same_network,--same-network", no_effect);
   app.add_option("--monitor_interval,--monitor-interval",
                  "Accepted for torchrun compatibility; no effect (worker exits are noticed at once, not polled)")
       ->type_name("SECONDS");

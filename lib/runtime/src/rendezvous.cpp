@@ -133,7 +133,7 @@ void wait_until_formed_everywhere(::c10d::Store& store, const RendezvousOptions&
 void leave_store(::c10d::Store& store, int rank, bool hosts, const std::vector<int>& clients,
                  std::chrono::milliseconds grace) {
   if (!hosts) {
-    store.set(leaving_key(rank), {1});
+    store.set(leaving_key(rank), std::vector<std::uint8_t>{1});  // LibTorch 2 adds a string overload
     return;
   }
   const auto deadline = Clock::now() + grace;
