@@ -63,13 +63,14 @@ failures=0
   echo "| --- | --- | --- | --- |"
 } >"$summary"
 
-# step NAME LIMIT_S COMMAND...: runs it with a time limit, output in $work/NAME.log; one row.
+# step NAME LIMIT_S COMMAND...: runs it (a program or one of the functions below, exported to
+# the bash that `timeout` starts) with a time limit, output in $work/NAME.log; one summary row.
 step() {
   local name=$1 limit=$2
   shift 2
   local log="$work/${name// /_}.log" start rc
   start=$(date +%s.%N)
-  timeout --kill-after=10 "$limit" "$@" >"$log" 2>&1
+  timeout --kill-after=10 "$limit" bash -c '"$@"' step "$@" >"$log" 2>&1
   rc=$?
   local seconds detail
   seconds=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
@@ -85,6 +86,9 @@ step() {
   fi
   return "$rc"
 }
+
+# Ranks left behind by a step that timed out give up on their peers within a minute.
+export ACCEL_TIMEOUT_S=60
 
 # Dependencies shipped as .deb files: unpacked, never installed (no root needed, no network).
 if compgen -G ".gpu-debs/*.deb" >/dev/null; then
@@ -116,6 +120,8 @@ generate() {  # generate OUT_DIR [launcher flags]
     --max_new_tokens "$gen_tokens" --output_dir "$out" ${model_dir:+--model_dir "$model_dir"}
 }
 model_dir=""
+export -f generate
+export bin work root gen_tokens layers embd heads batch seq iterations model_dir
 step "generation, 1 process, default device" 120 generate "$work/gen-default"
 step "generation, 1 process, --cpu" 120 generate "$work/gen-cpu" --cpu
 
@@ -134,6 +140,7 @@ pipeline() {  # pipeline NAME [pipeline_inference flags]
   cat "$work/pipe.0" "$work/pipe.1"
   return $failed
 }
+export -f pipeline
 step "pipeline S=2 on one device, GPipe M=4" 120 pipeline --num_chunks 4
 step "pipeline S=2 on one device, streaming" 120 pipeline --num_chunks 4 --stream "$stream"
 
@@ -151,6 +158,7 @@ form() {
   [ "$failed" = 0 ] && awk '/^formed/ { if (!b || $5 < b) b = $5; if ($7 > e) e = $7 } END { printf "group formed in %.1f ms (first start to last rank formed)\n", (e - b) / 1000 }' "$work/form.0" "$work/form.1"
   return $failed
 }
+export -f form
 step "group formation, 2 ranks" 60 form
 
 # 4. Anchor: transformers' greedy generation against ours, same random GPT-2 saved as safetensors.
@@ -181,6 +189,8 @@ PY
     echo "transformers $("$python" -c 'import transformers; print(transformers.__version__)'): $same of $total greedy continuations identical (fp32)"
     [ "$same" = "$total" ]
   }
+  export -f anchor
+  export python
   step "anchor: transformers GPT-2 greedy generation vs ours" 180 anchor
 else
   echo "| anchor: transformers GPT-2 | skipped | 0 | $python has no transformers + safetensors |" >>"$summary"
