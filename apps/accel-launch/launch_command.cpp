@@ -248,7 +248,8 @@ void setup_launch(CLI::App& app, const std::shared_ptr<LaunchRequest>& request,
       ->type_name("ID");
   app.add_option("--main_training_function,--main-training-function", "Accepted; only accelerate's TPU launcher uses it")
       ->type_name("NAME");
-  app.add_flag("--downcast_bf16,--downcast-bf16", "Accepted; only accelerate's TPU launcher uses it");
+  const std::string tpu_only = "Accepted; only accelerate's TPU launcher uses it";
+  app.add_flag("--downcast_bf16,--downcast-bf16", tpu_only);
   app.add_option_function<std::string>(
          "--rdzv_backend,--rdzv-backend",
          [](const std::string& value) {
