@@ -33,7 +33,6 @@ done
 
 if [ "$dry" = 1 ]; then
   build=${BUILD_DIR:-build}
-  export ACCEL_USE_CPU=true
   device="cpu (dry run)"
   gen_tokens=4 layers=2 embd=64 heads=2 batch=4 seq=16 iterations=1 stream=2
 else
@@ -87,9 +86,6 @@ step() {
   return "$rc"
 }
 
-# Ranks left behind by a step that timed out give up on their peers within a minute.
-export ACCEL_TIMEOUT_S=60
-
 # Dependencies shipped as .deb files: unpacked, never installed (no root needed, no network).
 if compgen -G ".gpu-debs/*.deb" >/dev/null; then
   mkdir -p .gpu-debs/root
@@ -109,6 +105,11 @@ else
   # The consumer and package entries rebuild accel elsewhere; gpu-check would start itself.
   step "test suites" 240 ctest --test-dir "$build" -j "$(nproc)" --timeout 120 -E "gpu-check|consumer project|package:"
 fi
+
+# The jobs below (not the test suites, which set their own): ranks left behind by a step that
+# timed out give up on their peers within a minute; the dry run keeps every job on the CPU.
+export ACCEL_TIMEOUT_S=60
+[ "$dry" = 1 ] && export ACCEL_USE_CPU=true
 
 # 1. Data-parallel generation, 1 process: the default device (cuda:0 on a GPU machine), then CPU.
 printf '%s\n' "The capital of France is" "Once upon a time" "In distributed inference," "def fibonacci(n):" >"$work/prompts.txt"
