@@ -105,10 +105,21 @@ std::string read_first_line(const std::string& path) {
   return text::trim(line);
 }
 
-// The output of `nvidia-smi -L`, or "" when it is not installed or fails.
+// The output of `nvidia-smi -L`, or "" when it is not installed or fails. PATH is searched here
+// first: on the many machines without it, no shell is started (the launcher probes at startup,
+// and every millisecond before it handles signals is one where a Ctrl-C could be lost).
 std::string run_nvidia_smi_list() {
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(
-      ::popen("command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null", "r"), ::pclose);
+  const char* path = std::getenv("PATH");
+  std::string found;
+  for (const auto& dir : text::split(path != nullptr ? path : "", ':')) {
+    const std::string candidate = (dir.empty() ? "." : dir) + "/nvidia-smi";
+    if (::access(candidate.c_str(), X_OK) == 0) {
+      found = candidate;
+      break;
+    }
+  }
+  if (found.empty() || found.find('\'') != std::string::npos) return "";
+  std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen(("'" + found + "' -L 2>/dev/null").c_str(), "r"), ::pclose);
   if (!pipe) return "";
   std::string output;
   char buffer[512];
