@@ -306,3 +306,15 @@ TEST_CASE("a process-order guard's finish throws for a peer that never arrives, 
                                                "finish() to catch it): ") &&
                                  Catch::Contains("rank 1 (last seen in #1 wait_for_everyone) never reached it"));
 }
+
+TEST_CASE("NCCL only when each local rank has a GPU of its own, Gloo otherwise", "[runtime][state]") {
+  using accel::runtime::nccl_suits;
+  const bool nccl_if_built = accel::runtime::nccl_available();
+  CHECK_FALSE(nccl_suits(/*cuda=*/false, 2, 0));
+  CHECK_FALSE(nccl_suits(/*cuda=*/false, 2, 8));  // --cpu on a GPU machine
+  CHECK(nccl_suits(/*cuda=*/true, 2, 2) == nccl_if_built);
+  CHECK(nccl_suits(/*cuda=*/true, 1, 4) == nccl_if_built);
+  // Two processes sharing one GPU (gpu-check's pipeline step): NCCL would refuse them.
+  CHECK_FALSE(nccl_suits(/*cuda=*/true, 2, 1));
+  CHECK_FALSE(nccl_suits(/*cuda=*/true, 5, 4));
+}

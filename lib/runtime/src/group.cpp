@@ -95,6 +95,10 @@ bool nccl_available() {
 #endif
 }
 
+bool nccl_suits(bool cuda, int local_world_size, int gpu_count) {
+  return cuda && nccl_available() && local_world_size <= gpu_count;
+}
+
 GroupHandle make_nccl_group(const c10::intrusive_ptr<::c10d::Store>& store, int rank, int world_size,
                             std::chrono::milliseconds timeout) {
   GroupHandle handle = handle_without_group(store, rank, world_size, timeout);

@@ -79,9 +79,9 @@ std::shared_ptr<detail::SharedState> form_state(const PartialStateOptions& optio
   state->mixed_precision = read_mixed_precision(lookup, options);
   state->debug = options.debug ? *options.debug : read_either_flag(lookup, env::kDebug, env::kAccelerateDebugMode);
   const bool cuda = !cpu && torch::cuda::is_available();
+  const int gpu_count = cuda ? static_cast<int>(torch::cuda::device_count()) : 0;
   if (cuda) {
-    const auto count = static_cast<int>(torch::cuda::device_count());
-    state->device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(state->world.local_rank % count));
+    state->device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(state->world.local_rank % gpu_count));
   }
   const auto& world = state->world;
   if (!world.distributed()) {
@@ -103,7 +103,7 @@ std::shared_ptr<detail::SharedState> form_state(const PartialStateOptions& optio
     // The default group's keys get a namespace of their own, so that groups formed later over
     // the same store (pipeline stages) cannot collide with them.
     auto group_store = c10::make_intrusive<::c10d::PrefixStore>("accel/pg/default", joined);
-    if (cuda && runtime::nccl_available()) {
+    if (runtime::nccl_suits(cuda, world.local_world_size, gpu_count)) {
       state->group = runtime::make_nccl_group(group_store, world.rank, world.world_size, timeout);
       state->backend = Backend::kNccl;
     } else {

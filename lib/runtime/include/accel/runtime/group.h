@@ -44,6 +44,12 @@ GroupHandle make_gloo_group(const c10::intrusive_ptr<::c10d::Store>& store, int 
 // True when this LibTorch build has NCCL (ProcessGroupNCCL) compiled in.
 bool nccl_available();
 
+// Whether a rank's group should be NCCL: the job computes on CUDA, this LibTorch has NCCL and
+// each of the machine's `local_world_size` ranks has a GPU of its own among `gpu_count`. Else
+// Gloo (device tensors travel through host memory): NCCL refuses two ranks of one communicator
+// on the same GPU, so ranks that share GPUs talk over Gloo.
+bool nccl_suits(bool cuda, int local_world_size, int gpu_count);
+
 // Forms an NCCL group (CUDA tensors only). Throws accel::Error when nccl_available() is false.
 GroupHandle make_nccl_group(const c10::intrusive_ptr<::c10d::Store>& store, int rank, int world_size,
                             std::chrono::milliseconds timeout);
