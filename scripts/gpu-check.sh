@@ -6,8 +6,13 @@
 #   2. runs the test suites, where CUDA is now available to every worker;
 #   3. benchmarks: data-parallel generation on 1 GPU process vs 1 CPU process; the GPT-2
 #      pipeline with S=2 ranks sharing one GPU (GPipe, then streaming); process-group formation
-#      (NCCL on GPU); and, when the Python packages are present, anchors run in the same go:
-#      Hugging Face transformers' greedy GPT-2 generation against ours on the same safetensors.
+#      (NCCL on GPU);
+#   4. anchors, side by side in the same run: Hugging Face transformers' GPT-2 logits against
+#      ours (fp32 and bf16, the same random weights as safetensors, the same input ids) and its
+#      greedy generation; accelerate's prepare_pippy GPT-2 example (examples/inference/pippy/
+#      gpt2.py: sequence classification, batch 2 x 1024 tokens, S = M = 2) against our pipeline
+#      at the same S, M and batch. Our half always runs; the reference half needs the Python
+#      packages (and, for prepare_pippy, one GPU per stage) and is otherwise reported as skipped.
 # Writes one summary (Markdown) and exits 1 if any step failed. Every step has a time limit, so
 # the whole run stays under 8 minutes.
 #
@@ -35,14 +40,22 @@ if [ "$dry" = 1 ]; then
   build=${BUILD_DIR:-build}
   device="cpu (dry run)"
   gen_tokens=4 layers=2 embd=64 heads=2 batch=4 seq=16 iterations=1 stream=2
+  anchor_layers=2 anchor_embd=64 anchor_heads=2 anchor_seq=16 pippy_layers=2 pippy_embd=64 pippy_heads=2 pippy_seq=64
+  anchor_device=cpu gpus=0
 else
   build=${BUILD_DIR:-build-gpu}
   listing=$(nvidia-smi -L 2>/dev/null) || listing=""
   grep -q '^GPU ' <<<"$listing" || { echo "gpu-check: no NVIDIA GPU (nvidia-smi -L lists none); run with --cpu for the dry run" >&2; exit 2; }
   device="$(head -n1 <<<"$listing")"
+  gpus=$(grep -c '^GPU ' <<<"$listing")
   export TORCH=pip
   gen_tokens=32 layers=12 embd=768 heads=12 batch=32 seq=64 iterations=3 stream=8
+  # GPT-2 small's shape (random weights: no network to fetch the trained ones).
+  anchor_layers=12 anchor_embd=768 anchor_heads=12 anchor_seq=128 pippy_layers=12 pippy_embd=768 pippy_heads=12 pippy_seq=1024
+  anchor_device=cuda:0
 fi
+# accelerate's example: S = num_processes = 2 stages, num_chunks M = S, batch 2.
+pippy_stages=2 pippy_chunks=2 pippy_batch=2 pippy_iterations=5
 case "$build" in /*) ;; *) build=$root/$build ;; esac
 summary=${summary:-$build/gpu-check-summary.md}
 mkdir -p "$build" "$(dirname "$summary")"
@@ -126,13 +139,14 @@ export bin work root gen_tokens layers embd heads batch seq iterations model_dir
 step "generation, 1 process, default device" 120 generate "$work/gen-default"
 step "generation, 1 process, --cpu" 120 generate "$work/gen-cpu" --cpu
 
-# 2. Pipeline with S=2 ranks on one device: both ranks see GPU 0 (torchrun-style variables, as
-#    accel-launch gives each rank its own GPU).
+# 2. Pipeline with S=2 ranks on one device: both ranks see only GPU 0 (torchrun-style variables,
+#    as accel-launch gives each rank its own GPU). Two ranks on one GPU cannot share an NCCL
+#    communicator, so the runtime joins them over Gloo, staging through pinned host memory.
 pipeline() {  # pipeline NAME [pipeline_inference flags]
   local port pids=() failed=0
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   for r in 0 1; do
-    RANK=$r LOCAL_RANK=0 WORLD_SIZE=2 LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
+    CUDA_VISIBLE_DEVICES=0 RANK=$r LOCAL_RANK=$r WORLD_SIZE=2 LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
       "$bin/pipeline_inference" --layers "$layers" --embd "$embd" --heads "$heads" --batch "$batch" --seq "$seq" \
       --iterations "$iterations" "$@" >"$work/pipe.$r" 2>&1 &
     pids+=($!)
@@ -162,39 +176,84 @@ form() {
 export -f form
 step "group formation, 2 ranks" 60 form
 
-# 4. Anchor: transformers' greedy generation against ours, same random GPT-2 saved as safetensors.
+# 4. Anchors. Our half always runs; a reference half that cannot run says why, in the summary
+#    and on the terminal.
 python=${PYTHON:-python3}
-if "$python" -c 'import transformers, safetensors' 2>/dev/null; then
-  anchor() {
-    "$python" - "$work/hf" "$root/data/gpt2" "$work/prompts.txt" "$gen_tokens" <<'PY' || return 1
-import shutil, sys, torch, transformers
-out, vocab, prompts, tokens = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-torch.manual_seed(0)
-config = transformers.GPT2Config(n_layer=2, n_embd=64, n_head=2, n_positions=128)
-model = transformers.GPT2LMHeadModel(config).eval()
-model.save_pretrained(out, safe_serialization=True)
-for name in ("encoder.json", "vocab.bpe"):
-    shutil.copy(f"{vocab}/{name}", out)
-tok = transformers.GPT2Tokenizer(vocab_file=f"{vocab}/encoder.json", merges_file=f"{vocab}/vocab.bpe")
-with open(f"{out}/expected.txt", "w") as f:
-    for line in open(prompts).read().splitlines():
-        ids = tok(line, return_tensors="pt").input_ids
-        new = model.generate(ids, max_new_tokens=tokens, do_sample=False, pad_token_id=0)[0, ids.shape[1]:]
-        f.write(tok.decode(new) + "\n")
-PY
-    model_dir="$work/hf" generate "$work/gen-hf" || return 1
-    cut -f3- "$work"/gen-hf/result_*.txt >"$work/ours.txt"
-    local total same
-    total=$(wc -l <"$work/hf/expected.txt")
-    same=$(paste -d'\001' "$work/hf/expected.txt" "$work/ours.txt" | awk -F'\001' '$1 == $2' | wc -l)
-    echo "transformers $("$python" -c 'import transformers; print(transformers.__version__)'): $same of $total greedy continuations identical (fp32)"
-    [ "$same" = "$total" ]
-  }
-  export -f anchor
-  export python
-  step "anchor: transformers GPT-2 greedy generation vs ours" 180 anchor
+anchors="$root/scripts/gpu-anchors.py"
+skipped() {  # skipped NAME REASON
+  echo "| $1 | skipped: $2 | 0 | |" >>"$summary"
+  echo "gpu-check: $1: skipped: $2"
+}
+have_transformers=0
+"$python" -c 'import transformers, safetensors' 2>/dev/null && have_transformers=1
+export python anchors anchor_device anchor_layers anchor_embd anchor_heads anchor_seq have_transformers
+
+# 4a. GPT-2 logits, fp32 and bf16, on the same random weights (transformers makes them when it
+#     is there, else our own writer) and the same input ids.
+logits_anchor() {
+  local model=$work/hf dtype
+  if [ "$have_transformers" = 1 ]; then
+    "$python" "$anchors" checkpoint "$model" "$root/data/gpt2" "$anchor_layers" "$anchor_embd" "$anchor_heads" || return 1
+  else
+    "$bin/gpt2_logits" random "$model" "$anchor_layers" "$anchor_embd" "$anchor_heads" || return 1
+  fi
+  for dtype in float32 bfloat16; do
+    "$bin/gpt2_logits" run "$model" "$work/ours-$dtype.safetensors" "$anchor_device" "$dtype" 2 "$anchor_seq" || return 1
+  done
+  [ "$have_transformers" = 1 ] || return 0
+  "$python" "$anchors" logits "$model" "$anchor_device" "$work/ours-float32.safetensors" "$work/ours-bfloat16.safetensors"
+}
+export -f logits_anchor
+step "anchor: GPT-2 logits fp32 + bf16, ours on $anchor_device" 240 logits_anchor
+[ "$have_transformers" = 1 ] || skipped "anchor: transformers GPT-2 logits" "transformers not installed ($python)"
+
+# 4b. Greedy generation on the same weights: the same continuations, token for token.
+greedy_anchor() {
+  "$python" "$anchors" greedy "$work/hf" "$anchor_device" "$work/prompts.txt" "$gen_tokens" "$work/expected.txt" || return 1
+  model_dir="$work/hf" generate "$work/gen-hf" || return 1
+  cut -f3- "$work"/gen-hf/result_*.txt >"$work/ours.txt"
+  local total same
+  total=$(wc -l <"$work/expected.txt")
+  same=$(paste -d'\001' "$work/expected.txt" "$work/ours.txt" | awk -F'\001' '$1 == $2' | wc -l)
+  echo "transformers: $same of $total greedy continuations identical (fp32)"
+  [ "$same" = "$total" ]
+}
+export -f greedy_anchor
+if [ "$have_transformers" = 1 ]; then
+  step "anchor: transformers GPT-2 greedy generation vs ours" 180 greedy_anchor
 else
-  echo "| anchor: transformers GPT-2 | skipped | 0 | $python has no transformers + safetensors |" >>"$summary"
+  skipped "anchor: transformers GPT-2 greedy generation" "transformers not installed ($python)"
+fi
+
+# 4c. accelerate's prepare_pippy GPT-2 example against our pipeline: S ranks, M micro-batches,
+#     the same batch of the same shape; each side reports its average seconds per batch.
+ours_pippy_shape() {
+  local launch_flags=() line
+  [ "$dry" = 1 ] && launch_flags=(--cpu)
+  "$bin/accel-launch" --num_processes "$pippy_stages" "${launch_flags[@]}" "$bin/pipeline_inference" \
+    --layers "$pippy_layers" --embd "$pippy_embd" --heads "$pippy_heads" --batch "$pippy_batch" --seq "$pippy_seq" \
+    --num_chunks "$pippy_chunks" --iterations "$pippy_iterations" >"$work/ours-pippy.log" 2>&1 || { cat "$work/ours-pippy.log"; return 1; }
+  line=$(grep -o "pipeline_inference rank=$((pippy_stages - 1)) .*" "$work/ours-pippy.log")
+  awk -v S="$pippy_stages" -v M="$pippy_chunks" -v shape="${pippy_batch}x$pippy_seq" '{
+    for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+    printf "ours S=%s M=%s batch=%s: average of %d %.4f s\n", S, M, shape, v["batches"], v["seconds"] / v["batches"] }' <<<"$line"
+}
+theirs_pippy_shape() {
+  "$python" -m torch.distributed.run --standalone --nproc-per-node "$pippy_stages" "$anchors" pippy \
+    "$pippy_layers" "$pippy_embd" "$pippy_heads" "$pippy_batch" "$pippy_seq" "$pippy_iterations"
+}
+export -f ours_pippy_shape theirs_pippy_shape
+export dry pippy_stages pippy_chunks pippy_batch pippy_seq pippy_iterations pippy_layers pippy_embd pippy_heads
+if [ "$dry" = 0 ] && [ "$gpus" -lt "$pippy_stages" ]; then
+  # NCCL refuses two ranks of one communicator on the same GPU, for accelerate as for us.
+  skipped "anchor: prepare_pippy's shape, both sides" "needs $pippy_stages GPUs (one per stage under NCCL), found $gpus"
+else
+  step "anchor: our pipeline at prepare_pippy's S, M and batch" 240 ours_pippy_shape
+  if ! "$python" -c 'import accelerate, transformers, torch.distributed.pipelining' 2>/dev/null; then
+    skipped "anchor: accelerate prepare_pippy GPT-2" "accelerate or transformers not installed ($python)"
+  else
+    step "anchor: accelerate prepare_pippy GPT-2" 240 theirs_pippy_shape
+  fi
 fi
 
 echo >>"$summary"
