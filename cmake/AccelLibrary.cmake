@@ -14,3 +14,12 @@ function(accel_add_library component)
           ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
   install(DIRECTORY include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 endfunction()
+
+# Where the shipped GPT-2 vocabulary (data/gpt2) is installed, and the compile definitions that
+# let `source` (the tokenizer) find it: beside an installed program, else in this source tree.
+set(ACCEL_GPT2_INSTALL_DIR ${CMAKE_INSTALL_DATADIR}/accel/gpt2)
+function(accel_locate_gpt2_data source)
+  file(RELATIVE_PATH from_bindir /${CMAKE_INSTALL_BINDIR} /${ACCEL_GPT2_INSTALL_DIR})
+  set_source_files_properties(${source} PROPERTIES COMPILE_DEFINITIONS
+    "ACCEL_GPT2_DATA_DIR=\"${PROJECT_SOURCE_DIR}/data/gpt2\";ACCEL_GPT2_DATA_FROM_BINDIR=\"${from_bindir}\"")
+endfunction()

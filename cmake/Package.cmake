@@ -12,13 +12,24 @@ write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/accelConfigVersion.
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/accelConfig.cmake ${CMAKE_CURRENT_BINARY_DIR}/accelConfigVersion.cmake
         DESTINATION ${ACCEL_CMAKE_DIR})
 
-# Relative to the .pc file, so the same file works under any prefix (cmake --install, the .deb).
+# pkg-config files for the torch-free libraries. Every library is static, so each file lists
+# what linking it needs in Libs/Requires (not the .private fields, which need --static).
+# The prefix is relative to the .pc file, so the same file works under any prefix.
 file(RELATIVE_PATH ACCEL_PC_TO_PREFIX /${CMAKE_INSTALL_LIBDIR}/pkgconfig /)
-configure_file(${CMAKE_CURRENT_LIST_DIR}/accel-core.pc.in ${CMAKE_CURRENT_BINARY_DIR}/accel-core.pc @ONLY)
-install(FILES ${CMAKE_CURRENT_BINARY_DIR}/accel-core.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+function(accel_pkg_config pc_component pc_description pc_requires pc_libs)
+  configure_file(${CMAKE_CURRENT_FUNCTION_LIST_DIR}/accel.pc.in
+                 ${CMAKE_CURRENT_BINARY_DIR}/accel-${pc_component}.pc @ONLY)
+  install(FILES ${CMAKE_CURRENT_BINARY_DIR}/accel-${pc_component}.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+endfunction()
+accel_pkg_config(core "accel-launch's core: errors, text and file helpers, the launcher/worker environment contract, the hardware probe"
+                 "" -l${CMAKE_DL_LIBS})
+accel_pkg_config(launch "accel-launch's launcher: argument resolution, worker spawning and supervision"
+                 "accel-core" -pthread)
+accel_pkg_config(config "accel-launch's config files (YAML/JSON), their schema and commands"
+                 "accel-launch yaml-cpp" "")
 
-# The GPT-2 vocabulary that GPT2Tokenizer::bundled() reads (ACCEL_GPT2_VOCAB_DIR points at it).
-install(DIRECTORY ${PROJECT_SOURCE_DIR}/data/gpt2 DESTINATION ${CMAKE_INSTALL_DATADIR}/accel)
+# The GPT-2 vocabulary that GPT2Tokenizer::bundled() reads beside installed programs.
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/data/gpt2/ DESTINATION ${ACCEL_GPT2_INSTALL_DIR})
 
 # A parent project that adds us with add_subdirectory() packages itself.
 if(NOT PROJECT_IS_TOP_LEVEL)

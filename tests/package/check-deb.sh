@@ -22,6 +22,7 @@ for wanted in \
   ./usr/lib/cmake/accel/accelConfig.cmake \
   ./usr/lib/cmake/accel/accelTargets.cmake \
   ./usr/lib/pkgconfig/accel-core.pc \
+  ./usr/lib/pkgconfig/accel-config.pc \
   ./usr/share/accel/gpt2/encoder.json; do
   grep -qxF "$wanted" "$work/files.txt" || { echo "FAIL: $deb lacks $wanted" >&2; status=1; }
 done

@@ -9,6 +9,7 @@
 #include "accel/config/questionnaire.h"
 #include "accel/config/store.h"
 #include "accel/core/error.h"
+#include "accel/core/files.h"
 #include "accel/core/precision.h"
 #include "accel/core/text.h"
 #include "accel/launch/resolve.h"
@@ -34,14 +35,6 @@ std::string summary(const Config& config) {
 void report_written(const Written& written, std::ostream& out) {
   out << "accel-launch: config written to " << written.path << "\n";
   if (written.backup) out << "accel-launch: the previous file is kept as " << *written.backup << "\n";
-}
-
-std::string executable_directory() {
-  std::string buffer(4096, '\0');
-  const ssize_t n = ::readlink("/proc/self/exe", buffer.data(), buffer.size() - 1);
-  if (n <= 0) throw Error("cannot find the accel-launch executable through /proc/self/exe");
-  buffer.resize(static_cast<std::size_t>(n));
-  return buffer.substr(0, buffer.rfind('/'));
 }
 
 }  // namespace
@@ -130,7 +123,7 @@ int run_questionnaire(const QuestionnaireOptions& options) {
 }
 
 int run_test(const TestOptions& options, std::ostream& out) {
-  const std::string job = options.job.empty() ? executable_directory() + "/accel-test-job" : options.job;
+  const std::string job = options.job.empty() ? files::executable_directory() + "/accel-test-job" : options.job;
   if (::access(job.c_str(), X_OK) != 0) {
     throw Error("the built-in test job " + job + " is missing or not executable; build the accel-test-job target "
                 "(it belongs next to accel-launch)");

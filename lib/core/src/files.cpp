@@ -161,4 +161,12 @@ void create_new(const std::string& path, std::string_view contents) {
   if (!file.commit_if_absent()) throw FileError(path, "already exists and was left unchanged");
 }
 
+std::string executable_directory() {
+  std::string buffer(4096, '\0');
+  const ssize_t n = ::readlink("/proc/self/exe", buffer.data(), buffer.size() - 1);
+  if (n <= 0) throw FileError("/proc/self/exe", "cannot read the running executable's path", errno);
+  buffer.resize(static_cast<std::size_t>(n));
+  return buffer.substr(0, buffer.rfind('/'));
+}
+
 }  // namespace accel::files

@@ -121,7 +121,18 @@ GPT2Tokenizer GPT2Tokenizer::bundled() { return from_directory(bundled_vocabular
 
 std::string bundled_vocabulary_dir(const env::Lookup& environment) {
   const auto override_dir = environment(env::kGpt2VocabDir);
-  return override_dir && !override_dir->empty() ? *override_dir : ACCEL_GPT2_DATA_DIR;
+  if (override_dir && !override_dir->empty()) return *override_dir;
+  // An installed program (prefix/bin) reads the prefix's copy, even while the source tree that
+  // built it is still around; a program in the build tree reads the source tree's.
+  namespace fs = std::filesystem;
+  const fs::path installed = fs::path(files::executable_directory()) / ACCEL_GPT2_DATA_FROM_BINDIR;
+  for (const fs::path& dir : {installed, fs::path(ACCEL_GPT2_DATA_DIR)}) {
+    if (fs::exists(dir / "encoder.json")) return dir.lexically_normal().string();
+  }
+  throw FileError(installed.lexically_normal().string(),
+                  "the GPT-2 vocabulary shipped with accel is missing here (beside the installed program) "
+                  "and in the source tree's " ACCEL_GPT2_DATA_DIR "; set ACCEL_GPT2_VOCAB_DIR to a directory "
+                  "with encoder.json + vocab.bpe or vocab.json + merges.txt");
 }
 
 std::vector<std::int64_t> GPT2Tokenizer::encode(const std::string& text) const {

