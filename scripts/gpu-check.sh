@@ -93,7 +93,10 @@ step() {
     [ "$rc" = 124 ] && detail="timed out after ${limit}s; $detail"
     echo "| $name | FAILED ($rc) | $seconds | $detail |" >>"$summary"
     failures=$((failures + 1))
-    echo "gpu-check: step '$name' failed; last lines of its output:" >&2
+    # The work directory goes at exit; a failed step's whole log stays beside the summary.
+    mkdir -p "$(dirname "$summary")/gpu-check-logs"
+    cp "$log" "$(dirname "$summary")/gpu-check-logs/"
+    echo "gpu-check: step '$name' failed; last lines of its output (all of it in $(dirname "$summary")/gpu-check-logs):" >&2
     tail -n 15 "$log" >&2
   fi
   return "$rc"
