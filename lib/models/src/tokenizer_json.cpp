@@ -85,6 +85,57 @@ struct Decoder {
   bool strip_first_space = false;  // Metaspace with a prepend scheme
 };
 
+// ByteLevel decoder: each piece made of byte-alphabet characters becomes those bytes; the
+// concatenation is then read as UTF-8 (invalid sequences replaced).
+std::string decode_byte_level(const std::vector<std::string>& pieces) {
+  std::string bytes;
+  const auto& byte_of = detail::byte_alphabet().byte_of;
+  for (const auto& piece : pieces) {
+    std::string decoded;
+    bool all_bytes = true;
+    for (const auto& c : detail::decode_utf8(piece)) {
+      const auto it = byte_of.find(piece.substr(c.begin, c.end - c.begin));
+      if (it == byte_of.end()) {
+        all_bytes = false;
+        break;
+      }
+      decoded += static_cast<char>(it->second);
+    }
+    bytes += all_bytes ? decoded : piece;
+  }
+  return detail::valid_utf8(bytes);
+}
+
+// ByteFallback decoder: runs of <0xNN> tokens become their text when the bytes are valid UTF-8,
+// else one U+FFFD per byte; other pieces pass unchanged.
+std::vector<std::string> decode_byte_fallback(const std::vector<std::string>& pieces) {
+  std::vector<std::string> out;
+  std::string run;
+  std::size_t run_length = 0;
+  auto end_run = [&] {
+    if (run_length == 0) return;
+    const auto text = detail::valid_utf8(run);
+    if (text == run) {
+      out.push_back(text);
+    } else {
+      for (std::size_t k = 0; k < run_length; ++k) out.push_back("\xEF\xBF\xBD");
+    }
+    run.clear();
+    run_length = 0;
+  };
+  for (const auto& piece : pieces) {
+    if (const auto b = byte_token(piece)) {
+      run += static_cast<char>(*b);
+      ++run_length;
+    } else {
+      end_run();
+      out.push_back(piece);
+    }
+  }
+  end_run();
+  return out;
+}
+
 }  // namespace
 
 struct TokenizerJson::Impl {
@@ -418,57 +469,15 @@ struct TokenizerJson::Impl {
   std::vector<std::string> run_decoders(std::vector<std::string> pieces) const {
     for (const auto& d : decoders) {
       switch (d.kind) {
-        case Decoder::Kind::kByteLevel: {
-          std::string bytes;
-          const auto& byte_of = detail::byte_alphabet().byte_of;
-          for (const auto& piece : pieces) {
-            std::string decoded;
-            bool all_bytes = true;
-            for (const auto& c : detail::decode_utf8(piece)) {
-              const auto it = byte_of.find(piece.substr(c.begin, c.end - c.begin));
-              if (it == byte_of.end()) {
-                all_bytes = false;
-                break;
-              }
-              decoded += static_cast<char>(it->second);
-            }
-            bytes += all_bytes ? decoded : piece;
-          }
-          pieces = {detail::valid_utf8(bytes)};
+        case Decoder::Kind::kByteLevel:
+          pieces = {decode_byte_level(pieces)};
           break;
-        }
         case Decoder::Kind::kReplace:
           for (auto& piece : pieces) piece = replace_all(piece, d.a, d.b);
           break;
-        case Decoder::Kind::kByteFallback: {
-          std::vector<std::string> out;
-          std::string run;
-          std::size_t run_length = 0;
-          auto end_run = [&] {
-            if (run_length == 0) return;
-            // Valid bytes become their text; an invalid run one U+FFFD per byte.
-            const auto text = detail::valid_utf8(run);
-            if (text == run) {
-              out.push_back(text);
-            } else {
-              for (std::size_t k = 0; k < run_length; ++k) out.push_back("\xEF\xBF\xBD");
-            }
-            run.clear();
-            run_length = 0;
-          };
-          for (const auto& piece : pieces) {
-            if (const auto b = byte_token(piece)) {
-              run += static_cast<char>(*b);
-              ++run_length;
-            } else {
-              end_run();
-              out.push_back(piece);
-            }
-          }
-          end_run();
-          pieces = std::move(out);
+        case Decoder::Kind::kByteFallback:
+          pieces = decode_byte_fallback(pieces);
           break;
-        }
         case Decoder::Kind::kFuse: {
           std::string all;
           for (const auto& piece : pieces) all += piece;
