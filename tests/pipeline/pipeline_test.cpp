@@ -195,8 +195,11 @@ TEST_CASE("auto gives every rank the same time-balanced plan and builds each blo
 
 TEST_CASE("auto cuts alike on every run, and a saved plan passed back in cuts the same way") {
   // Issue 11, point 12: identical blocks count as equally fast, rank 0's cut is shared, and the
-  // plan file round-trips through SplitPoints::load and SplitPoints::parse.
-  const ToyModel model(12);
+  // plan file round-trips through SplitPoints::load and SplitPoints::parse. The layers are wide
+  // enough to cost clearly more than the embedding and the head: blocks of near-equal cost that
+  // are not identical (a 16-wide layer against the embedding) are timed apart by load alone, and
+  // their order then decides the cut.
+  const ToyModel model(12, 128);
   const accel::test::TempDir scratch("plan");
   const std::filesystem::path dir = scratch.root();
   const auto file = (dir / "plan.json").string();
