@@ -26,6 +26,7 @@
 
 #include "accel/launch/port.h"
 #include "cluster_env.h"
+#include "support/listener.h"
 #include "support/temp_dir.h"
 #include "support/wait.h"
 
@@ -1277,17 +1278,10 @@ TEST_CASE("launch multi: a bad --join_timeout, a port with no next port, a taken
 
   // Something else listens on the control port: machine 0 says so before starting any worker.
   // (SO_REUSEADDR: the job's own reservation holds the port too, bound but not listening.)
-  const int taken = ::socket(AF_INET, SOCK_STREAM, 0);
-  const int one = 1;
-  ::setsockopt(taken, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = htons(static_cast<uint16_t>(std::stoi(job.port) + 1));
-  REQUIRE(::bind(taken, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-  REQUIRE(::listen(taken, 1) == 0);
-  const auto busy = launch(job.args(0, {}, {PRINT_ENV_EXE, "RANK"}));
-  ::close(taken);
+  const auto busy = [&] {
+    const accel::test::LoopbackListener taken(static_cast<std::uint16_t>(std::stoi(job.port) + 1), /*reuse_address=*/true);
+    return launch(job.args(0, {}, {PRINT_ENV_EXE, "RANK"}));
+  }();
   CHECK(busy.code == 1);
   CHECK(busy.out.empty());
   CHECK(busy.err.find("cannot host the launchers' control plane on 127.0.0.1:" + std::to_string(std::stoi(job.port) + 1)) !=

@@ -10,6 +10,7 @@
 
 #include "accel/core/error.h"
 #include "accel/launch/port.h"
+#include "support/listener.h"
 
 using accel::launch::PortReservation;
 using accel::launch::require_port_free;
@@ -37,37 +38,21 @@ TEST_CASE("launch port: a given port is reserved next to others, and refused whi
   CHECK(next.port() == first.port() + 1);
   CHECK_NOTHROW(require_port_free("--main_process_port", "127.0.0.1", next.port()));  // still usable by a server
 
-  const int server = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(server, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-  REQUIRE(::listen(server, 1) == 0);
-  socklen_t length = sizeof address;
-  ::getsockname(server, reinterpret_cast<sockaddr*>(&address), &length);
-  CHECK_FALSE(PortReservation::at(ntohs(address.sin_port)));
+  const accel::test::LoopbackListener server;
+  CHECK_FALSE(PortReservation::at(server.port()));
   CHECK_FALSE(PortReservation::at(0));
   CHECK_FALSE(PortReservation::at(65536));
-  ::close(server);
 }
 
 TEST_CASE("launch port: a port something listens on is refused naming the address") {
-  const int server = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(server, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-  REQUIRE(::listen(server, 1) == 0);
-  socklen_t length = sizeof address;
-  ::getsockname(server, reinterpret_cast<sockaddr*>(&address), &length);
-  const std::string port = std::to_string(ntohs(address.sin_port));
+  const accel::test::LoopbackListener server;
+  const std::string port = std::to_string(server.port());
   try {
-    require_port_free("--main_process_port", "127.0.0.1", ntohs(address.sin_port));
+    require_port_free("--main_process_port", "127.0.0.1", server.port());
     FAIL("a taken port was accepted");
   } catch (const accel::UsageError& e) {
     CHECK(std::string(e.what()) == "--main_process_port " + port + ": 127.0.0.1:" + port +
                                        " is not available (Address already in use); choose another port or "
                                        "leave --main_process_port out to get a free one");
   }
-  ::close(server);
 }

@@ -12,6 +12,7 @@
 
 #include "accel/core/error.h"
 #include "accel/core/text.h"
+#include "support/listener.h"
 #include "support/temp_dir.h"
 #include "accel/launch/resolve.h"
 
@@ -518,16 +519,8 @@ TEST_CASE("launch resolve: one worker's output is unprefixed, prefixes start at 
 }
 
 TEST_CASE("launch resolve: a busy --main_process_port on one machine gives way to a free one with a warning") {
-  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = 0;
-  REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-  REQUIRE(::listen(listener, 1) == 0);
-  socklen_t length = sizeof address;
-  ::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length);
-  const int port = ntohs(address.sin_port);
+  const accel::test::LoopbackListener listener;
+  const int port = listener.port();
   auto request = job();
   request.main_process_port = port;
   std::ostringstream notes;
@@ -542,7 +535,6 @@ TEST_CASE("launch resolve: a busy --main_process_port on one machine gives way t
   request.main_process_ip = "127.0.0.1";
   request.num_processes = 2;
   CHECK(usage_error(request).find(std::to_string(port)) != std::string::npos);
-  ::close(listener);
 }
 
 namespace {
