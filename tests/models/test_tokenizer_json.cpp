@@ -145,3 +145,29 @@ TEST_CASE("tokenizer.json parts outside what is supported are refused by name",
                       Contains("model type 'UUU") && Contains("(100000 bytes in all) is not supported"));
   REQUIRE_THROWS_WITH(load_tokenizer(dir.path("nowhere")), Contains("no tokenizer: expected tokenizer.json"));
 }
+
+TEST_CASE("token ids are any 32-bit values, gaps allowed; larger or negative ones are refused by name",
+          "[models][tokenizer_json][errors]") {
+  TempDir dir;
+  auto body = sentencepiece_style();
+  // A gap of four billion ids costs nothing: the id table is not sized by the largest id.
+  body["added_tokens"].push_back({{"id", 4000000000LL}, {"content", "<tool>"}, {"special", true}});
+  const auto sparse = TokenizerJson::from_file(write_tokenizer(dir, body));
+  CHECK(sparse.vocab_size() == 4000000001LL);
+  CHECK(sparse.encode("ab<tool>", false) == Ids{263, 4000000000LL});
+  CHECK(sparse.decode({263, 4000000000LL}, false) == "ab<tool>");
+  CHECK(sparse.decode({263, 4000000000LL}) == "ab");
+  REQUIRE_THROWS_WITH(sparse.decode({3999999999LL}, false),
+                      Contains("token id 3999999999 is not in the vocabulary") && Contains("(ids 0..4000000000)"));
+  // The id a fuzzer found: a 431-quadrillion id used to size a table and abort the process.
+  body = sentencepiece_style();
+  body["model"]["vocab"]["ab"] = 431245389498860319LL;
+  const auto path = write_tokenizer(dir, body);
+  REQUIRE_THROWS_AS(TokenizerJson::from_file(path), accel::FileError);
+  REQUIRE_THROWS_WITH(TokenizerJson::from_file(path),
+                      Contains(path) && Contains("token 'ab' has the id 431245389498860319; ids are 0..4294967295"));
+  body = sentencepiece_style();
+  body["added_tokens"].push_back({{"id", -1}, {"content", "<neg>"}});
+  REQUIRE_THROWS_WITH(TokenizerJson::from_file(write_tokenizer(dir, body)),
+                      Contains("token '<neg>' has the id -1; ids are 0..4294967295"));
+}

@@ -18,6 +18,9 @@
 namespace accel::models {
 namespace {
 
+// tokenizer.json stores ids as unsigned 32-bit numbers (the tokenizers library reads them as u32).
+constexpr std::int64_t kLargestId = 0xFFFFFFFFLL;
+
 using nlohmann::json;
 const std::string kMetaspace = "\xE2\x96\x81";  // U+2581, sentencepiece's word boundary
 
@@ -141,7 +144,10 @@ std::vector<std::string> decode_byte_fallback(const std::vector<std::string>& pi
 struct TokenizerJson::Impl {
   std::string path;
   std::unordered_map<std::string, std::int64_t> vocab;
-  std::vector<std::string> tokens;  // by id; empty where no token has the id
+  // By id. A map, not a vector: ids are any 32-bit values (the format allows gaps), and a vector
+  // sized by the largest id would let one stray id allocate gigabytes.
+  std::unordered_map<std::int64_t, std::string> tokens;
+  std::int64_t largest_id = -1;
   detail::MergeTable merges;
   bool byte_fallback = false, fuse_unk = false, ignore_merges = false;
   std::int64_t unk = -1;
@@ -160,14 +166,17 @@ struct TokenizerJson::Impl {
   [[noreturn]] void fail(const std::string& problem) const { throw FileError(path, problem); }
 
   std::string lookup_token(std::int64_t id) const {
-    return id >= 0 && id < static_cast<std::int64_t>(tokens.size()) ? tokens[id] : std::string();
+    const auto it = tokens.find(id);
+    return it == tokens.end() ? std::string() : it->second;
   }
 
   void set_token(const std::string& token, std::int64_t id) {
-    if (id < 0) fail("token " + text::quote(token) + " has the negative id " + std::to_string(id));
+    if (id < 0 || id > kLargestId)
+      fail("token " + text::quote(token) + " has the id " + std::to_string(id) + "; ids are 0.." +
+           std::to_string(kLargestId));
     vocab[token] = id;
-    if (static_cast<std::size_t>(id) >= tokens.size()) tokens.resize(id + 1);
     tokens[id] = token;
+    largest_id = std::max(largest_id, id);
   }
 
   std::int64_t require(const std::string& token, const std::string& where) const {
@@ -553,7 +562,7 @@ std::string TokenizerJson::decode(const std::vector<std::int64_t>& ids, bool ski
     if (token.empty()) {
       if (skip_special_tokens) continue;
       throw UsageError("token id " + std::to_string(id) + " is not in the vocabulary of " + impl_->path +
-                       " (" + std::to_string(impl_->tokens.size()) + " ids)");
+                       " (ids 0.." + std::to_string(impl_->largest_id) + ")");
     }
     if (skip_special_tokens && impl_->special_ids.count(id)) continue;
     pieces.push_back(token);
@@ -568,7 +577,7 @@ std::string TokenizerJson::decode(const std::vector<std::int64_t>& ids, bool ski
   return text;
 }
 
-std::int64_t TokenizerJson::vocab_size() const { return static_cast<std::int64_t>(impl_->tokens.size()); }
+std::int64_t TokenizerJson::vocab_size() const { return impl_->largest_id + 1; }
 
 std::int64_t TokenizerJson::token_id(const std::string& token) const {
   const auto it = impl_->vocab.find(token);
