@@ -130,7 +130,7 @@ void run_launch(const CLI::App& app, LaunchRequest request, const TorchrunFlags&
   else reject_unknown_flag(app, request.job);
   apply_torchrun_flags(torchrun, request);
   // --quiet drops the notes on guessed values and the file in use, never a warning.
-  const auto spec = config::resolve_with_config(request, hardware::probe(), std::cerr);
+  const auto spec = config::resolve_with_config(request, hardware::probe(request.environment), std::cerr);
   if (request.dry_run) {
     std::cout << launch::dry_run_report(spec) << std::flush;
     return;

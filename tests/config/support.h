@@ -1,22 +1,15 @@
 #pragma once
-// What the config tests share besides tests/support: a fake environment and a fake machine.
+// What the config tests share besides tests/support: a fake machine.
 #include <map>
 #include <optional>
 #include <string>
 
 #include "accel/core/env_contract.h"
 #include "accel/core/hardware.h"
+#include "support/fake_env.h"
 #include "support/temp_dir.h"
 
 namespace accel::test {
-
-inline env::Lookup fake_env(std::map<std::string, std::string> values) {
-  return [values](const std::string& name) -> std::optional<std::string> {
-    auto it = values.find(name);
-    if (it == values.end()) return std::nullopt;
-    return it->second;
-  };
-}
 
 inline hardware::Machine machine_with_gpus(int n) {
   hardware::Machine machine;

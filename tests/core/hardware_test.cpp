@@ -2,17 +2,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <optional>
 #include <string>
 
 #include "accel/core/error.h"
 #include "accel/core/hardware.h"
+#include "support/fake_env.h"
 
 namespace fs = std::filesystem;
 using accel::hardware::Gpu;
+using accel::test::fake_env;
 
 namespace {
 fs::path temporary_directory() {
@@ -24,22 +24,6 @@ void write(const fs::path& path, const std::string& content) {
   fs::create_directories(path.parent_path());
   std::ofstream(path) << content;
 }
-
-// Sets an environment variable for one scope and puts the old value back.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const std::string& value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    ::setenv(name, value.c_str(), 1);
-  }
-  ~ScopedEnv() { old_ ? ::setenv(name_, old_->c_str(), 1) : ::unsetenv(name_); }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
 }  // namespace
 
 TEST_CASE("CPU lists read and write the kernel's range syntax", "[core][hardware]") {
@@ -101,8 +85,7 @@ TEST_CASE("probe falls back to nvidia-smi -L when neither NVML nor /proc has GPU
   const fs::path bin = temporary_directory();
   write(bin / "nvidia-smi", "#!/bin/sh\n[ \"$1\" = -L ] && echo 'GPU 0: Fake Listed GPU (UUID: GPU-1234)'\n");
   fs::permissions(bin / "nvidia-smi", fs::perms::owner_all);
-  ScopedEnv path("PATH", bin.string() + ":/usr/bin:/bin");
-  const auto machine = accel::hardware::probe();
+  const auto machine = accel::hardware::probe(fake_env({{"PATH", bin.string() + ":/usr/bin:/bin"}}));
   REQUIRE(machine.gpus.size() == 1);
   CHECK(machine.gpus[0].name == "Fake Listed GPU");
   CHECK(machine.gpus[0].cuda_id == "0");
@@ -110,11 +93,19 @@ TEST_CASE("probe falls back to nvidia-smi -L when neither NVML nor /proc has GPU
 }
 
 TEST_CASE("fake GPUs share out the allowed CPUs as their local CPUs", "[core][hardware]") {
-  ScopedEnv fake("ACCEL_FAKE_GPUS", "2");
-  const auto machine = accel::hardware::probe();
+  const auto machine = accel::hardware::probe(fake_env({{"ACCEL_FAKE_GPUS", "2"}}));
   REQUIRE(machine.gpus.size() == 2);
   const auto per_gpu = static_cast<std::size_t>(std::max(1, machine.cpus / 2));
   CHECK(machine.gpus[0].local_cpus.size() == per_gpu);
   CHECK(machine.gpus[1].local_cpus.size() == per_gpu);
   if (machine.cpus >= 2) CHECK(machine.gpus[0].local_cpus.back() < machine.gpus[1].local_cpus.front());
+}
+
+TEST_CASE("probe reads CUDA_VISIBLE_DEVICES from the environment it is given", "[core][hardware]") {
+  const auto machine = accel::hardware::probe(fake_env({{"ACCEL_FAKE_GPUS", "3"}, {"CUDA_VISIBLE_DEVICES", "2,0"}}));
+  REQUIRE(machine.gpus.size() == 2);
+  CHECK(machine.gpus[0].cuda_id == "2");
+  CHECK(machine.gpus[1].cuda_id == "0");
+  CHECK(machine.gpus[1].index == 1);
+  CHECK(accel::hardware::probe(fake_env({{"ACCEL_FAKE_GPUS", "3"}})).gpus.size() == 3);
 }

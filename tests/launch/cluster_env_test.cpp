@@ -3,6 +3,7 @@
 
 #include "accel/core/error.h"
 #include "cluster_env.h"
+#include "support/fake_env.h"
 
 using accel::launch::apply_cluster_layout;
 using accel::launch::detect_cluster;
@@ -11,14 +12,6 @@ using accel::launch::LaunchRequest;
 namespace {
 
 using Vars = std::map<std::string, std::string>;
-
-accel::env::Lookup fake(Vars vars) {
-  return [vars](const std::string& name) -> std::optional<std::string> {
-    auto it = vars.find(name);
-    if (it == vars.end()) return std::nullopt;
-    return it->second;
-  };
-}
 
 // srun --nodes=2 --ntasks-per-node=1 on the second node of job 4242.
 Vars slurm_step(Vars extra = {}) {
@@ -32,7 +25,7 @@ Vars slurm_step(Vars extra = {}) {
 
 std::string usage_error(const Vars& vars) {
   try {
-    detect_cluster(fake(vars));
+    detect_cluster(accel::test::fake_env(vars));
   } catch (const accel::UsageError& e) {
     return e.what();
   }
@@ -42,15 +35,15 @@ std::string usage_error(const Vars& vars) {
 }  // namespace
 
 TEST_CASE("cluster env: no engine variables guess nothing") {
-  CHECK_FALSE(detect_cluster(fake({})));
+  CHECK_FALSE(detect_cluster(accel::test::fake_env({})));
   // A batch script or salloc shell is not a launcher per node: no step, no guess.
-  CHECK_FALSE(detect_cluster(fake({{"SLURM_JOB_ID", "7"}, {"SLURM_NNODES", "4"}, {"SLURM_NODEID", "0"}})));
+  CHECK_FALSE(detect_cluster(accel::test::fake_env({{"SLURM_JOB_ID", "7"}, {"SLURM_NNODES", "4"}, {"SLURM_NODEID", "0"}})));
   // Inside an accel-launch or torchrun worker, RANK/WORLD_SIZE describe the worker, not a machine.
-  CHECK_FALSE(detect_cluster(fake({{"MASTER_ADDR", "h"}, {"WORLD_SIZE", "4"}, {"RANK", "1"}, {"LOCAL_RANK", "1"}})));
+  CHECK_FALSE(detect_cluster(accel::test::fake_env({{"MASTER_ADDR", "h"}, {"WORLD_SIZE", "4"}, {"RANK", "1"}, {"LOCAL_RANK", "1"}})));
 }
 
 TEST_CASE("cluster env: an srun step gives count, rank, first host and a port from the job id") {
-  const auto layout = detect_cluster(fake(slurm_step()));
+  const auto layout = detect_cluster(accel::test::fake_env(slurm_step()));
   REQUIRE(layout);
   CHECK(layout->engine == "SLURM job 4242");
   CHECK(layout->num_machines->value == 2);
@@ -79,7 +72,7 @@ TEST_CASE("cluster env: SLURM job ports differ between jobs and stay below the e
 }
 
 TEST_CASE("cluster env: SLURM falls back to job variables, takes GPUs per node and exported MASTER_ADDR") {
-  const auto layout = detect_cluster(fake({{"SLURM_JOB_ID", "9"}, {"SLURM_STEP_ID", "1"}, {"SLURM_NODEID", "0"},
+  const auto layout = detect_cluster(accel::test::fake_env({{"SLURM_JOB_ID", "9"}, {"SLURM_STEP_ID", "1"}, {"SLURM_NODEID", "0"},
                                            {"SLURM_JOB_NUM_NODES", "3"}, {"SLURM_NTASKS", "3"},
                                            {"SLURM_JOB_NODELIST", "c[1-3]"}, {"SLURM_GPUS_ON_NODE", "4"},
                                            {"MASTER_ADDR", "10.1.2.3"}}));
@@ -112,7 +105,7 @@ TEST_CASE("cluster env: malformed engine variables name the variable") {
 }
 
 TEST_CASE("cluster env: a PyTorchJob pod reads PET_* and completes them with MASTER_*") {
-  const auto layout = detect_cluster(fake({{"PET_NNODES", "2:2"}, {"PET_NODE_RANK", "1"}, {"PET_NPROC_PER_NODE", "3"},
+  const auto layout = detect_cluster(accel::test::fake_env({{"PET_NNODES", "2:2"}, {"PET_NODE_RANK", "1"}, {"PET_NPROC_PER_NODE", "3"},
                                            {"MASTER_ADDR", "job-master-0"}, {"MASTER_PORT", "23456"},
                                            {"WORLD_SIZE", "2"}, {"RANK", "1"}}));
   REQUIRE(layout);
@@ -132,7 +125,7 @@ TEST_CASE("cluster env: a PyTorchJob pod reads PET_* and completes them with MAS
 
 TEST_CASE("cluster env: plain MASTER_ADDR/WORLD_SIZE/RANK describe one launcher per machine") {
   const auto layout =
-      detect_cluster(fake({{"MASTER_ADDR", "10.0.0.5"}, {"MASTER_PORT", "29400"}, {"WORLD_SIZE", "4"}, {"RANK", "3"}}));
+      detect_cluster(accel::test::fake_env({{"MASTER_ADDR", "10.0.0.5"}, {"MASTER_PORT", "29400"}, {"WORLD_SIZE", "4"}, {"RANK", "3"}}));
   REQUIRE(layout);
   CHECK(layout->num_machines->value == 4);
   CHECK(layout->machine_rank->value == 3);
@@ -142,13 +135,13 @@ TEST_CASE("cluster env: plain MASTER_ADDR/WORLD_SIZE/RANK describe one launcher 
 }
 
 TEST_CASE("cluster env: mpirun ranks are machines, several per machine are refused") {
-  const auto layout = detect_cluster(fake({{"OMPI_COMM_WORLD_SIZE", "3"}, {"OMPI_COMM_WORLD_RANK", "2"},
+  const auto layout = detect_cluster(accel::test::fake_env({{"OMPI_COMM_WORLD_SIZE", "3"}, {"OMPI_COMM_WORLD_RANK", "2"},
                                            {"OMPI_COMM_WORLD_LOCAL_SIZE", "1"}, {"MASTER_ADDR", "node1"}}));
   REQUIRE(layout);
   CHECK(layout->engine == "OpenMPI mpirun");
   CHECK(layout->machine_rank->value == 2);
   CHECK(layout->main_process_ip->value == "node1");
-  const auto under_slurm = detect_cluster(fake({{"PMI_SIZE", "2"}, {"PMI_RANK", "0"}, {"SLURM_JOB_NODELIST", "n[4-5]"},
+  const auto under_slurm = detect_cluster(accel::test::fake_env({{"PMI_SIZE", "2"}, {"PMI_RANK", "0"}, {"SLURM_JOB_NODELIST", "n[4-5]"},
                                                 {"SLURM_STEP_ID", "0"}, {"SLURM_NODEID", "0"}}));
   REQUIRE(under_slurm);
   CHECK(under_slurm->engine == "MPICH mpirun");
@@ -158,7 +151,7 @@ TEST_CASE("cluster env: mpirun ranks are machines, several per machine are refus
 }
 
 TEST_CASE("cluster env: the command line keeps count and rank together, one machine keeps a free port") {
-  const auto layout = detect_cluster(fake(slurm_step()));
+  const auto layout = detect_cluster(accel::test::fake_env(slurm_step()));
   REQUIRE(layout);
   LaunchRequest single;
   single.num_machines = 1;

@@ -18,20 +18,13 @@
 
 #include "accel/core/error.h"
 #include "accel/core/text.h"
+#include "support/fake_env.h"
 
 using namespace accel;
 using namespace accel::launch;
 using namespace std::chrono_literals;
 
 namespace {
-
-env::Lookup fake(std::map<std::string, std::string> values) {
-  return [values](const std::string& name) -> std::optional<std::string> {
-    const auto found = values.find(name);
-    if (found == values.end()) return std::nullopt;
-    return found->second;
-  };
-}
 
 // What a fake server does with one request line of one client; `reply` answers it.
 enum class Misbehaviour { kNone, kRefusePut, kCloseAtBarrier, kSilentAtBarrier };
@@ -155,7 +148,7 @@ class FakeHydra {
 };
 
 env::Lookup pmi1_rank(const FakeHydra& hydra, int rank) {
-  return fake({{"PMI_FD", std::to_string(hydra.client_fd(rank))}, {"PMI_RANK", std::to_string(rank)}, {"PMI_SIZE", "3"}});
+  return test::fake_env({{"PMI_FD", std::to_string(hydra.client_fd(rank))}, {"PMI_RANK", std::to_string(rank)}, {"PMI_SIZE", "3"}});
 }
 
 std::string error_of(const std::function<void()>& body) {
@@ -220,14 +213,14 @@ TEST_CASE("mpi exchange: a PMI-1 server that refuses, hangs up or stays silent i
         prefix + "no answer to cmd=barrier_in before --join_timeout ran out: a launcher of this mpirun job never "
                  "reached the exchange" + fallback);
 
-  CHECK(error_of([] { exchange_main_address(fake({{"PMI_FD", "x"}, {"PMI_RANK", "0"}}), 1s); }) ==
+  CHECK(error_of([] { exchange_main_address(test::fake_env({{"PMI_FD", "x"}, {"PMI_RANK", "0"}}), 1s); }) ==
         prefix + "PMI_FD='x' and PMI_RANK='0' are not a descriptor and a rank" + fallback);
 }
 
 TEST_CASE("mpi exchange: no PMIx library, or no service at all, is a usage error naming what is missing") {
   const std::string fallback = "; or give every launcher machine 0's address: mpirun -x MASTER_ADDR=<address of the first host> ...";
   try {
-    exchange_main_address(fake({{"PMIX_NAMESPACE", "1616838657"}, {kPmixLibraryVariable, "libaccel-absent-pmix.so.2"}}), 60s);
+    exchange_main_address(test::fake_env({{"PMIX_NAMESPACE", "1616838657"}, {kPmixLibraryVariable, "libaccel-absent-pmix.so.2"}}), 60s);
     FAIL("no error");
   } catch (const UsageError& error) {
     const std::string message = error.what();
@@ -237,7 +230,7 @@ TEST_CASE("mpi exchange: no PMIx library, or no service at all, is a usage error
                                         "ACCEL_PMIX_LIBRARY" + fallback));
   }
   try {
-    exchange_main_address(fake({{"OMPI_COMM_WORLD_RANK", "0"}}), 60s);
+    exchange_main_address(test::fake_env({{"OMPI_COMM_WORLD_RANK", "0"}}), 60s);
     FAIL("no error");
   } catch (const UsageError& error) {
     CHECK(std::string(error.what()) ==

@@ -12,6 +12,7 @@
 
 #include "accel/core/error.h"
 #include "accel/core/text.h"
+#include "support/fake_env.h"
 #include "support/listener.h"
 #include "support/temp_dir.h"
 #include "accel/launch/resolve.h"
@@ -28,9 +29,17 @@ accel::hardware::Machine machine(int cpus, int gpus) {
   return m;
 }
 
+// The launcher's environment without OMP_NUM_THREADS, so the guessed thread count is the same
+// wherever the tests run.
+accel::env::Lookup environment_with(std::map<std::string, std::optional<std::string>> overrides) {
+  overrides.emplace("OMP_NUM_THREADS", std::nullopt);
+  return accel::test::process_environment_with(std::move(overrides));
+}
+
 LaunchRequest job(std::vector<std::string> argv = {"sh", "-c", "true"}) {
   LaunchRequest request;
   request.job = std::move(argv);
+  request.environment = environment_with({});
   return request;
 }
 
@@ -50,14 +59,10 @@ std::map<std::string, std::string> env_of(const accel::launch::LaunchSpec& spec,
   return out;
 }
 
-struct NoOmpEnv {
-  NoOmpEnv() { ::unsetenv("OMP_NUM_THREADS"); }
-};
 
 }  // namespace
 
 TEST_CASE("launch resolve: a CPU-only machine gets one worker with all cores, announced in one line") {
-  NoOmpEnv no_omp;
   std::ostringstream notes;
   const auto spec = resolve(job(), machine(8, 0), notes);
   CHECK(spec.num_processes == 1);
@@ -74,7 +79,6 @@ TEST_CASE("launch resolve: a CPU-only machine gets one worker with all cores, an
 }
 
 TEST_CASE("launch resolve: values given explicitly are never announced") {
-  NoOmpEnv no_omp;
   auto request = job();
   request.num_processes = 3;
   request.num_cpu_threads_per_process = 2;
@@ -86,19 +90,11 @@ TEST_CASE("launch resolve: values given explicitly are never announced") {
   CHECK(notes.str().empty());
 }
 
-namespace {
-// The process environment with `name` set to `value` (unset when nothing), for the request to read.
-accel::env::Lookup environment_with(const std::string& name, std::optional<std::string> value) {
-  return [name, value](const std::string& asked) {
-    return asked == name ? value : accel::env::process_environment()(asked);
-  };
-}
-}  // namespace
 
 TEST_CASE("launch resolve: an inherited OMP_NUM_THREADS is left alone") {
   auto request = job();
   request.num_processes = 2;
-  request.environment = environment_with("OMP_NUM_THREADS", "5");
+  request.environment = environment_with({{"OMP_NUM_THREADS", "5"}});
   std::ostringstream notes;
   const auto spec = resolve(request, machine(8, 0), notes);
   CHECK_FALSE(spec.omp_threads);
@@ -111,18 +107,17 @@ TEST_CASE("launch resolve: JOB is looked up on the PATH of the request's environ
   const std::string program = dir.write("bin/my-job", "#!/bin/sh\n");
   ::chmod(program.c_str(), 0755);
   auto request = job({"my-job", "--flag"});
-  request.environment = environment_with("PATH", "/nonexistent:" + dir.path("bin"));
+  request.environment = environment_with({{"PATH", "/nonexistent:" + dir.path("bin")}});
   std::ostringstream notes;
   const auto spec = resolve(request, machine(4, 0), notes);
   CHECK(spec.executable == program);
   CHECK(spec.argv == std::vector<std::string>{"my-job", "--flag"});
 
-  request.environment = environment_with("PATH", "/nonexistent");
+  request.environment = environment_with({{"PATH", "/nonexistent"}});
   CHECK(usage_error(request) == "JOB my-job: not found on PATH (give a path such as ./my-job)");
 }
 
 TEST_CASE("launch resolve: GPUs give one worker per GPU, --cpu overrides") {
-  NoOmpEnv no_omp;
   std::ostringstream notes;
   auto spec = resolve(job(), machine(16, 4), notes);
   CHECK(spec.num_processes == 4);
@@ -236,7 +231,6 @@ TEST_CASE("launch resolve: bad --gpu_ids are refused naming the GPU and the coun
 }
 
 TEST_CASE("launch resolve: gpu_ids on a CPU run are ignored with one warning, as accelerate runs them") {
-  NoOmpEnv no_omp;
   auto request = job();
   request.gpu_ids = "0,1";
   request.num_processes = 2;
@@ -257,7 +251,6 @@ TEST_CASE("launch resolve: gpu_ids on a CPU run are ignored with one warning, as
 }
 
 TEST_CASE("launch resolve: gpu_ids all restricts nothing and is never warned about, from a file or the command line") {
-  NoOmpEnv no_omp;
   auto request = job();
   request.gpu_ids = "all";
   for (const bool from_file : {false, true}) {
@@ -274,7 +267,6 @@ TEST_CASE("launch resolve: gpu_ids all restricts nothing and is never warned abo
 }
 
 TEST_CASE("launch resolve: a GPU mode on a machine without GPUs runs CPU workers with one warning") {
-  NoOmpEnv no_omp;
   for (const char* mode : {"MULTI_GPU", "FSDP", "DEEPSPEED", "MEGATRON_LM", "MULTI_XPU"}) {
     INFO(mode);
     auto request = job();
@@ -296,7 +288,6 @@ TEST_CASE("launch resolve: a GPU mode on a machine without GPUs runs CPU workers
 }
 
 TEST_CASE("launch resolve: num_processes counts every machine's workers, as in accelerate") {
-  NoOmpEnv no_omp;
   auto request = job();
   request.num_machines = 4;
   request.machine_rank = 2;
@@ -390,7 +381,6 @@ TEST_CASE("launch resolve: multi-node flags are checked together") {
 }
 
 TEST_CASE("launch resolve: ranks on the second machine follow machine_rank * num_processes + local_rank") {
-  NoOmpEnv no_omp;
   auto request = job();
   request.num_machines = 2;
   request.machine_rank = 1;
@@ -413,7 +403,6 @@ TEST_CASE("launch resolve: ranks on the second machine follow machine_rank * num
 }
 
 TEST_CASE("launch worker_environment: torchrun's contract plus ACCEL_* for every rank") {
-  NoOmpEnv no_omp;
   auto request = job();
   request.num_processes = 2;
   request.mixed_precision = "bf16";
@@ -458,7 +447,6 @@ TEST_CASE("launch worker_environment: torchrun's contract plus ACCEL_* for every
 }
 
 TEST_CASE("launch worker_environment: accelerate's settings reach the job in accelerate's spellings, with one note") {
-  NoOmpEnv no_omp;
   auto request = job();
   request.num_processes = 2;
   request.distributed_type = "FSDP";
@@ -492,7 +480,6 @@ TEST_CASE("launch worker_environment: accelerate's settings reach the job in acc
 }
 
 TEST_CASE("launch dry_run_report: one line of variables per worker, then the command, nothing bound") {
-  NoOmpEnv no_omp;
   auto request = job({"sh", "-c", "echo it's"});
   request.num_processes = 2;
   request.dry_run = true;
@@ -539,24 +526,23 @@ TEST_CASE("launch resolve: a busy --main_process_port on one machine gives way t
 
 namespace {
 
-// A directory on PATH holding a fake mpirun that answers --version like `flavour`.
+// A directory holding a fake mpirun that answers --version like `version`, and a launcher
+// environment whose PATH finds it first.
 struct FakeMpirun {
   explicit FakeMpirun(const std::string& version) : dir(scratch.root()) {
     ::chmod(scratch.write("mpirun", "#!/bin/sh\necho '" + version + "'\n").c_str(), 0755);
     scratch.write("hosts", "node1 slots=2\nnode2 slots=2\n");
-    old_path = std::getenv("PATH") ? std::getenv("PATH") : "";
-    ::setenv("PATH", (dir + ":" + old_path).c_str(), 1);
   }
-  ~FakeMpirun() { ::setenv("PATH", old_path.c_str(), 1); }
+  accel::env::Lookup environment() const {
+    return environment_with({{"PATH", dir + ":" + accel::env::process_environment()("PATH").value_or("")}});
+  }
   const accel::test::TempDir scratch{"mpirun"};
   const std::string dir;
-  std::string old_path;
 };
 
 }  // namespace
 
 TEST_CASE("launch resolve: mpirun_config runs mpirun with the hostfile, in Open MPI's or MPICH's spelling") {
-  NoOmpEnv no_omp;
   for (const auto& [version, options] : std::vector<std::pair<std::string, std::vector<std::string>>>{
            {"mpirun (Open MPI) 4.1.4", {"--hostfile", "HOSTS", "--npernode", "2", "-n", "4", "--bind-to", "socket"}},
            {"HYDRA build details: Version: 4.0.2", {"-f", "HOSTS", "-ppn", "2", "-n", "4"}}}) {
@@ -571,6 +557,7 @@ TEST_CASE("launch resolve: mpirun_config runs mpirun with the hostfile, in Open 
     request.main_process_port = 29555;
     request.num_processes = 4;
     request.mpirun_hostfile = mpirun.dir + "/hosts";
+    request.environment = mpirun.environment();
     request.dry_run = true;
     std::ostringstream notes;
     const auto spec = resolve(request, machine(8, 0), notes);

@@ -131,7 +131,7 @@ int run_test(const TestOptions& options, std::ostream& out) {
   launch::LaunchRequest request;
   request.config_file = options.config_file;
   request.job = {job};
-  const launch::LaunchSpec spec = resolve_with_config(request, hardware::probe(), std::cerr);
+  const launch::LaunchSpec spec = resolve_with_config(request, hardware::probe(request.environment), std::cerr);
   const launch::RunResult result = launch::run(spec);
   std::cerr << launch::summary(result) << std::flush;
   const int code = result.exit_code;

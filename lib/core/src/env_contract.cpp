@@ -70,6 +70,7 @@ int slurm_tasks_on_node(const std::string& spec, int node) {
 
 }  // namespace
 
+// The one place that reads the process environment by name; everything else takes a Lookup.
 Lookup process_environment() {
   return [](const std::string& name) -> std::optional<std::string> {
     const char* value = std::getenv(name.c_str());

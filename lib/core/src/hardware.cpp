@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -108,10 +107,9 @@ std::string read_first_line(const std::string& path) {
 // The output of `nvidia-smi -L`, or "" when it is not installed or fails. PATH is searched here
 // first: on the many machines without it, no shell is started (the launcher probes at startup,
 // and every millisecond before it handles signals is one where a Ctrl-C could be lost).
-std::string run_nvidia_smi_list() {
-  const char* path = std::getenv("PATH");
+std::string run_nvidia_smi_list(const env::Lookup& environment) {
   std::string found;
-  for (const auto& dir : text::split(path != nullptr ? path : "", ':')) {
+  for (const auto& dir : text::split(environment("PATH").value_or(""), ':')) {
     const std::string candidate = (dir.empty() ? "." : dir) + "/nvidia-smi";
     if (::access(candidate.c_str(), X_OK) == 0) {
       found = candidate;
@@ -247,7 +245,7 @@ std::vector<Gpu> visible_gpus(const std::vector<Gpu>& all, const std::string& vi
   return kept;
 }
 
-Machine probe() {
+Machine probe(const env::Lookup& environment) {
   Machine machine;
   cpu_set_t set;
   CPU_ZERO(&set);
@@ -259,8 +257,8 @@ Machine probe() {
   struct utsname name {};
   if (uname(&name) == 0) machine.os = std::string(name.sysname) + " " + name.release + " " + name.machine;
 
-  if (const char* fake = std::getenv("ACCEL_FAKE_GPUS")) {
-    const auto count = text::parse_integer(fake).value_or(0);
+  if (const auto fake = environment(env::kFakeGpus)) {
+    const auto count = text::parse_integer(*fake).value_or(0);
     machine.gpus = fake_gpus(count, set);
     machine.gpu_driver = count > 0 ? "fake" : "";
   } else if (Nvml nvml; nvml.ready()) {
@@ -268,10 +266,10 @@ Machine probe() {
   } else if (machine.gpus = gpus_from_proc("/proc", "/sys"); !machine.gpus.empty()) {
     machine.gpu_driver = read_first_line("/proc/driver/nvidia/version");
   } else {
-    machine.gpus = gpus_from_nvidia_smi(run_nvidia_smi_list());
+    machine.gpus = gpus_from_nvidia_smi(run_nvidia_smi_list(environment));
   }
   for (auto& gpu : machine.gpus) gpu.cuda_id = std::to_string(gpu.index);
-  if (const char* visible = std::getenv("CUDA_VISIBLE_DEVICES")) machine.gpus = visible_gpus(machine.gpus, visible);
+  if (const auto visible = environment(env::kCudaVisibleDevices)) machine.gpus = visible_gpus(machine.gpus, *visible);
   return machine;
 }
 

@@ -207,6 +207,8 @@ class RunFiles {
   std::string log_root_;
 };
 
+// A worker inherits the launcher's whole environment, as under torchrun. That needs every
+// variable, not one looked up by name, so this reads `environ` rather than spec.environment.
 std::vector<std::string> worker_env_strings(const LaunchSpec& spec, const WorkerSlot& slot) {
   const auto added = worker_environment(spec, slot);
   std::vector<std::string> out;

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "accel/core/env_contract.h"
+
 namespace accel::hardware {
 
 struct Gpu {
@@ -23,11 +25,12 @@ struct Machine {
   std::vector<Gpu> gpus;
 };
 
-// Honours ACCEL_FAKE_GPUS=N (tests only: pretend N GPUs exist, the CPUs this process may use
-// dealt out between them in equal consecutive runs as their local CPUs) so GPU paths of the
-// launcher can be tested on machines without one. An inherited CUDA_VISIBLE_DEVICES limits and renumbers
-// the GPUs as CUDA would (listed order; parsing stops at the first id that names no GPU).
-Machine probe();
+// Reads ACCEL_FAKE_GPUS, CUDA_VISIBLE_DEVICES and PATH (where nvidia-smi is looked for) through
+// `environment`. ACCEL_FAKE_GPUS=N (tests only) pretends N GPUs exist, the CPUs this process may
+// use dealt out between them in equal consecutive runs as their local CPUs, so GPU paths of the
+// launcher can be tested on machines without one. CUDA_VISIBLE_DEVICES limits and renumbers the
+// GPUs as CUDA would (listed order; parsing stops at the first id that names no GPU).
+Machine probe(const env::Lookup& environment = env::process_environment());
 
 // The GPUs that CUDA_VISIBLE_DEVICES=`visible` leaves of `all` (numbered by physical index).
 std::vector<Gpu> visible_gpus(const std::vector<Gpu>& all, const std::string& visible);
