@@ -290,12 +290,8 @@ Variables job_environment(const JobEnvironmentInput& input) {
     w.set("KMP_AFFINITY", "granularity=fine,compact,1,0");
     w.set("KMP_BLOCKTIME", "1");
   }
-  const std::string precision = lower(input.mixed_precision);
-  if (!parse_mixed_precision(precision)) {
-    throw UsageError("mixed_precision '" + input.mixed_precision + "': accepted: " + accepted_mixed_precisions(true));
-  }
-  w.set("ACCELERATE_MIXED_PRECISION", precision);
-  if (precision == "fp8") add_fp8(w, input.settings);
+  w.set("ACCELERATE_MIXED_PRECISION", to_string(input.mixed_precision));
+  if (input.mixed_precision == MixedPrecision::kFp8) add_fp8(w, input.settings);
   add_dynamo(w);
   if (python_bool(w.get("enable_cpu_affinity", "False")) == "True") w.set("ACCELERATE_CPU_AFFINITY", "1");
   if (input.distributed_type == "FSDP") add_fsdp(w);

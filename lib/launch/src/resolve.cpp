@@ -13,6 +13,7 @@
 
 #include "accel/core/env_contract.h"
 #include "accel/core/error.h"
+#include "accel/core/precision.h"
 #include "accel/core/text.h"
 #include "accel/launch/accelerate_env.h"
 #include "cluster_env.h"
@@ -311,10 +312,13 @@ std::string job_mode(const LaunchRequest& request, const std::string& mode) {
 // What the workers are told besides their place: precision, debug, role and accelerate's variables.
 void resolve_job_environment(const LaunchRequest& request, const std::string& mode, LaunchSpec& spec,
                              Announcements& said) {
-  spec.mixed_precision = request.mixed_precision.value_or("no");
-  if (spec.mixed_precision != "no" && spec.mixed_precision != "fp16" && spec.mixed_precision != "bf16" &&
-      spec.mixed_precision != "fp8") {
-    throw UsageError(request.origin("mixed_precision") + " " + spec.mixed_precision + ": expected one of no, fp16, bf16, fp8");
+  if (request.mixed_precision) {
+    const auto precision = parse_mixed_precision(*request.mixed_precision);
+    if (!precision) {
+      throw UsageError(request.origin("mixed_precision") + " " + *request.mixed_precision + ": expected one of " +
+                       accepted_mixed_precisions(true));
+    }
+    spec.mixed_precision = *precision;
   }
   spec.debug = request.debug.value_or(false);
   spec.role = request.role.value_or("default");
@@ -326,7 +330,7 @@ void resolve_job_environment(const LaunchRequest& request, const std::string& mo
       {passed_mode, spec.use_cpu, spec.mixed_precision, spec.debug, request.job_settings});
   std::vector<std::string> passed;
   if (accelerate::passes_mode_settings(passed_mode)) passed.push_back(passed_mode);
-  if (spec.mixed_precision == "fp8") passed.push_back("fp8");
+  if (spec.mixed_precision == MixedPrecision::kFp8) passed.push_back(to_string(MixedPrecision::kFp8));
   for (const char* name : {"dynamo_backend", "enable_cpu_affinity"}) {
     if (request.job_settings.count(name)) passed.push_back(name);
   }
@@ -534,7 +538,7 @@ std::vector<std::pair<std::string, std::string>> worker_environment(const Launch
     // mpirun hands these to every rank; the ranks' places come from MPI's variables.
     std::vector<std::pair<std::string, std::string>> vars = {
         {env::kMasterAddr, spec.master_addr}, {env::kMasterPort, str(spec.master_port)}, {env::kLauncher, "accel-launch"},
-        {env::kUseCpu, boolean(spec.use_cpu)}, {env::kMixedPrecision, spec.mixed_precision}, {env::kDebug, boolean(spec.debug)},
+        {env::kUseCpu, boolean(spec.use_cpu)}, {env::kMixedPrecision, to_string(spec.mixed_precision)}, {env::kDebug, boolean(spec.debug)},
     };
     if (spec.omp_threads) vars.emplace_back(env::kOmpNumThreads, str(*spec.omp_threads));
     vars.insert(vars.end(), spec.job_environment.begin(), spec.job_environment.end());
@@ -557,7 +561,7 @@ std::vector<std::pair<std::string, std::string>> worker_environment(const Launch
       {env::kMaxRestarts, str(spec.max_restarts)},
       {env::kLauncher, "accel-launch"},
       {env::kUseCpu, boolean(spec.use_cpu)},
-      {env::kMixedPrecision, spec.mixed_precision},
+      {env::kMixedPrecision, to_string(spec.mixed_precision)},
       {env::kDebug, boolean(spec.debug)},
   };
   if (!slot.error_file.empty()) vars.emplace_back(env::kErrorFile, slot.error_file);

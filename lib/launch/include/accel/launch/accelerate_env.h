@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include "accel/core/precision.h"
+
 namespace accel::launch::accelerate {
 
 // accelerate's argument name (e.g. "fsdp_offload_params", "zero_stage") -> the value as
@@ -33,7 +35,7 @@ bool passes_mode_settings(const std::string& distributed_type);
 struct JobEnvironmentInput {
   std::string distributed_type;  // empty: NO
   bool use_cpu = true;
-  std::string mixed_precision = "no";  // no | fp16 | bf16 | fp8
+  MixedPrecision mixed_precision = MixedPrecision::kNo;
   bool debug = false;
   JobSettings settings;
 };

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "accel/core/hardware.h"
+#include "accel/core/precision.h"
 #include "accel/launch/port.h"
 #include "accel/launch/request.h"
 
@@ -42,7 +43,7 @@ struct LaunchSpec {
 
   // What the workers are told.
   bool use_cpu = true;
-  std::string mixed_precision = "no";
+  MixedPrecision mixed_precision = MixedPrecision::kNo;
   bool debug = false;
   std::optional<int> omp_threads;  // OMP_NUM_THREADS; empty: leave the inherited value alone
   std::vector<int> gpu_ids;        // --gpu_ids as indices among the GPUs this launcher sees
