@@ -146,7 +146,7 @@ TEST_CASE("tokenizer.json parts outside what is supported are refused by name",
   REQUIRE_THROWS_WITH(load_tokenizer(dir.path("nowhere")), Contains("no tokenizer: expected tokenizer.json"));
 }
 
-TEST_CASE("token ids are any 32-bit values, gaps allowed; larger or negative ones are refused by name",
+TEST_CASE("token ids are any 32-bit values, gaps allowed, and larger or negative ones are refused by name",
           "[models][tokenizer_json][errors]") {
   TempDir dir;
   auto body = sentencepiece_style();
