@@ -1,5 +1,5 @@
-// `accel-launch [options] JOB [JOB ARGS...]` and `accel-launch launch ...`: flags -> LaunchRequest
-// -> config file -> resolve -> run. The only place that knows CLI11 for the launcher.
+// `accel-launch [options] JOB [JOB ARGS...]` and `accel-launch launch ...`: flags -> LaunchRequest,
+// then config::launch_with_config(). The only place that knows CLI11 for the launcher.
 #include <CLI/CLI.hpp>
 #include <iostream>
 #include <memory>
@@ -7,12 +7,9 @@
 
 #include "accel/config/apply.h"
 #include "accel/core/error.h"
-#include "accel/core/hardware.h"
 #include "accel/core/text.h"
 #include "accel/launch/accelerate_env.h"
 #include "accel/launch/request.h"
-#include "accel/launch/resolve.h"
-#include "accel/launch/supervisor.h"
 #include "commands.h"
 
 namespace accel::cli {
@@ -130,14 +127,8 @@ void run_launch(const CLI::App& app, LaunchRequest request, const TorchrunFlags&
   else reject_unknown_flag(app, request.job);
   apply_torchrun_flags(torchrun, request);
   // --quiet drops the notes on guessed values and the file in use, never a warning.
-  const auto spec = config::resolve_with_config(request, hardware::probe(request.environment), std::cerr);
-  if (request.dry_run) {
-    std::cout << launch::dry_run_report(spec) << std::flush;
-    return;
-  }
-  const launch::RunResult result = launch::run(spec);
-  std::cerr << launch::summary(result) << std::flush;
-  if (result.exit_code != 0) throw CLI::RuntimeError(result.exit_code);
+  const int exit_code = config::launch_with_config(request, std::cout, std::cerr).exit_code;
+  if (exit_code != 0) throw CLI::RuntimeError(exit_code);
 }
 
 // --multi_gpu, --use_fsdp, --use_deepspeed, --use_megatron_lm, --tpu: one mode, as accelerate.

@@ -1,5 +1,6 @@
 // Which file a launch reads, and command line > file > guessed.
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <map>
 #include <sstream>
 
@@ -269,4 +270,45 @@ TEST_CASE("apply: resolve's errors about a value the file gave name the file and
   CHECK_THROWS_WITH(accel::launch::resolve(request, two_gpus, notes),
                     "--num_processes 3 needs 3 GPU(s) per machine but 2 GPU(s) are available; pass --num_processes 2 "
                     "or less, or --cpu for CPU workers");
+}
+
+namespace {
+// `sh -c script` on CPU workers, with no config file (HOME is `home`) and no GPU.
+LaunchRequest cpu_shell_job(const TempDir& home, const std::string& script) {
+  LaunchRequest request;
+  request.job = {"/bin/sh", "-c", script};
+  request.use_cpu = true;
+  request.environment = fake_env({{"HOME", home.root()}, {"PATH", "/usr/bin:/bin"}, {"ACCEL_FAKE_GPUS", "0"}});
+  return request;
+}
+}  // namespace
+
+TEST_CASE("launch flow: a dry run prints each worker's variables and the command, and starts nothing", "[config][apply]") {
+  TempDir home;
+  const std::string marker = home.path("started");
+  LaunchRequest request = cpu_shell_job(home, "touch " + marker);
+  request.num_processes = 2;
+  request.dry_run = true;
+  std::ostringstream out, err;
+  const auto launched = accel::config::launch_with_config(request, out, err);
+  CHECK(launched.exit_code == 0);
+  CHECK(launched.spec.num_processes == 2);
+  const std::string report = out.str();
+  CHECK(report.rfind("RANK=0 LOCAL_RANK=0 WORLD_SIZE=2 ", 0) == 0);
+  CHECK(report.find("\nRANK=1 LOCAL_RANK=1 WORLD_SIZE=2 ") != std::string::npos);
+  CHECK(report.substr(report.rfind('\n', report.size() - 2) + 1) == "/bin/sh -c 'touch " + marker + "'\n");
+  CHECK(err.str().find("exit code") == std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(marker));
+}
+
+TEST_CASE("launch flow: a failed job's summary goes to the error stream and its code is returned", "[config][apply][errors]") {
+  TempDir home;
+  LaunchRequest request = cpu_shell_job(home, "exit 3");
+  request.quiet = true;
+  std::ostringstream out, err;
+  const auto launched = accel::config::launch_with_config(request, out, err);
+  CHECK(launched.exit_code == 3);
+  CHECK(out.str().empty());
+  CHECK(err.str().find("exited with status 3") != std::string::npos);
+  CHECK(err.str().find("accel-launch: exit code 3") != std::string::npos);
 }

@@ -2,6 +2,7 @@
 
 #include "accel/config/locations.h"
 #include "accel/core/text.h"
+#include "accel/launch/supervisor.h"
 
 namespace accel::config {
 namespace {
@@ -118,8 +119,20 @@ void apply_config_file(launch::LaunchRequest& request, std::ostream& notes) {
 }
 
 launch::LaunchSpec resolve_with_config(launch::LaunchRequest request, const hardware::Machine& machine, std::ostream& notes) {
-  apply_config_file(request, notes);
+  apply_config_file(request, notes, request.environment);
   return launch::resolve(request, machine, notes);
+}
+
+Launched launch_with_config(const launch::LaunchRequest& request, std::ostream& out, std::ostream& err) {
+  Launched launched{resolve_with_config(request, hardware::probe(request.environment), err)};
+  if (request.dry_run) {
+    out << launch::dry_run_report(launched.spec) << std::flush;
+    return launched;
+  }
+  const launch::RunResult result = launch::run(launched.spec);
+  err << launch::summary(result) << std::flush;
+  launched.exit_code = result.exit_code;
+  return launched;
 }
 
 }  // namespace accel::config

@@ -12,8 +12,6 @@
 #include "accel/core/files.h"
 #include "accel/core/precision.h"
 #include "accel/core/text.h"
-#include "accel/launch/resolve.h"
-#include "accel/launch/supervisor.h"
 
 namespace accel::config {
 namespace {
@@ -131,17 +129,15 @@ int run_test(const TestOptions& options, std::ostream& out) {
   launch::LaunchRequest request;
   request.config_file = options.config_file;
   request.job = {job};
-  const launch::LaunchSpec spec = resolve_with_config(request, hardware::probe(request.environment), std::cerr);
-  const launch::RunResult result = launch::run(spec);
-  std::cerr << launch::summary(result) << std::flush;
-  const int code = result.exit_code;
-  if (code == 0) {
+  const Launched launched = launch_with_config(request, out, std::cerr);
+  const launch::LaunchSpec& spec = launched.spec;
+  if (launched.exit_code == 0) {
     out << "accel-launch test: success: " << spec.num_processes << " process" << (spec.num_processes == 1 ? "" : "es")
         << " on this machine passed (world size " << spec.world_size() << ")\n";
   } else {
-    out << "accel-launch test: FAILED with exit code " << code << " (the failure summary is above)\n";
+    out << "accel-launch test: FAILED with exit code " << launched.exit_code << " (the failure summary is above)\n";
   }
-  return code;
+  return launched.exit_code;
 }
 
 }  // namespace accel::config

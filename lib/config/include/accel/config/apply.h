@@ -19,10 +19,24 @@ namespace accel::config {
 void apply_config_file(launch::LaunchRequest& request, std::ostream& notes);
 void apply_config_file(launch::LaunchRequest& request, std::ostream& notes, const env::Lookup& lookup);
 
-// From a request to what will run, the one way every launch takes (`accel-launch JOB`,
-// `accel-launch test`): the config file in effect fills the request, then launch::resolve()
-// guesses and checks the rest. Notes and warnings go to `notes`.
+// From a request to what will run: the config file in effect (found through
+// request.environment) fills the request, then launch::resolve() guesses and checks the rest.
+// Notes and warnings go to `notes`.
 launch::LaunchSpec resolve_with_config(launch::LaunchRequest request, const hardware::Machine& machine, std::ostream& notes);
+
+// What a launch came to.
+struct Launched {
+  launch::LaunchSpec spec;  // what ran (or, for a dry run, would run)
+  int exit_code = 0;        // launch::RunResult::exit_code; 0 for a dry run
+};
+
+// The one launch flow, `accel-launch JOB` and `accel-launch test` alike: probes this machine
+// through request.environment, resolve_with_config() (notes and warnings on `err`), then a dry
+// run prints dry_run_report() on `out` and starts nothing, and anything else runs under
+// launch::run() with its failure summary on `err`. It lives here rather than in lib/launch
+// because its first step is the config file. Throws what resolve_with_config() and
+// launch::run() throw, before any worker started.
+Launched launch_with_config(const launch::LaunchRequest& request, std::ostream& out, std::ostream& err);
 
 // Fills only the fields of `request` that are empty (command line > file). The file's
 // distributed_type becomes the request's unless the command line chose a mode (--cpu,
