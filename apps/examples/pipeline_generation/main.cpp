@@ -21,6 +21,7 @@
 #include "accel/models/tokenizer_json.h"
 #include "accel/pipeline/pipeline.h"
 #include "accel/runtime/partial_state.h"
+#include "support/example_cli.h"
 
 namespace {
 
@@ -28,9 +29,7 @@ constexpr std::uint64_t kRandomWeightsSeed = 20240601;
 
 struct Options {
   std::string model_dir;
-  int layers = 4;
-  int embd = 256;
-  int heads = 4;
+  accel::examples::RandomGpt2Shape shape{.layers = 4, .embd = 256, .heads = 4};
   std::vector<std::string> prompts{"The pipeline", "Once upon a time", "In a distant galaxy", "The quick brown fox"};
   int batch = 0;  // > 0: that many prompts, the given ones repeated
   int max_new_tokens = 24;
@@ -54,10 +53,7 @@ accel::models::LoadedModel load_model(const Options& o, const accel::PartialStat
     return loaded;
   }
   accel::models::GPT2Options options;
-  options.config.n_layer = o.layers;
-  options.config.n_embd = o.embd;
-  options.config.n_head = o.heads;
-  options.config.validate("pipeline_generation options");
+  o.shape.apply_to(options.config, "pipeline_generation options");
   options.seed = kRandomWeightsSeed;
   options.dtype = dtype;
   options.device = state.device();
@@ -177,11 +173,8 @@ int run(const Options& o) {
 int main(int argc, char** argv) {
   CLI::App app{"Text generation with a causal language model pipelined across the processes of a job"};
   Options o;
-  app.add_option("--model_dir", o.model_dir, "Checkpoint directory: config.json, weights, tokenizer (default: random GPT-2)")
-      ->check(CLI::ExistingDirectory);
-  app.add_option("--layers", o.layers, "Transformer blocks (random weights)")->check(CLI::PositiveNumber);
-  app.add_option("--embd", o.embd, "Hidden size (random weights)")->check(CLI::PositiveNumber);
-  app.add_option("--heads", o.heads, "Attention heads (random weights)")->check(CLI::PositiveNumber);
+  accel::examples::add_model_options(app, "--model_dir", o.model_dir,
+                                     "Checkpoint directory: config.json, weights, tokenizer (default: random GPT-2)", o.shape);
   app.add_option("--prompt", o.prompts, "A prompt (repeat the flag for several)");
   app.add_option("--batch", o.batch, "Generate for this many prompts, the given ones repeated")->check(CLI::PositiveNumber);
   app.add_option("--max_new_tokens", o.max_new_tokens, "Tokens to generate per prompt")->check(CLI::PositiveNumber);
@@ -198,13 +191,5 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_flag("--reference", o.reference, "Run models::generate() in this one process instead of the pipeline");
   CLI11_PARSE(app, argc, argv);
-  try {
-    return run(o);
-  } catch (const accel::Error& e) {
-    std::cerr << "pipeline_generation: " << e.what() << "\n";
-    return e.exit_code();
-  } catch (const std::exception& e) {
-    std::cerr << "pipeline_generation: " << e.what() << "\n";
-    return 1;
-  }
+  return accel::examples::run_reporting_errors("pipeline_generation", [&o] { return run(o); });
 }

@@ -16,14 +16,13 @@
 #include "accel/models/gpt2.h"
 #include "accel/pipeline/pipeline.h"
 #include "accel/runtime/partial_state.h"
+#include "support/example_cli.h"
 
 namespace {
 
 struct Options {
   std::string checkpoint;  // a directory with config.json + model.safetensors
-  int layers = 12;
-  int embd = 768;
-  int heads = 12;
+  accel::examples::RandomGpt2Shape shape;  // GPT-2 small
   int batch = 8;
   int seq = 128;
   int num_chunks = 4;
@@ -58,10 +57,7 @@ int run(const Options& o) {
   if (!o.checkpoint.empty()) {
     model_options = accel::models::GPT2Options::from_directory(o.checkpoint);
   } else {
-    model_options.config.n_layer = o.layers;
-    model_options.config.n_embd = o.embd;
-    model_options.config.n_head = o.heads;
-    model_options.config.validate("pipeline_inference options");
+    o.shape.apply_to(model_options.config, "pipeline_inference options");
     model_options.seed = o.seed;
   }
   // ACCELERATE_MIXED_PRECISION / ACCEL_MIXED_PRECISION choose the compute dtype (bf16, or fp16 on CUDA).
@@ -129,13 +125,10 @@ int run(const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"GPT-2 sequence classification, pipelined across the processes of a job"};
   Options o;
-  app.add_option("--checkpoint", o.checkpoint, "Directory with config.json and model.safetensors (default: random weights)")
-      ->check(CLI::ExistingDirectory);
-  app.add_option("--layers", o.layers, "Transformer blocks (random weights)")->check(CLI::PositiveNumber);
-  app.add_option("--embd", o.embd, "Hidden size (random weights)")->check(CLI::PositiveNumber);
-  app.add_option("--heads", o.heads, "Attention heads (random weights)")->check(CLI::PositiveNumber);
+  CLI::App app{"GPT-2 sequence classification, pipelined across the processes of a job"};
+  accel::examples::add_model_options(app, "--checkpoint", o.checkpoint,
+                                     "Directory with config.json and model.safetensors (default: random weights)", o.shape);
   app.add_option("--batch", o.batch, "Rows per batch")->check(CLI::PositiveNumber);
   app.add_option("--seq", o.seq, "Tokens per row")->check(CLI::PositiveNumber);
   app.add_option("--num_chunks", o.num_chunks, "Micro-batches per batch (1: naive model parallelism)");
@@ -146,13 +139,5 @@ int main(int argc, char** argv) {
   app.add_option("--threads", o.threads, "Torch threads per process")->check(CLI::PositiveNumber);
   app.add_option("--seed", o.seed, "Seed of the random weights");
   CLI11_PARSE(app, argc, argv);
-  try {
-    return run(o);
-  } catch (const accel::Error& e) {
-    std::cerr << "pipeline_inference: " << e.what() << "\n";
-    return e.exit_code();
-  } catch (const std::exception& e) {
-    std::cerr << "pipeline_inference: " << e.what() << "\n";
-    return 1;
-  }
+  return accel::examples::run_reporting_errors("pipeline_inference", [&o] { return run(o); });
 }
