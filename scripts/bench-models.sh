@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# GPT-2 small shapes (12 layers, d=768, vocab 50257, random weights): tokens/s of one forward
-# pass and of greedy generation with a KV cache, on 1 and 2 threads, for the C++ model
-# (build/bin/models_bench) and for the same math in PyTorch eager (scripts/crosscheck-gpt2.py
-# run by Debian's /usr/bin/python3), one after the other in the same run.
+# GPT-2 small shapes (12 layers, d=768, vocab 50257, random weights) against this machine's limits:
+# models_bench measures, in the same run, the memory read bandwidth (a STREAM-like read) and the
+# matmul FLOP/s at the forward pass's shape, then forward, decode-step (greedy, KV cache) and
+# whole-generation tokens/s, each beside its bound (decode: weights and cache bytes over the read
+# bandwidth, or its FLOPs over the matmul rate, whichever is slower; forward: FLOPs over the matmul
+# rate) and the ratio achieved/bound, for BATCHES rows on 1 and 2 threads. The same math in PyTorch
+# eager (scripts/crosscheck-gpt2.py run by Debian's /usr/bin/python3) runs right after, at batch 1.
 #
 # usage: scripts/bench-models.sh [BUILD_DIR] [extra flags for both, e.g. --dtype bfloat16]
+#   env: BATCHES="1 8 32" (rows of the decode benchmark), THREADS="1 2"
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,21 +24,28 @@ if [ ! -x /usr/bin/python3 ] || ! /usr/bin/python3 -c 'import torch' 2>/dev/null
   exit 2
 fi
 
-shape=(--batch 1 --tokens 128 --prompt 16 --new-tokens 32 --repeats 3)
+shape=(--prompt 16 --new-tokens 32 --repeats 3)
 value() { awk -v k="$1" '$1 == k { print $2 }'; }
 
-echo "GPT-2 small shapes, random weights; forward: batch 1 x 128 tokens; generation: 16-token prompt + 32 greedy tokens (KV cache)"
-echo "$(nproc) CPUs; $(/usr/bin/python3 -c 'import torch; print("python torch", torch.__version__)')"
-printf '| %-7s | %-22s | %14s | %16s |\n' threads implementation "forward tok/s" "generate tok/s"
-printf '|---------|------------------------|----------------|------------------|\n'
-for threads in 1 2; do
+echo "GPT-2 small shapes, random weights; forward: batch x max(16, 128/batch) tokens; generation: 16-token prompt + 32 greedy tokens (KV cache)"
+echo "$(nproc) CPUs; load average $(cut -d' ' -f1-3 /proc/loadavg); $(/usr/bin/python3 -c 'import torch; print("python torch", torch.__version__)')"
+printf '| %-7s | %-5s | %-22s | %9s | %7s | %11s | %-20s | %-20s | %9s |\n' threads batch implementation "read GB/s" \
+  "GFLOP/s" "prefill ms" "forward tok/s (bound)" "decode tok/s (bound)" "generate tok/s"
+printf '|---------|-------|------------------------|-----------|---------|-------------|----------------------|----------------------|-----------|\n'
+for threads in ${THREADS:-1 2}; do
   export OPENBLAS_NUM_THREADS="$threads"  # an OpenBLAS libblas would otherwise add its own threads
-  cpp="$("$bench" --threads "$threads" "${shape[@]}" "$@")"
-  py="$(/usr/bin/python3 "$root/scripts/crosscheck-gpt2.py" bench --threads "$threads" "${shape[@]}" "$@")"
-  printf '| %-7s | %-22s | %14s | %16s |\n' "$threads" "accel C++ (LibTorch)" \
-    "$(value forward_tokens_per_s <<<"$cpp")" "$(value generate_tokens_per_s <<<"$cpp")"
-  printf '| %-7s | %-22s | %14s | %16s |\n' "$threads" "PyTorch eager (python)" \
-    "$(value forward_tokens_per_s <<<"$py")" "$(value generate_tokens_per_s <<<"$py")"
+  for batch in ${BATCHES:-1 8 32}; do
+    tokens=$((128 / batch < 16 ? 16 : 128 / batch))  # forward rows: batch x tokens, at least 128
+    cpp="$("$bench" --threads "$threads" --batch "$batch" --tokens "$tokens" "${shape[@]}" "$@")"
+    figure() { printf '%s (%s, %.0f%%)' "$(value "$1" <<<"$cpp")" "$(value "$1_bound" <<<"$cpp")" \
+      "$(awk -v r="$(value "$1_of_bound" <<<"$cpp")" 'BEGIN { print 100 * r }')"; }
+    printf '| %-7s | %-5s | %-22s | %9s | %7s | %11s | %-20s | %-20s | %9s |\n' "$threads" "$batch" "accel C++ (LibTorch)" \
+      "$(value read_bandwidth_gb_per_s <<<"$cpp")" "$(value matmul_gflop_per_s <<<"$cpp")" "$(value prefill_ms <<<"$cpp")" \
+      "$(figure forward_tokens_per_s)" "$(figure decode_tokens_per_s)" "$(value generate_tokens_per_s <<<"$cpp")"
+  done
+  py="$(/usr/bin/python3 "$root/scripts/crosscheck-gpt2.py" bench --threads "$threads" --batch 1 --tokens 128 "${shape[@]}" "$@")"
+  printf '| %-7s | %-5s | %-22s | %9s | %7s | %11s | %-20s | %-20s | %9s |\n' "$threads" 1 "PyTorch eager (python)" "" "" "" \
+    "$(value forward_tokens_per_s <<<"$py")" "$(value decode_tokens_per_s <<<"$py")" "$(value generate_tokens_per_s <<<"$py")"
 done
 
 # Tokenizers: ordinary text (README and docs) and one long run of letters, where naive BPE

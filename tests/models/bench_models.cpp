@@ -111,8 +111,12 @@ double flops_per_token(const GPT2Config& c, double context) {
 void run_benchmarks(GPT2LMHeadModel& model, const Shape& s, torch::ScalarType dtype, bool profile) {
   const auto& c = model.config();
   const double bandwidth = read_bandwidth(s.repeats);
+  // The compute bound is the matmul rate at the forward pass's shape (many rows); the rate at
+  // a decode step's rows is printed to show how far below it few rows run.
   const double gemm = matmul_flops(s.batch * s.tokens, c.n_embd, c.inner_dim(), dtype, s.repeats);
-  std::printf("read_bandwidth_gb_per_s %.2f\nmatmul_gflop_per_s %.2f\n", bandwidth / 1e9, gemm / 1e9);
+  const double step_gemm = matmul_flops(s.batch, c.n_embd, c.inner_dim(), dtype, s.repeats);
+  std::printf("read_bandwidth_gb_per_s %.2f\nmatmul_gflop_per_s %.2f\ndecode_rows_matmul_gflop_per_s %.2f\n",
+              bandwidth / 1e9, gemm / 1e9, step_gemm / 1e9);
 
   torch::manual_seed(1);
   const auto ids = torch::randint(0, c.vocab_size, {s.batch, s.tokens}, torch::kLong);

@@ -221,3 +221,20 @@ TEST_CASE("GPT-2 blocks run one by one with a cache equal the whole model", "[mo
   }
   CHECK(staged.length() == 6);
 }
+
+TEST_CASE("a one-row decode step (matrix-vector path) agrees with the same row inside a batch",
+          "[models][generation][cache]") {
+  for (const auto dtype : {torch::kFloat32, torch::kBFloat16}) {
+    INFO(c10::toString(dtype));
+    auto model = tiny_lm(dtype);
+    const auto ids = torch::tensor(kPrompts[0], torch::kLong).unsqueeze(0);
+    KVCache alone, paired;
+    model.forward(ids.narrow(1, 0, 6), {}, &alone);
+    model.forward(ids.narrow(1, 0, 6).repeat({2, 1}), {}, &paired);
+    const auto one = model.forward(ids.narrow(1, 6, 1), {}, &alone);  // one row: gemv
+    const auto two = model.forward(ids.narrow(1, 6, 1).repeat({2, 1}), {}, &paired);  // gemm
+    const double tolerance = dtype == torch::kFloat32 ? 1e-5 : 3e-2;
+    CHECK(torch::allclose(one[0], two[0], tolerance, tolerance));
+    CHECK(torch::allclose(one[0], two[1], tolerance, tolerance));
+  }
+}

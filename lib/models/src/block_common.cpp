@@ -1,6 +1,7 @@
 #include "block_common.h"
 
 #include "accel/core/error.h"
+#include "gemv.h"
 
 #include <algorithm>
 #include <limits>
@@ -34,6 +35,23 @@ torch::Tensor seeded_normal(std::uint64_t seed, const std::string& name,
                             const std::vector<std::int64_t>& shape, double stddev) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(name_seed(seed, name));
   return torch::empty(shape, torch::kFloat32).normal_(0.0, stddev, gen);
+}
+
+torch::Tensor initial_weight(Init init, std::uint64_t seed, const std::string& name,
+                             const std::vector<std::int64_t>& shape, double stddev,
+                             torch::ScalarType dtype) {
+  if (init == Init::kZeros) return torch::zeros(shape, dtype);
+  if (init == Init::kOnes) return torch::ones(shape, dtype);
+  return seeded_normal(seed, name, shape, stddev).to(dtype);
+}
+
+void check_token_ids(const torch::Tensor& input_ids, std::int64_t vocab_size) {
+  if (input_ids.numel() == 0) return;
+  const auto low = input_ids.min().item<std::int64_t>();
+  const auto high = input_ids.max().item<std::int64_t>();
+  if (low < 0 || high >= vocab_size)
+    throw UsageError("token id " + std::to_string(low < 0 ? low : high) +
+                     " is outside the vocabulary (ids 0.." + std::to_string(vocab_size - 1) + ")");
 }
 
 torch::Tensor positions_from_mask(const torch::Tensor& attention_mask) {
@@ -78,11 +96,13 @@ bool single_float_row(const torch::Tensor& x) {
 }  // namespace
 
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+  if (gemv_applies(x, weight)) return gemv(x, weight, bias);
   if (single_float_row(x)) return matrix_vector(x, weight, bias);
   return torch::linear(x, weight, bias.defined() ? bias : torch::Tensor());
 }
 
 torch::Tensor conv1d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+  if (gemv_applies(x, weight.t())) return gemv(x, weight.t(), bias);
   if (single_float_row(x)) return matrix_vector(x, weight.t(), bias);
   auto sizes = x.sizes().vec();
   sizes.back() = weight.size(1);

@@ -5,6 +5,7 @@
 #include "accel/models/safetensors.h"
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,31 @@ class NamedBlock : public Block {
  private:
   NamedTensors weights_;
 };
+
+// How a weight starts without a checkpoint: seeded normal values, zeros (biases), ones (norms).
+enum class Init { kNormal, kZeros, kOnes };
+
+// A weight initialised as `init` in `dtype`; kNormal draws seeded_normal(seed, name, ...).
+torch::Tensor initial_weight(Init init, std::uint64_t seed, const std::string& name,
+                             const std::vector<std::int64_t>& shape, double stddev,
+                             torch::ScalarType dtype);
+
+// Builds a whole model's blocks in this process, in the order blocks() gives them: the first
+// into `first`, the last into `last`, the others into `middle`. The weights are normal tensors
+// without autograd even when called in inference mode, so state_dict() callers may modify them.
+template <class First, class Middle, class Last>
+void build_blocks(const std::vector<BlockSpec>& specs, std::shared_ptr<First>& first,
+                  std::vector<std::shared_ptr<Middle>>& middle, std::shared_ptr<Last>& last) {
+  c10::InferenceMode normal_tensors(false);
+  torch::NoGradGuard no_grad;
+  first = std::dynamic_pointer_cast<First>(specs.front().build());
+  for (std::size_t i = 1; i + 1 < specs.size(); ++i)
+    middle.push_back(std::dynamic_pointer_cast<Middle>(specs[i].build()));
+  last = std::dynamic_pointer_cast<Last>(specs.back().build());
+}
+
+// UsageError naming the first id of `input_ids` outside 0..vocab_size-1.
+void check_token_ids(const torch::Tensor& input_ids, std::int64_t vocab_size);
 
 // Normal(0, stddev) values that depend only on `seed` and the tensor's `name`, so a block built
 // alone (a pipeline stage) equals the same block built inside the whole model.
@@ -39,11 +65,13 @@ void check_compute_dtype(torch::ScalarType dtype, const torch::Device& device,
                          const std::string& model_name);
 
 // x [..., in] times a weight stored [out, in] (torch's Linear layout), plus bias when defined.
-// A single row of float32 runs as a matrix-vector product: BLAS's gemm at one row runs 2-3x
-// below the memory bandwidth that gemv reaches, and batch-1 decoding is nothing but such rows.
+// A single row runs as a matrix-vector product (gemv.h when the weight is contiguous, else
+// BLAS's gemv for float32): gemm at one row runs 2-3x below the memory bandwidth a
+// matrix-vector product reaches, and batch-1 decoding is nothing but such rows.
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
 
-// x [..., in] times a weight stored [in, out] (GPT-2's Conv1D layout), plus bias.
+// x [..., in] times a weight of shape [in, out] (GPT-2's Conv1D layout), plus bias. Stored
+// column-major (a transposed contiguous [out, in]), a single row takes gemv.h's path.
 torch::Tensor conv1d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
 
 // The mask of a call of the whole model: attention_mask (all ones when undefined) as int64 on

@@ -66,15 +66,7 @@ std::vector<BlockSpec> GPT2::blocks() const {
 
 void GPT2::ensure_built() {
   if (head_block_) return;
-  // Weights stay normal tensors even when the first call runs in inference mode, so that
-  // state_dict() callers may still modify them.
-  c10::InferenceMode normal_tensors(false);
-  torch::NoGradGuard no_grad;
-  const auto specs = blocks();
-  embeddings_ = std::dynamic_pointer_cast<detail::Embeddings>(specs.front().build());
-  for (std::size_t i = 1; i + 1 < specs.size(); ++i)
-    layers_.push_back(std::dynamic_pointer_cast<detail::TransformerBlock>(specs[i].build()));
-  head_block_ = std::dynamic_pointer_cast<detail::Head>(specs.back().build());
+  detail::build_blocks(blocks(), embeddings_, layers_, head_block_);
   head_block_->tie_to(embeddings_->wte());
 }
 

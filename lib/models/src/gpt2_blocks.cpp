@@ -36,12 +36,8 @@ torch::Tensor WeightSource::load(const std::string& name, const std::vector<std:
                                                prefixed + "')");
     value = checkpoint_->get_floating(checkpoint_->contains(name) ? name : prefixed, shape,
                                       options_.dtype);
-  } else if (init == Init::kZeros) {
-    value = torch::zeros(shape, options_.dtype);
-  } else if (init == Init::kOnes) {
-    value = torch::ones(shape, options_.dtype);
   } else {
-    value = seeded_normal(options_.seed, name, shape, stddev).to(options_.dtype);
+    value = initial_weight(init, options_.seed, name, shape, stddev, options_.dtype);
   }
   return value.to(options_.device);
 }
@@ -57,12 +53,7 @@ Embeddings::Embeddings(const WeightSource& source) {
 
 torch::Tensor Embeddings::embed(const torch::Tensor& input_ids, const torch::Tensor& position_ids) {
   if (input_ids.numel() > 0) {
-    const auto low = input_ids.min().item<std::int64_t>();
-    const auto high = input_ids.max().item<std::int64_t>();
-    if (low < 0 || high >= wte_.size(0))
-      throw UsageError("token id " + std::to_string(low < 0 ? low : high) +
-                       " is outside the vocabulary (ids 0.." + std::to_string(wte_.size(0) - 1) +
-                       ")");
+    check_token_ids(input_ids, wte_.size(0));
     const auto last_position = position_ids.max().item<std::int64_t>();
     if (last_position >= wpe_.size(0))
       throw UsageError("sequence reaches position " + std::to_string(last_position) +
@@ -99,17 +90,25 @@ TransformerBlock::TransformerBlock(const WeightSource& source, std::int64_t inde
                   double stddev = 0.0) {
     return add(p + name, source.load(p + name, shape, init, stddev));
   };
+  // In bfloat16 the [in, out] matrices are stored column-major (a copy at load; from a float32
+  // file the conversion copies anyway), so a decode step's single row takes gemv.h's path
+  // instead of LibTorch's slow bfloat16 one. float32 is used in place from the file.
+  auto matrix = [&](const std::string& name, std::vector<std::int64_t> shape, double stddev) {
+    auto value = source.load(p + name, shape, Init::kNormal, stddev);
+    if (value.scalar_type() != torch::kFloat32) value = value.t().contiguous().t();
+    return add(p + name, value);
+  };
   ln_1_w_ = load("ln_1.weight", {d}, Init::kOnes);
   ln_1_b_ = load("ln_1.bias", {d}, Init::kZeros);
-  c_attn_w_ = load("attn.c_attn.weight", {d, 3 * d}, Init::kNormal, c.initializer_range);
+  c_attn_w_ = matrix("attn.c_attn.weight", {d, 3 * d}, c.initializer_range);
   c_attn_b_ = load("attn.c_attn.bias", {3 * d}, Init::kZeros);
-  attn_proj_w_ = load("attn.c_proj.weight", {d, d}, Init::kNormal, proj_std);
+  attn_proj_w_ = matrix("attn.c_proj.weight", {d, d}, proj_std);
   attn_proj_b_ = load("attn.c_proj.bias", {d}, Init::kZeros);
   ln_2_w_ = load("ln_2.weight", {d}, Init::kOnes);
   ln_2_b_ = load("ln_2.bias", {d}, Init::kZeros);
-  c_fc_w_ = load("mlp.c_fc.weight", {d, inner}, Init::kNormal, c.initializer_range);
+  c_fc_w_ = matrix("mlp.c_fc.weight", {d, inner}, c.initializer_range);
   c_fc_b_ = load("mlp.c_fc.bias", {inner}, Init::kZeros);
-  mlp_proj_w_ = load("mlp.c_proj.weight", {inner, d}, Init::kNormal, proj_std);
+  mlp_proj_w_ = matrix("mlp.c_proj.weight", {inner, d}, proj_std);
   mlp_proj_b_ = load("mlp.c_proj.bias", {d}, Init::kZeros);
 }
 

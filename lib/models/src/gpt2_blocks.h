@@ -15,7 +15,7 @@ namespace accel::models::detail {
 // the tensor's name, so a block built alone equals the same block built in the whole model.
 class WeightSource {
  public:
-  enum class Init { kNormal, kZeros, kOnes };
+  using Init = detail::Init;
 
   WeightSource(const GPT2Options& options, std::shared_ptr<const SafetensorsFile> checkpoint);
 

@@ -15,8 +15,6 @@ namespace {
 // Where a block's weights come from: the checkpoint, or seeded random values by name.
 class LlamaWeights {
  public:
-  enum class Init { kNormal, kZeros, kOnes };
-
   LlamaWeights(const LlamaOptions& options, std::shared_ptr<const Checkpoint> checkpoint)
       : options_(options), checkpoint_(std::move(checkpoint)) {}
 
@@ -24,11 +22,9 @@ class LlamaWeights {
 
   torch::Tensor load(const std::string& name, const std::vector<std::int64_t>& shape,
                      Init init) const {
-    torch::Tensor value;
-    if (checkpoint_) value = checkpoint_->get_floating(name, shape, options_.dtype);
-    else if (init == Init::kZeros) value = torch::zeros(shape, options_.dtype);
-    else if (init == Init::kOnes) value = torch::ones(shape, options_.dtype);
-    else value = seeded_normal(options_.seed, name, shape, config().initializer_range).to(options_.dtype);
+    const auto value = checkpoint_ ? checkpoint_->get_floating(name, shape, options_.dtype)
+                                   : initial_weight(init, options_.seed, name, shape,
+                                                    config().initializer_range, options_.dtype);
     return value.to(options_.device);
   }
 
@@ -36,8 +32,6 @@ class LlamaWeights {
   LlamaOptions options_;
   std::shared_ptr<const Checkpoint> checkpoint_;
 };
-
-using Init = LlamaWeights::Init;
 
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
   // In float32 whatever the model's dtype, then cast back before the weight, as HF does.
@@ -125,14 +119,7 @@ class LlamaEmbedding : public NamedBlock {
   }
 
   torch::Tensor embed(const torch::Tensor& input_ids) {
-    if (input_ids.numel() > 0) {
-      const auto low = input_ids.min().item<std::int64_t>();
-      const auto high = input_ids.max().item<std::int64_t>();
-      if (low < 0 || high >= table_.size(0))
-        throw UsageError("token id " + std::to_string(low < 0 ? low : high) +
-                         " is outside the vocabulary (ids 0.." + std::to_string(table_.size(0) - 1) +
-                         ")");
-    }
+    check_token_ids(input_ids, table_.size(0));
     return torch::embedding(table_, input_ids.to(table_.device()));
   }
 
@@ -337,14 +324,7 @@ std::vector<BlockSpec> LlamaForCausalLM::blocks() const {
 
 void LlamaForCausalLM::ensure_built() {
   if (embedding_) return;
-  // Weights stay normal tensors even when the first call runs in inference mode.
-  c10::InferenceMode normal_tensors(false);
-  torch::NoGradGuard no_grad;
-  const auto specs = blocks();
-  embedding_ = std::dynamic_pointer_cast<detail::LlamaEmbedding>(specs.front().build());
-  for (std::size_t i = 1; i + 1 < specs.size(); ++i)
-    layers_.push_back(std::dynamic_pointer_cast<detail::LlamaLayer>(specs[i].build()));
-  head_ = std::dynamic_pointer_cast<detail::LlamaHead>(specs.back().build());
+  detail::build_blocks(blocks(), embedding_, layers_, head_);
   if (options_.config.tie_word_embeddings) head_->tie_to(embedding_->table());
 }
 
