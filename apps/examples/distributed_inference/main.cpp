@@ -9,7 +9,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -55,6 +57,36 @@ void replace_announced(const fs::path& path, const std::string& contents) {
   accel::files::replace_atomically(path.string(), contents);
 }
 
+// Wall-clock seconds since the epoch: the clock every rank's timeline line shares.
+double wall_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// One integer field of a /proc file of "name: value" lines (0 when absent, e.g. without procfs).
+long long proc_field(const std::string& path, const std::string& name) {
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);)
+    if (line.compare(0, name.size() + 1, name + ":") == 0) return std::atoll(line.c_str() + name.size() + 1);
+  return 0;
+}
+
+// When this rank reached each phase of the job, and what loading the model cost.
+struct Timeline {
+  double ready = 0, group = 0, load = 0, first_token = 0, done = 0;
+  long long load_rchar = 0;  // bytes read() while loading: the weights are mapped, not read
+
+  // "timeline rank=R ready=T ... rss_file_kb=K", parsed by scripts/bench-main-job.sh.
+  std::string line(int rank, double tokens) const {
+    char out[512];
+    std::snprintf(out, sizeof out,
+                  "timeline rank=%d ready=%.6f group=%.6f load=%.6f first_token=%.6f done=%.6f tokens=%.0f "
+                  "load_rchar=%lld rss_anon_kb=%lld rss_file_kb=%lld",
+                  rank, ready, group, load, first_token, done, tokens, load_rchar,
+                  proc_field("/proc/self/status", "RssAnon"), proc_field("/proc/self/status", "RssFile"));
+    return out;
+  }
+};
+
 std::string rate(double tokens, double seconds) {
   std::ostringstream out;
   out << static_cast<long long>(tokens) << " tokens in " << std::fixed << std::setprecision(2) << seconds << " s ("
@@ -62,8 +94,9 @@ std::string rate(double tokens, double seconds) {
   return out.str();
 }
 
-int run(const Options& options) {
+int run(const Options& options, Timeline timeline) {
   accel::PartialState state;
+  timeline.group = wall_now();
   if (options.threads > 0) torch::set_num_threads(options.threads);
   const auto prompts = options.prompts_file.empty() ? kDefaultPrompts : read_prompts(options.prompts_file);
   std::error_code ec;
@@ -72,7 +105,10 @@ int run(const Options& options) {
     throw accel::FileError(options.output_dir, "--output_dir is not a directory that can be created");
   }
 
+  const auto rchar = proc_field("/proc/self/io", "rchar");
   const accel::examples::TextGenerator generator(options.generation, state.device());
+  timeline.load = wall_now();
+  timeline.load_rchar = proc_field("/proc/self/io", "rchar") - rchar;
   state.print("distributed_inference: model", generator.description());
   const auto mine = state.split_between_processes(prompts, /*apply_padding=*/true);
   const auto rank = state.process_index();
@@ -82,6 +118,8 @@ int run(const Options& options) {
       std::cerr << "distributed_inference: rank " << rank << ": " << done << "/" << total << " prompts done\n";
   });
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
+  timeline.done = wall_now();
+  timeline.first_token = completions.empty() ? timeline.done : timeline.done - seconds + completions[0].prefill_seconds;
 
   std::string lines;
   std::vector<std::string> texts, records;
@@ -104,6 +142,7 @@ int run(const Options& options) {
   const auto all = state.gather_unpadded(texts, mine);
   const auto all_records = state.gather_unpadded(records, mine);
   const auto per_rank = state.gather_object(std::vector<double>{tokens, seconds});
+  const auto timelines = state.gather_object(timeline.line(rank, tokens));
   state.print("distributed_inference:", prompts.size(), "prompts on", state.num_processes(),
               "process(es) (" + std::string(accel::to_string(state.backend())) + ", " + state.device().str() + ")");
   for (std::size_t i = 0; i < all.size(); ++i) state.print("[" + std::to_string(i) + "]", prompts[i], "->", all[i]);
@@ -114,6 +153,7 @@ int run(const Options& options) {
     slowest = std::max(slowest, per_rank[r + 1]);
   }
   state.print("total:", rate(total_tokens, slowest), "over", state.num_processes(), "process(es)");
+  for (const auto& line : timelines) state.print(line);
   if (!options.output_jsonl.empty() && state.is_main_process()) {
     std::string jsonl;
     for (const auto& record : all_records) jsonl += record + "\n";
@@ -125,6 +165,8 @@ int run(const Options& options) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  Timeline timeline;
+  timeline.ready = wall_now();
   CLI::App app{"Splits prompts between the job's processes, generates completions on each share, gathers them"};
   Options options;
   auto& g = options.generation;
@@ -160,7 +202,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1024));
   try {
     app.parse(argc, argv);
-    return run(options);
+    return run(options, timeline);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const accel::Error& e) {

@@ -83,7 +83,8 @@ std::vector<Completion> TextGenerator::run(
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
     for (std::size_t k = 0; k < result.new_tokens.size(); ++k) {
       const auto& tokens = result.new_tokens[k];
-      out.push_back({tokenizer_->completion_text(tokens), tokens, static_cast<std::int64_t>(ids[k].size()), seconds});
+      out.push_back({tokenizer_->completion_text(tokens), tokens, static_cast<std::int64_t>(ids[k].size()), seconds,
+                     result.prefill_seconds});
     }
     if (after_batch) after_batch(end, prompts.size());
   }

@@ -34,6 +34,7 @@ struct Completion {
   std::vector<std::int64_t> new_tokens;  // generated ids, the EOS that stopped it included
   std::int64_t prompt_tokens = 0;
   double batch_seconds = 0;  // wall time of the batch the prompt ran in
+  double prefill_seconds = 0;  // of that batch: its prompts through the model to the first tokens
 };
 
 class TextGenerator {

@@ -2,6 +2,7 @@
 #include "accel/models/generation.h"
 
 #include <algorithm>
+#include <chrono>
 #include <limits>
 
 namespace accel::models {
@@ -43,9 +44,10 @@ torch::Tensor sample(torch::Tensor logits, const GenerationOptions& o, at::Gener
 // Generates into ids[:, prompt:] step by step (in inference mode; ids and mask stay normal
 // tensors) and returns how many columns of ids hold tokens when every row has stopped.
 std::int64_t fill_tokens(CausalLM& model, torch::Tensor& ids, const torch::Tensor& mask,
-                         std::int64_t prompt, const GenerationOptions& options,
-                         std::vector<std::vector<std::int64_t>>& new_tokens) {
+                         std::int64_t prompt, const GenerationOptions& options, Generation& result) {
   c10::InferenceMode inference;
+  const auto began = std::chrono::steady_clock::now();
+  auto& new_tokens = result.new_tokens;
   const auto batch = ids.size(0), width = ids.size(1);
   const auto eos = torch::tensor(model.eos_token_ids(), torch::kLong);
   const bool stopping = options.stop_at_eos && eos.numel() > 0;
@@ -75,6 +77,8 @@ std::int64_t fill_tokens(CausalLM& model, torch::Tensor& ids, const torch::Tenso
       all_finished = all_finished && finished[row];
     }
     ids.select(1, length).copy_(next);
+    if (length == prompt)
+      result.prefill_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
     ++length;
     if (all_finished) break;
   }
@@ -156,7 +160,7 @@ Generation generate(CausalLM& model, const torch::Tensor& input_ids,
 
   Generation result;
   result.new_tokens.resize(static_cast<std::size_t>(batch));
-  const auto length = fill_tokens(model, ids, mask, prompt, options, result.new_tokens);
+  const auto length = fill_tokens(model, ids, mask, prompt, options, result);
   result.sequences = ids.narrow(1, 0, length);
   return result;
 }

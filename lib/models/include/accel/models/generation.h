@@ -28,6 +28,7 @@ struct GenerationOptions {
 struct Generation {
   torch::Tensor sequences;  // [B, T + steps]: the (left-padded) prompts and the new tokens
   std::vector<std::vector<std::int64_t>> new_tokens;  // per row, up to and including the EOS
+  double prefill_seconds = 0;  // the first step: the prompts through the model to every row's first token
 };
 
 class CausalLM {
