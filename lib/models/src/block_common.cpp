@@ -76,34 +76,13 @@ void check_compute_dtype(torch::ScalarType dtype, const torch::Device& device,
     throw UsageError("float16 needs a CUDA device; on CPU use float32 or bfloat16");
 }
 
-namespace {
-
-// weight_out_in [out, in] (any strides) times x's single row, as x's shape with `out` last.
-torch::Tensor matrix_vector(const torch::Tensor& x, const torch::Tensor& weight_out_in,
-                            const torch::Tensor& bias) {
-  auto sizes = x.sizes().vec();
-  sizes.back() = weight_out_in.size(0);
-  const auto row = x.reshape({-1});
-  const auto product = bias.defined() ? torch::addmv(bias, weight_out_in, row)
-                                      : torch::mv(weight_out_in, row);
-  return product.view(sizes);
-}
-
-bool single_float_row(const torch::Tensor& x) {
-  return x.scalar_type() == torch::kFloat32 && x.numel() == x.size(-1);
-}
-
-}  // namespace
-
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
   if (gemv_applies(x, weight)) return gemv(x, weight, bias);
-  if (single_float_row(x)) return matrix_vector(x, weight, bias);
   return torch::linear(x, weight, bias.defined() ? bias : torch::Tensor());
 }
 
 torch::Tensor conv1d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
   if (gemv_applies(x, weight.t())) return gemv(x, weight.t(), bias);
-  if (single_float_row(x)) return matrix_vector(x, weight.t(), bias);
   auto sizes = x.sizes().vec();
   sizes.back() = weight.size(1);
   return torch::addmm(bias, x.reshape({-1, x.size(-1)}), weight).view(sizes);

@@ -65,13 +65,12 @@ void check_compute_dtype(torch::ScalarType dtype, const torch::Device& device,
                          const std::string& model_name);
 
 // x [..., in] times a weight stored [out, in] (torch's Linear layout), plus bias when defined.
-// A single row runs as a matrix-vector product (gemv.h when the weight is contiguous, else
-// BLAS's gemv for float32): gemm at one row runs 2-3x below the memory bandwidth a
-// matrix-vector product reaches, and batch-1 decoding is nothing but such rows.
+// A single row runs as a matrix-vector product (gemv.h): gemm at one row runs 2-3x below the
+// memory bandwidth a matrix-vector product reaches, and batch-1 decoding is nothing but such rows.
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
 
-// x [..., in] times a weight of shape [in, out] (GPT-2's Conv1D layout), plus bias. Stored
-// column-major (a transposed contiguous [out, in]), a single row takes gemv.h's path.
+// x [..., in] times a weight of shape [in, out] (GPT-2's Conv1D layout), plus bias; a single row
+// runs as a matrix-vector product (gemv.h), whichever way round the weight is stored.
 torch::Tensor conv1d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
 
 // The mask of a call of the whole model: attention_mask (all ones when undefined) as int64 on

@@ -91,8 +91,9 @@ TransformerBlock::TransformerBlock(const WeightSource& source, std::int64_t inde
     return add(p + name, source.load(p + name, shape, init, stddev));
   };
   // In bfloat16 the [in, out] matrices are stored column-major (a copy at load; from a float32
-  // file the conversion copies anyway), so a decode step's single row takes gemv.h's path
-  // instead of LibTorch's slow bfloat16 one. float32 is used in place from the file.
+  // file the conversion copies anyway): a decode step's row then reads them as gemv.h's
+  // [out, in] kind, which takes bfloat16 pairs as 32-bit words and ran 15% faster than its
+  // [in, out] kind. float32 is used in place from the file (mapped, not copied).
   auto matrix = [&](const std::string& name, std::vector<std::int64_t> shape, double stddev) {
     auto value = source.load(p + name, shape, Init::kNormal, stddev);
     if (value.scalar_type() != torch::kFloat32) value = value.t().contiguous().t();
