@@ -171,3 +171,45 @@ TEST_CASE("token ids are any 32-bit values, gaps allowed, and larger or negative
   REQUIRE_THROWS_WITH(TokenizerJson::from_file(write_tokenizer(dir, body)),
                       Contains("token '<neg>' has the id -1; ids are 0..4294967295"));
 }
+
+TEST_CASE("tokenizer.json values of the wrong type are refused naming the component and key",
+          "[models][tokenizer_json][errors]") {
+  TempDir dir;
+  const auto refused = [&](const char* component, const nlohmann::json& value) {
+    auto body = sentencepiece_style();
+    body[component] = value;
+    const auto path = write_tokenizer(dir, body);
+    REQUIRE_THROWS_AS(TokenizerJson::from_file(path), accel::Error);
+    try {
+      TokenizerJson::from_file(path);
+    } catch (const accel::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  // What a fuzzer found: an object where the normalizer's type name belongs.
+  CHECK_THAT(refused("normalizer", {{"type", {{"a", 1}}}}),
+             Contains("normalizer: key 'type' has value '{\"a\":1}' of the wrong type"));
+  CHECK_THAT(refused("normalizer", {{"type", "Sequence"}, {"normalizers", "NFC"}}),
+             Contains("normalizer: key 'normalizers' has value '\"NFC\"'; expected a list"));
+  CHECK_THAT(refused("normalizer", {{"type", "Sequence"}, {"normalizers", {5}}}),
+             Contains("normalizer is '5'; expected an object with 'type'"));
+  CHECK_THAT(refused("normalizer", {{"type", "Replace"}, {"pattern", {{"String", 7}}}, {"content", "x"}}),
+             Contains("normalizer Replace with pattern '{\"String\":7}' is not supported"));
+  CHECK_THAT(refused("pre_tokenizer", {{"type", "Split"}, {"pattern", "abc"}}),
+             Contains("pre_tokenizer Split pattern '\"abc\"' is not supported"));
+  CHECK_THAT(refused("pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", "yes"}}),
+             Contains("pre_tokenizer: key 'add_prefix_space' has value '\"yes\"' of the wrong type"));
+  CHECK_THAT(refused("decoder", {{"type", "Strip"}, {"content", ""}, {"start", 1}}),
+             Contains("decoder Strip needs a content character and counts start, stop >= 0"));
+  CHECK_THAT(refused("decoder", {{"type", "Strip"}, {"content", " "}, {"start", -1}}),
+             Contains("start -1"));
+  CHECK_THAT(refused("post_processor", {{"type", "TemplateProcessing"}, {"single", {{{"SpecialToken", 3}}}}}),
+             Contains("post_processor is '3'; expected an object with 'id'"));
+  CHECK_THAT(refused("post_processor",
+                     {{"type", "TemplateProcessing"},
+                      {"single", {{{"SpecialToken", {{"id", "<s>"}}}}}},
+                      {"special_tokens", {{"<s>", {{"ids", {"one"}}}}}}}),
+             Contains("post_processor special token '<s>' has the id '\"one\"'"));
+  CHECK_THAT(refused("added_tokens", {{"content", "x"}}), Contains("added_tokens' has value"));
+}

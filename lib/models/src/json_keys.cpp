@@ -21,6 +21,13 @@ nlohmann::json parse_json_object(const std::string& text, const std::string& sou
   return j;
 }
 
+nlohmann::json list_or_empty(const nlohmann::json& j, const char* key, const std::string& source) {
+  auto list = value_or(j, key, nlohmann::json::array(), source);
+  if (!list.is_array())
+    throw UsageError(source + ": key '" + key + "' has value " + text::quote(list.dump()) + "; expected a list");
+  return list;
+}
+
 void require_positive(std::int64_t value, const char* key, const std::string& source) {
   if (value <= 0)
     throw UsageError(source + ": key " + text::quote(key) + " must be a positive integer, got " +

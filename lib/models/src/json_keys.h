@@ -32,6 +32,20 @@ void read_key(const nlohmann::json& j, const char* key, std::optional<T>& out, c
   out = value;
 }
 
+// `j[key]` as T, or `fallback` when the key is absent or null. UsageError naming `source` and the
+// key when `j` is not an object or the value has another type (hostile files must not reach
+// nlohmann's own type errors).
+template <typename T>
+T value_or(const nlohmann::json& j, const char* key, T fallback, const std::string& source) {
+  if (!j.is_object())
+    throw UsageError(source + " is " + text::quote(j.dump()) + "; expected an object with '" + key + "'");
+  read_key(j, key, fallback, source);
+  return fallback;
+}
+
+// `j[key]` when it is a list, an empty list when the key is absent or null; UsageError otherwise.
+nlohmann::json list_or_empty(const nlohmann::json& j, const char* key, const std::string& source);
+
 // UsageError naming `source` and `key` unless `value` > 0; the _or_unset form also takes 0,
 // which the config classes use for a key given as null ("derive it" or "none").
 void require_positive(std::int64_t value, const char* key, const std::string& source);

@@ -230,7 +230,6 @@ struct TokenizerJson::Impl {
   }
 
   void load_added(const json& list) {
-    if (!list.is_array()) return;
     for (const auto& t : list) {
       AddedToken token{"", -1, false, false, false};
       detail::read_key(t, "content", token.content, path + " added_tokens");
@@ -250,60 +249,81 @@ struct TokenizerJson::Impl {
       added_by_first_byte[static_cast<unsigned char>(added[k].content[0])].push_back(k);
   }
 
+  // Each component reader checks the types of the keys it reads: a hostile file gets an error
+  // naming the component and key, never nlohmann's own exception.
+  template <typename T>
+  T key_or(const json& j, const char* key, T fallback, const char* component) const {
+    return detail::value_or(j, key, std::move(fallback), path + " " + component);
+  }
+
+  json list_key(const json& j, const char* key, const char* component) const {
+    return detail::list_or_empty(j, key, path + " " + component);
+  }
+
   void load_normalizer(const json& n) {
     if (n.is_null()) return;
-    const auto type = n.value("type", std::string());
+    const char* const where = "normalizer";
+    const auto type = key_or(n, "type", std::string(), where);
     if (type == "Sequence") {
-      for (const auto& item : n.value("normalizers", json::array())) load_normalizer(item);
+      for (const auto& item : list_key(n, "normalizers", where)) load_normalizer(item);
     } else if (type == "NFC") {
       normalizers.push_back({Normalizer::Kind::kNfc, "", ""});
     } else if (type == "Prepend") {
-      normalizers.push_back({Normalizer::Kind::kPrepend, n.value("prepend", std::string()), ""});
+      normalizers.push_back({Normalizer::Kind::kPrepend, key_or(n, "prepend", std::string(), where), ""});
     } else if (type == "Replace") {
-      normalizers.push_back({Normalizer::Kind::kReplace, string_pattern(n, "normalizer"),
-                             n.value("content", std::string())});
+      normalizers.push_back({Normalizer::Kind::kReplace, string_pattern(n, where), key_or(n, "content", std::string(), where)});
     } else {
       fail("normalizer type " + text::quote(type) + " is not supported; supported: Sequence, NFC, Prepend, Replace");
     }
   }
 
-  std::string string_pattern(const json& item, const std::string& where) const {
-    if (!item.contains("pattern") || !item["pattern"].contains("String"))
-      fail(where + " Replace with pattern " + text::quote(item.value("pattern", json()).dump()) +
+  std::string string_pattern(const json& item, const char* where) const {
+    const auto pattern = key_or(item, "pattern", json(), where);
+    if (!pattern.is_object() || !pattern.contains("String") || !pattern["String"].is_string())
+      fail(std::string(where) + " Replace with pattern " + text::quote(pattern.dump()) +
            " is not supported; supported: {\"String\": ...}");
-    return item["pattern"]["String"].get<std::string>();
+    return pattern["String"].get<std::string>();
   }
 
   void load_pre_tokenizer(const json& p) {
     if (p.is_null()) return;
-    const auto type = p.value("type", std::string());
+    const char* const where = "pre_tokenizer";
+    const auto type = key_or(p, "type", std::string(), where);
     if (type == "Sequence") {
-      for (const auto& item : p.value("pretokenizers", json::array())) load_pre_tokenizer(item);
+      for (const auto& item : list_key(p, "pretokenizers", where)) load_pre_tokenizer(item);
     } else if (type == "ByteLevel") {
       byte_level = true;
-      add_prefix_space = p.value("add_prefix_space", false);
-      if (p.value("use_regex", true)) set_split(Split::kGpt2);
+      add_prefix_space = key_or(p, "add_prefix_space", false, where);
+      if (key_or(p, "use_regex", true, where)) set_split(Split::kGpt2);
     } else if (type == "Split") {
-      const auto regex = p.contains("pattern") ? p["pattern"].value("Regex", std::string()) : std::string();
-      static const std::string kLetters = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|";
-      static const std::string kRest = "| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-      if (regex == kLetters + "\\p{N}{1,3}" + kRest) set_split(Split::kLlama3);
-      else if (regex == kLetters + "\\p{N}" + kRest) set_split(Split::kQwen);
-      else if (regex == "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+")
-        set_split(Split::kGpt2);
-      else
-        fail("pre_tokenizer Split pattern " + text::quote(p.value("pattern", json()).dump()) +
-             " is not supported; supported: the GPT-2, Llama 3 and Qwen patterns");
-      if (p.value("behavior", std::string("Isolated")) != "Isolated" || p.value("invert", false))
-        fail("pre_tokenizer Split supports behavior Isolated without invert only");
+      load_split(p);
     } else if (type == "Metaspace") {
       metaspace = true;
-      metaspace_split = p.value("split", true);
-      metaspace_scheme = p.value("prepend_scheme", std::string(p.value("add_prefix_space", true) ? "always" : "never"));
-      if (p.value("replacement", kMetaspace) != kMetaspace) fail("pre_tokenizer Metaspace supports replacement U+2581 only");
+      metaspace_split = key_or(p, "split", true, where);
+      const bool add_prefix = key_or(p, "add_prefix_space", true, where);
+      metaspace_scheme = key_or(p, "prepend_scheme", std::string(add_prefix ? "always" : "never"), where);
+      if (key_or(p, "replacement", kMetaspace, where) != kMetaspace)
+        fail("pre_tokenizer Metaspace supports replacement U+2581 only");
     } else {
       fail("pre_tokenizer type " + text::quote(type) + " is not supported; supported: Sequence, ByteLevel, Split, Metaspace");
     }
+  }
+
+  void load_split(const json& p) {
+    const char* const where = "pre_tokenizer";
+    const auto pattern = key_or(p, "pattern", json(), where);
+    const auto regex = pattern.is_object() ? key_or(pattern, "Regex", std::string(), where) : std::string();
+    static const std::string kLetters = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|";
+    static const std::string kRest = "| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    if (regex == kLetters + "\\p{N}{1,3}" + kRest) set_split(Split::kLlama3);
+    else if (regex == kLetters + "\\p{N}" + kRest) set_split(Split::kQwen);
+    else if (regex == "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+")
+      set_split(Split::kGpt2);
+    else
+      fail("pre_tokenizer Split pattern " + text::quote(pattern.dump()) +
+           " is not supported; supported: the GPT-2, Llama 3 and Qwen patterns");
+    if (key_or(p, "behavior", std::string("Isolated"), where) != "Isolated" || key_or(p, "invert", false, where))
+      fail("pre_tokenizer Split supports behavior Isolated without invert only");
   }
 
   void set_split(Split s) {
@@ -313,25 +333,31 @@ struct TokenizerJson::Impl {
 
   void load_decoder(const json& d) {
     if (d.is_null()) return;
-    const auto type = d.value("type", std::string());
+    const char* const where = "decoder";
+    const auto type = key_or(d, "type", std::string(), where);
     if (type == "Sequence") {
-      for (const auto& item : d.value("decoders", json::array())) load_decoder(item);
+      for (const auto& item : list_key(d, "decoders", where)) load_decoder(item);
     } else if (type == "ByteLevel") {
       decoders.push_back({Decoder::Kind::kByteLevel, "", ""});
     } else if (type == "Replace") {
-      decoders.push_back({Decoder::Kind::kReplace, string_pattern(d, "decoder"), d.value("content", std::string())});
+      decoders.push_back({Decoder::Kind::kReplace, string_pattern(d, where), key_or(d, "content", std::string(), where)});
     } else if (type == "ByteFallback") {
       decoders.push_back({Decoder::Kind::kByteFallback, "", ""});
     } else if (type == "Fuse") {
       decoders.push_back({Decoder::Kind::kFuse, "", ""});
     } else if (type == "Strip") {
-      Decoder strip{Decoder::Kind::kStrip, d.value("content", std::string(" ")), ""};
-      strip.start = d.value("start", 0);
-      strip.stop = d.value("stop", 0);
+      Decoder strip{Decoder::Kind::kStrip, key_or(d, "content", std::string(" "), where), ""};
+      const auto start = key_or(d, "start", std::int64_t{0}, where), stop = key_or(d, "stop", std::int64_t{0}, where);
+      if (strip.a.empty() || start < 0 || stop < 0)
+        fail("decoder Strip needs a content character and counts start, stop >= 0; got content " + text::quote(strip.a) +
+             ", start " + std::to_string(start) + ", stop " + std::to_string(stop));
+      strip.start = static_cast<std::size_t>(start);
+      strip.stop = static_cast<std::size_t>(stop);
       decoders.push_back(strip);
     } else if (type == "Metaspace") {
       Decoder m{Decoder::Kind::kMetaspace, "", ""};
-      m.strip_first_space = d.value("prepend_scheme", std::string(d.value("add_prefix_space", true) ? "always" : "never")) != "never";
+      const bool add_prefix = key_or(d, "add_prefix_space", true, where);
+      m.strip_first_space = key_or(d, "prepend_scheme", std::string(add_prefix ? "always" : "never"), where) != "never";
       decoders.push_back(m);
     } else {
       fail("decoder type " + text::quote(type) + " is not supported; supported: Sequence, ByteLevel, Replace, "
@@ -341,28 +367,32 @@ struct TokenizerJson::Impl {
 
   void load_post_processor(const json& p) {
     if (p.is_null()) return;
-    const auto type = p.value("type", std::string());
+    const char* const where = "post_processor";
+    const auto type = key_or(p, "type", std::string(), where);
     if (type == "ByteLevel") return;  // offsets only
     if (type == "Sequence") {
-      for (const auto& item : p.value("processors", json::array())) load_post_processor(item);
+      for (const auto& item : list_key(p, "processors", where)) load_post_processor(item);
       return;
     }
     if (type != "TemplateProcessing")
       fail("post_processor type " + text::quote(type) + " is not supported; supported: TemplateProcessing, ByteLevel, Sequence");
+    const auto specials = key_or(p, "special_tokens", json::object(), where);
     bool after_sequence = false;
-    for (const auto& piece : p.value("single", json::array())) {
-      if (piece.contains("Sequence")) {
+    for (const auto& piece : list_key(p, "single", where)) {
+      if (piece.is_object() && piece.contains("Sequence")) {
         after_sequence = true;
         continue;
       }
-      const auto name = piece.contains("SpecialToken") ? piece["SpecialToken"].value("id", std::string()) : std::string();
-      const auto& specials = p.value("special_tokens", json::object());
-      if (!specials.contains(name)) fail("post_processor template names special token " + text::quote(name) + " it does not define");
-      for (const auto& id : specials[name].value("ids", json::array()))
+      const auto special = key_or(piece, "SpecialToken", json::object(), where);
+      const auto name = key_or(special, "id", std::string(), where);
+      if (!specials.is_object() || !specials.contains(name))
+        fail("post_processor template names special token " + text::quote(name) + " it does not define");
+      for (const auto& id : list_key(specials[name], "ids", where)) {
+        if (!id.is_number_integer()) fail("post_processor special token " + text::quote(name) + " has the id " + text::quote(id.dump()));
         (after_sequence ? suffix_ids : prefix_ids).push_back(id.get<std::int64_t>());
+      }
     }
   }
-
   std::string normalize(std::string text) const {
     for (const auto& n : normalizers) {
       if (n.kind == Normalizer::Kind::kNfc) text = nfc(text);
@@ -536,11 +566,11 @@ TokenizerJson TokenizerJson::from_file(const std::string& path) {
   }
   if (!j.is_object() || !j.contains("model")) impl->fail("expected a tokenizer.json object with a \"model\"");
   impl->load_model(j["model"]);
-  impl->load_added(j.value("added_tokens", json::array()));
-  impl->load_normalizer(j.value("normalizer", json()));
-  impl->load_pre_tokenizer(j.value("pre_tokenizer", json()));
-  impl->load_post_processor(j.value("post_processor", json()));
-  impl->load_decoder(j.value("decoder", json()));
+  impl->load_added(impl->list_key(j, "added_tokens", "file"));
+  impl->load_normalizer(impl->key_or(j, "normalizer", json(), "file"));
+  impl->load_pre_tokenizer(impl->key_or(j, "pre_tokenizer", json(), "file"));
+  impl->load_post_processor(impl->key_or(j, "post_processor", json(), "file"));
+  impl->load_decoder(impl->key_or(j, "decoder", json(), "file"));
   if (impl->byte_level)
     for (int b = 0; b < 256; ++b)
       impl->require(detail::byte_alphabet().symbol[b], "the ByteLevel pre-tokenizer (byte " + std::to_string(b) + ")");
