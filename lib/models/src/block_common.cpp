@@ -1,6 +1,7 @@
 #include "block_common.h"
 
 #include "accel/core/error.h"
+#include "decode_attention.h"
 #include "gemv.h"
 
 #include <algorithm>
@@ -132,6 +133,7 @@ torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch
                      std::to_string(q.size(2)) + " queries got a mask for " +
                      std::to_string(blocked.size(3)) + " keys and " +
                      std::to_string(blocked.size(2)) + " queries");
+  if (one_query_attention_applies(q, k, v, blocked)) return attend_one_query(q, k, v, blocked, scale);
   // Grouped-query attention: the `groups` query heads that share a key/value head are stacked
   // along the query dim, so the cached keys and values are read as they are, not repeated.
   const auto batch = q.size(0), heads = q.size(1), tokens = q.size(2), keys = k.size(2);

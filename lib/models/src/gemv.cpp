@@ -208,6 +208,53 @@ bool gemv_applies(const torch::Tensor& x, const torch::Tensor& weight) {
   return one_row && (weight.is_contiguous() || weight.t().is_contiguous());
 }
 
+namespace {
+
+// A one-row tensor's values as float32: its own memory when it is a contiguous float32 row,
+// else widened into `storage`. No tensor operation runs: at a few hundred nanoseconds each,
+// they add up over the 49 products of a decode step.
+const float* float_row(const torch::Tensor& row, std::vector<float>& storage) {
+  if (row.is_contiguous() && row.scalar_type() == torch::kFloat32) return row.data_ptr<float>();
+  storage.resize(static_cast<std::size_t>(row.numel()));
+  if (row.is_contiguous() && row.scalar_type() == torch::kBFloat16) {
+    const auto* bits = static_cast<const std::uint16_t*>(row.data_ptr());
+    std::transform(bits, bits + row.numel(), storage.begin(), [](std::uint16_t b) { return widen(b); });
+  } else {
+    const auto widened = row.reshape({-1}).to(torch::kFloat32).contiguous();
+    std::copy_n(widened.data_ptr<float>(), row.numel(), storage.begin());
+  }
+  return storage.data();
+}
+
+// y = the product, over torch's intra-op threads. Each thread reads one contiguous share of the
+// weights, at least 64 KiB (a thread's start costs microseconds): whole rows of a [out, in]
+// weight, each giving its y values, or consecutive rows of a [in, out] one, each thread summing
+// into its own partial y.
+void spread_sums(const GemvKernel& kernel, const GemvProblem& problem, float* y) {
+  const auto stored_rows = problem.stored_in_out ? problem.in : problem.out;
+  const auto row_bytes = (problem.stored_in_out ? problem.out : problem.in) * (problem.bfloat16 ? 2 : 4);
+  const auto grain = std::max<std::int64_t>(1, (std::int64_t{1} << 16) / std::max<std::int64_t>(1, row_bytes));
+  if (!problem.stored_in_out) {
+    at::parallel_for(0, stored_rows, grain, [&](std::int64_t begin, std::int64_t end) {
+      kernel.sums(problem, y, begin, end);
+    });
+    return;
+  }
+  const auto shares = std::clamp<std::int64_t>(stored_rows / grain, 1, at::get_num_threads());
+  if (shares == 1) return kernel.sums(problem, y, 0, stored_rows);
+  std::vector<float> partial(static_cast<std::size_t>(shares * problem.out));
+  at::parallel_for(0, shares, 1, [&](std::int64_t first, std::int64_t last) {
+    for (auto share = first; share < last; ++share)
+      kernel.sums(problem, partial.data() + share * problem.out, share * stored_rows / shares,
+                  (share + 1) * stored_rows / shares);
+  });
+  std::copy_n(partial.data(), problem.out, y);
+  for (std::int64_t share = 1; share < shares; ++share)
+    for (std::int64_t c = 0; c < problem.out; ++c) y[c] += partial[share * problem.out + c];
+}
+
+}  // namespace
+
 torch::Tensor gemv(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                    const GemvKernel& kernel) {
   if (!gemv_applies(x, weight))
@@ -215,38 +262,28 @@ torch::Tensor gemv(const torch::Tensor& x, const torch::Tensor& weight, const to
                      "bfloat16 CPU weight of the same dtype stored contiguous either way round; got x " +
                      c10::str(x.sizes()) + " " + c10::toString(x.scalar_type()) + " and weight " +
                      c10::str(weight.sizes()) + " with strides " + c10::str(weight.strides()));
-  RECORD_FUNCTION("accel::gemv", std::vector<c10::IValue>({x, weight}));  // a row in profiles
   const auto out_size = weight.size(0), in_size = weight.size(1);
-  const auto input = x.reshape({in_size}).to(torch::kFloat32).contiguous();
-  const bool stored_in_out = !weight.is_contiguous();
-  const GemvProblem problem{weight.data_ptr(), weight.scalar_type() == torch::kBFloat16, stored_in_out,
-                            input.data_ptr<float>(), in_size, out_size};
-  // Each thread reads one contiguous share of the weights, at least 64 KiB (a thread's start
-  // costs microseconds): whole rows of a [out, in] weight, each giving its y values, or
-  // consecutive rows of a [in, out] one, each thread summing into its own partial y.
-  const auto stored_rows = stored_in_out ? in_size : out_size;
-  const auto row_bytes = std::max<std::int64_t>(1, (stored_in_out ? out_size : in_size) * weight.element_size());
-  const auto grain = std::max<std::int64_t>(1, (std::int64_t{1} << 16) / row_bytes);
-  torch::Tensor out;
-  if (!stored_in_out) {
-    out = torch::empty({out_size}, torch::kFloat32);
-    at::parallel_for(0, stored_rows, grain, [&](std::int64_t begin, std::int64_t end) {
-      kernel.sums(problem, out.data_ptr<float>(), begin, end);
-    });
-  } else {
-    const auto shares = std::clamp<std::int64_t>(stored_rows / grain, 1, at::get_num_threads());
-    const auto partial = torch::empty({shares, out_size}, torch::kFloat32);
-    at::parallel_for(0, shares, 1, [&](std::int64_t first, std::int64_t last) {
-      for (auto share = first; share < last; ++share)
-        kernel.sums(problem, partial[share].data_ptr<float>(), share * stored_rows / shares,
-                    (share + 1) * stored_rows / shares);
-    });
-    out = shares == 1 ? partial[0] : partial.sum(0);
-  }
-  if (bias.defined()) out.add_(bias);
+  if (bias.defined() && bias.numel() != out_size)
+    throw UsageError("gemv's bias has " + std::to_string(bias.numel()) + " values for a weight of " +
+                     std::to_string(out_size) + " outputs");
+  RECORD_FUNCTION("accel::gemv", std::vector<c10::IValue>({x, weight}));  // a row in profiles
+  std::vector<float> input, bias_values, sums;
+  const bool bfloat16 = weight.scalar_type() == torch::kBFloat16;
+  const GemvProblem problem{weight.data_ptr(), bfloat16, !weight.is_contiguous(), float_row(x, input), in_size,
+                            out_size};
   auto sizes = x.sizes().vec();
   sizes.back() = out_size;
-  return out.to(weight.scalar_type()).view(sizes);
+  auto out = torch::empty(sizes, torch::TensorOptions().dtype(weight.scalar_type()));
+  // float32 sums land in the result itself; bfloat16 ones are rounded once, bias included.
+  if (bfloat16) sums.resize(static_cast<std::size_t>(out_size));
+  float* y = bfloat16 ? sums.data() : out.data_ptr<float>();
+  spread_sums(kernel, problem, y);
+  if (bias.defined()) {
+    const float* b = float_row(bias, bias_values);
+    for (std::int64_t c = 0; c < out_size; ++c) y[c] += b[c];
+  }
+  if (bfloat16) std::copy_n(y, out_size, out.data_ptr<c10::BFloat16>());  // rounds to nearest even
+  return out;
 }
 
 }  // namespace accel::models::detail

@@ -1,15 +1,19 @@
-// The one-row matrix-vector kernels (lib/models/src/gemv.h), each variant this CPU runs called
-// directly, against the same product in float64.
+// The decode-step kernels: the one-row matrix-vector products (lib/models/src/gemv.h), each
+// variant this CPU runs called directly, and one-query attention (decode_attention.h), against
+// the same math in float64.
 #include "accel/core/error.h"
+#include "decode_attention.h"
 #include "gemv.h"
 
 #include <catch2/catch.hpp>
 
 #include <string>
 
+using accel::models::detail::attend_one_query;
 using accel::models::detail::gemv;
 using accel::models::detail::gemv_applies;
 using accel::models::detail::gemv_kernels;
+using accel::models::detail::one_query_attention_applies;
 
 namespace {
 
@@ -82,7 +86,7 @@ TEST_CASE("gemv: spreading a product over threads gives the one-thread result", 
   }
 }
 
-TEST_CASE("gemv: refuses what it cannot take, naming shapes, dtype and strides", "[models][gemv]") {
+TEST_CASE("gemv: refuses what it cannot take, naming shapes, dtype, strides and the bias size", "[models][gemv]") {
   const auto weight = torch::randn({4, 6});
   CHECK_FALSE(gemv_applies(torch::randn({2, 6}), weight));                        // two rows
   CHECK_FALSE(gemv_applies(torch::randn({1, 5}), weight));                        // wrong width
@@ -98,5 +102,74 @@ TEST_CASE("gemv: refuses what it cannot take, naming shapes, dtype and strides",
     CHECK(message.find("one row of 6 values") != std::string::npos);
     CHECK(message.find("[2, 6]") != std::string::npos);
     CHECK(message.find("strides") != std::string::npos);
+  }
+  try {
+    gemv(torch::randn({1, 6}), weight, torch::zeros({5}));
+    FAIL("gemv took a bias of 5 values for 4 outputs");
+  } catch (const accel::UsageError& e) {
+    CHECK(std::string(e.what()).find("bias has 5 values for a weight of 4 outputs") != std::string::npos);
+  }
+}
+
+namespace {
+
+// softmax(scale * q k^T, blocked keys left out) v in float64, per kv head's group of query heads;
+// a fully blocked row's scores are all equal, so its weights are uniform.
+torch::Tensor attention_reference(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                  const torch::Tensor& blocked, double scale) {
+  const auto groups = q.size(1) / k.size(1);
+  const auto keys = k.to(torch::kFloat64).repeat_interleave(groups, 1);
+  const auto values = v.to(torch::kFloat64).repeat_interleave(groups, 1);
+  auto scores = torch::matmul(q.to(torch::kFloat64), keys.transpose(-1, -2)) * scale;
+  scores = scores.masked_fill(blocked, -1e300);
+  return torch::matmul(torch::softmax(scores, -1), values);
+}
+
+}  // namespace
+
+TEST_CASE("one-query attention equals the float64 math: grouped heads, cache views, blocked keys, threads",
+          "[models][gemv]") {
+  torch::manual_seed(5);
+  const int threads = torch::get_num_threads();
+  for (const auto dtype : {torch::kFloat32, torch::kBFloat16}) {
+    for (const int use_threads : {1, 4}) {
+      INFO(c10::toString(dtype) << " on " << use_threads << " threads");
+      torch::set_num_threads(use_threads);
+      // 3 rows, 6 query heads sharing 2 key/value heads, 37 keys of 20 values in a cache of 50.
+      const auto q = torch::randn({3, 1, 6, 20}).to(dtype).transpose(1, 2);  // a permuted view, as in a block
+      const auto k = torch::randn({3, 2, 50, 20}).to(dtype).narrow(2, 0, 37);
+      const auto v = torch::randn({3, 2, 50, 20}).to(dtype).narrow(2, 0, 37);
+      auto blocked = torch::zeros({3, 1, 1, 37}, torch::kBool);
+      blocked.select(0, 0).narrow(-1, 0, 5).fill_(true);  // left padding
+      blocked.select(0, 1).narrow(-1, 30, 7).fill_(true);
+      blocked.select(0, 2).fill_(true);                    // a padding query: uniform over all keys
+      REQUIRE(one_query_attention_applies(q, k, v, blocked));
+      const auto got = attend_one_query(q, k, v, blocked, 0.25);
+      torch::set_num_threads(threads);
+      REQUIRE(got.sizes() == torch::IntArrayRef({3, 6, 1, 20}));
+      REQUIRE(got.scalar_type() == dtype);
+      const auto expected = attention_reference(q, k, v, blocked, 0.25);
+      const double tolerance = dtype == torch::kFloat32 ? 1e-5 : 1.0 / 64;
+      CHECK(torch::allclose(got.to(torch::kFloat64), expected, tolerance, tolerance));
+    }
+  }
+}
+
+TEST_CASE("one-query attention refuses what it cannot take, naming every shape", "[models][gemv]") {
+  const auto q = torch::randn({1, 4, 1, 8}), k = torch::randn({1, 2, 5, 8});
+  const auto blocked = torch::zeros({1, 1, 1, 5}, torch::kBool);
+  CHECK(one_query_attention_applies(q, k, k, blocked));
+  CHECK_FALSE(one_query_attention_applies(torch::randn({1, 4, 2, 8}), k, k, blocked));           // two queries
+  CHECK_FALSE(one_query_attention_applies(torch::randn({1, 3, 1, 8}), k, k, blocked));           // 3 heads over 2
+  CHECK_FALSE(one_query_attention_applies(q, k, k, torch::zeros({1, 1, 1, 4}, torch::kBool)));   // mask width
+  CHECK_FALSE(one_query_attention_applies(q, k.to(torch::kBFloat16), k, blocked));               // mixed dtypes
+  CHECK_FALSE(one_query_attention_applies(q, k.transpose(2, 3).contiguous().transpose(2, 3), k, blocked));
+  try {
+    attend_one_query(torch::randn({1, 4, 2, 8}), k, k, blocked, 1.0);
+    FAIL("two queries were taken");
+  } catch (const accel::UsageError& e) {
+    const std::string message = e.what();
+    CHECK(message.find("q [1, 4, 2, 8]") != std::string::npos);
+    CHECK(message.find("blocked [1, 1, 1, 5]") != std::string::npos);
   }
 }
