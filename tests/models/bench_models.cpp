@@ -3,17 +3,21 @@
 // a buffer far larger than the caches), the matmul FLOP/s at the forward pass's shapes, and then
 // forward, greedy generation and decode-step throughput, each printed beside its bound and the
 // ratio achieved/bound. With --profile 1 it also prints where one decode step spends its time,
-// operator by operator (the autograd profiler's self time). scripts/bench-models.sh runs it next
-// to the PyTorch eager implementation in scripts/crosscheck-gpt2.py.
+// operator by operator (the autograd profiler's self time); with --kernels 1, how fast each
+// one-row kernel (lib/models/src/gemv.h) reads weights of both layouts, against the read
+// bandwidth. scripts/bench-models.sh runs it next to the PyTorch eager implementation in
+// scripts/crosscheck-gpt2.py.
 #include "accel/core/error.h"
 #include "accel/core/text.h"
 #include "accel/models/gpt2.h"
 #include "bench_support.h"
+#include "gemv.h"
 
 #include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <cstdio>
 #include <map>
 #include <string>
@@ -158,15 +162,48 @@ void run_benchmarks(GPT2LMHeadModel& model, const Shape& s, torch::ScalarType dt
   print_profile(decode_step);
 }
 
+// Bytes per second each one-row kernel this CPU runs reads, over 40 weights of a GPT-2 MLP
+// matrix's size ([3072, 768], 377 MB in float32: far beyond the caches, as in a decode step),
+// stored [out, in] and [in, out], beside the read bandwidth and torch::mv's rate (float32).
+void print_kernels(torch::ScalarType dtype, int repeats) {
+  const double bandwidth = read_bandwidth(repeats);
+  c10::InferenceMode inference;
+  std::vector<torch::Tensor> out_in, in_out;
+  for (int i = 0; i < 40; ++i) {
+    out_in.push_back(torch::randn({3072, 768}).to(dtype));
+    in_out.push_back(torch::randn({768, 3072}).to(dtype).t());
+  }
+  const auto x = torch::randn({1, 768}).to(dtype);
+  const double bytes = 40.0 * static_cast<double>(out_in[0].nbytes());
+  auto rate = [&](const std::string& name, const std::function<void(const torch::Tensor&)>& product,
+                  const std::vector<torch::Tensor>& weights) {
+    const double seconds = best_of(repeats, [&] { for (const auto& w : weights) product(w); });
+    std::printf("kernel %s gb_per_s %.1f of_bandwidth %.2f\n", name.c_str(), bytes / seconds / 1e9,
+                bytes / seconds / bandwidth);
+  };
+  std::printf("read_bandwidth_gb_per_s %.2f\n", bandwidth / 1e9);
+  for (const auto& kernel : accel::models::detail::gemv_kernels()) {
+    auto product = [&](const torch::Tensor& w) { accel::models::detail::gemv(x, w, {}, kernel); };
+    rate(std::string(kernel.name) + "_out_in", product, out_in);
+    rate(std::string(kernel.name) + "_in_out", product, in_out);
+  }
+  if (dtype == torch::kFloat32) {
+    auto product = [&](const torch::Tensor& w) { torch::mv(w, x[0]); };
+    rate("torch_mv_out_in", product, out_in);
+    rate("torch_mv_in_out", product, in_out);
+  }
+}
+
 int run(int argc, char** argv) {
   std::map<std::string, std::string> args = {{"--threads", "1"}, {"--dtype", "float32"},  {"--batch", "1"},
                                              {"--tokens", "128"}, {"--prompt", "16"},     {"--new-tokens", "32"},
-                                             {"--repeats", "3"},  {"--layers", "12"},     {"--profile", "0"}};
+                                             {"--repeats", "3"},  {"--layers", "12"},     {"--profile", "0"},
+                                             {"--kernels", "0"}};
   for (int i = 1; i < argc; i += 2) {
     if (!args.count(argv[i]) || i + 1 >= argc)
       throw accel::UsageError(std::string("unknown flag or missing value: ") + argv[i] +
                               "; flags: --threads --dtype --batch --tokens --prompt --new-tokens "
-                              "--repeats --layers --profile (0 or 1)");
+                              "--repeats --layers --profile (0 or 1) --kernels (0 or 1)");
     args[argv[i]] = argv[i + 1];
   }
   auto number = [&](const std::string& flag, std::int64_t lowest = 1) {
@@ -179,6 +216,11 @@ int run(int argc, char** argv) {
   GPT2Options options;  // GPT-2 small shapes, random weights
   options.config.n_layer = number("--layers");
   options.dtype = parse_dtype(args["--dtype"]);
+  if (number("--kernels", 0) != 0) {
+    std::printf("threads %d\ndtype %s\n", torch::get_num_threads(), c10::toString(options.dtype));
+    print_kernels(options.dtype, static_cast<int>(number("--repeats")));
+    return 0;
+  }
   GPT2LMHeadModel model(options);
   const Shape shape{number("--batch"), number("--tokens"), number("--prompt"), number("--new-tokens", 2),
                     static_cast<int>(number("--repeats"))};
