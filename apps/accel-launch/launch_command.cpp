@@ -6,6 +6,7 @@
 #include <type_traits>
 
 #include "accel/config/apply.h"
+#include "accel/core/distributed_type.h"
 #include "accel/core/error.h"
 #include "accel/core/text.h"
 #include "accel/launch/accelerate_env.h"
@@ -133,7 +134,7 @@ void run_launch(const CLI::App& app, LaunchRequest request, const TorchrunFlags&
 
 // --multi_gpu, --use_fsdp, --use_deepspeed, --use_megatron_lm, --tpu: one mode, as accelerate.
 void add_mode(CLI::App& app, const std::shared_ptr<LaunchRequest>& request, const std::string& flags,
-              const std::string& mode, const std::string& help) {
+              DistributedType mode, const std::string& help) {
   app.add_flag_callback(
       flags,
       [request, mode, flags] {
@@ -183,13 +184,15 @@ void setup_launch(CLI::App& app, const std::shared_ptr<LaunchRequest>& request,
         request->use_cpu = true;
       },
       "Run CPU workers even when GPUs exist");
-  add_mode(app, request, "--multi_gpu,--multi-gpu", "MULTI_GPU", "GPU workers (the default when GPUs exist)");
-  add_mode(app, request, "--use_fsdp,--use-fsdp", "FSDP", "FSDP: the --fsdp_* settings go to the job (ACCELERATE_USE_FSDP, FSDP_*)");
-  add_mode(app, request, "--use_deepspeed,--use-deepspeed", "DEEPSPEED",
+  add_mode(app, request, "--multi_gpu,--multi-gpu", DistributedType::kMultiGpu,
+           "GPU workers (the default when GPUs exist)");
+  add_mode(app, request, "--use_fsdp,--use-fsdp", DistributedType::kFsdp,
+           "FSDP: the --fsdp_* settings go to the job (ACCELERATE_USE_FSDP, FSDP_*)");
+  add_mode(app, request, "--use_deepspeed,--use-deepspeed", DistributedType::kDeepspeed,
            "DeepSpeed: its settings go to the job (ACCELERATE_USE_DEEPSPEED, ACCELERATE_DEEPSPEED_*)");
-  add_mode(app, request, "--use_megatron_lm,--use-megatron-lm", "MEGATRON_LM",
+  add_mode(app, request, "--use_megatron_lm,--use-megatron-lm", DistributedType::kMegatronLm,
            "Megatron-LM: the --megatron_lm_* settings go to the job (ACCELERATE_USE_MEGATRON_LM, MEGATRON_LM_*)");
-  add_mode(app, request, "--tpu", "XLA", "Refused: accel-launch runs jobs on local machines only");
+  add_mode(app, request, "--tpu", DistributedType::kXla, "Refused: accel-launch runs jobs on local machines only");
   add_text(app, request, "--gpu_ids", &LaunchRequest::gpu_ids,
            "GPUs the workers may use: 'all' or a list such as 0,1 (one per process)", "IDS");
   add_number<int>(app, request, "--num_cpu_threads_per_process", &LaunchRequest::num_cpu_threads_per_process,

@@ -86,7 +86,7 @@ TEST_CASE("the command line wins over the file, the file fills the rest", "[conf
   CHECK(request.machine_rank == 1);
   CHECK(request.mixed_precision == std::string("no"));
   CHECK_FALSE(request.use_cpu);
-  CHECK(request.distributed_type == std::string("MULTI_GPU"));
+  CHECK(request.distributed_type == accel::DistributedType::kMultiGpu);
   CHECK(request.num_machines == 2);
   CHECK(request.main_process_ip == std::string("10.0.0.1"));
   CHECK(request.main_process_port == 29600);
@@ -107,7 +107,7 @@ TEST_CASE("what the file leaves out stays empty, to be guessed", "[config][apply
   LaunchRequest request;
   fill_request(request, config);
   CHECK_FALSE(request.use_cpu);
-  CHECK(request.distributed_type == std::string("MULTI_GPU"));
+  CHECK(request.distributed_type == accel::DistributedType::kMultiGpu);
   CHECK_FALSE(request.num_processes);
   CHECK_FALSE(request.mixed_precision);
   CHECK_FALSE(request.main_process_port);
@@ -148,9 +148,9 @@ TEST_CASE("distributed_type becomes the device and process choice", "[config][ap
     Config config;
     config.distributed_type = "MULTI_CPU";
     LaunchRequest request;
-    request.distributed_type = "FSDP";
+    request.distributed_type = accel::DistributedType::kFsdp;
     fill_request(request, config);
-    CHECK(request.distributed_type == std::string("FSDP"));
+    CHECK(request.distributed_type == accel::DistributedType::kFsdp);
     CHECK_FALSE(request.use_cpu);
   }
 }
@@ -197,7 +197,7 @@ TEST_CASE("apply: sections become the job's settings under accelerate's argument
       {"enable_cpu_affinity", "True"},
   };
   CHECK(request.job_settings == expected);
-  CHECK(request.distributed_type == std::string("FSDP"));
+  CHECK(request.distributed_type == accel::DistributedType::kFsdp);
   CHECK(request.mpirun_hostfile == std::string("/etc/hosts.mpi"));
 }
 
@@ -311,4 +311,14 @@ TEST_CASE("launch flow: a failed job's summary goes to the error stream and its 
   CHECK(out.str().empty());
   CHECK(err.str().find("exited with status 3") != std::string::npos);
   CHECK(err.str().find("accel-launch: exit code 3") != std::string::npos);
+}
+
+TEST_CASE("apply: a config built in code with a mode accelerate does not spell is refused by name", "[config][apply][errors]") {
+  Config config;
+  config.distributed_type = "MULTI-GPU";
+  LaunchRequest request;
+  CHECK_THROWS_WITH(fill_request(request, config),
+                    "distributed_type 'MULTI-GPU' is not one of NO, MULTI_CPU, MULTI_GPU, MULTI_NPU, MULTI_MLU, MULTI_SDAA, "
+                    "MULTI_MUSA, MULTI_XPU, MULTI_HPU, MULTI_NEURON, DEEPSPEED, FSDP, MEGATRON_LM, XLA, TPU (a config built "
+                    "without the schema)");
 }

@@ -270,7 +270,7 @@ TEST_CASE("launch resolve: a GPU mode on a machine without GPUs runs CPU workers
   for (const char* mode : {"MULTI_GPU", "FSDP", "DEEPSPEED", "MEGATRON_LM", "MULTI_XPU"}) {
     INFO(mode);
     auto request = job();
-    request.distributed_type = mode;
+    request.distributed_type = accel::parse_distributed_type(mode);
     request.num_processes = 3;
     std::ostringstream notes;
     const auto spec = resolve(request, machine(6, 0), notes);
@@ -281,7 +281,7 @@ TEST_CASE("launch resolve: a GPU mode on a machine without GPUs runs CPU workers
           std::string::npos);
   }
   auto request = job();
-  request.distributed_type = "MULTI_CPU";
+  request.distributed_type = accel::DistributedType::kMultiCpu;
   std::ostringstream notes;
   CHECK(resolve(request, machine(6, 0), notes).use_cpu);
   CHECK(notes.str().find("warning") == std::string::npos);
@@ -338,7 +338,7 @@ TEST_CASE("launch resolve: errors about values a config file gave name the file 
 
 TEST_CASE("launch resolve: XLA/TPU is refused in one line") {
   auto request = job();
-  request.distributed_type = "XLA";
+  request.distributed_type = accel::DistributedType::kXla;
   CHECK(usage_error(request) ==
         "distributed_type XLA (TPU) is not run: accel-launch runs jobs on local machines only; launch TPU jobs with "
         "`accelerate launch`");
@@ -449,7 +449,7 @@ TEST_CASE("launch worker_environment: torchrun's contract plus ACCEL_* for every
 TEST_CASE("launch worker_environment: accelerate's settings reach the job in accelerate's spellings, with one note") {
   auto request = job();
   request.num_processes = 2;
-  request.distributed_type = "FSDP";
+  request.distributed_type = accel::DistributedType::kFsdp;
   request.job_settings = {{"fsdp_offload_params", "True"}, {"dynamo_backend", "inductor"}, {"enable_cpu_affinity", "True"}};
   std::ostringstream notes;
   auto env = env_of(resolve(request, machine(4, 2), notes), 0);
@@ -549,7 +549,7 @@ TEST_CASE("launch resolve: mpirun_config runs mpirun with the hostfile, in Open 
     INFO(version);
     FakeMpirun mpirun(version);
     auto request = job({"sh", "-c", "true"});
-    request.distributed_type = "MULTI_CPU";
+    request.distributed_type = accel::DistributedType::kMultiCpu;
     request.use_cpu = true;
     request.num_machines = 2;
     request.machine_rank = 0;

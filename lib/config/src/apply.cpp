@@ -1,6 +1,8 @@
 #include "accel/config/apply.h"
 
 #include "accel/config/locations.h"
+#include "accel/core/distributed_type.h"
+#include "accel/core/error.h"
 #include "accel/core/text.h"
 #include "accel/launch/supervisor.h"
 
@@ -66,6 +68,18 @@ void fill_job_settings(launch::LaunchRequest& request, const Config& config, boo
   }
 }
 
+// The schema accepts only accelerate's spellings (naming file, line and the accepted values), so a
+// Config whose mode does not parse was built in code, wrongly.
+DistributedType file_mode(const Config& config) {
+  if (!config.distributed_type) return DistributedType::kNo;
+  const auto mode = parse_distributed_type(*config.distributed_type);
+  if (!mode) {
+    throw Error("distributed_type '" + *config.distributed_type + "' is not one of " +
+                text::join(distributed_type_names(), ", ") + " (a config built without the schema)");
+  }
+  return *mode;
+}
+
 }  // namespace
 
 void fill_request(launch::LaunchRequest& request, const Config& config, const std::map<std::string, std::string>& origins) {
@@ -78,13 +92,13 @@ void fill_request(launch::LaunchRequest& request, const Config& config, const st
   // The command line's mode (--cpu, --multi_gpu, --use_fsdp, ...) replaces the file's, as in accelerate.
   const bool mode_given = request.distributed_type || request.use_cpu;
   const bool precision_from_file = config.mixed_precision && !request.mixed_precision;
-  const std::string mode = config.distributed_type.value_or("NO");
+  const DistributedType mode = file_mode(config);
   if (!mode_given) {
     if (config.distributed_type) request.distributed_type = mode;
-    if (mode == "MULTI_CPU" || config.use_cpu.value_or(false)) request.use_cpu = true;
+    if (mode == DistributedType::kMultiCpu || config.use_cpu.value_or(false)) request.use_cpu = true;
   }
   fill("num_processes", request.num_processes, config.num_processes);
-  if (request.distributed_type == std::string("NO")) fill("num_processes", request.num_processes, std::optional<int>(1));
+  if (request.distributed_type == DistributedType::kNo) fill("num_processes", request.num_processes, std::optional<int>(1));
   fill("num_machines", request.num_machines, config.num_machines);
   fill("machine_rank", request.machine_rank, config.machine_rank);
   fill("main_process_ip", request.main_process_ip, config.main_process_ip);

@@ -8,6 +8,7 @@
 #include "accel/config/locations.h"
 #include "accel/config/questionnaire.h"
 #include "accel/config/store.h"
+#include "accel/core/distributed_type.h"
 #include "accel/core/error.h"
 #include "accel/core/files.h"
 #include "accel/core/precision.h"
@@ -46,7 +47,7 @@ Config default_config(const hardware::Machine& machine, const std::string& mixed
   config.mixed_precision = mixed_precision;
   config.num_machines = 1;
   config.machine_rank = 0;
-  config.distributed_type = gpus > 1 ? "MULTI_GPU" : "NO";
+  config.distributed_type = to_string(gpus > 1 ? DistributedType::kMultiGpu : DistributedType::kNo);
   config.num_processes = std::max(gpus, 1);
   config.use_cpu = gpus == 0;
   if (gpus > 1) config.gpu_ids = "all";

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <set>
 
+#include "accel/core/distributed_type.h"
 #include "accel/core/env_contract.h"
 #include "accel/core/error.h"
 #include "accel/core/precision.h"
@@ -95,7 +96,9 @@ Config ask_config(Asker& asker, const hardware::Machine& machine) {
         const std::string l = lower(a);
         return l == "no" || l == "multi-cpu" || l == "multi-gpu" ? "" : "'" + a + "' is not one of no, multi-cpu, multi-gpu";
       }));
-  config.distributed_type = kind == "no" ? "NO" : kind == "multi-cpu" ? "MULTI_CPU" : "MULTI_GPU";
+  config.distributed_type = to_string(kind == "no"          ? DistributedType::kNo
+                                      : kind == "multi-cpu" ? DistributedType::kMultiCpu
+                                                            : DistributedType::kMultiGpu);
 
   config.num_machines = kind == "no" ? 1 : asker.ask_integer("How many machines will run the job?", 1, 1, 65536);
   config.machine_rank = 0;

@@ -12,6 +12,7 @@
 
 #include "accel/config/config.h"
 #include "accel/config/store.h"
+#include "accel/core/distributed_type.h"
 #include "accel/core/error.h"
 #include "accel/core/precision.h"
 #include "accel/core/text.h"
@@ -85,7 +86,7 @@ const std::vector<Field>& fields() {
       choice("compute_environment", &Config::compute_environment, {"LOCAL_MACHINE"}, {"AMAZON_SAGEMAKER"}),
       // Every mode accelerate knows loads; XLA/TPU is refused at launch (config update and env
       // still read such a file).
-      choice("distributed_type", &Config::distributed_type, launch::accelerate::distributed_types()),
+      choice("distributed_type", &Config::distributed_type, distributed_type_names()),
       choice("mixed_precision", &Config::mixed_precision, mixed_precision_names(true)),
       scalar("use_cpu", Type::Bool, &Config::use_cpu),
       scalar("debug", Type::Bool, &Config::debug),
@@ -407,7 +408,7 @@ class Checker {
                "); accepted: 0 to " + std::to_string(config.num_machines.value_or(1) - 1));
     }
     // accelerate's simple launcher starts one process for NO whatever num_processes says.
-    if (config.distributed_type == std::string("NO") && config.num_processes.value_or(1) > 1) {
+    if (config.distributed_type == std::string(to_string(DistributedType::kNo)) && config.num_processes.value_or(1) > 1) {
       const Position at = where_["num_processes"];
       result_.notes.push_back(origin_ + ":" + std::to_string(at.line) + ": num_processes " +
                               std::to_string(*config.num_processes) +

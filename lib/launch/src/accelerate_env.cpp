@@ -260,21 +260,6 @@ const std::vector<JobOption>& job_options() {
   return options;
 }
 
-const std::vector<std::string>& distributed_types() {
-  static const std::vector<std::string> types = {"NO",        "MULTI_CPU", "MULTI_GPU",    "MULTI_NPU", "MULTI_MLU",
-                                                 "MULTI_SDAA", "MULTI_MUSA", "MULTI_XPU",  "MULTI_HPU", "MULTI_NEURON",
-                                                 "DEEPSPEED", "FSDP",      "MEGATRON_LM", "XLA",       "TPU"};
-  return types;
-}
-
-bool wants_accelerators(const std::string& distributed_type) {
-  return distributed_type.rfind("MULTI_", 0) == 0 ? distributed_type != "MULTI_CPU" : passes_mode_settings(distributed_type);
-}
-
-bool passes_mode_settings(const std::string& distributed_type) {
-  return distributed_type == "FSDP" || distributed_type == "DEEPSPEED" || distributed_type == "MEGATRON_LM";
-}
-
 std::string python_bool(const std::string& value) {
   const std::string word = lower(text::trim(value));
   if (word == "true" || word == "1" || word == "yes" || word == "y" || word == "t" || word == "on") return "True";
@@ -294,9 +279,9 @@ Variables job_environment(const JobEnvironmentInput& input) {
   if (input.mixed_precision == MixedPrecision::kFp8) add_fp8(w, input.settings);
   add_dynamo(w);
   if (python_bool(w.get("enable_cpu_affinity", "False")) == "True") w.set("ACCELERATE_CPU_AFFINITY", "1");
-  if (input.distributed_type == "FSDP") add_fsdp(w);
-  if (input.distributed_type == "MEGATRON_LM") add_megatron(w, input.settings);
-  if (input.distributed_type == "DEEPSPEED") add_deepspeed(w);
+  if (input.distributed_type == DistributedType::kFsdp) add_fsdp(w);
+  if (input.distributed_type == DistributedType::kMegatronLm) add_megatron(w, input.settings);
+  if (input.distributed_type == DistributedType::kDeepspeed) add_deepspeed(w);
   if (wants_accelerators(input.distributed_type) && python_bool(w.get("use_parallelism_config", "False")) == "True") {
     add_parallelism_config(w);
   }

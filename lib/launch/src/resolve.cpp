@@ -210,13 +210,13 @@ void resolve_machines(const LaunchRequest& request, LaunchSpec& spec) {
 }
 
 // CPU or GPU workers, and which GPUs.
-void resolve_devices(const LaunchRequest& request, const hardware::Machine& machine, const std::string& mode,
+void resolve_devices(const LaunchRequest& request, const hardware::Machine& machine, DistributedType mode,
                      LaunchSpec& spec, Announcements& said) {
   // accelerate starts the workers of a GPU mode on a machine without GPUs too (each then finds
   // no device and runs on CPU); refusing would stop files accelerate runs.
   spec.use_cpu = request.use_cpu.value_or(false) || machine.gpus.empty();
-  if (accelerate::wants_accelerators(mode) && !request.use_cpu.value_or(false) && machine.gpus.empty()) {
-    said.warnings.push_back("warning: distributed_type " + mode +
+  if (wants_accelerators(mode) && !request.use_cpu.value_or(false) && machine.gpus.empty()) {
+    said.warnings.push_back("warning: distributed_type " + std::string(to_string(mode)) +
                             " asks for GPU workers but this machine has no GPU; running CPU workers instead (as accelerate does)");
   }
   if (request.names_gpus() && spec.use_cpu) {
@@ -305,12 +305,12 @@ void resolve_threads(const LaunchRequest& request, const hardware::Machine& mach
 
 // accelerate's settings for FSDP, DeepSpeed and Megatron-LM reach the job only when the
 // workers are not explicitly CPU ones (accelerate's simple launcher drops them too).
-std::string job_mode(const LaunchRequest& request, const std::string& mode) {
-  return request.use_cpu.value_or(false) ? std::string("NO") : mode;
+DistributedType job_mode(const LaunchRequest& request, DistributedType mode) {
+  return request.use_cpu.value_or(false) ? DistributedType::kNo : mode;
 }
 
 // What the workers are told besides their place: precision, debug, role and accelerate's variables.
-void resolve_job_environment(const LaunchRequest& request, const std::string& mode, LaunchSpec& spec,
+void resolve_job_environment(const LaunchRequest& request, DistributedType mode, LaunchSpec& spec,
                              Announcements& said) {
   if (request.mixed_precision) {
     const auto precision = parse_mixed_precision(*request.mixed_precision);
@@ -325,11 +325,11 @@ void resolve_job_environment(const LaunchRequest& request, const std::string& mo
   if (spec.role.empty() || spec.role.find_first_of(" \t\n") != std::string::npos) {
     throw UsageError(request.origin("role") + " '" + spec.role + "': expected a non-empty name without spaces");
   }
-  const std::string passed_mode = job_mode(request, mode);
+  const DistributedType passed_mode = job_mode(request, mode);
   spec.job_environment = accelerate::job_environment(
       {passed_mode, spec.use_cpu, spec.mixed_precision, spec.debug, request.job_settings});
   std::vector<std::string> passed;
-  if (accelerate::passes_mode_settings(passed_mode)) passed.push_back(passed_mode);
+  if (passes_mode_settings(passed_mode)) passed.push_back(to_string(passed_mode));
   if (spec.mixed_precision == MixedPrecision::kFp8) passed.push_back(to_string(MixedPrecision::kFp8));
   for (const char* name : {"dynamo_backend", "enable_cpu_affinity"}) {
     if (request.job_settings.count(name)) passed.push_back(name);
@@ -497,9 +497,9 @@ LaunchSpec resolve(const LaunchRequest& asked, const hardware::Machine& machine,
   std::string cluster_note;
   const auto cluster = detect_cluster(request.environment);
   if (cluster) cluster_note = apply_cluster_layout(*cluster, request);
-  const std::string mode = request.distributed_type.value_or("NO");
-  if (mode == "XLA" || mode == "TPU") {
-    throw UsageError("distributed_type " + mode +
+  const DistributedType mode = request.distributed_type.value_or(DistributedType::kNo);
+  if (mode == DistributedType::kXla || mode == DistributedType::kTpu) {
+    throw UsageError("distributed_type " + std::string(to_string(mode)) +
                      " (TPU) is not run: accel-launch runs jobs on local machines only; launch TPU jobs with `accelerate launch`");
   }
   LaunchSpec spec;
@@ -515,7 +515,7 @@ LaunchSpec resolve(const LaunchRequest& asked, const hardware::Machine& machine,
   resolve_output(request, spec);
   cluster_note += ask_mpi_for_machine_zero(cluster, spec, request);
   resolve_rendezvous(request, spec, said);
-  if (request.mpirun_hostfile && !accelerate::wants_accelerators(job_mode(request, mode))) {
+  if (request.mpirun_hostfile && !wants_accelerators(job_mode(request, mode))) {
     route_through_mpirun(*request.mpirun_hostfile, request.environment, spec);
   }
   spec.run_id = "accel-" + spec.master_addr + "-" + std::to_string(spec.master_port);

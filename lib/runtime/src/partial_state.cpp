@@ -190,20 +190,8 @@ MixedPrecision PartialState::mixed_precision() const { return impl_->mixed_preci
 bool PartialState::debug() const { return impl_->debug; }
 
 DistributedType PartialState::distributed_type() const {
-  if (!distributed()) return DistributedType::No;
-  return device().is_cuda() ? DistributedType::MultiGpu : DistributedType::MultiCpu;
-}
-
-const char* to_string(DistributedType type) {
-  switch (type) {
-    case DistributedType::No:
-      return "NO";
-    case DistributedType::MultiCpu:
-      return "MULTI_CPU";
-    case DistributedType::MultiGpu:
-      return "MULTI_GPU";
-  }
-  return "?";
+  if (!distributed()) return DistributedType::kNo;
+  return device().is_cuda() ? DistributedType::kMultiGpu : DistributedType::kMultiCpu;
 }
 
 const char* to_string(Backend backend) {

@@ -65,7 +65,9 @@ struct WorldInfo {
   int master_port = kDefaultMasterPort;
   bool launcher_hosts_store = false;  // TORCHELASTIC_USE_AGENT_STORE: rank 0 must not host it
   int restart_count = 0;              // TORCHELASTIC_RESTART_COUNT
-  std::string launcher = "none";  // accel-launch | torchrun | OpenMPI | MPICH | MVAPICH | SLURM | none
+  // accel-launch | torchrun | OpenMPI | MPICH | MVAPICH | SLURM | none: a label for reports, kept as
+  // text because under torchrun's variables it is whatever a launcher wrote into ACCEL_LAUNCHER.
+  std::string launcher = "none";
 
   bool distributed() const { return world_size > 1; }
 };

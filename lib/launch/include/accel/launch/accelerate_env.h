@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "accel/core/distributed_type.h"
 #include "accel/core/precision.h"
 
 namespace accel::launch::accelerate {
@@ -26,14 +27,8 @@ struct JobOption {
 };
 const std::vector<JobOption>& job_options();
 
-// accelerate's DistributedType names, and which of them want one accelerator per worker.
-const std::vector<std::string>& distributed_types();
-bool wants_accelerators(const std::string& distributed_type);
-// FSDP, DEEPSPEED, MEGATRON_LM: modes whose settings reach the job as variables.
-bool passes_mode_settings(const std::string& distributed_type);
-
 struct JobEnvironmentInput {
-  std::string distributed_type;  // empty: NO
+  DistributedType distributed_type = DistributedType::kNo;
   bool use_cpu = true;
   MixedPrecision mixed_precision = MixedPrecision::kNo;
   bool debug = false;

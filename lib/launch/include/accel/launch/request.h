@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "accel/core/distributed_type.h"
 #include "accel/core/env_contract.h"
 #include "accel/launch/accelerate_env.h"
 
@@ -25,9 +26,9 @@ struct LaunchRequest {
   std::optional<int> num_cpu_threads_per_process;
   std::optional<std::string> mixed_precision;  // no | fp16 | bf16 | fp8
   std::optional<bool> debug;
-  // accelerate's DistributedType (NO, MULTI_CPU, MULTI_GPU, FSDP, DEEPSPEED, ...): from the
-  // config file, or --multi_gpu, --use_fsdp, --use_deepspeed, --use_megatron_lm, --tpu.
-  std::optional<std::string> distributed_type;
+  // accelerate's DistributedType: from the config file, or --multi_gpu, --use_fsdp,
+  // --use_deepspeed, --use_megatron_lm, --tpu.
+  std::optional<DistributedType> distributed_type;
   // Settings only the job uses (dynamo, FSDP, DeepSpeed, Megatron-LM, fp8, CPU affinity):
   // they reach it as accelerate's variables. Flags fill them first, then the config file.
   accelerate::JobSettings job_settings;

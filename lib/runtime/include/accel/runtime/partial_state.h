@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "accel/core/distributed_type.h"
 #include "accel/core/env_contract.h"
 #include "accel/core/error.h"
 #include "accel/core/precision.h"
@@ -44,10 +45,6 @@ struct SharedState;
 enum class ReduceOp { Mean, Sum, Max, Min, None };
 
 inline constexpr std::chrono::seconds kDefaultCollectiveTimeout{300};
-
-// accelerate's DistributedType, for the kinds this runtime forms.
-enum class DistributedType { No, MultiCpu, MultiGpu };
-const char* to_string(DistributedType type);  // "NO", "MULTI_CPU", "MULTI_GPU", as accelerate prints them
 
 // The process group's backend; kNone in a job of one.
 enum class Backend { kNone, kGloo, kNccl };
@@ -114,7 +111,7 @@ class PartialState {
   const env::WorldInfo& world() const;
   std::chrono::milliseconds timeout() const;
   const runtime::GroupHandle& group() const;
-  DistributedType distributed_type() const;
+  DistributedType distributed_type() const;  // NO, MULTI_CPU or MULTI_GPU: the kinds this runtime forms
   // no, fp16 or bf16 (never fp8), and the dtype models should compute in: bf16 gives bfloat16,
   // fp16 gives float16 on CUDA (this LibTorch has no float16 matrix products on CPU: float32 there).
   MixedPrecision mixed_precision() const;
