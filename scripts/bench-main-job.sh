@@ -49,18 +49,19 @@ cat "$checkpoint/model.safetensors" >/dev/null  # in the page cache: load measur
 
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# run IMPL PROCESSES THREADS: writes $work/IMPL-PxT.{out,launch}
+# run IMPL PROCESSES THREADS: writes $work/IMPL-PxT.{out,launch}. Each process's BLAS gets its
+# THREADS too: a batch's matrix products are BLAS calls, and 1x2 would otherwise run them on one.
 run() {
   local impl=$1 procs=$2 threads=$3 name="$1-$2x$3"
   local args=(--model_dir "$checkpoint" --prompts "$work/prompts.txt" --batch_size "$batch"
               --max_new_tokens "$new_tokens" --threads "$threads")
   date +%s.%N >"$work/$name.launch"
   if [ "$impl" = accel ]; then
-    OMP_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS=1 "$build/bin/accel-launch" -q --num_processes "$procs" \
+    OMP_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS="$threads" "$build/bin/accel-launch" -q --num_processes "$procs" \
       --main_process_port "$(free_port)" "$build/bin/distributed_inference" "${args[@]}" \
       --output_dir "$work/$name" >"$work/$name.out" 2>"$work/$name.err"
   else
-    OMP_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS=1 /usr/bin/torchrun --nproc_per_node "$procs" -r 1 -t 1 \
+    OMP_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS="$threads" /usr/bin/torchrun --nproc_per_node "$procs" -r 1 -t 1 \
       --monitor_interval 0.1 --master_port "$(free_port)" "$root/scripts/main-job-torch.py" job "${args[@]}" \
       2>"$work/$name.err" | sed 's/^\[default[0-9]*\]://' >"$work/$name.out"
   fi
