@@ -29,7 +29,8 @@ struct GemvKernel {
   void (*sums)(const GemvProblem& problem, float* y, std::int64_t begin, std::int64_t end);
 };
 
-// The kernels this CPU runs, fastest first; the last ("plain") runs on any CPU.
+// The kernels this CPU runs, the one gemv() uses by default first; the last ("plain") runs on
+// any CPU.
 const std::vector<GemvKernel>& gemv_kernels();
 
 // Whether gemv() takes x and weight: x holds one row ([..., in] with every other dim 1); the
