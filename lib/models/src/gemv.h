@@ -1,8 +1,8 @@
 #pragma once
 // Matrix-vector products for decoding one token of one sequence, where a step does little but
 // read weights: LibTorch 1.13 has no bfloat16 gemv (one bfloat16 row runs through oneDNN's gemm
-// at about a third of the memory bandwidth), and BLAS's float32 gemv leaves a fifth of the
-// bandwidth unused. Private to lib/models.
+// at about a third of the memory bandwidth), and BLAS's float32 gemv reads 25-35% below it
+// (models_bench --kernels 1). Private to lib/models.
 #include <torch/torch.h>
 
 #include <cstdint>
