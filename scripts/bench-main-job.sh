@@ -58,7 +58,7 @@ run() {
   date +%s.%N >"$work/$name.launch"
   if [ "$impl" = accel ]; then
     OMP_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS="$threads" "$build/bin/accel-launch" -q --num_processes "$procs" \
-      --main_process_port "$(free_port)" "$build/bin/distributed_inference" "${args[@]}" \
+      --main_process_port "$(free_port)" "$build/bin/distributed_inference" "${args[@]}" --timeline \
       --output_dir "$work/$name" >"$work/$name.out" 2>"$work/$name.err"
   else
     OMP_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS="$threads" /usr/bin/torchrun --nproc_per_node "$procs" -r 1 -t 1 \

@@ -58,6 +58,7 @@ TEST_CASE("distributed_inference runs a Llama-family checkpoint and writes JSON 
                              Contains("from " + dir.path("model")) && Contains("[0] ab -> ") &&
                              Contains("[5] abab ab -> ") && Contains("rank 0: ") && Contains("tokens/s") &&
                              Contains("total: ") && Contains("rank 0: 4/6 prompts done"));
+  CHECK_THAT(run.output, !Contains("timeline "));
 
   const auto records = read_jsonl(dir.path("out.jsonl"));
   REQUIRE(records.size() == kPrompts.size());
@@ -92,11 +93,16 @@ TEST_CASE("distributed_inference on two processes gives what one process gives",
     const auto one = infer(dir, "--batch_size 1 " + sampling + " --output " + dir.path("one.jsonl"));
     INFO(one.output);
     REQUIRE(one.status == 0);
-    const auto two = infer(dir, "--batch_size 1 " + sampling + " --output " + dir.path("two.jsonl"),
+    // Phase timelines only when asked: every rank's, gathered on rank 0.
+    const bool timeline = sampling.empty();
+    const auto two = infer(dir, "--batch_size 1 " + sampling + (timeline ? " --timeline" : "") + " --output " +
+                                    dir.path("two.jsonl"),
                            std::string(ACCEL_LAUNCH_EXE) + " --num_processes 2 ");
     INFO(two.output);
     REQUIRE(two.status == 0);
     CHECK_THAT(two.output, Contains("rank 1: ") && Contains("over 2 process(es)"));
+    if (timeline) CHECK_THAT(two.output, Contains("timeline rank=0 ready=") && Contains("timeline rank=1 ready="));
+    else CHECK_THAT(two.output, !Contains("timeline "));
     const auto a = read_jsonl(dir.path("one.jsonl")), b = read_jsonl(dir.path("two.jsonl"));
     REQUIRE(a.size() == b.size());
     for (std::size_t i = 0; i < a.size(); ++i) {

@@ -37,6 +37,7 @@ struct Options {
   std::string output_dir = ".";
   std::string output_jsonl;
   int threads = 0;
+  bool timeline = false;
   accel::examples::GenerationSettings generation;
 };
 
@@ -142,7 +143,8 @@ int run(const Options& options, Timeline timeline) {
   const auto all = state.gather_unpadded(texts, mine);
   const auto all_records = state.gather_unpadded(records, mine);
   const auto per_rank = state.gather_object(std::vector<double>{tokens, seconds});
-  const auto timelines = state.gather_object(timeline.line(rank, tokens));
+  // Every rank decides alike (the same flag), so the collective is entered by all or by none.
+  const auto timelines = options.timeline ? state.gather_object(timeline.line(rank, tokens)) : std::vector<std::string>{};
   state.print("distributed_inference:", prompts.size(), "prompts on", state.num_processes(),
               "process(es) (" + std::string(accel::to_string(state.backend())) + ", " + state.device().str() + ")");
   for (std::size_t i = 0; i < all.size(); ++i) state.print("[" + std::to_string(i) + "]", prompts[i], "->", all[i]);
@@ -198,6 +200,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--seed", g.seed, "sampling seed; a prompt's sample depends on it and the prompt's index")
       ->capture_default_str();
+  app.add_flag("--timeline", options.timeline,
+               "print each rank's phase times (start, group, load, first token, done; wall-clock seconds) "
+               "and the bytes read while loading, for scripts/bench-main-job.sh");
   app.add_option("--threads", options.threads, "torch intra-op threads per process (default: torch's choice)")
       ->check(CLI::Range(1, 1024));
   try {
