@@ -114,6 +114,15 @@ torch::Tensor block_mask(const Activations& inputs, std::int64_t batch, std::int
   return mask.to(device, torch::kLong);
 }
 
+HiddenInputs hidden_inputs(const Activations& inputs, bool after_cache, const std::string& block,
+                           const char* width) {
+  if (inputs.size() < 2 || !inputs[0].defined() || inputs[0].dim() != 3)
+    throw UsageError("block " + block + " takes {hidden [batch, tokens, " + width +
+                     "], attention_mask [batch, tokens]}");
+  const auto& hidden = inputs[0];
+  return {hidden, block_mask(inputs, hidden.size(0), hidden.size(1), after_cache, hidden.device(), block)};
+}
+
 torch::Tensor blocked_keys(const torch::Tensor& attention_mask, std::int64_t tokens,
                            std::int64_t window) {
   const auto batch = attention_mask.size(0), total = attention_mask.size(1);

@@ -85,6 +85,15 @@ torch::Tensor model_mask(const torch::Tensor& input_ids, const torch::Tensor& at
 torch::Tensor block_mask(const Activations& inputs, std::int64_t batch, std::int64_t tokens,
                          bool after_cache, const torch::Device& device, const std::string& block);
 
+// A middle block's inputs {hidden [batch, tokens, width], attention_mask}: the hidden states,
+// checked to be three-dimensional, and the mask as block_mask() gives it. UsageError naming
+// `block` and `width` (the config's name for the hidden size) otherwise.
+struct HiddenInputs {
+  torch::Tensor hidden, mask;
+};
+HiddenInputs hidden_inputs(const Activations& inputs, bool after_cache, const std::string& block,
+                           const char* width);
+
 // Which keys each of the last `tokens` queries may not see, [B,1,T,K] booleans (K = the mask's
 // width): later positions, padding and, when window > 0, keys more than `window` back. A
 // forward pass computes it once and shares it between its layers.

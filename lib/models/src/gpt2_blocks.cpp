@@ -120,14 +120,8 @@ Activations TransformerBlock::forward_cached(const Activations& inputs, KVCache&
 }
 
 Activations TransformerBlock::run_block(const Activations& inputs, KVCache* cache) {
-  if (inputs.size() < 2 || !inputs[0].defined() || inputs[0].dim() != 3)
-    throw UsageError("block h." + std::to_string(index_) +
-                     " takes {hidden [batch, tokens, n_embd], attention_mask [batch, tokens]}");
-  const auto& hidden = inputs[0];
-  const auto tokens = hidden.size(1);
-  const auto mask = block_mask(inputs, hidden.size(0), tokens, cache != nullptr, hidden.device(),
-                               "h." + std::to_string(index_));
-  return {run(hidden, blocked_keys(mask, tokens), cache), mask};
+  const auto [hidden, mask] = hidden_inputs(inputs, cache != nullptr, "h." + std::to_string(index_), "n_embd");
+  return {run(hidden, blocked_keys(mask, hidden.size(1)), cache), mask};
 }
 
 torch::Tensor TransformerBlock::run(const torch::Tensor& hidden, const torch::Tensor& blocked,

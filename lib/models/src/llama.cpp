@@ -236,14 +236,9 @@ class LlamaLayer : public NamedBlock {
   }
 
   Activations run_block(const Activations& inputs, KVCache* cache) {
-    if (inputs.size() < 2 || !inputs[0].defined() || inputs[0].dim() != 3)
-      throw UsageError("block model.layers." + std::to_string(index_) +
-                       " takes {hidden [batch, tokens, hidden_size], attention_mask [batch, tokens]}");
-    const auto& hidden = inputs[0];
-    const auto tokens = hidden.size(1);
-    const auto mask = block_mask(inputs, hidden.size(0), tokens, cache != nullptr, hidden.device(),
-                                 "model.layers." + std::to_string(index_));
-    LlamaStep step(config_, mask, tokens, hidden.scalar_type());
+    const auto [hidden, mask] =
+        hidden_inputs(inputs, cache != nullptr, "model.layers." + std::to_string(index_), "hidden_size");
+    LlamaStep step(config_, mask, hidden.size(1), hidden.scalar_type());
     return {run(hidden, step, cache), mask};
   }
 
