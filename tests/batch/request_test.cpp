@@ -271,3 +271,17 @@ TEST_CASE("UTF-8 checks refuse overlong forms, surrogates and truncated sequence
   CHECK(verdict("ab\xe2\x82") == "line 1: not valid UTF-8 (byte 3)");        // cut short
   CHECK(verdict("\xf4\x90\x80\x80") == "line 1: not valid UTF-8 (byte 1)");  // past U+10FFFF
 }
+
+TEST_CASE("hostile lines are refused with short messages: deep nesting, huge keys and ids", "[batch][request]") {
+  const std::string deep = line("d", "{\"prompt\": " + std::string(100000, '[') + std::string(100000, ']') + "}");
+  CHECK_THAT(refusal_of(parse_batch_line(deep, 2)).message,
+             Catch::StartsWith("line 2: arrays/objects nested deeper than 256 levels"));
+  const std::string huge(100000, 'k');
+  const Refusal unknown = refused(R"({"prompt": "p", ")" + huge + R"(": 1})");
+  CHECK(unknown.message.size() < 1000);
+  CHECK(unknown.param.size() < 100);
+  const std::string text = line(huge, R"({"prompt": "p"})") + "\n" + line(huge, R"({"prompt": "q"})");
+  const Refusal repeated = refusal_of(parse_batch_text(text, "in.jsonl").entries.at(1));
+  CHECK(repeated.message == "line 2: custom_id \"" + std::string(56, 'k') + "... repeats line 1's; custom_ids must be unique");
+  CHECK(refused(R"({"prompt": "p", "temperature": ")" + std::string(100, '\xc3') + R"("})").message.size() < 200);
+}

@@ -3,6 +3,8 @@
 #include <climits>
 #include <cmath>
 
+#include "accel/core/text.h"
+
 namespace accel::batch::detail {
 namespace {
 
@@ -175,7 +177,8 @@ void apply_key(const std::string& name, const json& value, Request& request, std
   const BodyKey* key = find_key(name);
   const bool chat = request.endpoint == Endpoint::kChatCompletions;
   if (key == nullptr) {
-    throw BadRequest{name, "body." + name + " is not a known parameter of " + std::string(url_of(request.endpoint)) +
+    const std::string shown_name = text::excerpt(name, 60);
+    throw BadRequest{shown_name, "body." + shown_name + " is not a known parameter of " + std::string(url_of(request.endpoint)) +
                                "; accepted: " + accepted_keys(request.endpoint)};
   }
   if (chat ? !key->chat : !key->completions) {
@@ -204,8 +207,10 @@ void apply_key(const std::string& name, const json& value, Request& request, std
 
 std::string shown(const json& value) {
   std::string text = value.dump(-1, ' ', false, json::error_handler_t::replace);
-  if (text.size() > 60) text = text.substr(0, 57) + "...";
-  return text;
+  if (text.size() <= 60) return text;
+  std::size_t cut = 57;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;  // not inside a character
+  return text.substr(0, cut) + "...";
 }
 
 const std::vector<BodyKey>& body_keys() {

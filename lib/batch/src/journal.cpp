@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "accel/core/error.h"
+#include "accel/core/text.h"
 #include "hash.h"
 
 namespace accel::batch {
@@ -111,7 +112,7 @@ struct JournalContents {
 };
 
 void read_record(const std::string& text, const std::string& where, const BatchInput& input, JournalContents& contents) {
-  Json record = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  Json record = text::json_nesting_problem(text) ? Json() : Json::parse(text, nullptr, /*allow_exceptions=*/false);
   const Json* index = record.is_object() && record.contains("index") ? &record["index"] : nullptr;
   if (index == nullptr || !index->is_number_unsigned() || !record.contains("output") || !record["output"].is_object()) {
     ++contents.unreadable;

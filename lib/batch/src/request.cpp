@@ -6,6 +6,7 @@
 
 #include "accel/core/error.h"
 #include "accel/core/files.h"
+#include "accel/core/text.h"
 #include "body.h"
 #include "hash.h"
 
@@ -28,7 +29,7 @@ std::string parse_failure(const json::parse_error& e) {
   if (const auto end = text.find("] "); text.rfind("[json.exception.", 0) == 0 && end != std::string::npos)
     text.erase(0, end + 2);
   if (const auto at = text.find("at line 1, column "); at != std::string::npos) text.replace(at, 18, "at column ");
-  return text;
+  return text::excerpt(text);
 }
 
 Endpoint endpoint_of(const json& url) {
@@ -43,7 +44,7 @@ Endpoint endpoint_of(const json& url) {
 Endpoint check_envelope(const json& doc) {
   for (const auto& [key, value] : doc.items()) {
     if (key != "custom_id" && key != "method" && key != "url" && key != "body")
-      throw BadRequest{"", "unknown key \"" + key + "\"; a request line holds " + std::string(kTopLevelKeys)};
+      throw BadRequest{"", "unknown key " + detail::shown(key) + "; a request line holds " + std::string(kTopLevelKeys)};
   }
   const auto method = doc.find("method");
   if (method == doc.end()) throw BadRequest{"", "method is missing; accepted: \"POST\""};
@@ -154,6 +155,7 @@ std::size_t BatchInput::servable() const {
 }
 
 Entry parse_batch_line(std::string_view line, std::size_t line_number, std::vector<std::string>* ignored) {
+  if (const auto problem = text::json_nesting_problem(line)) return refusal(line_number, "", *problem);
   json doc;
   try {
     doc = json::parse(line);
@@ -188,8 +190,8 @@ BatchInput parse_batch_text(std::string_view text, const std::string& source) {
     if (!custom_id.empty()) {
       const auto [earlier, fresh] = first_line.emplace(custom_id, number);
       if (!fresh) {
-        entry = refusal(number, "", "custom_id \"" + custom_id + "\" repeats line " + std::to_string(earlier->second) +
-                                        "'s; custom_ids must be unique");
+        entry = refusal(number, "", "custom_id " + detail::shown(custom_id) + " repeats line " +
+                                        std::to_string(earlier->second) + "'s; custom_ids must be unique");
       }
     }
     input.entries.push_back(std::move(entry));
