@@ -9,7 +9,8 @@
 # torchrun runs in every 4th repetition, at least 3 times: each run takes seconds).
 # First, process start alone: /bin/true against `accel-launch --version`, 10 x REPS runs in turns.
 # ACCEL_LAUNCH overrides the launcher binary (default build/bin/accel-launch); BASELINE names a
-# second accel-launch (another build) that takes its turn beside it in every measurement.
+# second accel-launch (another build) that takes its turn beside it in every measurement;
+# TORCHRUN=0 leaves torchrun out (each of its runs takes seconds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 reps="${1:-21}"
@@ -20,7 +21,7 @@ job=/bin/true
 mpi_root=()
 [ "$(id -u)" -eq 0 ] && mpi_root=(--allow-run-as-root)
 have_mpirun=$(command -v mpirun >/dev/null && echo 1 || echo 0)
-have_torchrun=$([ -x /usr/bin/torchrun ] && [ -x /usr/bin/python3 ] && echo 1 || echo 0)
+have_torchrun=$([ "${TORCHRUN:-1}" != 0 ] && [ -x /usr/bin/torchrun ] && [ -x /usr/bin/python3 ] && echo 1 || echo 0)
 
 # Appends the wall time in ms of one run of "$@" to the file $1 (bash's EPOCHREALTIME: no fork to time).
 time_into() {
@@ -43,8 +44,8 @@ trap 'rm -rf "$samples"' EXIT
 
 echo "Process start: median of $((10 * reps)) runs in turns; $(nproc) CPUs; load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| command | median | - /bin/true |"
-echo "|---|---|---|"
+echo "| command | wall, median | - /bin/true | CPU per run | - /bin/true |"
+echo "|---|---|---|---|---|"
 starts=(true version)
 [ -z "$baseline" ] || starts+=(baseline)
 for ((r = 0; r < 10 * reps; r++)); do
@@ -52,10 +53,21 @@ for ((r = 0; r < 10 * reps; r++)); do
   time_into "$samples/start_version" "$launcher" --version
   [ -z "$baseline" ] || time_into "$samples/start_baseline" "$baseline" --version
 done
+# CPU time (user + system) of the finished children of this shell, in clock ticks: steadier than
+# wall time on a loaded machine, where waiting for a core dominates a process start.
+children_ticks() { awk '{ print $16 + $17 }' "/proc/$$/stat"; }
+for start in "${starts[@]}"; do
+  case $start in true) cmd=(/bin/true) ;; version) cmd=("$launcher" --version) ;; baseline) cmd=("$baseline" --version) ;; esac
+  before=$(children_ticks)
+  for ((r = 0; r < 10 * reps; r++)); do "${cmd[@]}" >/dev/null; done
+  echo $(( $(children_ticks) - before )) >"$samples/cpu_$start"
+done
 for start in "${starts[@]}"; do
   case $start in true) name=/bin/true ;; version) name="$launcher --version" ;; baseline) name="$baseline --version" ;; esac
   awk -v name="$name" -v t="$(median "$samples/start_$start")" -v f="$(median "$samples/start_true")" \
-    'BEGIN { printf "| `%s` | %.2f ms | %+.2f ms |\n", name, t, t - f }'
+      -v c="$(cat "$samples/cpu_$start")" -v cf="$(cat "$samples/cpu_true")" -v runs=$((10 * reps)) -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { ms = 1000 / hz / runs
+             printf "| `%s` | %.2f ms | %+.2f ms | %.2f ms | %+.2f ms |\n", name, t, t - f, c * ms, (c - cf) * ms }'
 done
 echo
 echo "Launching N copies of $job; median of $reps runs (torchrun: every 4th); load $(cut -d' ' -f1-3 /proc/loadavg); $(uname -srm)"

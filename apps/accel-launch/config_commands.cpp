@@ -1,5 +1,6 @@
 // `config`, `config default`, `config update`, `env`, `test`: words -> options structs ->
 // accel::config::run_*. The work lives in lib/config.
+#include <algorithm>
 #include <iostream>
 #include <map>
 
@@ -145,6 +146,7 @@ int run_config_command(const std::vector<std::string>& args) {
     const auto flag = std::find_if(command.flags.begin(), command.flags.end(), [&](const Flag& f) { return name == f.name; });
     if (flag == command.flags.end()) unknown_flag(command, word);
     if (!flag->value_name) {
+      if (word.find('=') != std::string::npos) throw UsageError(name + " takes no value; pass " + name + " alone");
       given[name] = "";
     } else if (word.find('=') != std::string::npos) {
       given[name] = word.substr(word.find('=') + 1);

@@ -1395,6 +1395,7 @@ TEST_CASE("launch cli: near misses of flags and commands get a suggestion, never
        "file (accel-launch config), or launch a job with `accel-launch --num_processes ... JOB`"},
       {{"env", "--config-fil", "x"}, "unknown flag --config-fil; did you mean --config_file? (`accel-launch env` takes --config_file)"},
       {{"config", "default", "--mixed_precision"}, "--mixed_precision needs a value: MODE"},
+      {{"config", "default", "--force=yes"}, "--force takes no value; pass --force alone"},
       {{"--num_processes"}, "--num_processes needs a value: N"},
       {{"--cpu=yes", "sh"}, "--cpu takes no value; pass --cpu alone"},
   };

@@ -39,28 +39,26 @@ double parse_seconds(const std::string& flag, const std::string& value) {
   return parsed;
 }
 
-// A request member of a command-line-only row, filled by its type.
-template <auto member>
-void store(const LaunchOption&, const std::string& flag, const std::string& value, LaunchRequest& request) {
-  auto& field = request.*member;
-  using Field = std::decay_t<decltype(field)>;
+// A request member, filled from the flag's value by its type (a switch's member becomes true).
+template <typename Field>
+void assign(Field& field, const std::string& flag, const std::string& value) {
   if constexpr (std::is_same_v<Field, bool> || std::is_same_v<Field, std::optional<bool>>) field = true;
   if constexpr (std::is_same_v<Field, std::optional<int>>) field = parse_int(flag, value);
   if constexpr (std::is_same_v<Field, std::optional<double>>) field = parse_seconds(flag, value);
   if constexpr (std::is_same_v<Field, std::optional<std::string>>) field = value;
 }
 
-// A keyed row's member, filled by the row's type.
+// A command-line-only row's member.
+template <auto member>
+void store(const LaunchOption&, const std::string& flag, const std::string& value, LaunchRequest& request) {
+  assign(request.*member, flag, value);
+}
+
+// A keyed row's member.
 void store_setting(const LaunchOption& option, const std::string& flag, const std::string& value, LaunchRequest& request) {
   std::visit(
       [&](auto member) {
-        if constexpr (!std::is_same_v<decltype(member), std::monostate>) {
-          using Field = std::decay_t<decltype(request.*member)>;
-          if constexpr (std::is_same_v<Field, std::optional<bool>>) request.*member = true;
-          if constexpr (std::is_same_v<Field, std::optional<int>>) request.*member = parse_int(flag, value);
-          if constexpr (std::is_same_v<Field, std::optional<double>>) request.*member = parse_seconds(flag, value);
-          if constexpr (std::is_same_v<Field, std::optional<std::string>>) request.*member = value;
-        }
+        if constexpr (!std::is_same_v<decltype(member), std::monostate>) assign(request.*member, flag, value);
       },
       option.member);
 }
@@ -354,6 +352,9 @@ const LaunchOption* find_launch_option_by_flag(const std::string& typed) {
   return nullptr;
 }
 
+namespace {
+
+// Every spelling of every row, for "did you mean" hints.
 std::vector<std::string> launch_flag_spellings() {
   std::vector<std::string> spellings;
   for (const LaunchOption& option : launch_options()) {
@@ -368,8 +369,6 @@ std::vector<std::string> launch_flag_spellings() {
   }
   return spellings;
 }
-
-namespace {
 
 // torchrun's --nproc_per_node N counts one machine; accelerate's --num_processes counts all.
 void finish_torchrun(LaunchRequest& request) {
@@ -433,13 +432,6 @@ const std::vector<LaunchOption>& launch_options() {
     return rows;
   }();
   return table;
-}
-
-const LaunchOption* find_launch_option_by_key(const std::string& key) {
-  for (const LaunchOption& option : launch_options()) {
-    if (option.key && key == option.key) return &option;
-  }
-  return nullptr;
 }
 
 const std::vector<std::string>& command_words() {
@@ -536,10 +528,9 @@ std::string launch_help(const std::string& program, bool top_level) {
       passed.emplace_back(option.help);
     }
   }
-  help += std::string("\n") + group_title(Group::PassedToJob) + ":\n  Every `accelerate launch` option of the " +
-          text::join(passed, ", ") +
-          " groups (--fsdp_*, --zero_stage,\n  --megatron_lm_*, --fp8_*, --dynamo_*, ...) is accepted and reaches the job as "
-          "accelerate's variables;\n  see docs/config.md.\n";
+  help += std::string("\n") + group_title(Group::PassedToJob) + ":\n  The options of accelerate's " +
+          text::join(passed, ", ") + " groups\n  (--dynamo_*, --zero_stage, --fsdp_*, --megatron_lm_*, --fp8_*, ...) "
+          "are accepted and reach the job as\n  accelerate's variables; see docs/config.md.\n";
   help += "\nJOB [JOB ARGS...]: an executable (on PATH or a path) runs directly; a *.py file or a file that is not\n"
           "executable runs under python3 unless --no_python. Every token after JOB goes to the job unchanged.\n";
   return help;

@@ -54,14 +54,8 @@ struct LaunchOption {
 
 const std::vector<LaunchOption>& launch_options();
 
-// The row with config key `key`, or nullptr.
-const LaunchOption* find_launch_option_by_key(const std::string& key);
-
 // The row spelled `flag` ("--num-processes" and "--num_processes" alike), or nullptr.
 const LaunchOption* find_launch_option_by_flag(const std::string& flag);
-
-// Every spelling of every row, for "did you mean" hints.
-std::vector<std::string> launch_flag_spellings();
 
 // The words that name a command rather than a JOB: launch, config, env, test.
 const std::vector<std::string>& command_words();
