@@ -50,17 +50,10 @@ int run_default(const Given& given) {
 int run_update(const Given& given) { return config::run_update({text_of(given, "--config_file")}, std::cout); }
 
 int run_env(const Given& given) {
-  config::EnvOptions options;
-  options.config_file = text_of(given, "--config_file");
-  options.version = ACCEL_VERSION;
-  return config::run_env(options, std::cout);
+  return config::run_env({.config_file = text_of(given, "--config_file"), .version = ACCEL_VERSION}, std::cout);
 }
 
-int run_test(const Given& given) {
-  config::TestOptions options;
-  options.config_file = text_of(given, "--config_file");
-  return config::run_test(options, std::cout);
-}
+int run_test(const Given& given) { return config::run_test({.config_file = text_of(given, "--config_file")}, std::cout); }
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> table = {
