@@ -22,7 +22,7 @@ enum class ValueType { Switch, Integer, Seconds, Text, Choice, Ids };
 // own-settings file beside accelerate's may hold it), or torchrun (a command-line spelling only).
 enum class Owner { Accelerate, Ours, Torchrun };
 
-// --help's sections, in this order. kPassedToJob is folded into one paragraph.
+// --help's sections, in this order; PassedToJob is folded into one paragraph.
 enum class Group { Processes, Devices, Supervision, Job, Torchrun, Compatibility, Refused, PassedToJob };
 
 using SettingMember = std::variant<std::monostate, std::optional<bool> LaunchSettings::*, std::optional<int> LaunchSettings::*,
@@ -30,7 +30,7 @@ using SettingMember = std::variant<std::monostate, std::optional<bool> LaunchSet
 
 struct LaunchOption;
 // A row's own effect on the request, for an option that is more than a stored value. `flag` is
-// the spelling the user typed (underscores), `value` empty for a switch.
+// the long spelling the user typed (underscores), for messages; `value` is empty for a switch.
 using ApplyOption = void (*)(const LaunchOption& option, const std::string& flag, const std::string& value,
                              LaunchRequest& request);
 
@@ -41,7 +41,7 @@ struct LaunchOption {
   Owner owner;
   Group group;
   const char* value_name;  // "N", "FILE"; nullptr: a switch, which takes no value
-  const char* help;        // kRefused: the reason; kPassedToJob: accelerate's argument group
+  const char* help;        // Group::Refused: the reason; Group::PassedToJob: accelerate's argument group
   SettingMember member;    // where a keyed row's value goes (command line and file alike)
   ApplyOption apply;       // nullptr: parse by type into `member`
   double min = 0, max = 0; // Integer and Seconds in a file
