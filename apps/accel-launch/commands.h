@@ -12,4 +12,7 @@ int run_launch(const std::string& program, const std::vector<std::string>& args,
 // `config`, `config default`, `config update`, `env`, `test` (`args` from the command word on).
 int run_config_command(const std::vector<std::string>& args);
 
+// The commands' lines of the top-level --help.
+std::string commands_help();
+
 }  // namespace accel::cli

@@ -76,11 +76,9 @@ const std::vector<Command>& commands() {
 
 std::string help(const Command& command) {
   std::string text = std::string("Usage: accel-launch ") + command.words + " [OPTIONS]\n\n" + command.summary + "\n\nOptions:\n";
-  std::vector<Flag> flags = {{"-h, --help", nullptr, "Print this help and exit"}};
-  flags.insert(flags.end(), command.flags.begin(), command.flags.end());
-  for (const Flag& flag : flags) {
-    std::string names = std::string(flag.name) + (flag.value_name ? std::string(" ") + flag.value_name : "");
-    text += "  " + names + std::string(names.size() < 24 ? 24 - names.size() : 1, ' ') + flag.help + "\n";
+  text += launch::help_line("-h, --help", "Print this help and exit");
+  for (const Flag& flag : command.flags) {
+    text += launch::help_line(std::string(flag.name) + (flag.value_name ? std::string(" ") + flag.value_name : ""), flag.help);
   }
   if (std::string(command.words) == "config") text += "\nCommands:\n  default, update (accel-launch config COMMAND --help)\n";
   return text;
@@ -109,6 +107,12 @@ const Command& find_command(const std::string& words) {
 }
 
 }  // namespace
+
+std::string commands_help() {
+  std::string text = launch::help_line("launch", "Launch JOB on several processes (same as without 'launch')");
+  for (const Command& command : commands()) text += launch::help_line(command.words, command.summary);
+  return text;
+}
 
 int run_config_command(const std::vector<std::string>& args) {
   std::string words = args.front();

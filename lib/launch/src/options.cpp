@@ -394,10 +394,7 @@ void finish_torchrun(LaunchRequest& request) {
 std::string option_line(const LaunchOption& option) {
   std::string names = text::join(text::split(option.flags, ','), ", ");
   if (option.takes_value()) names += std::string(" ") + option.value_name;
-  const std::string help = option.group == Group::Refused ? std::string("Refused: ") + option.help : option.help;
-  const std::size_t column = 36;
-  return "  " + names + (names.size() + 2 < column ? std::string(column - names.size() - 2, ' ') : "\n" + std::string(column, ' ')) +
-         help + "\n";
+  return help_line(names, option.group == Group::Refused ? std::string("Refused: ") + option.help : option.help);
 }
 
 const char* group_title(Group group) {
@@ -415,6 +412,12 @@ const char* group_title(Group group) {
 }
 
 }  // namespace
+
+std::string help_line(const std::string& names, const std::string& help) {
+  const std::size_t column = 36;
+  return "  " + names + (names.size() + 2 < column ? std::string(column - names.size() - 2, ' ') : "\n" + std::string(column, ' ')) +
+         help + "\n";
+}
 
 std::string LaunchOption::primary_flag() const {
   const std::string all = flags;
@@ -503,18 +506,12 @@ LaunchArguments parse_launch_arguments(const std::vector<std::string>& args, boo
   return parsed;
 }
 
-std::string launch_help(const std::string& program, bool top_level) {
+std::string launch_help(const std::string& program, const std::string& commands) {
   std::string help = "accel-launch: launch and supervise distributed LibTorch jobs\n";
   help += "Usage: " + program + " [OPTIONS] JOB [JOB ARGS...]\n";
-  if (top_level) {
-    help += "   or: " + program + " COMMAND [OPTIONS] ...\n\nCommands:\n"
-            "  launch                            Launch JOB on several processes (same as without 'launch')\n"
-            "  config [default|update]           Write or update a config file (accel-launch config --help)\n"
-            "  env                               Print versions, hardware and the config in effect, for bug reports\n"
-            "  test                              Launch the built-in test job across the configured processes\n";
-  }
-  help += "\n  -h, --help                        Print this help and exit\n";
-  if (top_level) help += "  --version                         Print the version and exit\n";
+  if (!commands.empty()) help += "   or: " + program + " COMMAND [OPTIONS] ...\n\nCommands:\n" + commands;
+  help += "\n" + help_line("-h, --help", "Print this help and exit");
+  if (!commands.empty()) help += help_line("--version", "Print the version and exit");
   std::vector<std::string> passed;
   for (Group group : {Group::Processes, Group::Devices, Group::Supervision, Group::Job, Group::Torchrun,
                       Group::Compatibility, Group::Refused}) {

@@ -73,9 +73,13 @@ struct LaunchArguments {
 // accepts, with "did you mean" for an unknown flag.
 LaunchArguments parse_launch_arguments(const std::vector<std::string>& args, bool top_level);
 
-// --help: the usage lines, the commands (top level only), the options by group with accelerate's
-// settings for the job folded into one section that points to docs/config.md.
-std::string launch_help(const std::string& program, bool top_level);
+// --help: the usage lines, `commands` (help_line()s; empty for `accel-launch launch --help`), the
+// options by group with accelerate's settings for the job folded into one section that points to
+// docs/config.md.
+std::string launch_help(const std::string& program, const std::string& commands);
+
+// One line of help: `names` (flags and value, or a command) in a column, then `help`.
+std::string help_line(const std::string& names, const std::string& help);
 
 // "unknown flag --x" with the nearest known spelling among `known` (a prefix of one, or a typo),
 // else "see `help_command`".
