@@ -7,6 +7,7 @@
 #include "accel/core/error.h"
 #include "accel/core/files.h"
 #include "body.h"
+#include "hash.h"
 
 namespace accel::batch {
 namespace {
@@ -111,12 +112,6 @@ std::optional<std::size_t> first_invalid_utf8(std::string_view text) {
   return std::nullopt;
 }
 
-std::uint64_t fnv1a(std::string_view text) {
-  std::uint64_t hash = 14695981039346656037ull;
-  for (const unsigned char c : text) hash = (hash ^ c) * 1099511628211ull;
-  return hash;
-}
-
 // Calls `each(line, number)` for every line of `text` that holds more than whitespace, without
 // its newline and a trailing "\r".
 template <typename Each>
@@ -136,7 +131,7 @@ BatchInput input_of(std::string_view text, const std::string& source) {
   BatchInput input;
   input.source = source;
   input.size = text.size();
-  input.content_hash = fnv1a(text);
+  input.content_hash = detail::fnv1a(text);
   return input;
 }
 
