@@ -11,7 +11,8 @@
 # thread count and batch, models_bench --model-dir and llama.cpp (scripts/llamacpp-bench.mjs, via
 # npm's node-llama-cpp prebuilt CPU binaries) run back to back, each timing generate(1) and
 # generate(NEW_TOKENS) best of REPEATS from the same PROMPT-token prompts; decode tokens/s =
-# batch / ((generate - prefill) / (NEW_TOKENS - 1)); the table gives ours / llama.cpp.
+# batch / ((generate - prefill) / (NEW_TOKENS - 1)); the table gives ours / llama.cpp and the load
+# average (1 minute) when the pair ended.
 # llama.cpp's KV cache has the run's dtype (F32 or BF16), as ours does.
 #
 # usage: scripts/bench-llamacpp.sh [BUILD_DIR]
@@ -74,10 +75,10 @@ echo "prompt $prompt_len tokens, $new_tokens greedy tokens, best of $repeats; GG
 
 # Correctness: the same greedy tokens in float32.
 for name in "${models[@]}"; do
-  ours="$("$bench" --model-dir "$models_dir/$name" --dtype float32 --threads 2 --batch 1 \
+  ours="$("$bench" --model-dir "$models_dir/$name" --dtype float32 --threads 1 --batch 1 \
     --prompt "$prompt_len" --tokens "$prompt_len" --new-tokens "$new_tokens" --repeats 1)"
   prompt_ids="$(value prompt_ids <<<"$ours")"
-  theirs="$(llamacpp "$models_dir/$name-f32.gguf" --threads 2 --batch 1 --prompt-ids "$prompt_ids" \
+  theirs="$(llamacpp "$models_dir/$name-f32.gguf" --threads 1 --batch 1 --prompt-ids "$prompt_ids" \
     --new-tokens "$new_tokens" --repeats 1 --kv-type F32)"
   read -ra a <<<"$(value greedy_ids <<<"$ours")"
   read -ra b <<<"$(value greedy_ids <<<"$theirs")"
@@ -95,9 +96,9 @@ for name in "${models[@]}"; do
 done
 
 echo
-printf '| %-5s | %-8s | %-7s | %-5s | %-17s | %-17s | %-12s | %-12s | %-14s |\n' model dtype threads batch \
-  "accel decode tok/s" "llama.cpp decode" "accel / l.cpp" "accel prefill" "llama.cpp prefill"
-printf '|-------|----------|---------|-------|-------------------|-------------------|--------------|--------------|----------------|\n'
+printf '| %-5s | %-8s | %-7s | %-5s | %-17s | %-17s | %-12s | %-12s | %-14s | %-4s |\n' model dtype threads batch \
+  "accel decode tok/s" "llama.cpp decode" "accel / l.cpp" "accel prefill" "llama.cpp prefill" load
+printf '|-------|----------|---------|-------|-------------------|-------------------|--------------|--------------|----------------|------|\n'
 for name in "${models[@]}"; do
   for dtype in ${DTYPES:-float32 bfloat16}; do
     case "$dtype" in
@@ -113,9 +114,9 @@ for name in "${models[@]}"; do
         theirs="$(llamacpp "$gguf" --threads "$threads" --batch "$batch" --prompt-ids "$(value prompt_ids <<<"$ours")" \
           --new-tokens "$new_tokens" --repeats "$repeats" --kv-type "$kv")"
         a="$(value decode_tokens_per_s <<<"$ours")" b="$(value decode_tokens_per_s <<<"$theirs")"
-        printf '| %-5s | %-8s | %-7s | %-5s | %17s | %17s | %12s | %9s ms | %11s ms |\n' "$name" "$dtype" "$threads" \
+        printf '| %-5s | %-8s | %-7s | %-5s | %17s | %17s | %12s | %9s ms | %11s ms | %4s |\n' "$name" "$dtype" "$threads" \
           "$batch" "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2fx", a / b }')" \
-          "$(value prefill_ms <<<"$ours")" "$(value prefill_ms <<<"$theirs")"
+          "$(value prefill_ms <<<"$ours")" "$(value prefill_ms <<<"$theirs")" "$(cut -d' ' -f1 /proc/loadavg)"
       done
     done
   done
