@@ -51,6 +51,11 @@ SHAPES = {
                        rope_theta=1000000.0),
     "qwen3-qknorm": dict(model_type="qwen3", num_key_value_heads=2, head_dim=16,
                          tie_word_embeddings=False, attention_bias=False),
+    # GPT-2 small's size in Llama's shape, for scripts/bench-llamacpp.sh (with --vocab_size 50257
+    # and GPT-2's tokenizer, whose <|endoftext|> is 50256).
+    "llama-bench": dict(model_type="llama", hidden_size=768, intermediate_size=2048, num_hidden_layers=12,
+                        num_attention_heads=12, num_key_value_heads=4, max_position_embeddings=1024,
+                        tie_word_embeddings=False, bos_token_id=50256, eos_token_id=50256),
 }
 
 DTYPE_NAMES = {torch.float32: "F32", torch.bfloat16: "BF16", torch.float16: "F16",

@@ -8,8 +8,12 @@
 // bandwidth, and how fast the few-row kernels (rows_product.h) read and multiply at 8 and 32 rows;
 // with --slots 1, the SlotDecoder. scripts/bench-models.sh runs it next to the PyTorch eager implementation in
 // scripts/crosscheck-gpt2.py.
+// --save-checkpoint DIR writes that seeded model (float32) as a checkpoint directory; --model-dir DIR
+// measures generation on any checkpoint directory instead, as scripts/bench-llamacpp.sh does beside
+// llama.cpp on the same weights.
 #include "accel/core/error.h"
 #include "accel/core/text.h"
+#include "accel/models/auto_model.h"
 #include "accel/models/gpt2.h"
 #include "accel/models/slot_decoder.h"
 #include "bench_support.h"
@@ -98,6 +102,23 @@ struct Shape {
   int repeats;
 };
 
+// Greedy generation from `prompt` [batch, prompt tokens], timed as generate(1) (the prefill
+// alone) and generate(new_tokens), best of the repeats; each further token is one decode step.
+// Prints the figures and returns the seconds of one decode step.
+double measure_generation(CausalLM& model, const torch::Tensor& prompt, const Shape& s) {
+  const auto prompt_mask = torch::ones_like(prompt);
+  auto greedy = [&](std::int64_t tokens) {
+    GenerationOptions options;
+    options.max_new_tokens = tokens;
+    options.stop_at_eos = false;
+    return best_of(s.repeats, [&] { generate(model, prompt, prompt_mask, options); });
+  };
+  const double prefill_s = greedy(1), generate_s = greedy(s.new_tokens);
+  std::printf("generate_tokens_per_s %.1f\nprefill_ms %.1f\n", s.batch * s.new_tokens / generate_s,
+              prefill_s * 1e3);
+  return (generate_s - prefill_s) / static_cast<double>(s.new_tokens - 1);
+}
+
 // Bytes a decode step must read: every weight once (the tied lm_head reads wte in full; the
 // position table only one row) and the cached keys and values at the average context length.
 double decode_bytes(GPT2LMHeadModel& model, const Shape& s, torch::ScalarType dtype) {
@@ -137,17 +158,7 @@ void run_benchmarks(GPT2LMHeadModel& model, const Shape& s, torch::ScalarType dt
 
   const auto prompt = ids.narrow(1, 0, s.prompt);
   const auto prompt_mask = torch::ones_like(prompt);
-  auto greedy = [&](std::int64_t tokens) {
-    GenerationOptions options;
-    options.max_new_tokens = tokens;
-    options.stop_at_eos = false;
-    return best_of(s.repeats, [&] { model.generate(prompt, prompt_mask, options); });
-  };
-  // generate(1) is the prefill alone; each further token is one decode step.
-  const double prefill_s = greedy(1), generate_s = greedy(s.new_tokens);
-  const double decode_s = (generate_s - prefill_s) / static_cast<double>(s.new_tokens - 1);
-  std::printf("generate_tokens_per_s %.1f\nprefill_ms %.1f\n", s.batch * s.new_tokens / generate_s,
-              prefill_s * 1e3);
+  const double decode_s = measure_generation(model, prompt, s);
   // A decode step is bound by reading the weights or by its matmuls, whichever takes longer.
   const double context = static_cast<double>(s.prompt) + static_cast<double>(s.new_tokens) / 2;
   const double step_bound_s = std::max(decode_bytes(model, s, dtype) / bandwidth,
@@ -258,6 +269,34 @@ void run_slot_benchmarks(GPT2LMHeadModel& model, const Shape& s, torch::ScalarTy
   fill();
   step();  // one unprofiled step, so allocator caches are warm
   print_profile(step);
+
+// A checkpoint directory's model (any family load_causal_lm reads) at `dtype`: the generation
+// figures (no bounds), and row 0's prompt and greedy tokens, so that another implementation can
+// be shown to compute the same thing (scripts/bench-llamacpp.sh runs llama.cpp on them). Row r's
+// prompt is row 0's rotated left by r, as the llama.cpp driver builds its rows.
+void run_checkpoint(const std::string& dir, const Shape& s, torch::ScalarType dtype) {
+  const auto model = load_causal_lm(dir, {dtype, torch::kCPU}).model;
+  const auto one = torch::ones({1, 1}, torch::kLong);
+  const std::int64_t vocab = model->next_token_logits(one, one, nullptr).size(-1);
+  torch::manual_seed(1);
+  const auto first = torch::randint(0, vocab, {s.prompt}, torch::kLong);
+  std::vector<torch::Tensor> rows;
+  for (std::int64_t r = 0; r < s.batch; ++r) rows.push_back(torch::roll(first, -r));
+  const auto prompt = torch::stack(rows);
+  const double decode_s = measure_generation(*model, prompt, s);
+  std::printf("decode_tokens_per_s %.1f\n", static_cast<double>(s.batch) / decode_s);
+  GenerationOptions options;
+  options.max_new_tokens = s.new_tokens;
+  options.stop_at_eos = false;
+  const auto generation = generate(*model, prompt, torch::ones_like(prompt), options);
+  auto print_ids = [](const char* key, const std::vector<std::int64_t>& ids) {
+    std::printf("%s", key);
+    for (const auto id : ids) std::printf(" %lld", static_cast<long long>(id));
+    std::printf("\n");
+  };
+  print_ids("prompt_ids", std::vector<std::int64_t>(first.data_ptr<std::int64_t>(),
+                                                    first.data_ptr<std::int64_t>() + s.prompt));
+  print_ids("greedy_ids", generation.new_tokens.at(0));
 }
 
 // Bytes per second each one-row kernel this CPU runs reads, over 40 weights of a GPT-2 MLP
@@ -310,13 +349,14 @@ int run(int argc, char** argv) {
   std::map<std::string, std::string> args = {{"--threads", "1"}, {"--dtype", "float32"},  {"--batch", "1"},
                                              {"--tokens", "128"}, {"--prompt", "16"},     {"--new-tokens", "32"},
                                              {"--repeats", "3"},  {"--layers", "12"},     {"--profile", "0"},
-                                             {"--kernels", "0"},  {"--slots", "0"},
-                                             {"--mixed", "0"}};
+                                             {"--kernels", "0"},  {"--slots", "0"},      {"--mixed", "0"},
+                                             {"--model-dir", ""},  {"--save-checkpoint", ""}};
   for (int i = 1; i < argc; i += 2) {
     if (!args.count(argv[i]) || i + 1 >= argc)
       throw accel::UsageError(std::string("unknown flag or missing value: ") + argv[i] +
                               "; flags: --threads --dtype --batch --tokens --prompt --new-tokens "
-                              "--repeats --layers --profile (0 or 1) --kernels (0 or 1) --slots (0 or 1) --mixed (0 or 1, with --slots)");
+                              "--repeats --layers --profile (0 or 1) --kernels (0 or 1) --slots (0 or 1) "
+                              "--mixed (0 or 1, with --slots) --model-dir DIR --save-checkpoint DIR");
     args[argv[i]] = argv[i + 1];
   }
   auto number = [&](const std::string& flag, std::int64_t lowest = 1) {
@@ -334,13 +374,22 @@ int run(int argc, char** argv) {
     print_kernels(options.dtype, static_cast<int>(number("--repeats")));
     return 0;
   }
-  GPT2LMHeadModel model(options);
+  if (!args["--save-checkpoint"].empty()) {  // the seeded model the runs without --model-dir measure
+    GPT2LMHeadModel(options.config).save_pretrained(args["--save-checkpoint"]);
+    std::printf("saved %s\n", args["--save-checkpoint"].c_str());
+    return 0;
+  }
   const Shape shape{number("--batch"), number("--tokens"), number("--prompt"), number("--new-tokens", 2),
                     static_cast<int>(number("--repeats"))};
   if (shape.prompt > shape.tokens)
     throw accel::UsageError("--prompt " + std::to_string(shape.prompt) + " is longer than --tokens " +
                             std::to_string(shape.tokens) + " (the prompt is the first tokens of the forward input)");
   std::printf("threads %d\ndtype %s\n", torch::get_num_threads(), c10::toString(options.dtype));
+  if (!args["--model-dir"].empty()) {
+    run_checkpoint(args["--model-dir"], shape, options.dtype);
+    return 0;
+  }
+  GPT2LMHeadModel model(options);
   if (number("--slots", 0) != 0)
     run_slot_benchmarks(model, shape, options.dtype, number("--mixed", 0) != 0, number("--profile", 0) != 0);
   else run_benchmarks(model, shape, options.dtype, number("--profile", 0) != 0);
