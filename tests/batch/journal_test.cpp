@@ -167,6 +167,9 @@ TEST_CASE("a journal of a different input or options is refused naming what diff
                     Catch::Contains("holds the results of a different run: the input differs (then " +
                                     std::to_string(kInputText.size()) + " bytes, hash ") &&
                         Catch::Contains("; now " + std::to_string(kInputText.size() + 10) + " bytes, hash "));
+  const BatchInput as_prompts = parse_prompts_text(kInputText, "in.jsonl");
+  CHECK_THROWS_WITH(prepare_output(output, as_prompts, fingerprint_of(as_prompts, kOptions.options), ExistingOutput::kRefuse),
+                    Catch::Contains("different run: the input was read as \"openai-batch\", now as \"prompts\". Rerun"));
   // Refusing changed nothing: the same command still resumes.
   CHECK(prepare_output(output, in, kOptions, ExistingOutput::kRefuse).journaled == 2);
 

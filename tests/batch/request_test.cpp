@@ -221,6 +221,7 @@ TEST_CASE("a batch text: blank lines skipped, repeated custom_ids refused, ignor
                               "in.jsonl: body.user is ignored (it does not change the generated text): lines 1, 7"});
   CHECK(input.size == text.size());
   CHECK(input.source == "in.jsonl");
+  CHECK(input.format == "openai-batch");
   CHECK(input.content_hash != parse_batch_text(text + " ", "in.jsonl").content_hash);
 }
 
@@ -249,7 +250,9 @@ TEST_CASE("a prompts file: one prompt per line, whitespace-only lines skipped, i
   CHECK(refusal_of(input.entries[2]).custom_id == "prompt-5");
   CHECK(request_of(input.entries[3]).custom_id == "prompt-6");
 
+  CHECK(input.format == "prompts");
   const BatchInput chat = parse_prompts_text("hello\n", "p.txt", PromptForm::kChatMessage);
+  CHECK(chat.format == "prompts-chat");
   const Request r = request_of(chat.entries.at(0));
   CHECK(r.endpoint == Endpoint::kChatCompletions);
   CHECK(r.chat.messages == R"([{"content":"hello","role":"user"}])");

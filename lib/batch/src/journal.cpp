@@ -67,6 +67,7 @@ Json fingerprint_json(const Fingerprint& fingerprint) {
   Json options = Json::object();
   for (const auto& [key, value] : fingerprint.options) options[key] = value;
   return {{"format", kJournalFormat},
+          {"input_format", fingerprint.input_format},
           {"input_size", fingerprint.input_size},
           {"input_hash", detail::hex(fingerprint.input_hash)},
           {"entries", fingerprint.entries},
@@ -77,6 +78,8 @@ Json fingerprint_json(const Fingerprint& fingerprint) {
 std::string differences(const Json& then, const Json& now) {
   std::vector<std::string> found;
   if (then.value("format", 0) != kJournalFormat) found.push_back("it was written by another version of this program");
+  if (then.value("input_format", Json()) != now["input_format"])
+    found.push_back("the input was read as " + then.value("input_format", Json()).dump() + ", now as " + now["input_format"].dump());
   if (then.value("input_size", Json()) != now["input_size"] || then.value("input_hash", Json()) != now["input_hash"]) {
     const auto plain = [](const Json& value) { return value.is_string() ? value.get<std::string>() : value.dump(); };
     found.push_back("the input differs (then " + plain(then.value("input_size", Json())) + " bytes, hash " +
@@ -209,7 +212,7 @@ std::string hex(std::uint64_t value) {
 }  // namespace detail
 
 Fingerprint fingerprint_of(const BatchInput& input, std::map<std::string, std::string> options) {
-  return Fingerprint{input.size, input.content_hash, input.entries.size(), std::move(options)};
+  return Fingerprint{input.format, input.size, input.content_hash, input.entries.size(), std::move(options)};
 }
 
 std::string run_tag(const Fingerprint& fingerprint) { return detail::hex(detail::fnv1a(fingerprint_json(fingerprint).dump())); }

@@ -128,9 +128,10 @@ void for_each_line(std::string_view text, Each each) {
   }
 }
 
-BatchInput input_of(std::string_view text, const std::string& source) {
+BatchInput input_of(std::string_view text, const std::string& source, std::string format) {
   BatchInput input;
   input.source = source;
+  input.format = std::move(format);
   input.size = text.size();
   input.content_hash = detail::fnv1a(text);
   return input;
@@ -179,7 +180,7 @@ Entry parse_batch_line(std::string_view line, std::size_t line_number, std::vect
 }
 
 BatchInput parse_batch_text(std::string_view text, const std::string& source) {
-  BatchInput input = input_of(text, source);
+  BatchInput input = input_of(text, source, "openai-batch");
   std::unordered_map<std::string, std::size_t> first_line;
   std::map<std::string, std::vector<std::size_t>> ignored_lines;
   for_each_line(text, [&](std::string_view line, std::size_t number) {
@@ -205,7 +206,7 @@ BatchInput parse_batch_text(std::string_view text, const std::string& source) {
 BatchInput read_batch_file(const std::string& path) { return parse_batch_text(read_input(path, "batch input file"), path); }
 
 BatchInput parse_prompts_text(std::string_view text, const std::string& source, PromptForm form) {
-  BatchInput input = input_of(text, source);
+  BatchInput input = input_of(text, source, form == PromptForm::kCompletion ? "prompts" : "prompts-chat");
   for_each_line(text, [&](std::string_view line, std::size_t number) {
     const std::string custom_id = "prompt-" + std::to_string(number);
     if (const auto bad = first_invalid_utf8(line)) {

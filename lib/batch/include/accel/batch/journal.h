@@ -38,6 +38,7 @@ namespace accel::batch {
 // top_k, seed, ...) as text; settings that do not (batch size, number of ranks, schedule) stay
 // out, so a rerun may change them.
 struct Fingerprint {
+  std::string input_format;  // BatchInput::format: the same bytes read another way are another input
   std::uint64_t input_size = 0;
   std::uint64_t input_hash = 0;
   std::size_t entries = 0;

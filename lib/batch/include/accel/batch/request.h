@@ -64,6 +64,7 @@ using Entry = std::variant<Request, Refusal>;
 // identifies the input for resuming (journal.h fingerprints it).
 struct BatchInput {
   std::string source;                 // the file's path, or the name given for a text
+  std::string format;                 // how it was read: "openai-batch", "prompts" or "prompts-chat"
   std::uint64_t size = 0;             // bytes of the input text
   std::uint64_t content_hash = 0;     // FNV-1a (64 bit) of the input text
   std::vector<Entry> entries;
