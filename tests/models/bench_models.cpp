@@ -350,13 +350,13 @@ int run(int argc, char** argv) {
                                              {"--tokens", "128"}, {"--prompt", "16"},     {"--new-tokens", "32"},
                                              {"--repeats", "3"},  {"--layers", "12"},     {"--profile", "0"},
                                              {"--kernels", "0"},  {"--slots", "0"},      {"--mixed", "0"},
-                                             {"--model-dir", ""},  {"--save-checkpoint", ""}};
+                                             {"--clock", "wall"},  {"--model-dir", ""},  {"--save-checkpoint", ""}};
   for (int i = 1; i < argc; i += 2) {
     if (!args.count(argv[i]) || i + 1 >= argc)
       throw accel::UsageError(std::string("unknown flag or missing value: ") + argv[i] +
                               "; flags: --threads --dtype --batch --tokens --prompt --new-tokens "
                               "--repeats --layers --profile (0 or 1) --kernels (0 or 1) --slots (0 or 1) "
-                              "--mixed (0 or 1, with --slots) --model-dir DIR --save-checkpoint DIR");
+                              "--mixed (0 or 1, with --slots) --clock (wall or cpu) --model-dir DIR --save-checkpoint DIR");
     args[argv[i]] = argv[i + 1];
   }
   auto number = [&](const std::string& flag, std::int64_t lowest = 1) {
@@ -366,6 +366,11 @@ int run(int argc, char** argv) {
     return static_cast<std::int64_t>(*value);
   };
   torch::set_num_threads(static_cast<int>(number("--threads")));
+  if (args["--clock"] != "wall" && args["--clock"] != "cpu")
+    throw accel::UsageError("--clock must be wall or cpu, got '" + args["--clock"] + "'");
+  accel::models::bench::timing() = {args["--clock"] == "cpu" ? accel::models::bench::Timing::Clock::kCpuPerThread
+                                                              : accel::models::bench::Timing::Clock::kWall,
+                                    torch::get_num_threads()};
   GPT2Options options;  // GPT-2 small shapes, random weights
   options.config.n_layer = number("--layers");
   options.dtype = parse_dtype(args["--dtype"]);

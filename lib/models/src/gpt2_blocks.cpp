@@ -91,14 +91,12 @@ TransformerBlock::TransformerBlock(const WeightSource& source, std::int64_t inde
                   double stddev = 0.0) {
     return add(p + name, source.load(p + name, shape, init, stddev));
   };
-  // In bfloat16 the [in, out] matrices are stored column-major (a copy at load; from a float32
-  // file the conversion copies anyway): a decode step's row then reads them as gemv.h's
-  // [out, in] kind, which takes bfloat16 pairs as 32-bit words and ran 15% faster than its
-  // [in, out] kind. float32 is used in place from the file (mapped, not copied).
+  // The [in, out] matrices are stored column-major (a copy at load): decode steps then read
+  // them as the kernels' [out, in] kind, which in bfloat16 takes pairs as 32-bit words (15%
+  // faster than the [in, out] kind for one row), and for several rows sums about twice as fast
+  // in float32 as the [in, out] kind (models_bench --kernels 1, docs/benchmarks.md).
   auto matrix = [&](const std::string& name, std::vector<std::int64_t> shape, double stddev) {
-    auto value = source.load(p + name, shape, Init::kNormal, stddev);
-    if (value.scalar_type() != torch::kFloat32) value = value.t().contiguous().t();
-    return add(p + name, value);
+    return add(p + name, source.load(p + name, shape, Init::kNormal, stddev).t().contiguous().t());
   };
   ln_1_w_ = load("ln_1.weight", {d}, Init::kOnes);
   ln_1_b_ = load("ln_1.bias", {d}, Init::kZeros);
