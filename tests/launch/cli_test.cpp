@@ -880,6 +880,26 @@ TEST_CASE("launch cli: a prompt without newline reaches the console while the wo
   CHECK(launcher.out() == "Name? \n");
 }
 
+TEST_CASE("launch cli: a Python job's prints reach the console while it runs, PYTHONUNBUFFERED unset") {
+  if (std::system("python3 -c '' 2>/dev/null") != 0) {
+    WARN("python3 is not installed: not tested");
+    return;
+  }
+  TempDir dir;
+  const std::string go = dir.path("go");
+  // Prints once a second until the test has seen its output, then ends: without
+  // PYTHONUNBUFFERED, CPython would hold its prints in the pipe's buffer until exit.
+  std::ofstream(dir.path("job.py")) << "import os, sys, time\n"
+                                       "while not os.path.exists(sys.argv[1]):\n"
+                                       "    print('tick')\n"
+                                       "    time.sleep(1)\n";
+  Launcher launcher({"-q", dir.path("job.py"), go}, {}, [] { ::unsetenv("PYTHONUNBUFFERED"); });
+  const bool live = accel::test::wait_until([&] { return launcher.out().rfind("tick\n", 0) == 0; }, 10000ms);
+  std::ofstream(go) << "";
+  CHECK(launcher.wait() == 0);
+  CHECK(live);
+}
+
 TEST_CASE("launch cli: the guardian has a name of its own") {
   TempDir dir;
   Launcher launcher({SLEEP_FOREVER_EXE, dir.root()});

@@ -29,10 +29,11 @@ accel::hardware::Machine machine(int cpus, int gpus) {
   return m;
 }
 
-// The launcher's environment without OMP_NUM_THREADS, so the guessed thread count is the same
-// wherever the tests run.
+// The launcher's environment without OMP_NUM_THREADS and PYTHONUNBUFFERED, so the guessed
+// thread count and the variables added are the same wherever the tests run.
 accel::env::Lookup environment_with(std::map<std::string, std::optional<std::string>> overrides) {
   overrides.emplace("OMP_NUM_THREADS", std::nullopt);
+  overrides.emplace("PYTHONUNBUFFERED", std::nullopt);
   return accel::test::process_environment_with(std::move(overrides));
 }
 
@@ -432,6 +433,7 @@ TEST_CASE("launch worker_environment: torchrun's contract plus ACCEL_* for every
       {"ACCEL_MIXED_PRECISION", "bf16"},
       {"ACCEL_DEBUG", "true"},
       {"OMP_NUM_THREADS", "2"},
+      {"PYTHONUNBUFFERED", "1"},
       {"ACCELERATE_USE_CPU", "True"},
       {"ACCELERATE_DEBUG_MODE", "true"},
       {"KMP_AFFINITY", "granularity=fine,compact,1,0"},
@@ -444,6 +446,18 @@ TEST_CASE("launch worker_environment: torchrun's contract plus ACCEL_* for every
       {"ACCELERATE_DYNAMO_USE_REGIONAL_COMPILATION", "False"},
   };
   CHECK(env_of(spec, 1) == expected);
+}
+
+TEST_CASE("launch worker_environment: PYTHONUNBUFFERED=1 unless the launcher's environment sets it") {
+  auto request = job();
+  std::ostringstream notes;
+  request.environment = environment_with({{"PYTHONUNBUFFERED", std::nullopt}});
+  CHECK(env_of(resolve(request, machine(4, 0), notes), 0)["PYTHONUNBUFFERED"] == "1");
+  // The user's own choice is inherited unchanged, even an empty value (buffered output).
+  for (const std::string value : {"", "0", "yes"}) {
+    request.environment = environment_with({{"PYTHONUNBUFFERED", value}});
+    CHECK(env_of(resolve(request, machine(4, 0), notes), 0).count("PYTHONUNBUFFERED") == 0);
+  }
 }
 
 TEST_CASE("launch worker_environment: accelerate's settings reach the job in accelerate's spellings, with one note") {

@@ -321,6 +321,7 @@ void resolve_job_environment(const LaunchRequest& request, DistributedType mode,
     spec.mixed_precision = *precision;
   }
   spec.debug = request.debug.value_or(false);
+  spec.python_unbuffered = !request.environment(env::kPythonUnbuffered);
   spec.role = request.role.value_or("default");
   if (spec.role.empty() || spec.role.find_first_of(" \t\n") != std::string::npos) {
     throw UsageError(request.origin("role") + " '" + spec.role + "': expected a non-empty name without spaces");
@@ -541,6 +542,7 @@ std::vector<std::pair<std::string, std::string>> worker_environment(const Launch
         {env::kUseCpu, boolean(spec.use_cpu)}, {env::kMixedPrecision, to_string(spec.mixed_precision)}, {env::kDebug, boolean(spec.debug)},
     };
     if (spec.omp_threads) vars.emplace_back(env::kOmpNumThreads, str(*spec.omp_threads));
+    if (spec.python_unbuffered) vars.emplace_back(env::kPythonUnbuffered, "1");
     vars.insert(vars.end(), spec.job_environment.begin(), spec.job_environment.end());
     return vars;
   }
@@ -569,6 +571,7 @@ std::vector<std::pair<std::string, std::string>> worker_environment(const Launch
   if (!spec.cuda_visible_devices.empty()) {
     vars.emplace_back(env::kCudaVisibleDevices, text::join(spec.cuda_visible_devices, ","));
   }
+  if (spec.python_unbuffered) vars.emplace_back(env::kPythonUnbuffered, "1");
   vars.insert(vars.end(), spec.job_environment.begin(), spec.job_environment.end());
   return vars;
 }

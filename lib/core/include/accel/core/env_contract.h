@@ -30,6 +30,7 @@ inline constexpr const char* kErrorFile = "TORCHELASTIC_ERROR_FILE";
 inline constexpr const char* kUseAgentStore = "TORCHELASTIC_USE_AGENT_STORE";  // launcher hosts the store
 inline constexpr const char* kOmpNumThreads = "OMP_NUM_THREADS";
 inline constexpr const char* kCudaVisibleDevices = "CUDA_VISIBLE_DEVICES";
+inline constexpr const char* kPythonUnbuffered = "PYTHONUNBUFFERED";  // set for workers unless the user did
 
 // accel-launch's own variables, read by the runtime.
 inline constexpr const char* kLauncher = "ACCEL_LAUNCHER";            // "accel-launch"

@@ -46,6 +46,9 @@ struct LaunchSpec {
   MixedPrecision mixed_precision = MixedPrecision::kNo;
   bool debug = false;
   std::optional<int> omp_threads;  // OMP_NUM_THREADS; empty: leave the inherited value alone
+  // PYTHONUNBUFFERED=1 for the workers (the launcher's environment leaves it unset): a worker's
+  // stdout is a pipe, which CPython block-buffers, so print() would show only at exit.
+  bool python_unbuffered = false;
   std::vector<int> gpu_ids;        // --gpu_ids as indices among the GPUs this launcher sees
   // What workers get as CUDA_VISIBLE_DEVICES (the same GPUs in the launcher's own naming, which
   // differs from gpu_ids when the launcher itself runs under CUDA_VISIBLE_DEVICES); empty: not set.
@@ -100,7 +103,8 @@ struct WorkerSlot {
 };
 
 // The variables accel-launch adds to (or overrides in) the inherited environment of one worker:
-// torchrun's contract plus ACCEL_*, OMP_NUM_THREADS and CUDA_VISIBLE_DEVICES when they apply.
+// torchrun's contract plus ACCEL_*, OMP_NUM_THREADS, CUDA_VISIBLE_DEVICES and PYTHONUNBUFFERED
+// when they apply.
 std::vector<std::pair<std::string, std::string>> worker_environment(const LaunchSpec& spec, const WorkerSlot& slot);
 
 // What --dry_run prints: for each local worker one line of KEY=VALUE pairs (every variable the
