@@ -381,6 +381,36 @@ TEST_CASE("launch resolve: multi-node flags are checked together") {
   CHECK(usage_error(request) == "--main_process_port 70000: out of range; expected 1..65535 (or 0 for a free port on one machine)");
 }
 
+TEST_CASE("launch resolve: an IPv6 address loses torchrun's brackets; what cannot be connected to is refused") {
+  auto request = job();
+  request.num_machines = 2;
+  request.machine_rank = 1;
+  request.num_processes = 2;
+  std::ostringstream notes;
+  // torchrun's --rdzv_endpoint [::1]:29402 reaches resolve() as [::1] and port 29402.
+  for (const std::string given : {"[::1]", "::1"}) {
+    request.main_process_ip = given;
+    const auto spec = resolve(request, machine(2, 0), notes);
+    CHECK(spec.master_addr == "::1");
+    CHECK(env_of(spec, 0)["MASTER_ADDR"] == "::1");
+  }
+  request.main_process_ip = "[fe80::1%eth0]";
+  CHECK(resolve(request, machine(2, 0), notes).master_addr == "fe80::1%eth0");
+  request.main_process_ip = "node-7.cluster_a";
+  CHECK(resolve(request, machine(2, 0), notes).master_addr == "node-7.cluster_a");
+  const std::string expected =
+      ": expected the address of machine 0 without a port: a host name, an IPv4 address such as 10.0.0.1, or an IPv6 "
+      "address such as ::1 or [::1] (give the port with --main_process_port)";
+  for (const std::string bad : {"[::1]:29500", "[::1", "::1]", "two words", "http://10.0.0.1", ""}) {
+    request.main_process_ip = bad;
+    CHECK(usage_error(request) == "--main_process_ip '" + bad + "'" + expected);
+  }
+  for (const std::string bad : {"10.0.0.1:29500", "localhost:29500", "::g"}) {
+    request.main_process_ip = bad;
+    CHECK(usage_error(request) == "--main_process_ip '" + bad + "': not an IPv6 address" + expected);
+  }
+}
+
 TEST_CASE("launch resolve: ranks on the second machine follow machine_rank * num_processes + local_rank") {
   auto request = job();
   request.num_machines = 2;

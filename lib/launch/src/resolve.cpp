@@ -1,13 +1,19 @@
 #include "accel/launch/resolve.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sched.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cctype>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <cstdlib>
 #include <sstream>
 
@@ -426,14 +432,42 @@ void resolve_shared_rendezvous(const LaunchRequest& request, LaunchSpec& spec, A
   if (spec.machine_rank == 0 && !request.dry_run) require_port_free(port_flag, spec.master_addr, spec.master_port);
 }
 
-void resolve_rendezvous(const LaunchRequest& request, LaunchSpec& spec, Announcements& said) {
+// Machine 0's address as the workers will get it in MASTER_ADDR. torchrun's spelling of an IPv6
+// address, [::1], loses its brackets as under torchrun: getaddrinfo (which c10d and Gloo call)
+// refuses them, and c10d then retries until its timeout. What could never be connected to is
+// refused here instead, in one line.
+std::string rendezvous_address(const std::string& origin, const std::string& value) {
+  const std::string expected =
+      ": expected the address of machine 0 without a port: a host name, an IPv4 address such as 10.0.0.1, or an "
+      "IPv6 address such as ::1 or [::1] (give the port with --main_process_port)";
+  std::string host = value;
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  const bool name_characters = !host.empty() && std::all_of(host.begin(), host.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '.' || c == '-' || c == '_' || c == ':' || c == '%';
+  });
+  if (!name_characters) throw UsageError(origin + " '" + value + "'" + expected);
+  if (host.find(':') == std::string::npos) return host;  // a host name or an IPv4 address
+  // An IPv6 address, perhaps with its interface (fe80::1%eth0); anything else with a colon is
+  // most likely HOST:PORT.
+  in6_addr parsed{};
+  if (::inet_pton(AF_INET6, host.substr(0, host.find('%')).c_str(), &parsed) != 1) {
+    throw UsageError(origin + " '" + value + "': not an IPv6 address" + expected);
+  }
+  const Fd probe(::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!probe) {
+    throw UsageError(origin + " " + value + ": an IPv6 address, but this machine cannot open IPv6 sockets (" +
+                     std::strerror(errno) + "); give machine 0's IPv4 address or host name");
+  }
+  return host;
+}
+
+void resolve_rendezvous(LaunchRequest& request, LaunchSpec& spec, Announcements& said) {
   if (request.main_process_port && (*request.main_process_port < 0 || *request.main_process_port > 65535)) {
     throw UsageError(request.origin("main_process_port") + " " + std::to_string(*request.main_process_port) +
                      ": out of range; expected 1..65535 (or 0 for a free port on one machine)");
   }
-  if (request.main_process_ip && request.main_process_ip->empty()) {
-    throw UsageError(request.origin("main_process_ip") +
-                     " '': expected the address of machine 0, such as 10.0.0.1 or a host name");
+  if (request.main_process_ip) {
+    request.main_process_ip = rendezvous_address(request.origin("main_process_ip"), *request.main_process_ip);
   }
   if (spec.num_machines == 1) resolve_local_rendezvous(request, spec, said);
   else resolve_shared_rendezvous(request, spec, said);
