@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
@@ -12,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -805,6 +807,43 @@ TEST_CASE("launch cli: rank 0 reads the launcher's terminal, the other ranks rea
   CHECK(rank_lines(launcher.out(), 0) == std::vector<std::string>{"got [typed words]"});
   CHECK(rank_lines(launcher.out(), 1) == std::vector<std::string>{"got []"});
   ::close(master);
+}
+
+TEST_CASE("launch cli: on a terminal a progress bar redraws its rank's line, prefix kept") {
+  const int master = ::posix_openpt(O_RDWR | O_NOCTTY);
+  REQUIRE(master >= 0);
+  REQUIRE(::grantpt(master) == 0);
+  REQUIRE(::unlockpt(master) == 0);
+  const std::string terminal = ::ptsname(master);
+  // A bar on stderr, redrawn (tqdm's shape), then a line on stdout.
+  Launcher launcher({"--num_processes", "2", "sh", "-c",
+                     "printf '\\r 10%%' >&2; sleep 0.3; printf '\\r100%%\\n' >&2; echo after"},
+                    {}, [&] {
+                      const int slave = ::open(terminal.c_str(), O_RDWR | O_NOCTTY);
+                      ::dup2(slave, 1);
+                      ::dup2(slave, 2);
+                    });
+  std::string shown;
+  wait_until(
+      [&] {
+        char buffer[4096];
+        pollfd ready{master, POLLIN, 0};
+        while (::poll(&ready, 1, 0) == 1) {
+          const ssize_t n = ::read(master, buffer, sizeof buffer);
+          if (n <= 0) break;
+          shown.append(buffer, static_cast<std::size_t>(n));
+        }
+        return shown.find("[rank0]: after\r\n") != std::string::npos && shown.find("[rank1]: after\r\n") != std::string::npos;
+      },
+      "both ranks' output is on the terminal");
+  CHECK(launcher.wait() == 0);
+  ::close(master);
+  INFO(shown);
+  for (const std::string rank : {"[rank0]: ", "[rank1]: "}) {
+    CHECK(shown.find("\r\x1b[K" + rank + "100%\r\n") != std::string::npos);  // the terminal ends lines with \r\n
+    CHECK(shown.find(rank + "after\r\n") != std::string::npos);
+    CHECK(shown.find(rank + "100%" + rank) == std::string::npos);
+  }
 }
 
 TEST_CASE("launch cli: piped stdin goes to rank 0 whole and ends with end of input") {
