@@ -56,6 +56,9 @@ void setup_env(CLI::App& app) {
   options->version = ACCEL_VERSION;
   CLI::App* command = app.add_subcommand("env", "Print versions, hardware and the config in effect, for bug reports");
   add_config_file(*command, options->config_file, kReadTarget);
+  command->add_option_function<std::string>(
+      "--python", [options](const std::string& value) { options->python = value; },
+      "Python to report (default: the one a launch would use: $ACCEL_PYTHON, else python3 on PATH)");
   command->callback([options] { exit_with(config::run_env(*options, std::cout)); });
 }
 

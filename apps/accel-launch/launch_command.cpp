@@ -163,7 +163,8 @@ void setup_launch(CLI::App& app, const std::shared_ptr<LaunchRequest>& request,
   app.prefix_command();
   app.footer(
       "JOB [JOB ARGS...]: an executable (on PATH or a path) runs directly; a *.py file or a file that is not\n"
-      "executable runs under python3 unless --no_python. Every token after JOB goes to the job unchanged.\n"
+      "executable (and not a shell script) runs under Python (--python) unless --no_python. Every token after\n"
+      "JOB goes to the job unchanged.\n"
       "accelerate's FSDP, DeepSpeed, Megatron-LM, dynamo and fp8 flags are passed to the job as accelerate's\n"
       "variables (see docs/config.md).");
   add_number<int>(app, request, "--num_processes", &LaunchRequest::num_processes,
@@ -226,6 +227,8 @@ void setup_launch(CLI::App& app, const std::shared_ptr<LaunchRequest>& request,
            "Only these local ranks' output reaches the console, e.g. 0,2 (log files get all)", "RANKS");
   add_switch(app, request, "--no_python,--no-python", &LaunchRequest::no_python, "Run JOB directly, never under python3");
   add_switch(app, request, "-m,--module", &LaunchRequest::python_module, "JOB is a Python module: run python3 -m JOB");
+  add_text(app, request, "--python", &LaunchRequest::python,
+           "Python interpreter for a Python JOB (default: $ACCEL_PYTHON, else the first python3 on PATH)", "PATH");
   app.add_flag_callback(
       "--dry_run,--dry-run", [request] { request->dry_run = true; },
       "Print each worker's variables and the command line, start nothing");

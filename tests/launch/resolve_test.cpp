@@ -669,6 +669,46 @@ TEST_CASE("launch resolve: the job must exist and be executable") {
   CHECK(usage_error(job({"/no/script.py"})) == "JOB /no/script.py: no such readable Python script");
 }
 
+TEST_CASE("launch resolve: --python, then $ACCEL_PYTHON, then python3 on PATH runs a Python job") {
+  accel::test::TempDir dir;
+  const std::string script = dir.write("job.py", "print(1)\n");
+  const std::string chosen = dir.write("venv-python", "#!/bin/sh\n");
+  ::chmod(chosen.c_str(), 0755);
+  std::ostringstream notes;
+  auto request = job({script, "--flag"});
+  request.environment = environment_with({{"ACCEL_PYTHON", chosen}});
+  auto spec = resolve(request, machine(2, 0), notes);
+  CHECK(spec.executable == chosen);
+  CHECK(spec.argv == std::vector<std::string>{chosen, script, "--flag"});  // a venv's python finds its prefix
+  request.python = "/no/such/python";
+  CHECK(usage_error(request) == "--python /no/such/python: no such executable file; name a Python interpreter such as "
+                                "/usr/bin/python3 or a virtual environment's bin/python");
+  request.python.reset();
+  request.environment = environment_with({{"ACCEL_PYTHON", dir.path("missing")}});
+  CHECK(usage_error(request) == "$ACCEL_PYTHON " + dir.path("missing") + ": no such executable file; name a Python "
+                                "interpreter such as /usr/bin/python3 or a virtual environment's bin/python");
+  request.environment = environment_with({{"ACCEL_PYTHON", std::nullopt}, {"PATH", dir.root()}});
+  CHECK(usage_error(request) == "JOB " + script + " is a Python script but python3 is not on PATH; install it, name an "
+                                "interpreter with --python PATH or $ACCEL_PYTHON, or pass --no_python");
+  auto module = job({"http.server"});
+  module.python_module = true;
+  module.python = chosen;
+  CHECK(resolve(module, machine(2, 0), notes).argv == std::vector<std::string>{chosen, "-m", "http.server"});
+}
+
+TEST_CASE("launch resolve: a script that is not executable runs under Python only if it can be Python") {
+  accel::test::TempDir dir;
+  std::ostringstream notes;
+  const std::string shell = dir.write("job.sh", "#!/bin/bash\necho hi\n");
+  CHECK(usage_error(job({shell})) == "JOB " + shell + " is not executable and is not run under Python: its #! line runs "
+                                     "/bin/bash, not Python; chmod +x " + shell + " to run it");
+  const std::string named = dir.write("plain.sh", "echo hi\n");
+  CHECK(usage_error(job({named})) == "JOB " + named + " is not executable and is not run under Python: it is named as "
+                                     "a shell script (.sh); chmod +x " + named + " to run it");
+  const std::string python = dir.write("train", "#!/usr/bin/env python3\nprint(1)\n");
+  CHECK(resolve(job({python}), machine(2, 0), notes).argv == std::vector<std::string>{"python3", python});
+}
+
 TEST_CASE("launch resolve: a *.py job runs under python3 unless --no_python") {
   char path[] = "/tmp/accel-launch-test-XXXXXX.py";
   const int fd = ::mkstemps(path, 3);

@@ -15,7 +15,9 @@
 #include <cstdio>
 #include <cstring>
 #include <cstdlib>
+#include <fstream>
 #include <sstream>
+#include <string_view>
 
 #include "accel/core/env_contract.h"
 #include "accel/core/error.h"
@@ -57,6 +59,42 @@ std::optional<std::string> find_on_path(const std::string& name, const env::Look
   return std::nullopt;
 }
 
+// A Python JOB runs under choose_python()'s interpreter. argv[0] is "python3" for the one on
+// PATH, as a shell gives it, and the path itself for a chosen one, so that a virtual
+// environment's python finds its own prefix.
+void run_under_python(const LaunchRequest& request, const std::string& what, std::vector<std::string> python_args,
+                      LaunchSpec& spec) {
+  const auto python = choose_python(request.python, request.environment);
+  if (!python) {
+    throw UsageError(what + " but python3 is not on PATH; install it, name an interpreter with --python PATH or "
+                            "$ACCEL_PYTHON, or pass --no_python");
+  }
+  spec.executable = python->path;
+  spec.argv = {python->chosen ? python->path : "python3"};
+  spec.argv.insert(spec.argv.end(), python_args.begin(), python_args.end());
+  spec.argv.insert(spec.argv.end(), request.job.begin(), request.job.end());
+}
+
+// Why a script that is not executable must not go to Python, or nullopt when it may: its #!
+// line names another interpreter, or it is named as a shell script. accelerate runs every JOB
+// under Python; running a shell script there fails with a Python syntax error far from the cause.
+std::optional<std::string> not_python_because(const std::string& job) {
+  std::ifstream in(job);
+  std::string first;
+  std::getline(in, first);
+  if (first.rfind("#!", 0) == 0) {
+    if (first.find("python") != std::string::npos) return std::nullopt;
+    return "its #! line runs " + text::trim(first.substr(2)) + ", not Python";
+  }
+  for (const char* suffix : {".sh", ".bash"}) {
+    const std::string_view name(job), tail(suffix);
+    if (name.size() > tail.size() && name.substr(name.size() - tail.size()) == tail) {
+      return std::string("it is named as a shell script (") + suffix + ")";
+    }
+  }
+  return std::nullopt;
+}
+
 void resolve_job(const LaunchRequest& request, LaunchSpec& spec) {
   if (request.job.empty() || request.job.front().empty()) {
     throw UsageError("missing JOB: usage: accel-launch [options] JOB [JOB ARGS...]");
@@ -66,30 +104,26 @@ void resolve_job(const LaunchRequest& request, LaunchSpec& spec) {
     if (request.no_python.value_or(false)) {
       throw UsageError("-m/--module runs JOB as a Python module under python3; it cannot be combined with --no_python");
     }
-    const auto interpreter = find_on_path("python3", request.environment);
-    if (!interpreter) throw UsageError("-m/--module " + job + ": python3 is not on PATH");
-    spec.executable = *interpreter;
-    spec.argv = {"python3", "-m"};
-    spec.argv.insert(spec.argv.end(), request.job.begin(), request.job.end());
+    run_under_python(request, "-m/--module " + job + " runs a Python module", {"-m"}, spec);
     return;
   }
   // accelerate runs every JOB under Python unless --no_python; executables keep running
-  // directly, so a file that is not executable (a script without +x) is what goes to python3.
+  // directly, so a file that is not executable (a script without +x) is what goes to Python.
   const bool no_python = request.no_python.value_or(false);
   const bool named_py = job.size() > 3 && job.compare(job.size() - 3, 3, ".py") == 0;
-  const bool python = !no_python && (named_py || (job.find('/') != std::string::npos && !is_executable_file(job) &&
-                                                    ::access(job.c_str(), R_OK) == 0 && !is_directory(job)));
-  if (python) {
+  const bool not_executable = job.find('/') != std::string::npos && !is_executable_file(job) &&
+                              ::access(job.c_str(), R_OK) == 0 && !is_directory(job);
+  if (!no_python && !named_py && not_executable) {
+    if (const auto reason = not_python_because(job)) {
+      throw UsageError("JOB " + job + " is not executable and is not run under Python: " + *reason + "; chmod +x " + job +
+                       " to run it");
+    }
+  }
+  if (!no_python && (named_py || not_executable)) {
     if (::access(job.c_str(), R_OK) != 0) {
       throw UsageError("JOB " + job + ": no such readable Python script");
     }
-    const auto interpreter = find_on_path("python3", request.environment);
-    if (!interpreter) {
-      throw UsageError("JOB " + job + " is a Python script but python3 is not on PATH; install it or pass --no_python");
-    }
-    spec.executable = *interpreter;
-    spec.argv = {"python3"};
-    spec.argv.insert(spec.argv.end(), request.job.begin(), request.job.end());
+    run_under_python(request, "JOB " + job + " is a Python script", {}, spec);
     return;
   }
   if (job.find('/') != std::string::npos) {
@@ -521,6 +555,31 @@ void resolve_cpu_affinity(const LaunchRequest& request, const hardware::Machine&
 }
 
 }  // namespace
+
+std::optional<PythonChoice> choose_python(const std::optional<std::string>& flag, const env::Lookup& environment) {
+  std::optional<std::string> named;
+  std::string source;
+  if (flag) {
+    named = flag;
+    source = "--python";
+  } else if (auto variable = environment(env::kPython); variable && !variable->empty()) {
+    named = variable;
+    source = "$ACCEL_PYTHON";
+  }
+  if (!named) {
+    const auto found = find_on_path("python3", environment);
+    if (!found) return std::nullopt;
+    return PythonChoice{*found, "the first python3 on PATH", false};
+  }
+  const auto path = named->find('/') != std::string::npos
+                        ? (is_executable_file(*named) ? std::optional<std::string>(*named) : std::nullopt)
+                        : find_on_path(*named, environment);
+  if (!path) {
+    throw UsageError(source + " " + *named + ": no such executable file; name a Python interpreter such as "
+                     "/usr/bin/python3 or a virtual environment's bin/python");
+  }
+  return PythonChoice{*path, source, true};
+}
 
 bool LaunchSpec::shows_on_console(int local_rank) const {
   return console_local_ranks.empty() ||

@@ -107,6 +107,17 @@ struct WorkerSlot {
 // when they apply.
 std::vector<std::pair<std::string, std::string>> worker_environment(const LaunchSpec& spec, const WorkerSlot& slot);
 
+// The Python that runs a Python JOB (a *.py file, -m, a non-executable script whose #! names
+// Python): `flag` (--python), else $ACCEL_PYTHON, else the first python3 on PATH; `source` says
+// which, for messages and `accel-launch env`. Throws accel::UsageError when --python or
+// $ACCEL_PYTHON names no executable file; nullopt when neither is given and PATH has no python3.
+struct PythonChoice {
+  std::string path;    // as it will be executed (found on PATH when given without a slash)
+  std::string source;  // "--python", "$ACCEL_PYTHON" or "the first python3 on PATH"
+  bool chosen = false;  // given by --python or $ACCEL_PYTHON rather than found on PATH
+};
+std::optional<PythonChoice> choose_python(const std::optional<std::string>& flag, const env::Lookup& environment);
+
 // What --dry_run prints: for each local worker one line of KEY=VALUE pairs (every variable the
 // launcher sets for it, values shell-quoted where needed), then the command line.
 std::string dry_run_report(const LaunchSpec& spec);
