@@ -74,7 +74,7 @@ TEST_CASE("launch resolve: a CPU-only machine gets one worker with all cores, an
   CHECK(spec.executable.substr(spec.executable.size() - 3) == "/sh");
   const std::string text = notes.str();
   CHECK(text.find("--num_processes 1 (no GPU in use: one CPU worker)") != std::string::npos);
-  CHECK(text.find("--num_cpu_threads_per_process 8 (8 CPUs / 1 workers)") != std::string::npos);
+  CHECK(text.find("--num_cpu_threads_per_process 8 (8 CPUs / 1 worker)") != std::string::npos);
   CHECK(text.find("--main_process_port " + std::to_string(spec.master_port) + " (free)") != std::string::npos);
   CHECK(std::count(text.begin(), text.end(), '\n') == 1);
 }

@@ -20,6 +20,7 @@
 
 #include "accel/core/error.h"
 #include "accel/core/files.h"
+#include "accel/core/text.h"
 #include "accel/runtime/partial_state.h"
 #include "model.h"
 
@@ -145,8 +146,9 @@ int run(const Options& options, Timeline timeline) {
   const auto per_rank = state.gather_object(std::vector<double>{tokens, seconds});
   // Every rank decides alike (the same flag), so the collective is entered by all or by none.
   const auto timelines = options.timeline ? state.gather_object(timeline.line(rank, tokens)) : std::vector<std::string>{};
-  state.print("distributed_inference:", prompts.size(), "prompts on", state.num_processes(),
-              "process(es) (" + std::string(accel::to_string(state.backend())) + ", " + state.device().str() + ")");
+  const auto processes = accel::text::count(static_cast<std::size_t>(state.num_processes()), "process", "processes");
+  state.print("distributed_inference:", accel::text::count(prompts.size(), "prompt"), "on",
+              processes + " (" + std::string(accel::to_string(state.backend())) + ", " + state.device().str() + ")");
   for (std::size_t i = 0; i < all.size(); ++i) state.print("[" + std::to_string(i) + "]", prompts[i], "->", all[i]);
   double total_tokens = 0, slowest = 0;
   for (std::size_t r = 0; r < per_rank.size(); r += 2) {
@@ -154,7 +156,7 @@ int run(const Options& options, Timeline timeline) {
     total_tokens += per_rank[r];
     slowest = std::max(slowest, per_rank[r + 1]);
   }
-  state.print("total:", rate(total_tokens, slowest), "over", state.num_processes(), "process(es)");
+  state.print("total:", rate(total_tokens, slowest), "over", processes);
   for (const auto& line : timelines) state.print(line);
   if (!options.output_jsonl.empty() && state.is_main_process()) {
     std::string jsonl;

@@ -339,7 +339,8 @@ void resolve_threads(const LaunchRequest& request, const hardware::Machine& mach
     // would fight over them.
     spec.omp_threads = std::max(1, machine.cpus / spec.num_processes);
     said.guessed.push_back("--num_cpu_threads_per_process " + std::to_string(*spec.omp_threads) + " (" +
-                           std::to_string(machine.cpus) + " CPUs / " + std::to_string(spec.num_processes) + " workers)");
+                           text::count(static_cast<std::size_t>(machine.cpus), "CPU") + " / " +
+                           text::count(static_cast<std::size_t>(spec.num_processes), "worker") + ")");
   }
 }
 
