@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Configures and builds (Release by default) into ./build with two jobs (JOBS=N to change).
+# Configures and builds (Release by default) into ./build with two jobs (JOBS=N to change):
+# every target, or only the targets named as arguments (scripts/build.sh accel-launch).
+# ACCEL_BUILD_TESTS=OFF leaves the tests out of the configuration (no Catch2 needed).
 # Which LibTorch: TORCH=debian (default) | pip (the torch of $PYTHON), or Torch_DIR=<archive>;
 # see scripts/select-torch.sh. Switching LibTorch reconfigures from scratch (objects come back
 # from ccache). Warnings in our own code are errors (WERROR=0 to relax while editing).
@@ -8,7 +10,7 @@ cd "$(dirname "$0")/.."
 build=${BUILD_DIR:-build}
 mapfile -t torch_args < <(./scripts/select-torch.sh)
 args=(-G Ninja -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-Release}" -DACCEL_WERROR="$([ "${WERROR:-1}" = 0 ] && echo OFF || echo ON)"
-      "${torch_args[@]}")
+      -DACCEL_BUILD_TESTS="${ACCEL_BUILD_TESTS:-ON}" "${torch_args[@]}")
 # A cache made for another LibTorch keeps that one's library paths: start the cache afresh.
 selection="TORCH=${TORCH:-debian} ${torch_args[*]}"
 if [ -f "$build/CMakeCache.txt" ] && [ "$(cat "$build/.accel-torch-selection" 2>/dev/null)" != "$selection" ]; then
@@ -17,4 +19,6 @@ if [ -f "$build/CMakeCache.txt" ] && [ "$(cat "$build/.accel-torch-selection" 2>
 fi
 cmake -S . -B "$build" "${args[@]}" >/dev/null
 echo "$selection" >"$build/.accel-torch-selection"
-cmake --build "$build" -j "${JOBS:-2}"
+targets=()
+for target in "$@"; do targets+=(--target "$target"); done
+cmake --build "$build" -j "${JOBS:-2}" "${targets[@]}"

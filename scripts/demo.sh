@@ -4,7 +4,8 @@
 # batching; the main process prints each result (and the error lines of the bad requests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/install-deps.sh
-./scripts/build.sh
+# Only what the main job needs: the test peers and the tests come with scripts/test.sh.
+./scripts/install-deps.sh main
+ACCEL_BUILD_TESTS=OFF ./scripts/build.sh accel-launch distributed_inference
 # -o results.jsonl writes the OpenAI batch output; a rerun continues it (--overwrite starts afresh).
 exec ./build/bin/accel-launch --num_processes 2 ./build/bin/distributed_inference -i data/batch-example.jsonl "$@"

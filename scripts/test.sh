@@ -4,8 +4,8 @@
 # ACCEL_TEST_SANITIZERS=0 skips those two.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/install-deps.sh
-./scripts/build.sh
+./scripts/install-deps.sh all
+ACCEL_BUILD_TESTS=ON ./scripts/build.sh
 ctest --test-dir build --output-on-failure -j "${JOBS:-2}" --timeout 300
 if [ "${ACCEL_TEST_SANITIZERS:-1}" != 0 ]; then
   ./scripts/sanitize.sh

@@ -50,7 +50,9 @@ int run_default(const Given& given) {
 int run_update(const Given& given) { return config::run_update({text_of(given, "--config_file")}, std::cout); }
 
 int run_env(const Given& given) {
-  return config::run_env({.config_file = text_of(given, "--config_file"), .version = ACCEL_VERSION}, std::cout);
+  return config::run_env(
+      {.config_file = text_of(given, "--config_file"), .python = text_of(given, "--python"), .version = ACCEL_VERSION},
+      std::cout);
 }
 
 int run_test(const Given& given) { return config::run_test({.config_file = text_of(given, "--config_file")}, std::cout); }
@@ -66,7 +68,9 @@ const std::vector<Command>& commands() {
        run_default},
       {"config update", "Rewrite a config file with current keys (legacy keys migrated, backup kept)",
        {{"--config_file", "FILE", kReadTarget}}, run_update},
-      {"env", "Print versions, hardware and the config in effect, for bug reports", {{"--config_file", "FILE", kReadTarget}},
+      {"env", "Print versions, hardware and the config in effect, for bug reports",
+       {{"--config_file", "FILE", kReadTarget},
+        {"--python", "PATH", "Python to report (default: the one a launch would use: $ACCEL_PYTHON, else python3 on PATH)"}},
        run_env},
       {"test", "Launch the built-in test job across the configured processes", {{"--config_file", "FILE", kReadTarget}},
        run_test},

@@ -1,5 +1,7 @@
 // config default / config update / env / test, called as library functions.
 #include <catch2/catch.hpp>
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <map>
 #include <sstream>
@@ -78,13 +80,18 @@ TEST_CASE("env reports versions read from installed files and the config in effe
              "#define TORCH_VERSION_MAJOR 2\n#define TORCH_VERSION_MINOR 4\n#define TORCH_VERSION_PATCH 1\n");
   root.write("usr/local/cuda/version.json", "{\"cuda\": {\"name\": \"CUDA SDK\", \"version\": \"12.4.131\"}}\n");
   root.write("usr/include/nccl.h", "#define NCCL_MAJOR 2\n#define NCCL_MINOR 21\n#define NCCL_PATCH 5\n");
+  root.write("usr/lib/x86_64-linux-gnu/libtorch_cpu.so", "");
   const std::string config = root.write("cfg.yaml", "distributed_type: MULTI_GPU\nnum_processes: 2\n");
+  // A Python that answers the report's probe as one with torch and without accelerate would.
+  const std::string python = root.write("python", "#!/bin/sh\necho python 3.11.2; echo torch 2.1.0; echo accelerate -; "
+                                                  "echo torch_cuda 12.1\n");
+  ::chmod(python.c_str(), 0755);
 
   accel::config::EnvOptions options;
   options.version = "9.9.9";
   options.root = root.root();
   options.config_file = config;
-  const std::string report = accel::config::env_report(options, machine_with_gpus(2), fake_env({}));
+  const std::string report = accel::config::env_report(options, machine_with_gpus(2), fake_env({{"ACCEL_PYTHON", python}}));
   CHECK(report == "Copy and paste the text below into your bug report:\n\n"
                   "- accel-launch version: 9.9.9\n"
                   "- Platform: Linux 6.1.0 x86_64 (Debian GNU/Linux 12 (bookworm))\n"
@@ -94,9 +101,13 @@ TEST_CASE("env reports versions read from installed files and the config in effe
                   "    0: NVIDIA H100 80GB HBM3, 80.0 GiB\n"
                   "    1: NVIDIA H100 80GB HBM3, 80.0 GiB\n"
                   "- GPU driver: 550.54.15\n"
-                  "- LibTorch: 2.4.1 (" + root.root() + "/usr/include/torch/csrc/api/include/torch/version.h)\n"
-                  "- CUDA: 12.4.131 (" + root.root() + "/usr/local/cuda/version.json)\n"
-                  "- NCCL: 2.21.5 (" + root.root() + "/usr/include/nccl.h)\n"
+                  "- LibTorch (C++ jobs): 2.4.1 (" + root.root() + "/usr/include/torch/csrc/api/include/torch/version.h), "
+                  "CPU only (no libtorch_cuda.so beside " + root.root() + "/usr/lib/x86_64-linux-gnu/libtorch_cpu.so)\n"
+                  "- Python (runs Python JOBs): " + python + ", Python 3.11.2 ($ACCEL_PYTHON)\n"
+                  "- torch (that Python's): 2.1.0, built for CUDA 12.1 (from its installed metadata and torch/version.py)\n"
+                  "- accelerate (that Python's): not installed for this Python\n"
+                  "- CUDA toolkit (installed files): 12.4.131 (" + root.root() + "/usr/local/cuda/version.json)\n"
+                  "- NCCL (installed headers): 2.21.5 (" + root.root() + "/usr/include/nccl.h)\n"
                   "- Config file: " + config + " (from --config_file)\n"
                   "- Config:\n"
                   "    distributed_type: MULTI_GPU\n"
@@ -111,9 +122,14 @@ TEST_CASE("env on a bare machine says what it did not find, and a bad config doe
   options.version = "1.0";
   options.root = root.root();
   options.config_file = config;
-  const std::string report = accel::config::env_report(options, machine_with_gpus(0), fake_env({}));
-  CHECK(report.find("- GPUs: none found\n- LibTorch: not found\n- CUDA: 11.8 (" + root.root() + "/usr/local/cuda/include/cuda.h)\n"
-                    "- NCCL: not found\n") != std::string::npos);
+  const std::string report = accel::config::env_report(options, machine_with_gpus(0), fake_env({{"PATH", root.root()}}));
+  CHECK(report.find("- GPUs: none found\n- LibTorch (C++ jobs): not found\n"
+                    "- Python: none (no python3 on PATH; a Python JOB needs one: --python PATH or $ACCEL_PYTHON)\n"
+                    "- CUDA toolkit (installed files): 11.8 (" + root.root() + "/usr/local/cuda/include/cuda.h)\n"
+                    "- NCCL (installed headers): not found\n") != std::string::npos);
+  options.python = root.path("no-python");
+  CHECK(accel::config::env_report(options, machine_with_gpus(0), fake_env({})).find(
+            "- Python: --python " + root.path("no-python") + ": no such executable file;") != std::string::npos);
   CHECK(report.find("- Config: cannot be used: " + config + ":1:10: use_cpu: the string 'perhaps' is not a boolean") != std::string::npos);
 
   options.config_file.reset();

@@ -224,6 +224,14 @@ TEST_CASE("sections for the job are kept silently, TPU settings in use are named
         "fsdp_config keys, or {}");
 }
 
+TEST_CASE("a legacy top-level dynamo_backend is passed to the job, never called ignored", "[config][schema]") {
+  const auto loaded = parse_config("dynamo_backend: INDUCTOR\n", Format::Yaml, "t.yaml");
+  REQUIRE(loaded.notes.size() == 1);
+  CHECK(loaded.notes[0] == "t.yaml: legacy key dynamo_backend belongs in dynamo_config; `accel-launch config update` rewrites the file");
+  REQUIRE(loaded.config.ignored.count("dynamo_config") == 1);
+  CHECK(loaded.config.ignored.at("dynamo_config").entries.at(0).value.text == "INDUCTOR");
+}
+
 TEST_CASE("switched-off sections load silently", "[config][schema]") {
   const auto loaded = parse_config("fsdp_config: {}\ntpu_env: []\ndynamo_config:\n  dynamo_backend: 'NO'\n", Format::Yaml, "t.yaml");
   CHECK(loaded.notes.empty());

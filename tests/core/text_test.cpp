@@ -22,6 +22,12 @@ TEST_CASE("parse_integer rejects junk", "[core]") {
   CHECK_FALSE(parse_integer("99999999999999999999999").has_value());
 }
 
+TEST_CASE("count: a number and its noun, singular for one", "[core]") {
+  CHECK(accel::text::count(1, "worker") == "1 worker");
+  CHECK(accel::text::count(0, "prompt") == "0 prompts");
+  CHECK(accel::text::count(2, "process", "processes") == "2 processes");
+}
+
 TEST_CASE("split, join, trim", "[core]") {
   CHECK(split("0,1,,2", ',') == std::vector<std::string>{"0", "1", "", "2"});
   CHECK(join({"a", "b"}, ", ") == "a, b");

@@ -1,8 +1,8 @@
 // rendezvous: a minimal store handshake over the launcher's contract. Rank 0 listens on
-// MASTER_PORT and collects one byte string from every other rank, then prints
-// "rank 0 met <WORLD_SIZE - 1> peers"; the others connect to MASTER_ADDR:MASTER_PORT (retrying
-// for up to 10 s while rank 0 starts) and send their rank. Exits 1 with a reason on failure.
-#include <arpa/inet.h>
+// MASTER_PORT (IPv6 and IPv4 alike, as c10d's store does) and collects one byte string from every
+// other rank, then prints "rank 0 met <WORLD_SIZE - 1> peers"; the others connect to
+// MASTER_ADDR:MASTER_PORT (a name, an IPv4 or an IPv6 address; retrying for up to 10 s while
+// rank 0 starts) and send their rank. Exits 1 with a reason on failure.
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -11,6 +11,42 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+
+namespace {
+
+// A listening socket on every address: IPv6 with IPv4-mapped addresses, or IPv4 alone on a
+// machine without IPv6. -1 on failure.
+int listen_everywhere(int port) {
+  int server = ::socket(AF_INET6, SOCK_STREAM, 0);
+  const int one = 1, zero = 0;
+  if (server >= 0) {
+    sockaddr_in6 address{};
+    address.sin6_family = AF_INET6;
+    address.sin6_addr = in6addr_any;
+    address.sin6_port = htons(static_cast<uint16_t>(port));
+    ::setsockopt(server, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    ::setsockopt(server, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+    if (::bind(server, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) return server;
+    ::close(server);
+  }
+  server = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_ANY);
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  ::setsockopt(server, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  return ::bind(server, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 ? server : -1;
+}
+
+bool send_rank(const addrinfo& peer, const std::string& rank) {
+  const int client = ::socket(peer.ai_family, peer.ai_socktype, peer.ai_protocol);
+  const bool sent = client >= 0 && ::connect(client, peer.ai_addr, peer.ai_addrlen) == 0 &&
+                    ::write(client, rank.data(), rank.size()) == static_cast<ssize_t>(rank.size());
+  if (client >= 0) ::close(client);
+  return sent;
+}
+
+}  // namespace
 
 int main() {
   const char* rank_text = std::getenv("RANK");
@@ -22,15 +58,9 @@ int main() {
     return 1;
   }
   const int rank = std::atoi(rank_text), world = std::atoi(world_text);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<uint16_t>(std::atoi(port_text)));
   if (rank == 0) {
-    address.sin_addr.s_addr = htonl(INADDR_ANY);
-    const int server = ::socket(AF_INET, SOCK_STREAM, 0);
-    const int one = 1;
-    ::setsockopt(server, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (::bind(server, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 || ::listen(server, 64) != 0) {
+    const int server = listen_everywhere(std::atoi(port_text));
+    if (server < 0 || ::listen(server, 64) != 0) {
       std::perror("rendezvous: rank 0 cannot listen");
       return 1;
     }
@@ -43,19 +73,16 @@ int main() {
     std::printf("rank 0 met %d peers\n", world - 1);
     return 0;
   }
-  if (::inet_pton(AF_INET, addr, &address.sin_addr) != 1) {
-    std::fprintf(stderr, "rendezvous: MASTER_ADDR %s is not an IPv4 address\n", addr);
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (const int error = ::getaddrinfo(addr, port_text, &hints, &found); error != 0) {
+    std::fprintf(stderr, "rendezvous: MASTER_ADDR %s: %s\n", addr, ::gai_strerror(error));
     return 1;
   }
   for (int attempt = 0; attempt < 1000; ++attempt) {
-    const int client = ::socket(AF_INET, SOCK_STREAM, 0);
-    if (::connect(client, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) {
-      const std::string text = std::to_string(rank);
-      (void)!::write(client, text.data(), text.size());
-      ::close(client);
-      return 0;
-    }
-    ::close(client);
+    if (send_rank(*found, rank_text)) return 0;
     ::usleep(10000);
   }
   std::fprintf(stderr, "rendezvous: rank %d could not reach %s:%s\n", rank, addr, port_text);

@@ -1,6 +1,7 @@
 // sleep-forever [--child] [--trap] [--ignore] [--setsid] [--linger MS] [DIR]: sleeps until killed.
 //   --child   first forks a grandchild that sleeps too (it stays in the worker's process group)
-//   --trap    on SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2/SIGALRM prints "got <SIG>" and exits 0
+//   --trap    on SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2/SIGALRM prints "got <SIG>" and exits 0;
+//             one line per delivery, so a signal delivered twice (within --linger) shows twice
 //   --ignore  ignores SIGINT/SIGTERM/SIGHUP/SIGQUIT (only SIGKILL stops it)
 //   --setsid  leaves the launcher's process group and session first, as a daemon does
 //   --linger  with --trap: waits MS milliseconds after the signal before printing (a checkpoint)
@@ -9,12 +10,18 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <string>
 #include <unistd.h>
 
 namespace {
-volatile sig_atomic_t received = 0;
-void on_signal(int number) { received = number; }
+constexpr int kMaxDeliveries = 16;
+volatile sig_atomic_t deliveries[kMaxDeliveries];
+volatile sig_atomic_t received = 0;  // deliveries so far
+void on_signal(int number) {
+  if (received < kMaxDeliveries) deliveries[received] = number;
+  received = received + 1;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -52,7 +59,13 @@ int main(int argc, char** argv) {
     }
   }
   while (!received) ::pause();
-  ::usleep(static_cast<useconds_t>(linger_ms) * 1000);
-  std::printf("got %s\n", sigabbrev_np(received));
+  // Sleeps the whole linger even when a further delivery interrupts it.
+  timespec left{linger_ms / 1000, (linger_ms % 1000) * 1000000L};
+  while (::nanosleep(&left, &left) != 0) {
+  }
+  sigset_t all;
+  sigfillset(&all);
+  ::sigprocmask(SIG_BLOCK, &all, nullptr);
+  for (int i = 0; i < received && i < kMaxDeliveries; ++i) std::printf("got %s\n", sigabbrev_np(deliveries[i]));
   return 0;
 }

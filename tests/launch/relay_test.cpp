@@ -78,7 +78,7 @@ TEST_CASE("launch relay: a line of any length passes whole, however it is split"
                                     std::to_string(line.size() - LineRelay::kMaxTailLine) + " more bytes)");
 }
 
-TEST_CASE("launch relay: a prompt or a progress bar without newline is written after a short delay") {
+TEST_CASE("launch relay: a prompt without newline is written after a short delay") {
   Capture console, log;
   Console screen{console.fd()};
   LineRelay relay(RelayTargets{&screen, log.fd(), "[rank0]: ", 0});
@@ -91,10 +91,11 @@ TEST_CASE("launch relay: a prompt or a progress bar without newline is written a
   relay.flush_due(start + LineRelay::kPartialDelay);
   CHECK(console.text() == "[rank0]: Name? ");
   CHECK_FALSE(relay.partial_due());
+  // Redraws after it (off a terminal) show as the last one, once the line ends.
   relay.feed("10%\r20%\r", 8, start);
   relay.flush_due(start + LineRelay::kPartialDelay);
   relay.feed("done\n", 5, start);
-  CHECK(console.text() == "[rank0]: Name? 10%\r20%\rdone\n");
+  CHECK(console.text() == "[rank0]: Name? done\n");
   CHECK(log.text() == "Name? 10%\r20%\rdone\n");
 }
 
@@ -133,4 +134,50 @@ TEST_CASE("launch error file: torch's JSON shapes, plain text, and no file") {
   CHECK(accel::launch::read_error_file(path) == "not json at all");
   ::unlink(path);
   CHECK_FALSE(accel::launch::read_error_file(path));
+}
+
+TEST_CASE("launch relay: off a terminal a line redrawn with \\r shows once, as its last redraw, when finished") {
+  Capture console, log;
+  Console screen{console.fd()};
+  LineRelay relay(RelayTargets{&screen, log.fd(), "[rank0]: ", 2});
+  const auto start = LineRelay::Clock::now();
+  relay.feed("\r 10%", 5, start);
+  relay.feed("\r 20%", 5, start);
+  CHECK_FALSE(relay.partial_due());  // nothing to wake up for: the bar waits for its end
+  relay.flush_due(start + 1s);
+  CHECK(console.text().empty());
+  relay.feed("\r100%\n", 6, start + 2s);
+  relay.feed("done\r\n", 6, start + 2s);  // "\r\n" line ends are lines too
+  CHECK(console.text() == "[rank0]: 100%\n[rank0]: done\n");
+  CHECK(log.text() == "\r 10%\r 20%\r100%\ndone\r\n");  // the log keeps every byte
+}
+
+TEST_CASE("launch relay: on a terminal each redraw replaces the rank's line, prefix kept") {
+  Capture console;
+  Console screen{console.fd(), true};
+  LineRelay relay(RelayTargets{&screen, -1, "[rank1]: ", 0});
+  const auto start = LineRelay::Clock::now();
+  relay.feed("\r 10%", 5, start);
+  relay.flush_due(start + LineRelay::kPartialDelay);
+  CHECK(console.text() == "[rank1]: \r\x1b[K[rank1]:  10%");
+  relay.feed("\r 20%\r 30%", 10, start + 1s);  // only the last redraw is drawn
+  relay.flush_due(start + 2s);
+  relay.feed("\n", 1, start + 2s);
+  CHECK(console.text() == "[rank1]: \r\x1b[K[rank1]:  10%\r\x1b[K[rank1]:  30%\n");
+}
+
+TEST_CASE("launch relay: stdout and stderr on one terminal: a line never lands on an unfinished bar") {
+  Capture terminal;
+  Console out{terminal.fd(), true};
+  Console err{terminal.fd(), true};
+  err.shares_line_with = &out;
+  LineRelay bar(RelayTargets{&err, -1, "[rank0]: ", 0});
+  LineRelay lines(RelayTargets{&out, -1, "[rank0]: ", 0});
+  const auto start = LineRelay::Clock::now();
+  bar.feed("\r 50%", 5, start);
+  bar.flush_due(start + 1s);
+  lines.feed("loss 0.1\n", 9, start + 1s);
+  bar.feed("\r 60%", 5, start + 2s);
+  bar.flush_due(start + 3s);
+  CHECK(terminal.text() == "[rank0]: \r\x1b[K[rank0]:  50%\n[rank0]: loss 0.1\n[rank0]: \r\x1b[K[rank0]:  60%");
 }

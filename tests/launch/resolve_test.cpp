@@ -29,10 +29,11 @@ accel::hardware::Machine machine(int cpus, int gpus) {
   return m;
 }
 
-// The launcher's environment without OMP_NUM_THREADS, so the guessed thread count is the same
-// wherever the tests run.
+// The launcher's environment without OMP_NUM_THREADS and PYTHONUNBUFFERED, so the guessed
+// thread count and the variables added are the same wherever the tests run.
 accel::env::Lookup environment_with(std::map<std::string, std::optional<std::string>> overrides) {
   overrides.emplace("OMP_NUM_THREADS", std::nullopt);
+  overrides.emplace("PYTHONUNBUFFERED", std::nullopt);
   return accel::test::process_environment_with(std::move(overrides));
 }
 
@@ -73,7 +74,7 @@ TEST_CASE("launch resolve: a CPU-only machine gets one worker with all cores, an
   CHECK(spec.executable.substr(spec.executable.size() - 3) == "/sh");
   const std::string text = notes.str();
   CHECK(text.find("--num_processes 1 (no GPU in use: one CPU worker)") != std::string::npos);
-  CHECK(text.find("--num_cpu_threads_per_process 8 (8 CPUs / 1 workers)") != std::string::npos);
+  CHECK(text.find("--num_cpu_threads_per_process 8 (8 CPUs / 1 worker)") != std::string::npos);
   CHECK(text.find("--main_process_port " + std::to_string(spec.master_port) + " (free)") != std::string::npos);
   CHECK(std::count(text.begin(), text.end(), '\n') == 1);
 }
@@ -377,6 +378,36 @@ TEST_CASE("launch resolve: multi-node flags are checked together") {
   CHECK(usage_error(request) == "--main_process_port 70000: out of range; expected 1..65535 (or 0 for a free port on one machine)");
 }
 
+TEST_CASE("launch resolve: an IPv6 address loses torchrun's brackets; what cannot be connected to is refused") {
+  auto request = job();
+  request.num_machines = 2;
+  request.machine_rank = 1;
+  request.num_processes = 2;
+  std::ostringstream notes;
+  // torchrun's --rdzv_endpoint [::1]:29402 reaches resolve() as [::1] and port 29402.
+  for (const std::string given : {"[::1]", "::1"}) {
+    request.main_process_ip = given;
+    const auto spec = resolve(request, machine(2, 0), notes);
+    CHECK(spec.master_addr == "::1");
+    CHECK(env_of(spec, 0)["MASTER_ADDR"] == "::1");
+  }
+  request.main_process_ip = "[fe80::1%eth0]";
+  CHECK(resolve(request, machine(2, 0), notes).master_addr == "fe80::1%eth0");
+  request.main_process_ip = "node-7.cluster_a";
+  CHECK(resolve(request, machine(2, 0), notes).master_addr == "node-7.cluster_a");
+  const std::string expected =
+      ": expected the address of machine 0 without a port: a host name, an IPv4 address such as 10.0.0.1, or an IPv6 "
+      "address such as ::1 or [::1] (give the port with --main_process_port)";
+  for (const std::string bad : {"[::1]:29500", "[::1", "::1]", "two words", "http://10.0.0.1", ""}) {
+    request.main_process_ip = bad;
+    CHECK(usage_error(request) == "--main_process_ip '" + bad + "'" + expected);
+  }
+  for (const std::string bad : {"10.0.0.1:29500", "localhost:29500", "::g"}) {
+    request.main_process_ip = bad;
+    CHECK(usage_error(request) == "--main_process_ip '" + bad + "': not an IPv6 address" + expected);
+  }
+}
+
 TEST_CASE("launch resolve: ranks on the second machine follow machine_rank * num_processes + local_rank") {
   auto request = job();
   request.num_machines = 2;
@@ -429,6 +460,7 @@ TEST_CASE("launch worker_environment: torchrun's contract plus ACCEL_* for every
       {"ACCEL_MIXED_PRECISION", "bf16"},
       {"ACCEL_DEBUG", "true"},
       {"OMP_NUM_THREADS", "2"},
+      {"PYTHONUNBUFFERED", "1"},
       {"ACCELERATE_USE_CPU", "True"},
       {"ACCELERATE_DEBUG_MODE", "true"},
       {"KMP_AFFINITY", "granularity=fine,compact,1,0"},
@@ -441,6 +473,18 @@ TEST_CASE("launch worker_environment: torchrun's contract plus ACCEL_* for every
       {"ACCELERATE_DYNAMO_USE_REGIONAL_COMPILATION", "False"},
   };
   CHECK(env_of(spec, 1) == expected);
+}
+
+TEST_CASE("launch worker_environment: PYTHONUNBUFFERED=1 unless the launcher's environment sets it") {
+  auto request = job();
+  std::ostringstream notes;
+  request.environment = environment_with({{"PYTHONUNBUFFERED", std::nullopt}});
+  CHECK(env_of(resolve(request, machine(4, 0), notes), 0)["PYTHONUNBUFFERED"] == "1");
+  // The user's own choice is inherited unchanged, even an empty value (buffered output).
+  for (const std::string value : {"", "0", "yes"}) {
+    request.environment = environment_with({{"PYTHONUNBUFFERED", value}});
+    CHECK(env_of(resolve(request, machine(4, 0), notes), 0).count("PYTHONUNBUFFERED") == 0);
+  }
 }
 
 TEST_CASE("launch worker_environment: accelerate's settings reach the job in accelerate's spellings, with one note") {
@@ -641,6 +685,46 @@ TEST_CASE("launch resolve: the job must exist and be executable") {
   CHECK(resolve(job({path, "x"}), machine(2, 0), notes).argv == std::vector<std::string>{"python3", path, "x"});
   ::unlink(path);
   CHECK(usage_error(job({"/no/script.py"})) == "JOB /no/script.py: no such readable Python script");
+}
+
+TEST_CASE("launch resolve: --python, then $ACCEL_PYTHON, then python3 on PATH runs a Python job") {
+  accel::test::TempDir dir;
+  const std::string script = dir.write("job.py", "print(1)\n");
+  const std::string chosen = dir.write("venv-python", "#!/bin/sh\n");
+  ::chmod(chosen.c_str(), 0755);
+  std::ostringstream notes;
+  auto request = job({script, "--flag"});
+  request.environment = environment_with({{"ACCEL_PYTHON", chosen}});
+  auto spec = resolve(request, machine(2, 0), notes);
+  CHECK(spec.executable == chosen);
+  CHECK(spec.argv == std::vector<std::string>{chosen, script, "--flag"});  // a venv's python finds its prefix
+  request.python = "/no/such/python";
+  CHECK(usage_error(request) == "--python /no/such/python: no such executable file; name a Python interpreter such as "
+                                "/usr/bin/python3 or a virtual environment's bin/python");
+  request.python.reset();
+  request.environment = environment_with({{"ACCEL_PYTHON", dir.path("missing")}});
+  CHECK(usage_error(request) == "$ACCEL_PYTHON " + dir.path("missing") + ": no such executable file; name a Python "
+                                "interpreter such as /usr/bin/python3 or a virtual environment's bin/python");
+  request.environment = environment_with({{"ACCEL_PYTHON", std::nullopt}, {"PATH", dir.root()}});
+  CHECK(usage_error(request) == "JOB " + script + " is a Python script but python3 is not on PATH; install it, name an "
+                                "interpreter with --python PATH or $ACCEL_PYTHON, or pass --no_python");
+  auto module = job({"http.server"});
+  module.python_module = true;
+  module.python = chosen;
+  CHECK(resolve(module, machine(2, 0), notes).argv == std::vector<std::string>{chosen, "-m", "http.server"});
+}
+
+TEST_CASE("launch resolve: a script that is not executable runs under Python only if it can be Python") {
+  accel::test::TempDir dir;
+  std::ostringstream notes;
+  const std::string shell = dir.write("job.sh", "#!/bin/bash\necho hi\n");
+  CHECK(usage_error(job({shell})) == "JOB " + shell + " is not executable and is not run under Python: its #! line runs "
+                                     "/bin/bash, not Python; chmod +x " + shell + " to run it");
+  const std::string named = dir.write("plain.sh", "echo hi\n");
+  CHECK(usage_error(job({named})) == "JOB " + named + " is not executable and is not run under Python: it is named as "
+                                     "a shell script (.sh); chmod +x " + named + " to run it");
+  const std::string python = dir.write("train", "#!/usr/bin/env python3\nprint(1)\n");
+  CHECK(resolve(job({python}), machine(2, 0), notes).argv == std::vector<std::string>{"python3", python});
 }
 
 TEST_CASE("launch resolve: a *.py job runs under python3 unless --no_python") {

@@ -21,6 +21,7 @@
 #include "accel/batch/progress.h"
 #include "accel/batch/request.h"
 #include "accel/core/error.h"
+#include "accel/core/text.h"
 #include "accel/models/slot_decoder.h"
 #include "accel/runtime/partial_state.h"
 #include "results.h"
@@ -374,8 +375,9 @@ void Job::summarize(const models::BatchingStats& stats, double began, double end
     job_began = std::min(job_began, all[r + 3]);
     total_tokens += all[r + 1];
   }
-  state_.print("distributed_inference:", pending_.size(), "requests served on", state_.num_processes(),
-               "process(es) (" + std::string(accel::to_string(state_.backend())) + ", " + state_.device().str() +
+  const auto processes = text::count(static_cast<std::size_t>(state_.num_processes()), "process", "processes");
+  state_.print("distributed_inference:", text::count(pending_.size(), "request"), "served on",
+               processes + " (" + std::string(accel::to_string(state_.backend())) + ", " + state_.device().str() +
                    "), schedule " + (options_.schedule == models::Schedule::kStatic ? "static" : "continuous") +
                    ", batch " + std::to_string(options_.batch_size));
   for (std::size_t r = 0; r < all.size(); r += mine.size()) {
@@ -394,7 +396,7 @@ void Job::summarize(const models::BatchingStats& stats, double began, double end
          << "%";
     state_.print(line.str());
   }
-  state_.print("total:", rate(total_tokens, job_end - job_began), "over", state_.num_processes(), "process(es)");
+  state_.print("total:", rate(total_tokens, job_end - job_began), "over", processes);
   for (const auto& line : timelines) state_.print(line);
 }
 

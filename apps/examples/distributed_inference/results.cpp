@@ -3,6 +3,7 @@
 #include <ostream>
 #include <variant>
 
+#include "accel/core/text.h"
 #include "model.h"
 
 namespace accel::examples {
@@ -47,8 +48,9 @@ void Results::finish(const batch::OutputContext& context, std::ostream& printout
   if (impl_->journal) {
     impl_->journal->close();
     const auto summary = batch::finish_output(impl_->output_file, *impl_->input, context);
-    printout << "distributed_inference: wrote " << impl_->output_file << ": " << summary.lines << " lines ("
-             << summary.completed << " completions, " << summary.refused << " errors)\n";
+    printout << "distributed_inference: wrote " << impl_->output_file << ": " << text::count(summary.lines, "line")
+             << " (" << text::count(summary.completed, "completion") << ", " << text::count(summary.refused, "error")
+             << ")\n";
     return;
   }
   for (std::size_t i = 0; i < impl_->input->entries.size(); ++i) {

@@ -1,5 +1,9 @@
 // accel-launch env: versions found by reading installed files, never by linking the libraries.
+#include <unistd.h>
+
+#include <cstdio>
 #include <iomanip>
+#include <map>
 #include <sstream>
 
 #include "accel/config/commands.h"
@@ -8,6 +12,7 @@
 #include "accel/core/error.h"
 #include "accel/core/files.h"
 #include "accel/core/text.h"
+#include "accel/launch/resolve.h"
 #include "formats.h"
 
 namespace accel::config {
@@ -50,11 +55,93 @@ std::vector<std::string> with_env_prefix(const env::Lookup& lookup, const std::v
   return paths;
 }
 
+constexpr char kTorchVersionHeader[] = "/include/torch/csrc/api/include/torch/version.h";
+
 std::optional<Found> libtorch_version(const std::string& root, const env::Lookup& lookup) {
-  const std::string header = "/include/torch/csrc/api/include/torch/version.h";
-  auto candidates = with_env_prefix(lookup, {"LIBTORCH", "LIBTORCH_HOME", "TORCH_INSTALL_PREFIX"}, header);
-  for (const char* prefix : {"/usr/local/libtorch", "/opt/libtorch", "/usr/local", "/usr"}) candidates.push_back(root + prefix + header);
+  auto candidates = with_env_prefix(lookup, {"LIBTORCH", "LIBTORCH_HOME", "TORCH_INSTALL_PREFIX"}, kTorchVersionHeader);
+  for (const char* prefix : {"/usr/local/libtorch", "/opt/libtorch", "/usr/local", "/usr"}) {
+    candidates.push_back(root + prefix + kTorchVersionHeader);
+  }
   return dotted_version(candidates, "TORCH_VERSION_");
+}
+
+// Whether the LibTorch whose headers were found has CUDA: its libraries beside the headers say
+// (a CPU-only build has libtorch_cpu.so and no libtorch_cuda.so). Empty when they are not there.
+std::string libtorch_build(const Found& headers) {
+  const std::string prefix = headers.path.substr(0, headers.path.size() - (sizeof kTorchVersionHeader - 1));
+  for (const char* lib : {"/lib/", "/lib/x86_64-linux-gnu/", "/lib/aarch64-linux-gnu/"}) {
+    if (::access((prefix + lib + "libtorch_cuda.so").c_str(), F_OK) == 0) return ", built with CUDA (" + prefix + lib + "libtorch_cuda.so)";
+    if (::access((prefix + lib + "libtorch_cpu.so").c_str(), F_OK) == 0) return ", CPU only (no libtorch_cuda.so beside " + prefix + lib + "libtorch_cpu.so)";
+  }
+  return "";
+}
+
+// A word as a POSIX shell reads it back.
+std::string shell_word(const std::string& word) {
+  std::string quoted = "'";
+  for (char c : word) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
+}
+
+// Versions of the chosen Python and of its torch and accelerate, read from their installed
+// metadata rather than imported (importing torch takes seconds), and torch's CUDA from its
+// torch/version.py. Prints "name value" lines, "-" for what is missing.
+constexpr char kPythonProbe[] = R"PY(import sys, os, re, importlib.util, importlib.metadata as m
+print("python", sys.version.split()[0])
+for n in ("torch", "accelerate"):
+    try: print(n, m.version(n))
+    except Exception: print(n, "-")
+s, c = importlib.util.find_spec("torch"), "-"
+if s and s.origin:
+    try:
+        r = re.search(r"^cuda\b[^=\n]*=\s*[\x22\x27]?([^\x22\x27\n]*)", open(os.path.join(os.path.dirname(s.origin), "version.py")).read(), re.M)
+        c = r.group(1) if r else "-"
+    except OSError: pass
+print("torch_cuda", c)
+)PY";
+
+std::map<std::string, std::string> probe_python(const std::string& python) {
+  std::map<std::string, std::string> found;
+  const std::string command = "timeout 30 " + shell_word(python) + " -c " + shell_word(kPythonProbe) + " 2>/dev/null";
+  if (FILE* pipe = ::popen(command.c_str(), "r")) {
+    char line[512];
+    while (std::fgets(line, sizeof line, pipe)) {
+      std::istringstream words(line);
+      std::string name, value;
+      if (words >> name >> value) found[name] = value;
+    }
+    ::pclose(pipe);
+  }
+  return found;
+}
+
+// The Python a Python JOB would run under, and what it has.
+std::string python_lines(const EnvOptions& options, const env::Lookup& lookup) {
+  std::optional<launch::PythonChoice> python;
+  try {
+    python = launch::choose_python(options.python, lookup);
+  } catch (const UsageError& error) {
+    return "- Python: " + std::string(error.what()) + "\n";
+  }
+  if (!python) return "- Python: none (no python3 on PATH; a Python JOB needs one: --python PATH or $ACCEL_PYTHON)\n";
+  const auto found = probe_python(python->path);
+  const auto value = [&found](const std::string& name) {
+    const auto it = found.find(name);
+    return it == found.end() || it->second == "-" ? std::optional<std::string>() : std::optional<std::string>(it->second);
+  };
+  std::string lines = "- Python (runs Python JOBs): " + python->path + ", " +
+                      (value("python") ? "Python " + *value("python") : std::string("did not answer")) + " (" +
+                      python->source + (python->chosen ? "" : "; --python or $ACCEL_PYTHON choose another") + ")\n";
+  const std::string missing = "not installed for this Python";
+  std::string torch = value("torch").value_or(missing);
+  if (value("torch")) {
+    const auto cuda = value("torch_cuda");
+    torch += !cuda || *cuda == "None" ? ", CPU only" : ", built for CUDA " + *cuda;
+    torch += " (from its installed metadata and torch/version.py)";
+  }
+  lines += "- torch (that Python's): " + torch + "\n";
+  lines += "- accelerate (that Python's): " + value("accelerate").value_or(missing) + "\n";
+  return lines;
 }
 
 std::optional<Found> cuda_version(const std::string& root, const env::Lookup& lookup) {
@@ -156,9 +243,12 @@ std::string env_report(const EnvOptions& options, const hardware::Machine& machi
   report += "- CPUs: " + std::to_string(machine.cpus) + " usable by this process\n";
   report += "- RAM: " + (machine.memory_bytes ? gibibytes(machine.memory_bytes) : std::string("unknown")) + "\n";
   report += gpu_lines(machine);
-  report += "- LibTorch: " + describe_found(libtorch_version(options.root, lookup)) + "\n";
-  report += "- CUDA: " + describe_found(cuda_version(options.root, lookup)) + "\n";
-  report += "- NCCL: " + describe_found(nccl_version(options.root, lookup)) + "\n";
+  const auto libtorch = libtorch_version(options.root, lookup);
+  report += "- LibTorch (C++ jobs): " + describe_found(libtorch) + (libtorch ? libtorch_build(*libtorch) : "") + "\n";
+  report += python_lines(options, lookup);
+  // Files on disk, not what a job loads: a CPU-only torch ignores an installed toolkit.
+  report += "- CUDA toolkit (installed files): " + describe_found(cuda_version(options.root, lookup)) + "\n";
+  report += "- NCCL (installed headers): " + describe_found(nccl_version(options.root, lookup)) + "\n";
   report += config_lines(options, lookup);
   return report;
 }

@@ -374,10 +374,9 @@ class Checker {
         section = Node{};
         section.kind = Kind::Map;
       }
+      // Passed to the job with the rest of dynamo_config (ACCELERATE_DYNAMO_BACKEND), so not
+      // among the settings ignored.
       section.entries.push_back(it->second);
-      if (!is_switched_off(it->second.value) && std::find(ignored_in_use_.begin(), ignored_in_use_.end(), "dynamo_config") == ignored_in_use_.end()) {
-        ignored_in_use_.push_back(kLegacyDynamoBackend);
-      }
       result_.notes.push_back(origin_ + ": legacy key dynamo_backend belongs in dynamo_config; `accel-launch config update` rewrites the file");
     }
   }

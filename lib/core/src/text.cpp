@@ -119,6 +119,10 @@ std::string quote(std::string_view value, std::size_t max_bytes) {
   return "'" + shown + "'" + cut;
 }
 
+std::string count(std::size_t n, const std::string& noun, const std::string& plural) {
+  return std::to_string(n) + " " + (n == 1 ? noun : plural.empty() ? noun + "s" : plural);
+}
+
 std::string excerpt(std::string_view text, std::size_t max_bytes) {
   const auto [shown, cut] = escaped_prefix(text, max_bytes);
   return shown + cut;

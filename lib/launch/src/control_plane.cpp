@@ -174,7 +174,7 @@ class Wakeup {
 
 addrinfo* resolve_address(const std::string& host, int port, bool passive) {
   addrinfo hints{};
-  hints.ai_family = AF_INET;
+  hints.ai_family = AF_UNSPEC;  // IPv4 or IPv6, as machine 0's address is written
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = passive ? AI_PASSIVE : 0;
   addrinfo* found = nullptr;
@@ -244,20 +244,23 @@ class MachineLink::Coordinator {
     // Bind where machine 0 is reached; when that name is not an address of this host (a
     // Kubernetes service, a NAT), listen on every address instead.
     addrinfo* found = resolve_address(host, port, true);
-    sockaddr_in address{};
-    std::memcpy(&address, found->ai_addr, sizeof address);
+    sockaddr_storage address{};
+    const socklen_t size = found->ai_addrlen;
+    std::memcpy(&address, found->ai_addr, size);
     ::freeaddrinfo(found);
-    Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    Fd fd(::socket(address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
     const int one = 1;
     ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 && errno == EADDRNOTAVAIL) {
-      address.sin_addr.s_addr = htonl(INADDR_ANY);
-      (void)!::bind(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address);
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&address), size) != 0 && errno == EADDRNOTAVAIL) {
+      if (address.ss_family == AF_INET6) reinterpret_cast<sockaddr_in6*>(&address)->sin6_addr = in6addr_any;
+      else reinterpret_cast<sockaddr_in*>(&address)->sin_addr.s_addr = htonl(INADDR_ANY);
+      (void)!::bind(fd.get(), reinterpret_cast<sockaddr*>(&address), size);
     }
-    sockaddr_in bound{};
+    sockaddr_storage bound{};
     socklen_t length = sizeof bound;
-    if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&bound), &length) != 0 || bound.sin_port == 0 ||
-        ::listen(fd.get(), 1024) != 0) {
+    // sin_port and sin6_port sit at the same offset.
+    if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&bound), &length) != 0 ||
+        reinterpret_cast<sockaddr_in*>(&bound)->sin_port == 0 || ::listen(fd.get(), 1024) != 0) {
       throw Error("cannot host the launchers' control plane on " + host + ":" + std::to_string(port) + " (" +
                   std::strerror(errno) + "): it is --main_process_port + 1; choose a --main_process_port whose next "
                   "port is free on machine 0");
@@ -557,7 +560,7 @@ class MachineLink::Agent {
     while (!quit_) {
       try {
         addrinfo* found = resolve_address(spec_.master_addr, control_port(spec_), false);
-        Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+        Fd fd(::socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
         const int error = connect_within(fd.get(), found->ai_addr, found->ai_addrlen, 1000);
         ::freeaddrinfo(found);
         if (error == 0) {

@@ -44,32 +44,72 @@ void LineRelay::keep_for_tail(std::string_view bytes) {
   }
 }
 
-void LineRelay::write_out(std::string_view bytes) {
-  if (bytes.empty()) return;
-  const bool ends_line = bytes.back() == '\n';
-  if (Console* console = targets_.console) {
-    std::string text;
-    text.reserve(bytes.size() + targets_.prefix.size() * 2 + 1);
-    bool at_line_start = !line_started_ || console->open_line != this;
-    if (console->open_line && console->open_line != this) text += '\n';  // another rank's unfinished line
-    for (std::size_t begin = 0; begin < bytes.size();) {
-      if (at_line_start) text += targets_.prefix;
-      const auto newline = bytes.find('\n', begin);
-      const std::size_t end = newline == std::string_view::npos ? bytes.size() : newline + 1;
-      text.append(bytes.substr(begin, end - begin));
-      at_line_start = newline != std::string_view::npos;
-      begin = end;
-    }
-    console->open_line = ends_line ? nullptr : this;
-    write_fully(console->fd, text);
+namespace {
+
+// What the console still shows of an unfinished line redrawn with \r: from its last redraw on
+// (a \r at the very end may be the start of "\r\n").
+void drop_overdrawn(std::string& pending) {
+  const auto last = pending.size() < 2 ? std::string::npos : pending.rfind('\r', pending.size() - 2);
+  if (last != std::string::npos && last > 0) pending.erase(0, last);
+}
+
+}  // namespace
+
+bool LineRelay::holds_redraw() const {
+  return targets_.console && !targets_.console->terminal && pending_.find('\r') != std::string::npos;
+}
+
+void LineRelay::render_line(std::string& text, std::string_view piece, bool at_line_start) const {
+  const bool ends_line = !piece.empty() && piece.back() == '\n';
+  std::string_view body = ends_line ? piece.substr(0, piece.size() - 1) : piece;
+  if (ends_line) {
+    while (!body.empty() && body.back() == '\r') body.remove_suffix(1);  // "\r\n", or a bar's last redraw
   }
-  if (targets_.log_fd >= 0) write_fully(targets_.log_fd, bytes);
-  if (targets_.tail_lines > 0) keep_for_tail(bytes);
+  if (at_line_start) text += targets_.prefix;
+  const auto redraw = body.rfind('\r');
+  if (redraw != std::string_view::npos && !targets_.console->terminal) {
+    text.append(body.substr(redraw + 1));
+  } else {
+    // On a terminal each redraw clears the line and writes the prefix again.
+    for (std::size_t begin = 0;;) {
+      const auto next = body.find('\r', begin);
+      text.append(body.substr(begin, next - begin));
+      if (next == std::string_view::npos) break;
+      text += "\r\x1b[K" + targets_.prefix;
+      begin = next + 1;
+    }
+  }
+  if (ends_line) text += '\n';
+}
+
+void LineRelay::write_out(std::string_view bytes) {
+  if (bytes.empty() || !targets_.console) return;
+  Console& console = *targets_.console;
+  const LineRelay*& open = console.open();
+  const bool ends_line = bytes.back() == '\n';
+  std::string text;
+  text.reserve(bytes.size() + targets_.prefix.size() * 2 + 1);
+  bool at_line_start = !line_started_ || open != this;
+  if (open && open != this) text += '\n';  // another rank's (or stream's) unfinished line
+  for (std::size_t begin = 0; begin < bytes.size();) {
+    const auto newline = bytes.find('\n', begin);
+    const std::size_t end = newline == std::string_view::npos ? bytes.size() : newline + 1;
+    render_line(text, bytes.substr(begin, end - begin), at_line_start);
+    at_line_start = newline != std::string_view::npos;
+    begin = end;
+  }
+  open = ends_line ? nullptr : this;
+  write_fully(console.fd, text);
   line_started_ = !ends_line;
 }
 
 void LineRelay::feed(const char* data, std::size_t size, Clock::time_point now) {
   std::string_view input(data, size);
+  if (input.empty()) return;
+  if (targets_.log_fd >= 0) write_fully(targets_.log_fd, input);
+  if (targets_.tail_lines > 0) keep_for_tail(input);
+  stream_line_open_ = input.back() != '\n';
+  if (!targets_.console) return;
   const auto last_newline = input.rfind('\n');
   if (last_newline != std::string_view::npos) {
     // Everything up to the last newline goes out in one write; the rest waits.
@@ -86,6 +126,7 @@ void LineRelay::feed(const char* data, std::size_t size, Clock::time_point now) 
   if (input.empty()) return;
   if (pending_.empty()) pending_since_ = now;
   pending_.append(input);
+  drop_overdrawn(pending_);
   if (pending_.size() >= kMaxPending) {
     write_out(pending_);
     pending_.clear();
@@ -94,18 +135,23 @@ void LineRelay::feed(const char* data, std::size_t size, Clock::time_point now) 
 }
 
 std::optional<LineRelay::Clock::time_point> LineRelay::partial_due() const {
-  if (!pending_since_) return std::nullopt;
+  if (!pending_since_ || holds_redraw()) return std::nullopt;
   return *pending_since_ + kPartialDelay;
 }
 
 void LineRelay::flush_due(Clock::time_point now) {
-  if (!pending_since_ || now < *pending_since_ + kPartialDelay) return;
+  if (!pending_since_ || holds_redraw() || now < *pending_since_ + kPartialDelay) return;
   write_out(pending_);
   pending_.clear();
   pending_since_.reset();
 }
 
 void LineRelay::finish() {
+  if (stream_line_open_) {
+    if (targets_.log_fd >= 0) write_fully(targets_.log_fd, "\n");
+    if (targets_.tail_lines > 0) keep_for_tail("\n");
+    stream_line_open_ = false;
+  }
   if (pending_.empty() && !line_started_) return;
   pending_ += '\n';
   write_out(pending_);

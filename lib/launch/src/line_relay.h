@@ -14,10 +14,16 @@ class LineRelay;
 
 // One console descriptor (the launcher's stdout or stderr), shared by the relays of all ranks.
 // It remembers which relay left a line unfinished on it, so another rank's line starts on a
-// line of its own.
+// line of its own. On a terminal a progress bar's \r redraws its rank's line in place, prefix
+// kept; elsewhere (a pipe, a file) each line shows as its last redraw, once it is finished.
 struct Console {
   int fd = -1;
+  bool terminal = false;
   const LineRelay* open_line = nullptr;
+  // stdout and stderr on one terminal share one cursor, so one open line: set on stderr's console.
+  Console* shares_line_with = nullptr;
+
+  const LineRelay*& open() { return shares_line_with ? shares_line_with->open_line : open_line; }
 };
 
 struct RelayTargets {
@@ -27,11 +33,13 @@ struct RelayTargets {
   std::size_t tail_lines = 0;  // how many of the last lines to keep for a failure report
 };
 
-// Writes whole lines, each chunk of input with one write(), so lines of different ranks never
-// interleave mid-line, whatever their length. What has arrived of an unfinished line (a
-// prompt, a progress bar redrawn with \r) is written once it has waited kPartialDelay or
-// reached kMaxPending bytes; if another rank's line reaches the console before the rest of
-// it, that line starts on a new line and the rest follows later under this rank's prefix.
+// The log file gets every byte as it arrives. The console gets whole lines, each chunk of input
+// with one write(), so lines of different ranks never interleave mid-line, whatever their
+// length. What has arrived of an unfinished line (a prompt) is written once it has waited
+// kPartialDelay or reached kMaxPending bytes; if another rank's line reaches the console before
+// the rest of it, that line starts on a new line and the rest follows later under this rank's
+// prefix. A line redrawn with \r (a progress bar) keeps only its last redraw: on a terminal each
+// redraw replaces the rank's line, prefix kept; elsewhere the line is written once finished.
 class LineRelay {
  public:
   using Clock = std::chrono::steady_clock;
@@ -56,8 +64,12 @@ class LineRelay {
   const std::deque<std::string>& tail() const { return tail_; }
 
  private:
-  // Writes `bytes` (complete lines, or the start of an unfinished one) to every target.
+  // Writes `bytes` (complete lines, or the start of an unfinished one) to the console.
   void write_out(std::string_view bytes);
+  // One line, or its unfinished part, as the console shows it.
+  void render_line(std::string& text, std::string_view piece, bool at_line_start) const;
+  // A redrawn line off a terminal waits for its end: its redraws would each show as a line.
+  bool holds_redraw() const;
   void keep_for_tail(std::string_view bytes);
 
   RelayTargets targets_;
@@ -65,7 +77,8 @@ class LineRelay {
   std::optional<Clock::time_point> pending_since_;
   std::string tail_line_;        // the current line, for tail_ (bounded)
   std::size_t tail_line_size_ = 0;  // its full length
-  bool line_started_ = false;  // part of the current line was written already
+  bool line_started_ = false;  // part of the current line was written to the console already
+  bool stream_line_open_ = false;  // the stream's last byte so far was not a newline
   std::deque<std::string> tail_;
 };
 

@@ -263,6 +263,8 @@ std::vector<LaunchOption> command_line_rows() {
       flag_only("--no_python", O::Accelerate, G::Job, nullptr, store<&R::no_python>, "Run JOB directly, never under python3"),
       flag_only("-m,--module", O::Accelerate, G::Job, nullptr, store<&R::python_module>,
                 "JOB is a Python module: run python3 -m JOB"),
+      flag_only("--python", O::Ours, G::Job, "PATH", store<&R::python>,
+                "Python interpreter for a Python JOB (default: $ACCEL_PYTHON, else the first python3 on PATH)"),
       flag_only("--mpirun_hostfile", O::Accelerate, G::Job, "FILE", store<&R::mpirun_hostfile>,
                 "Start the job through mpirun with this hostfile (CPU jobs; Open MPI, MPICH or Intel MPI)"),
       flag_only("--nproc_per_node", O::Torchrun, G::Torchrun, "N|auto|cpu|gpu", set_nproc_per_node,
@@ -529,7 +531,8 @@ std::string launch_help(const std::string& program, const std::string& commands)
           text::join(passed, ", ") + " groups\n  (--dynamo_*, --zero_stage, --fsdp_*, --megatron_lm_*, --fp8_*, ...) "
           "are accepted and reach the job as\n  accelerate's variables; see docs/config.md.\n";
   help += "\nJOB [JOB ARGS...]: an executable (on PATH or a path) runs directly; a *.py file or a file that is not\n"
-          "executable runs under python3 unless --no_python. Every token after JOB goes to the job unchanged.\n";
+          "executable (and not a shell script) runs under Python (--python) unless --no_python. Every token after\n"
+          "JOB goes to the job unchanged.\n";
   return help;
 }
 

@@ -202,10 +202,18 @@ class ProcessWorkerGroup final : public WorkerGroup {
     return n == static_cast<ssize_t>(sizeof error) ? error : 0;
   }
 
-  // A pid is not reused before the launcher reaps it, so signalling `running` never reaches a stranger.
+  // Exactly one delivery per worker: a second SIGINT landing in the job's own KeyboardInterrupt
+  // handler (its checkpoint save) loses the user's work. A worker still in the group gets the
+  // group's signal, which also reaches what it started; one that left the group (setsid,
+  // setpgid) gets its own, by pid. A worker leaving the group between the two steps misses this
+  // signal rather than getting it twice (a stop still ends with SIGKILL after the grace period).
+  // The guardian ignores every forwarded signal, so the group's copy does nothing to it. A pid
+  // is not reused before the launcher reaps it, so signalling `running` never reaches a stranger.
   void signal(int signal_number, const std::vector<pid_t>& running) override {
+    for (pid_t pid : running) {
+      if (::getpgid(pid) != guardian_) ::kill(pid, signal_number);
+    }
     signal_group(signal_number);
-    for (pid_t pid : running) ::kill(pid, signal_number);
   }
 
   std::vector<WorkerExit> reap() override {

@@ -1,17 +1,23 @@
 #include "accel/launch/resolve.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sched.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cctype>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
-#include <cerrno>
+#include <cstdlib>
+#include <fstream>
 #include <sstream>
+#include <string_view>
 
 #include "accel/core/env_contract.h"
 #include "accel/core/error.h"
@@ -54,6 +60,42 @@ std::optional<std::string> find_on_path(const std::string& name, const env::Look
   return std::nullopt;
 }
 
+// A Python JOB runs under choose_python()'s interpreter. argv[0] is "python3" for the one on
+// PATH, as a shell gives it, and the path itself for a chosen one, so that a virtual
+// environment's python finds its own prefix.
+void run_under_python(const LaunchRequest& request, const std::string& what, std::vector<std::string> python_args,
+                      LaunchSpec& spec) {
+  const auto python = choose_python(request.python, request.environment);
+  if (!python) {
+    throw UsageError(what + " but python3 is not on PATH; install it, name an interpreter with --python PATH or "
+                            "$ACCEL_PYTHON, or pass --no_python");
+  }
+  spec.executable = python->path;
+  spec.argv = {python->chosen ? python->path : "python3"};
+  spec.argv.insert(spec.argv.end(), python_args.begin(), python_args.end());
+  spec.argv.insert(spec.argv.end(), request.job.begin(), request.job.end());
+}
+
+// Why a script that is not executable must not go to Python, or nullopt when it may: its #!
+// line names another interpreter, or it is named as a shell script. accelerate runs every JOB
+// under Python; running a shell script there fails with a Python syntax error far from the cause.
+std::optional<std::string> not_python_because(const std::string& job) {
+  std::ifstream in(job);
+  std::string first;
+  std::getline(in, first);
+  if (first.rfind("#!", 0) == 0) {
+    if (first.find("python") != std::string::npos) return std::nullopt;
+    return "its #! line runs " + text::trim(first.substr(2)) + ", not Python";
+  }
+  for (const char* suffix : {".sh", ".bash"}) {
+    const std::string_view name(job), tail(suffix);
+    if (name.size() > tail.size() && name.substr(name.size() - tail.size()) == tail) {
+      return std::string("it is named as a shell script (") + suffix + ")";
+    }
+  }
+  return std::nullopt;
+}
+
 void resolve_job(const LaunchRequest& request, LaunchSpec& spec) {
   if (request.job.empty() || request.job.front().empty()) {
     throw UsageError("missing JOB: usage: accel-launch [options] JOB [JOB ARGS...]");
@@ -63,30 +105,26 @@ void resolve_job(const LaunchRequest& request, LaunchSpec& spec) {
     if (request.no_python.value_or(false)) {
       throw UsageError("-m/--module runs JOB as a Python module under python3; it cannot be combined with --no_python");
     }
-    const auto interpreter = find_on_path("python3", request.environment);
-    if (!interpreter) throw UsageError("-m/--module " + job + ": python3 is not on PATH");
-    spec.executable = *interpreter;
-    spec.argv = {"python3", "-m"};
-    spec.argv.insert(spec.argv.end(), request.job.begin(), request.job.end());
+    run_under_python(request, "-m/--module " + job + " runs a Python module", {"-m"}, spec);
     return;
   }
   // accelerate runs every JOB under Python unless --no_python; executables keep running
-  // directly, so a file that is not executable (a script without +x) is what goes to python3.
+  // directly, so a file that is not executable (a script without +x) is what goes to Python.
   const bool no_python = request.no_python.value_or(false);
   const bool named_py = job.size() > 3 && job.compare(job.size() - 3, 3, ".py") == 0;
-  const bool python = !no_python && (named_py || (job.find('/') != std::string::npos && !is_executable_file(job) &&
-                                                    ::access(job.c_str(), R_OK) == 0 && !is_directory(job)));
-  if (python) {
+  const bool not_executable = job.find('/') != std::string::npos && !is_executable_file(job) &&
+                              ::access(job.c_str(), R_OK) == 0 && !is_directory(job);
+  if (!no_python && !named_py && not_executable) {
+    if (const auto reason = not_python_because(job)) {
+      throw UsageError("JOB " + job + " is not executable and is not run under Python: " + *reason + "; chmod +x " + job +
+                       " to run it");
+    }
+  }
+  if (!no_python && (named_py || not_executable)) {
     if (::access(job.c_str(), R_OK) != 0) {
       throw UsageError("JOB " + job + ": no such readable Python script");
     }
-    const auto interpreter = find_on_path("python3", request.environment);
-    if (!interpreter) {
-      throw UsageError("JOB " + job + " is a Python script but python3 is not on PATH; install it or pass --no_python");
-    }
-    spec.executable = *interpreter;
-    spec.argv = {"python3"};
-    spec.argv.insert(spec.argv.end(), request.job.begin(), request.job.end());
+    run_under_python(request, "JOB " + job + " is a Python script", {}, spec);
     return;
   }
   if (job.find('/') != std::string::npos) {
@@ -318,7 +356,8 @@ void resolve_threads(const LaunchRequest& request, const hardware::Machine& mach
     // would fight over them.
     spec.omp_threads = std::max(1, machine.cpus / spec.num_processes);
     said.guessed.push_back("--num_cpu_threads_per_process " + std::to_string(*spec.omp_threads) + " (" +
-                           std::to_string(machine.cpus) + " CPUs / " + std::to_string(spec.num_processes) + " workers)");
+                           text::count(static_cast<std::size_t>(machine.cpus), "CPU") + " / " +
+                           text::count(static_cast<std::size_t>(spec.num_processes), "worker") + ")");
   }
 }
 
@@ -340,6 +379,7 @@ void resolve_job_environment(const LaunchRequest& request, DistributedType mode,
     spec.mixed_precision = *precision;
   }
   spec.debug = request.debug.value_or(false);
+  spec.python_unbuffered = !request.environment(env::kPythonUnbuffered);
   spec.role = request.role.value_or("default");
   if (spec.role.empty() || spec.role.find_first_of(" \t\n") != std::string::npos) {
     throw UsageError(request.origin("role") + " '" + spec.role + "': expected a non-empty name without spaces");
@@ -455,14 +495,42 @@ void resolve_shared_rendezvous(const LaunchRequest& request, LaunchSpec& spec, A
   if (spec.machine_rank == 0 && !request.dry_run) require_port_free(port_flag, spec.master_addr, spec.master_port);
 }
 
-void resolve_rendezvous(const LaunchRequest& request, LaunchSpec& spec, Announcements& said) {
+// Machine 0's address as the workers will get it in MASTER_ADDR. torchrun's spelling of an IPv6
+// address, [::1], loses its brackets as under torchrun: getaddrinfo (which c10d and Gloo call)
+// refuses them, and c10d then retries until its timeout. What could never be connected to is
+// refused here instead, in one line.
+std::string rendezvous_address(const std::string& origin, const std::string& value) {
+  const std::string expected =
+      ": expected the address of machine 0 without a port: a host name, an IPv4 address such as 10.0.0.1, or an "
+      "IPv6 address such as ::1 or [::1] (give the port with --main_process_port)";
+  std::string host = value;
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  const bool name_characters = !host.empty() && std::all_of(host.begin(), host.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '.' || c == '-' || c == '_' || c == ':' || c == '%';
+  });
+  if (!name_characters) throw UsageError(origin + " '" + value + "'" + expected);
+  if (host.find(':') == std::string::npos) return host;  // a host name or an IPv4 address
+  // An IPv6 address, perhaps with its interface (fe80::1%eth0); anything else with a colon is
+  // most likely HOST:PORT.
+  in6_addr parsed{};
+  if (::inet_pton(AF_INET6, host.substr(0, host.find('%')).c_str(), &parsed) != 1) {
+    throw UsageError(origin + " '" + value + "': not an IPv6 address" + expected);
+  }
+  const Fd probe(::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!probe) {
+    throw UsageError(origin + " " + value + ": an IPv6 address, but this machine cannot open IPv6 sockets (" +
+                     std::strerror(errno) + "); give machine 0's IPv4 address or host name");
+  }
+  return host;
+}
+
+void resolve_rendezvous(LaunchRequest& request, LaunchSpec& spec, Announcements& said) {
   if (request.main_process_port && (*request.main_process_port < 0 || *request.main_process_port > 65535)) {
     throw UsageError(request.origin("main_process_port") + " " + std::to_string(*request.main_process_port) +
                      ": out of range; expected 1..65535 (or 0 for a free port on one machine)");
   }
-  if (request.main_process_ip && request.main_process_ip->empty()) {
-    throw UsageError(request.origin("main_process_ip") +
-                     " '': expected the address of machine 0, such as 10.0.0.1 or a host name");
+  if (request.main_process_ip) {
+    request.main_process_ip = rendezvous_address(request.origin("main_process_ip"), *request.main_process_ip);
   }
   if (spec.num_machines == 1) resolve_local_rendezvous(request, spec, said);
   else resolve_shared_rendezvous(request, spec, said);
@@ -516,6 +584,31 @@ void resolve_cpu_affinity(const LaunchRequest& request, const hardware::Machine&
 }
 
 }  // namespace
+
+std::optional<PythonChoice> choose_python(const std::optional<std::string>& flag, const env::Lookup& environment) {
+  std::optional<std::string> named;
+  std::string source;
+  if (flag) {
+    named = flag;
+    source = "--python";
+  } else if (auto variable = environment(env::kPython); variable && !variable->empty()) {
+    named = variable;
+    source = "$ACCEL_PYTHON";
+  }
+  if (!named) {
+    const auto found = find_on_path("python3", environment);
+    if (!found) return std::nullopt;
+    return PythonChoice{*found, "the first python3 on PATH", false};
+  }
+  const auto path = named->find('/') != std::string::npos
+                        ? (is_executable_file(*named) ? std::optional<std::string>(*named) : std::nullopt)
+                        : find_on_path(*named, environment);
+  if (!path) {
+    throw UsageError(source + " " + *named + ": no such executable file; name a Python interpreter such as "
+                     "/usr/bin/python3 or a virtual environment's bin/python");
+  }
+  return PythonChoice{*path, source, true};
+}
 
 bool LaunchSpec::shows_on_console(int local_rank) const {
   return console_local_ranks.empty() ||
@@ -571,6 +664,7 @@ std::vector<std::pair<std::string, std::string>> worker_environment(const Launch
         {env::kUseCpu, boolean(spec.use_cpu)}, {env::kMixedPrecision, to_string(spec.mixed_precision)}, {env::kDebug, boolean(spec.debug)},
     };
     if (spec.omp_threads) vars.emplace_back(env::kOmpNumThreads, str(*spec.omp_threads));
+    if (spec.python_unbuffered) vars.emplace_back(env::kPythonUnbuffered, "1");
     vars.insert(vars.end(), spec.job_environment.begin(), spec.job_environment.end());
     return vars;
   }
@@ -599,6 +693,7 @@ std::vector<std::pair<std::string, std::string>> worker_environment(const Launch
   if (!spec.cuda_visible_devices.empty()) {
     vars.emplace_back(env::kCudaVisibleDevices, text::join(spec.cuda_visible_devices, ","));
   }
+  if (spec.python_unbuffered) vars.emplace_back(env::kPythonUnbuffered, "1");
   vars.insert(vars.end(), spec.job_environment.begin(), spec.job_environment.end());
   return vars;
 }

@@ -223,10 +223,23 @@ std::vector<std::string> worker_env_strings(const LaunchSpec& spec, const Worker
   return out;
 }
 
+// Whether two descriptors are the same terminal (a shell's stdout and stderr).
+bool same_terminal(int a, int b) {
+  struct stat first {}, second {};
+  return ::isatty(a) && ::isatty(b) && ::fstat(a, &first) == 0 && ::fstat(b, &second) == 0 &&
+         first.st_rdev == second.st_rdev;
+}
+
 // What the attempts of one run share: the consoles, rank 0's stdin, /dev/null for the others.
 struct RunStreams {
-  Console out{STDOUT_FILENO};
-  Console err{STDERR_FILENO};
+  RunStreams() {
+    if (same_terminal(STDOUT_FILENO, STDERR_FILENO)) err.shares_line_with = &out;
+  }
+  RunStreams(const RunStreams&) = delete;
+  RunStreams& operator=(const RunStreams&) = delete;
+
+  Console out{STDOUT_FILENO, ::isatty(STDOUT_FILENO) == 1};
+  Console err{STDERR_FILENO, ::isatty(STDERR_FILENO) == 1};
   StdinRelay input{STDIN_FILENO};
   Fd null_input{::open("/dev/null", O_RDONLY | O_CLOEXEC)};
 };

@@ -39,6 +39,7 @@ int run_questionnaire(const QuestionnaireOptions& options);
 // `env`: a block to paste into a bug report.
 struct EnvOptions {
   std::optional<std::string> config_file;
+  std::optional<std::string> python;  // --python: the interpreter to report (default as a launch chooses)
   std::string version;  // accel-launch's
   std::string root = "";  // prefix of the paths searched for installed libraries; tests fake a tree
 };

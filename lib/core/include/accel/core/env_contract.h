@@ -30,6 +30,7 @@ inline constexpr const char* kErrorFile = "TORCHELASTIC_ERROR_FILE";
 inline constexpr const char* kUseAgentStore = "TORCHELASTIC_USE_AGENT_STORE";  // launcher hosts the store
 inline constexpr const char* kOmpNumThreads = "OMP_NUM_THREADS";
 inline constexpr const char* kCudaVisibleDevices = "CUDA_VISIBLE_DEVICES";
+inline constexpr const char* kPythonUnbuffered = "PYTHONUNBUFFERED";  // set for workers unless the user did
 
 // accel-launch's own variables, read by the runtime.
 inline constexpr const char* kLauncher = "ACCEL_LAUNCHER";            // "accel-launch"
@@ -39,6 +40,7 @@ inline constexpr const char* kDebug = "ACCEL_DEBUG";                  // "true" 
 inline constexpr const char* kTimeoutSeconds = "ACCEL_TIMEOUT_S";     // collective/rendezvous timeout
 inline constexpr const char* kTrace = "ACCEL_TRACE";                  // pipeline trace directory
 inline constexpr const char* kGpt2VocabDir = "ACCEL_GPT2_VOCAB_DIR";  // the GPT-2 vocabulary's directory
+inline constexpr const char* kPython = "ACCEL_PYTHON";                // the Python that runs Python JOBs
 inline constexpr const char* kFakeGpus = "ACCEL_FAKE_GPUS";           // tests only: pretend N GPUs exist
 
 // accelerate's launcher's spellings of the same settings; the runtime reads ours first, then these.

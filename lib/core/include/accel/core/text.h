@@ -20,6 +20,8 @@ std::optional<std::string> closest_match(const std::string& word,
 std::optional<long long> parse_integer(const std::string& s);
 
 std::string join(const std::vector<std::string>& parts, const std::string& separator);
+// "1 worker", "2 workers": a count with its noun, plural formed with "s" unless given.
+std::string count(std::size_t n, const std::string& noun, const std::string& plural = "");
 std::vector<std::string> split(const std::string& s, char separator);
 std::string trim(const std::string& s);
 

@@ -63,6 +63,7 @@ struct LaunchRequest : LaunchSettings {
   // The job.
   std::optional<bool> no_python;
   std::optional<bool> python_module;  // -m: JOB is a Python module, run as python3 -m JOB
+  std::optional<std::string> python;  // --python: the interpreter of a Python JOB (see choose_python)
   std::vector<std::string> job;  // executable followed by its arguments
 
   // mpirun_config's hostfile (or --mpirun_hostfile): CPU jobs start through mpirun, as in accelerate.

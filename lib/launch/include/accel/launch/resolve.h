@@ -46,6 +46,9 @@ struct LaunchSpec {
   MixedPrecision mixed_precision = MixedPrecision::kNo;
   bool debug = false;
   std::optional<int> omp_threads;  // OMP_NUM_THREADS; empty: leave the inherited value alone
+  // PYTHONUNBUFFERED=1 for the workers (the launcher's environment leaves it unset): a worker's
+  // stdout is a pipe, which CPython block-buffers, so print() would show only at exit.
+  bool python_unbuffered = false;
   std::vector<int> gpu_ids;        // --gpu_ids as indices among the GPUs this launcher sees
   // What workers get as CUDA_VISIBLE_DEVICES (the same GPUs in the launcher's own naming, which
   // differs from gpu_ids when the launcher itself runs under CUDA_VISIBLE_DEVICES); empty: not set.
@@ -101,8 +104,20 @@ struct WorkerSlot {
 };
 
 // The variables accel-launch adds to (or overrides in) the inherited environment of one worker:
-// torchrun's contract plus ACCEL_*, OMP_NUM_THREADS and CUDA_VISIBLE_DEVICES when they apply.
+// torchrun's contract plus ACCEL_*, OMP_NUM_THREADS, CUDA_VISIBLE_DEVICES and PYTHONUNBUFFERED
+// when they apply.
 std::vector<std::pair<std::string, std::string>> worker_environment(const LaunchSpec& spec, const WorkerSlot& slot);
+
+// The Python that runs a Python JOB (a *.py file, -m, a non-executable script whose #! names
+// Python): `flag` (--python), else $ACCEL_PYTHON, else the first python3 on PATH; `source` says
+// which, for messages and `accel-launch env`. Throws accel::UsageError when --python or
+// $ACCEL_PYTHON names no executable file; nullopt when neither is given and PATH has no python3.
+struct PythonChoice {
+  std::string path;    // as it will be executed (found on PATH when given without a slash)
+  std::string source;  // "--python", "$ACCEL_PYTHON" or "the first python3 on PATH"
+  bool chosen = false;  // given by --python or $ACCEL_PYTHON rather than found on PATH
+};
+std::optional<PythonChoice> choose_python(const std::optional<std::string>& flag, const env::Lookup& environment);
 
 // What --dry_run prints: for each local worker one line of KEY=VALUE pairs (every variable the
 // launcher sets for it, values shell-quoted where needed), then the command line.

@@ -40,7 +40,8 @@ class WorkerGroup {
   // Blocks until worker `pid` runs its program: 0, or the errno of its failed exec (it then
   // exits with status 127).
   virtual int start_error(pid_t pid) = 0;
-  // Sends `signal_number` to the group and to each of `running` (workers that may have left it).
+  // Delivers `signal_number` once to each of `running`, whether it is still in the group or
+  // left it, and to whatever else is in the group.
   virtual void signal(int signal_number, const std::vector<pid_t>& running) = 0;
   // The workers that ended since the last call; never blocks. Also reaps anything else that
   // ended (orphans the launcher adopted), which is not reported.
