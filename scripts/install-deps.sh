@@ -11,6 +11,7 @@ packages=(
   libopenblas0-openmp   # LibTorch's matmuls otherwise run on netlib's reference BLAS, ~17x slower
   libicu-dev                  # NFC for tokenizer.json normalizers (lib/models)
   openmpi-bin python3-torch   # peers for the benchmarks and interop tests (mpirun, torchrun)
+  python3-jinja2              # the reference the chat template interpreter is checked against
   slurmctld slurmd slurm-client munge   # a real SLURM for scripts/test-slurm.sh (a ctest entry)
   clang libclang-rt-dev       # libFuzzer and the sanitizer runtimes for scripts/fuzz.sh
 )
