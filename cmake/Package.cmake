@@ -27,6 +27,8 @@ accel_pkg_config(launch "accel-launch's launcher: argument resolution, worker sp
                  "accel-core" -pthread)
 accel_pkg_config(config "accel-launch's config files (YAML/JSON), their schema and commands"
                  "accel-launch yaml-cpp" "")
+accel_pkg_config(batch "accel-launch's offline batch files: requests, output lines, results journal, progress"
+                 "accel-core" "")
 
 # The GPT-2 vocabulary that GPT2Tokenizer::bundled() reads beside installed programs.
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/data/gpt2/ DESTINATION ${ACCEL_GPT2_INSTALL_DIR})

@@ -36,7 +36,7 @@ def codec_string(s):
 def main(out):
     out = pathlib.Path(out)
     targets = {t: out / t for t in ("config_yaml", "config_json", "safetensors_header", "tokenizer", "tokenizer_json",
-                                        "object_codec", "jinja")}
+                                        "object_codec", "batch_file", "jinja")}
     for d in targets.values():
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(parents=True)
@@ -116,6 +116,21 @@ def main(out):
 
     cbor = bytes.fromhex("a2") + b"\x66prompt" + b"\x65a dog" + b"\x66scores" + bytes.fromhex("8301f94100f6")
     (oc / "json").write_bytes(b"\3" + codec_string(cbor))
+
+    # First byte: even for an OpenAI batch file, odd for a prompts file (see fuzz/batch_file.cpp).
+    bf = targets["batch_file"]
+    lines = [
+        {"custom_id": "a", "method": "POST", "url": "/v1/completions",
+         "body": {"model": "m", "prompt": "Once upon", "max_tokens": 8, "temperature": 0.7, "top_p": 0.9, "top_k": 40,
+                  "seed": 3, "stop": ["\n", "END"], "n": 1, "user": "u", "presence_penalty": 0}},
+        {"custom_id": "b", "method": "POST", "url": "/v1/chat/completions",
+         "body": {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi \u00e9"}],
+                  "max_completion_tokens": 5, "tools": [], "chat_template_kwargs": {"enable_thinking": False}}},
+        {"custom_id": "a", "method": "POST", "url": "/v1/completions", "body": {"prompt": ["one"], "n": 2}},
+    ]
+    batch = "\n".join(json.dumps(line, ensure_ascii=False) for line in lines) + "\n\n{broken\n"
+    (bf / "mixed.jsonl").write_bytes(b"\0" + batch.encode())
+    (bf / "prompts.txt").write_bytes(b"\1" + "a dog\n\n  \nthe quick brown fox\r\ncaf\u00e9\n".encode())
 
 
 if __name__ == "__main__":

@@ -59,7 +59,7 @@ run() {
   if [ "$impl" = accel ]; then
     OMP_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS="$threads" "$build/bin/accel-launch" -q --num_processes "$procs" \
       --main_process_port "$(free_port)" "$build/bin/distributed_inference" "${args[@]}" --timeline \
-      --output_dir "$work/$name" >"$work/$name.out" 2>"$work/$name.err"
+      >"$work/$name.out" 2>"$work/$name.err"
   else
     OMP_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS="$threads" /usr/bin/torchrun --nproc_per_node "$procs" -r 1 -t 1 \
       --monitor_interval 0.1 --master_port "$(free_port)" "$root/scripts/main-job-torch.py" job "${args[@]}" \

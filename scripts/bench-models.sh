@@ -48,6 +48,29 @@ for threads in ${THREADS:-1 2}; do
     "$(value forward_tokens_per_s <<<"$py")" "$(value decode_tokens_per_s <<<"$py")" "$(value generate_tokens_per_s <<<"$py")"
 done
 
+# The SlotDecoder (continuous batching's decode path, issue 21) against the same bound, beside
+# generate()'s left-padded batch in the same run; at batch 8 also the mixed-length prefill: 8 prompts
+# of 8 tokens beside one of 250 (against 9 of 250), padded by generate() or each alone in a slot.
+echo
+echo "SlotDecoder: 16-token prompts in B slots, 31 decode steps over all of them (best of 3), beside generate()'s padded batch in the same run"
+echo "load average $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '| %-7s | %-5s | %9s | %7s | %-26s | %-17s | %-9s | %-25s |\n' threads batch "read GB/s" GFLOP/s \
+  "slot decode tok/s (bound)" "generate() tok/s" "slot/gen" "prefill mixed / 9 long ms"
+printf '|---------|-------|-----------|---------|----------------------------|-------------------|-----------|---------------------------|\n'
+for threads in ${THREADS:-1 2}; do
+  export OPENBLAS_NUM_THREADS="$threads"
+  for batch in ${BATCHES:-1 8 32}; do
+    mixed=$([ "$batch" = 8 ] && echo 1 || echo 0)
+    out="$("$bench" --slots 1 --mixed "$mixed" --threads "$threads" --batch "$batch" --tokens 128 "${shape[@]}" "$@")"
+    prefill=""
+    [ "$mixed" = 1 ] && prefill="padded $(value mixed_prefill_padded_ms <<<"$out") / $(value long_prefill_padded_ms <<<"$out"); slots $(value mixed_prefill_slots_ms <<<"$out") / $(value long_prefill_slots_ms <<<"$out")"
+    printf '| %-7s | %-5s | %9s | %7s | %-26s | %-17s | %-9s | %-25s |\n' "$threads" "$batch" \
+      "$(value read_bandwidth_gb_per_s <<<"$out")" "$(value matmul_gflop_per_s <<<"$out")" \
+      "$(value slot_decode_tokens_per_s <<<"$out") ($(value slot_decode_tokens_per_s_bound <<<"$out"), $(awk -v r="$(value slot_decode_tokens_per_s_of_bound <<<"$out")" 'BEGIN { printf "%.0f%%", 100 * r }'))" \
+      "$(value batched_generate_decode_tokens_per_s <<<"$out")" "$(value slot_over_batched_generate <<<"$out")x" "$prefill"
+  done
+done
+
 # Tokenizers: ordinary text (README and docs) and one long run of letters, where naive BPE
 # merging is quadratic. The real tokenizer.json files are the npm ones the tests fetch.
 tokenizer_bench="$build/bin/tokenizer_bench"

@@ -76,10 +76,10 @@ timed() {
   awk -v a="$start" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'
 }
 args=(--prompts "$tmp/prompts.txt" --max_new_tokens "$tokens")
-one_by_one=$(OMP_NUM_THREADS=1 timed p1t1 "$bin/distributed_inference" "${args[@]}" --threads 1 --output_dir "$tmp/a")
-one_by_two=$(OMP_NUM_THREADS=2 timed p1t2 "$bin/distributed_inference" "${args[@]}" --threads 2 --output_dir "$tmp/b")
+one_by_one=$(OMP_NUM_THREADS=1 timed p1t1 "$bin/distributed_inference" "${args[@]}" --threads 1)
+one_by_two=$(OMP_NUM_THREADS=2 timed p1t2 "$bin/distributed_inference" "${args[@]}" --threads 2)
 two_by_one=$(timed p2t1 "$bin/accel-launch" --num_processes 2 --num_cpu_threads_per_process 1 \
-  "$bin/distributed_inference" "${args[@]}" --threads 1 --output_dir "$tmp/c")
+  "$bin/distributed_inference" "${args[@]}" --threads 1)
 # Every run must have printed the same outputs, in the same order.
 for run in p1t2 p2t1; do
   diff <(grep -o '\] .*' "$tmp/p1t1.out") <(grep -o '\] .*' "$tmp/$run.out") >/dev/null ||

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Lists every C++ function longer than a limit (default 80 lines), longest first.
 
-usage: check-function-length.py [--max N] [PATH...]   (default PATH: lib/ of this checkout)
+usage: check-function-length.py [--max N] [PATH...]   (default PATH: lib/ and apps/ of this checkout)
 
 A function's length runs from the first line of its signature to its closing brace, blank and
 comment lines included. Lambdas and local classes count toward the function they sit in. Exits
@@ -170,11 +170,12 @@ def long_functions(path, limit):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max", type=int, default=80, help="longest allowed function, in lines (default 80)")
-    parser.add_argument("paths", nargs="*", help="files or directories to scan (default: lib/)")
+    parser.add_argument("paths", nargs="*", help="files or directories to scan (default: lib/ and apps/)")
     args = parser.parse_args()
     if args.max < 1:
         parser.error(f"--max {args.max}: expected a number of lines >= 1")
-    roots = [pathlib.Path(p) for p in args.paths] or [pathlib.Path(__file__).resolve().parent.parent / "lib"]
+    checkout = pathlib.Path(__file__).resolve().parent.parent
+    roots = [pathlib.Path(p) for p in args.paths] or [checkout / "lib", checkout / "apps"]
     for root in roots:
         if not root.exists():
             parser.error(f"{root}: no such file or directory")

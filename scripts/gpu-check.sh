@@ -129,12 +129,12 @@ export ACCEL_TIMEOUT_S=60
 
 # 1. Data-parallel generation, 1 process: the default device (cuda:0 on a GPU machine), then CPU.
 printf '%s\n' "The capital of France is" "Once upon a time" "In distributed inference," "def fibonacci(n):" >"$work/prompts.txt"
-generate() {  # generate OUT_DIR [launcher flags]
+generate() {  # generate OUT_DIR [launcher flags]: OUT_DIR/results.jsonl, OpenAI batch output
   local out=$1
   shift
   mkdir -p "$out"
   "$bin/accel-launch" --num_processes 1 "$@" "$bin/distributed_inference" --prompts "$work/prompts.txt" \
-    --max_new_tokens "$gen_tokens" --output_dir "$out" ${model_dir:+--model_dir "$model_dir"}
+    --max_new_tokens "$gen_tokens" -o "$out/results.jsonl" --overwrite ${model_dir:+--model_dir "$model_dir"}
 }
 model_dir=""
 export -f generate
@@ -214,7 +214,10 @@ step "anchor: GPT-2 logits fp32 + bf16, ours on $anchor_device" 240 logits_ancho
 greedy_anchor() {
   "$python" "$anchors" greedy "$work/hf" "$anchor_device" "$work/prompts.txt" "$gen_tokens" "$work/expected.txt" || return 1
   model_dir="$work/hf" generate "$work/gen-hf" || return 1
-  cut -f3- "$work"/gen-hf/result_*.txt >"$work/ours.txt"
+  "$python" -c 'import json, sys
+for line in open(sys.argv[1]):
+    print(json.loads(line)["response"]["body"]["choices"][0]["text"])' \
+    "$work/gen-hf/results.jsonl" >"$work/ours.txt"
   local total same
   total=$(wc -l <"$work/expected.txt")
   same=$(paste -d'\001' "$work/expected.txt" "$work/ours.txt" | awk -F'\001' '$1 == $2' | wc -l)

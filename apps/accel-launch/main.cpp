@@ -1,28 +1,17 @@
 // accel-launch: thin entry point. Every failure becomes one line on stderr and an exit code:
-// 2 for bad input of any kind (CLI11's parse errors included), the job's own code otherwise.
+// 2 for bad input of any kind, the job's own code otherwise.
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <CLI/CLI.hpp>
+#include <algorithm>
 #include <csignal>
 #include <iostream>
 
 #include "accel/core/error.h"
+#include "accel/launch/options.h"
 #include "commands.h"
 
 namespace {
-
-// CLI11 cannot show JOB (prefix mode hands it over unparsed), so the launch commands' usage
-// line is written here.
-class UsageWithJob : public CLI::Formatter {
- public:
-  std::string make_usage(const CLI::App* app, std::string name) const override {
-    if (!app->get_prefix_command()) return CLI::Formatter::make_usage(app, name);
-    std::string usage = "Usage: " + name + " [OPTIONS] JOB [JOB ARGS...]\n";
-    if (!app->get_parent()) usage += "   or: " + name + " COMMAND [OPTIONS] ...\n";
-    return usage;
-  }
-};
 
 // A closed standard descriptor (`2>&-`) would be taken by the next file the launcher opens,
 // so its messages would land in a worker's pipe or a log file: each gets /dev/null instead.
@@ -32,6 +21,20 @@ void open_missing_standard_descriptors() {
   }
 }
 
+int dispatch(const std::string& program, const std::vector<std::string>& args) {
+  if (!args.empty() && args.front() == "--version") {
+    std::cout << "accel-launch " << ACCEL_VERSION << "\n";
+    return 0;
+  }
+  const auto& commands = accel::launch::command_words();
+  if (!args.empty() && args.front() != "launch" && std::find(commands.begin(), commands.end(), args.front()) != commands.end()) {
+    return accel::cli::run_config_command(args);
+  }
+  const bool subcommand = !args.empty() && args.front() == "launch";
+  const std::vector<std::string> rest(args.begin() + (subcommand ? 1 : 0), args.end());
+  return accel::cli::run_launch(subcommand ? program + " launch" : program, rest, !subcommand);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -39,24 +42,8 @@ int main(int argc, char** argv) {
   // A console that went away (a closed pipe) must not kill the launcher before it has stopped
   // its workers; the workers get SIGPIPE's default back.
   std::signal(SIGPIPE, SIG_IGN);
-  CLI::App app{"accel-launch: launch and supervise distributed LibTorch jobs"};
-  app.formatter(std::make_shared<UsageWithJob>());
-  app.set_version_flag("--version", std::string("accel-launch ") + ACCEL_VERSION);
-  // The config commands first: the launch commands put the top level in prefix mode, which
-  // CLI11 copies into subcommands created afterwards.
-  accel::cli::add_config_commands(app);
-  accel::cli::add_launch_commands(app);
   try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    // Help, version and CLI::RuntimeError(code) (a command's exit code) pass through unchanged.
-    const std::string name = e.get_name();
-    if (name == "RuntimeError" || name == "CallForHelp" || name == "CallForAllHelp" || name == "CallForVersion" ||
-        e.get_exit_code() == 0) {
-      return app.exit(e);
-    }
-    std::cerr << "accel-launch: error: " << e.what() << "\n";
-    return accel::kExitUsage;
+    return dispatch(argc > 0 ? argv[0] : "accel-launch", std::vector<std::string>(argv + std::min(argc, 1), argv + argc));
   } catch (const accel::Error& e) {
     std::cerr << "accel-launch: error: " << e.what() << "\n";
     return e.exit_code();
@@ -64,5 +51,4 @@ int main(int argc, char** argv) {
     std::cerr << "accel-launch: error: " << e.what() << "\n";
     return accel::kExitFailure;
   }
-  return 0;
 }

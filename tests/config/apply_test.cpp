@@ -8,6 +8,7 @@
 #include "accel/config/locations.h"
 #include "accel/core/error.h"
 #include "accel/launch/resolve.h"
+#include "accel/launch/supervisor.h"
 #include "support.h"
 
 using accel::config::Config;
@@ -94,7 +95,7 @@ TEST_CASE("the command line wins over the file, the file fills the rest", "[conf
   CHECK(request.debug == true);
   CHECK(request.log_dir == std::string("logs"));
   CHECK(request.max_restarts == 2);
-  CHECK(request.grace_period_s == 5.0);
+  CHECK(request.grace_period == 5.0);
   CHECK(request.tee == true);
   CHECK(request.role == std::string("worker"));
   CHECK(request.local_ranks_filter == std::string("0"));
@@ -290,7 +291,7 @@ TEST_CASE("launch flow: a dry run prints each worker's variables and the command
   request.num_processes = 2;
   request.dry_run = true;
   std::ostringstream out, err;
-  const auto launched = accel::config::launch_with_config(request, out, err);
+  const auto launched = accel::launch::launch_with_config(request, accel::config::kApplyConfigFile, out, err);
   CHECK(launched.exit_code == 0);
   CHECK(launched.spec.num_processes == 2);
   const std::string report = out.str();
@@ -306,7 +307,7 @@ TEST_CASE("launch flow: a failed job's summary goes to the error stream and its 
   LaunchRequest request = cpu_shell_job(home, "exit 3");
   request.quiet = true;
   std::ostringstream out, err;
-  const auto launched = accel::config::launch_with_config(request, out, err);
+  const auto launched = accel::launch::launch_with_config(request, accel::config::kApplyConfigFile, out, err);
   CHECK(launched.exit_code == 3);
   CHECK(out.str().empty());
   CHECK(err.str().find("exited with status 3") != std::string::npos);

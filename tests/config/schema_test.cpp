@@ -1,8 +1,12 @@
 // The checker: what each key accepts and the exact message for each bad input.
 #include <catch2/catch.hpp>
+#include <fstream>
+#include <map>
+#include <regex>
 
 #include "accel/config/config.h"
 #include "accel/core/error.h"
+#include "accel/launch/options.h"
 
 using accel::config::Config;
 using accel::config::Format;
@@ -318,4 +322,50 @@ TEST_CASE("a hostile value or key is cut short in the message", "[config][schema
   CHECK_THAT(key_message, Catch::Matchers::Contains("unknown key 'xxx") &&
                               Catch::Matchers::Contains("(1048576 bytes in all)"));
   CHECK(key_message.size() < 1000);
+}
+
+TEST_CASE("docs/config.md's table of keys says what the option table says", "[config][schema][docs]") {
+  using accel::launch::LaunchOption;
+  std::ifstream file(std::string(ACCEL_EXAMPLE_CONFIGS) + "/../docs/config.md");
+  std::map<std::string, std::pair<std::string, std::string>> documented;  // key -> accepted, effect
+  bool in_table = false;
+  for (std::string line; std::getline(file, line);) {
+    if (line == "| key | accepted | effect |") in_table = true;
+    if (!in_table || line.rfind("| `", 0) != 0) {
+      if (in_table && line.empty()) break;
+      continue;
+    }
+    const auto second = line.find(" | ", 2), third = line.find(" | ", second + 3);
+    const std::string keys = line.substr(2, second - 2);
+    const std::string accepted = line.substr(second + 3, third - second - 3), effect = line.substr(third + 3);
+    static const std::regex quoted("`(\\w+)`");
+    for (std::sregex_iterator it(keys.begin(), keys.end(), quoted), end; it != end; ++it) {
+      documented[(*it)[1]] = {accepted, effect};
+    }
+  }
+  REQUIRE(documented.size() > 20);
+  const auto number = [](double value) { return std::to_string(static_cast<long long>(value)); };
+  for (const LaunchOption& option : accel::launch::launch_options()) {
+    if (!option.key) continue;
+    INFO(option.key);
+    REQUIRE(documented.count(option.key) == 1);
+    const auto [accepted, effect] = documented[option.key];
+    documented.erase(option.key);
+    CHECK((effect.rfind("ours", 0) == 0) == (option.owner == accel::launch::Owner::Ours));
+    using accel::launch::ValueType;
+    if (option.type == ValueType::Integer || option.type == ValueType::Seconds) {
+      CHECK(accepted.find(number(option.min) + "..") != std::string::npos);
+      CHECK(accepted.find(number(option.max)) != std::string::npos);
+    }
+    for (const auto& choice : option.choices ? option.choices() : std::vector<std::string>{}) {
+      CHECK(accepted.find("`" + choice + "`") != std::string::npos);
+    }
+    if (option.allow_all) CHECK(accepted.find("`all`") != std::string::npos);
+    if (option.type == ValueType::Switch && option.group != accel::launch::Group::Compatibility) {
+      CHECK(accepted == "true/false");
+    }
+  }
+  documented.erase("compute_environment");  // the file's own keys, not launch options
+  documented.erase("distributed_type");
+  for (const auto& [key, row] : documented) FAIL_CHECK("docs/config.md documents " << key << ", which no option has");
 }

@@ -1,5 +1,6 @@
 // Integration tests: the real accel-launch binary running the helper programs.
 #include <arpa/inet.h>
+#include <sched.h>
 #include <catch2/catch.hpp>
 #include <dirent.h>
 #include <fcntl.h>
@@ -23,6 +24,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+#include <tuple>
 
 #include "accel/launch/port.h"
 #include "cluster_env.h"
@@ -1300,4 +1302,121 @@ TEST_CASE("launch multi: Ctrl-C on one machine ends the job on every machine, wi
   CHECK(std::regex_search(first.err(), std::regex(R"(accel-launch: job failed: machine 1 \(\S+\): its launcher was interrupted by SIGINT\n)")));
   CHECK(first.err().find("restarting") == std::string::npos);
   require_all_gone(pids);
+}
+
+// ---- torchrun's and accelerate's spellings a user brings (issue 24, item 4).
+
+TEST_CASE("launch cli: --nproc_per_node auto, gpu and cpu count the workers as torchrun does") {
+  cpu_set_t allowed;
+  REQUIRE(::sched_getaffinity(0, sizeof allowed, &allowed) == 0);
+  const std::string cpus = std::to_string(CPU_COUNT(&allowed));
+  const std::vector<std::tuple<std::string, std::string, std::string, std::string>> cases = {
+      // value, fake GPUs, LOCAL_WORLD_SIZE, ACCEL_USE_CPU
+      {"auto", "2", "2", "false"}, {"gpu", "2", "2", "false"}, {"auto", "0", cpus, "true"}, {"cpu", "2", cpus, "true"}};
+  for (const auto& [value, gpus, workers, cpu] : cases) {
+    const auto dry = launch({"--dry_run", "--nproc_per_node", value, "sh"}, {{"ACCEL_FAKE_GPUS", gpus}});
+    INFO(value << " with " << gpus << " GPUs: " << dry.err);
+    REQUIRE(dry.code == 0);
+    const auto lines = lines_of(dry.out);
+    CHECK(lines.size() == std::stoul(workers) + 1);
+    CHECK(lines[0].find(" LOCAL_WORLD_SIZE=" + workers + " ") != std::string::npos);
+    CHECK(lines[0].find(" ACCEL_USE_CPU=" + cpu + " ") != std::string::npos);
+  }
+  const auto no_gpu = launch({"--nproc_per_node", "gpu", "sh"}, {{"ACCEL_FAKE_GPUS", "0"}});
+  CHECK(no_gpu.code == 2);
+  CHECK(no_gpu.err == "accel-launch: error: --nproc_per_node gpu: this machine has no GPU; pass --nproc_per_node cpu or a number\n");
+  const auto both = launch({"--nproc_per_node", "auto", "--num_processes", "2", "sh"});
+  CHECK(both.code == 2);
+  CHECK(both.err == "accel-launch: error: --nproc_per_node auto contradicts --num_processes 2; pass one of them\n");
+}
+
+TEST_CASE("launch cli: --nnodes N:N is N machines, a real elastic range is refused saying why") {
+  const auto fixed = launch({"--dry_run", "--nnodes", "2:2", "--node_rank", "1", "--master_addr", "10.0.0.1",
+                             "--nproc_per_node", "1", "sh"});
+  INFO(fixed.err);
+  CHECK(fixed.code == 0);
+  CHECK(fixed.out.rfind("RANK=1 LOCAL_RANK=0 WORLD_SIZE=2 LOCAL_WORLD_SIZE=1 GROUP_RANK=1 GROUP_WORLD_SIZE=2 ", 0) == 0);
+  const auto elastic = launch({"--nnodes", "1:2", "sh"});
+  CHECK(elastic.code == 2);
+  CHECK(elastic.err ==
+        "accel-launch: error: --nnodes 1:2: an elastic range of machines is not supported: accel-launch's rendezvous is "
+        "static, so machines cannot join or leave a running job; pass a fixed count such as --nnodes 2\n");
+}
+
+TEST_CASE("launch cli: --rdzv_endpoint without a port takes torchrun's 29400") {
+  for (const auto& [endpoint, addr, port] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"node7", "node7", "29400"}, {"node7:29511", "node7", "29511"}, {"[fd00::7]", "fd00::7", "29400"}}) {
+    const auto dry = launch({"--dry_run", "--nnodes", "2", "--node_rank", "1", "--rdzv_endpoint", endpoint, "sh"});
+    INFO(endpoint << ": " << dry.err);
+    CHECK(dry.code == 0);
+    std::smatch found;
+    REQUIRE(std::regex_search(dry.out, found, std::regex(" MASTER_ADDR=(\\S+) MASTER_PORT=(\\d+) ")));
+    CHECK(found[1].str().find(addr) != std::string::npos);  // an IPv6 address may keep its brackets, quoted
+    CHECK(found[2].str() == port);
+  }
+  const auto bad = launch({"--rdzv_endpoint", "a:b:c", "sh"});
+  CHECK(bad.code == 2);
+  CHECK(bad.err == "accel-launch: error: --rdzv_endpoint 'a:b:c': expected HOST or HOST:PORT ([ADDRESS]:PORT for IPv6)\n");
+}
+
+TEST_CASE("launch cli: -t without --log_dir writes to a temporary directory and says where; -r keeps streams off the console") {
+  TempDir dir;
+  const auto tee = launch({"-t", "1", "--num_processes", "2", "sh", "-c", "echo out$RANK"}, {{"TMPDIR", dir.root()}});
+  INFO(tee.err);
+  CHECK(tee.code == 0);
+  std::smatch named;
+  REQUIRE(std::regex_search(tee.err, named, std::regex("accel-launch: per-rank logs in (" + dir.root() + "/accel-launch-logs-\\S+)\n")));
+  CHECK(slurp(named[1].str() + "/attempt_0/1/stdout.log") == "out1\n");
+  CHECK(rank_lines(tee.out, 1) == std::vector<std::string>{"out1"});
+
+  const std::string job = "echo out$RANK; echo err$RANK >&2";
+  const auto stdout_only = launch({"-r", "1", "--log_dir", dir.path("logs"), "--num_processes", "2", "sh", "-c", job});
+  CHECK(stdout_only.code == 0);
+  CHECK(stdout_only.out.empty());
+  CHECK(stdout_only.err.find("[rank1]: err1\n") != std::string::npos);
+  const auto both = launch({"--redirects", "3", "-q", "sh", "-c", job}, {{"TMPDIR", dir.root()}});
+  CHECK(both.code == 0);
+  CHECK(both.out.empty());
+  CHECK(both.err.find("err0") == std::string::npos);
+  const auto bad = launch({"-r", "4", "sh"});
+  CHECK(bad.code == 2);
+  CHECK(bad.err == "accel-launch: error: --redirects '4': expected 0 (none), 1 (stdout), 2 (stderr) or 3 (both)\n");
+}
+
+TEST_CASE("launch cli: near misses of flags and commands get a suggestion, never a parser's raw message") {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--config", "x.yaml", "sh"}, "unknown flag --config; did you mean --config_file?"},
+      {{"confg"}, "JOB confg: not found on PATH (give a path such as ./confg); did you mean the command `accel-launch config`?"},
+      {{"config", "defualt"},
+       "unknown command 'config defualt'; did you mean 'config default'? (accel-launch config takes default or update, or "
+       "no command to answer questions)"},
+      {{"test", "--num_processes", "2"},
+       "--num_processes is a launch option; `accel-launch test` takes --config_file only: set num_processes in the config "
+       "file (accel-launch config), or launch a job with `accel-launch --num_processes ... JOB`"},
+      {{"env", "--config-fil", "x"}, "unknown flag --config-fil; did you mean --config_file? (`accel-launch env` takes --config_file)"},
+      {{"config", "default", "--mixed_precision"}, "--mixed_precision needs a value: MODE"},
+      {{"config", "default", "--force=yes"}, "--force takes no value; pass --force alone"},
+      {{"--num_processes"}, "--num_processes needs a value: N"},
+      {{"--cpu=yes", "sh"}, "--cpu takes no value; pass --cpu alone"},
+  };
+  for (const auto& [args, message] : cases) {
+    const auto result = launch(args);
+    INFO(message);
+    CHECK(result.code == 2);
+    CHECK(result.err == "accel-launch: error: " + message + "\n");
+  }
+}
+
+TEST_CASE("launch cli: --help groups the options and folds accelerate's settings for the job into one section") {
+  const auto help = launch({"--help"});
+  CHECK(help.code == 0);
+  for (const char* section : {"\nProcesses, machines and rendezvous:\n", "\ntorchrun's spellings:\n",
+                              "\naccelerate's settings passed to the job:\n"}) {
+    CHECK(help.out.find(section) != std::string::npos);
+  }
+  CHECK(help.out.find("docs/config.md") != std::string::npos);
+  CHECK(help.out.find("--fsdp_offload_params") == std::string::npos);  // folded, not listed
+  const auto sub = launch({"config", "default", "--help"});
+  CHECK(sub.code == 0);
+  CHECK(sub.out.rfind("Usage: accel-launch config default [OPTIONS]\n", 0) == 0);
 }

@@ -326,13 +326,10 @@ TEST_CASE("launch resolve: errors about values a config file gave name the file 
   CHECK(usage_error(request) == "job.yaml:3: num_processes 2 is the total over all machines: with job.yaml:2: "
                                 "num_machines 4 it leaves machines without a worker; pass at least 4");
   request.num_processes = 4;
-  request.tee = true;
-  CHECK(usage_error(request) == "job.yaml:4: tee needs --log_dir DIR: the directory that receives each rank's log files");
-  request.tee.reset();
   request.role = "two words";
   CHECK(usage_error(request) == "job.yaml:5: role 'two words': expected a non-empty name without spaces");
   request.role.reset();
-  request.grace_period_s = -1;
+  request.grace_period = -1;
   CHECK(usage_error(request) == "job.yaml:6: grace_period -1: expected seconds >= 0");
 }
 
@@ -355,7 +352,7 @@ TEST_CASE("launch resolve: counts out of range name the flag") {
   request.max_restarts = -1;
   CHECK(usage_error(request) == "--max_restarts -1: expected an integer >= 0");
   request = job();
-  request.grace_period_s = -1.5;
+  request.grace_period = -1.5;
   CHECK(usage_error(request) == "--grace_period -1.5: expected seconds >= 0");
   request = job();
   request.num_machines = 0;
@@ -588,6 +585,30 @@ TEST_CASE("launch resolve: mpirun_config starts the job through mpirun with the 
         "line, or remove mpirun_config / --mpirun_hostfile to let accel-launch start the workers on this machine)");
 }
 
+TEST_CASE("launch resolve: --tee or -r without --log_dir write to a new temporary directory, as torchrun") {
+  accel::test::TempDir tmp;
+  for (const bool tee : {true, false}) {
+    auto request = job();
+    request.environment = environment_with({{"TMPDIR", tmp.root()}});
+    if (tee) request.tee = true;
+    else request.redirects = 3;
+    std::ostringstream notes;
+    const auto spec = resolve(request, machine(4, 0), notes);
+    CHECK(spec.log_dir.rfind(tmp.root() + "/accel-launch-logs-", 0) == 0);
+    CHECK(spec.redirects == (tee ? 0 : 3));
+    struct stat info {};
+    CHECK((::stat(spec.log_dir.c_str(), &info) == 0 && S_ISDIR(info.st_mode)));
+  }
+  auto request = job();
+  request.tee = true;
+  request.environment = environment_with({{"TMPDIR", "/proc/no-such-dir"}});
+  CHECK(usage_error(request) == "--tee without --log_dir: cannot create a directory for the log files in /proc/no-such-dir "
+                                "(No such file or directory); pass --log_dir DIR");
+  request.dry_run = true;  // a dry run creates nothing
+  std::ostringstream notes;
+  CHECK(resolve(request, machine(4, 0), notes).log_dir.empty());
+}
+
 TEST_CASE("launch resolve: other bad values are one clear message each") {
   auto request = job();
   request.mixed_precision = "fp32";
@@ -595,9 +616,6 @@ TEST_CASE("launch resolve: other bad values are one clear message each") {
   request = job();
   request.role = "two words";
   CHECK(usage_error(request) == "--role 'two words': expected a non-empty name without spaces");
-  request = job();
-  request.tee = true;
-  CHECK(usage_error(request) == "--tee needs --log_dir DIR: the directory that receives each rank's log files");
   request = job();
   request.num_processes = 2;
   request.local_ranks_filter = "0,2";

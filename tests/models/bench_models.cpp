@@ -5,20 +5,25 @@
 // ratio achieved/bound. With --profile 1 it also prints where one decode step spends its time,
 // operator by operator (the autograd profiler's self time); with --kernels 1, how fast each
 // one-row kernel (lib/models/src/gemv.h) reads weights of both layouts, against the read
-// bandwidth. scripts/bench-models.sh runs it next to the PyTorch eager implementation in
+// bandwidth, and how fast the few-row kernels (rows_product.h) read and multiply at 8 and 32 rows;
+// with --slots 1, the SlotDecoder. scripts/bench-models.sh runs it next to the PyTorch eager implementation in
 // scripts/crosscheck-gpt2.py.
 #include "accel/core/error.h"
 #include "accel/core/text.h"
 #include "accel/models/gpt2.h"
+#include "accel/models/slot_decoder.h"
 #include "bench_support.h"
 #include "gemv.h"
+#include "rows_product.h"
 
 #include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <algorithm>
 #include <chrono>
-#include <functional>
 #include <cstdio>
+#include <functional>
+#include <limits>
+#include <memory>
 #include <map>
 #include <string>
 #include <vector>
@@ -162,6 +167,99 @@ void run_benchmarks(GPT2LMHeadModel& model, const Shape& s, torch::ScalarType dt
   print_profile(decode_step);
 }
 
+// Mixed-length prefill, 8 prompts of 8 tokens beside one of 250 against 9 of 250: padded to the
+// longest as one batch by generate() (max_new_tokens 1), or each prompt alone in a slot.
+void print_mixed_prefill(GPT2LMHeadModel& model, int repeats) {
+  const auto vocab = model.config().vocab_size;
+  auto prompt_of = [&](std::int64_t length, std::uint64_t seed) {
+    const auto ids = torch::randint(0, vocab, {length}, at::make_generator<at::CPUGeneratorImpl>(seed), torch::kLong);
+    return std::vector<std::int64_t>(ids.data_ptr<std::int64_t>(), ids.data_ptr<std::int64_t>() + length);
+  };
+  std::vector<std::vector<std::int64_t>> mixed, long_ones;
+  for (std::uint64_t p = 0; p < 9; ++p) {
+    mixed.push_back(prompt_of(p == 8 ? 250 : 8, p));
+    long_ones.push_back(prompt_of(250, 100 + p));
+  }
+  GenerationOptions options;
+  options.max_new_tokens = 1;
+  auto padded_s = [&](const std::vector<std::vector<std::int64_t>>& batch) {
+    return best_of(repeats, [&] { model.generate(batch, options); });
+  };
+  auto slots_s = [&](const std::vector<std::vector<std::int64_t>>& batch) {
+    auto decoder = make_slot_decoder(model, 9, 256);
+    return best_of(repeats, [&] {
+      for (int p = 0; p < 9; ++p) {
+        decoder->prefill(p, batch[static_cast<std::size_t>(p)]);
+        decoder->release(p);
+      }
+    });
+  };
+  std::printf("mixed_prefill_padded_ms %.1f\nlong_prefill_padded_ms %.1f\nmixed_prefill_slots_ms %.1f\n"
+              "long_prefill_slots_ms %.1f\n",
+              padded_s(mixed) * 1e3, padded_s(long_ones) * 1e3, slots_s(mixed) * 1e3, slots_s(long_ones) * 1e3);
+}
+
+// The SlotDecoder (accel/models/slot_decoder.h) as continuous batching drives it, against the
+// same bound as decode_tokens_per_s, with the bandwidth and matmul rate measured in this run:
+// `batch` slots prefilled with prompts of s.prompt tokens, then s.new_tokens - 1 steps over all
+// of them (best of s.repeats, each on fresh slots). Beside it, in the same run, the old way: the
+// decode steps of generate() on the same prompts as one left-padded batch. Then the mixed-length
+// prefill (8 prompts of 8 tokens beside one of 250, against 9 of 250) through both with --mixed 1,
+// and with --profile 1 the operators of one SlotDecoder step.
+void run_slot_benchmarks(GPT2LMHeadModel& model, const Shape& s, torch::ScalarType dtype, bool mixed, bool profile) {
+  const auto& c = model.config();
+  const double bandwidth = read_bandwidth(s.repeats);
+  const double gemm = matmul_flops(s.batch * s.tokens, c.n_embd, c.inner_dim(), dtype, s.repeats);
+  std::printf("read_bandwidth_gb_per_s %.2f\nmatmul_gflop_per_s %.2f\n", bandwidth / 1e9, gemm / 1e9);
+  torch::manual_seed(1);
+  const auto ids = torch::randint(0, c.vocab_size, {s.batch, s.prompt}, torch::kLong);
+  std::vector<std::vector<std::int64_t>> prompts;
+  for (std::int64_t r = 0; r < s.batch; ++r) {
+    const auto row = ids[r].contiguous();
+    prompts.emplace_back(row.data_ptr<std::int64_t>(), row.data_ptr<std::int64_t>() + s.prompt);
+  }
+  const auto capacity = s.prompt + s.new_tokens;
+  std::vector<int> slots;
+  for (int r = 0; r < static_cast<int>(s.batch); ++r) slots.push_back(r);
+  std::unique_ptr<SlotDecoder> decoder;
+  std::vector<std::int64_t> tokens;
+  auto fill = [&] {
+    decoder = make_slot_decoder(model, static_cast<int>(s.batch), capacity);
+    tokens.clear();
+    for (const auto slot : slots) tokens.push_back(decoder->prefill(slot, prompts[static_cast<std::size_t>(slot)]).argmax().item<std::int64_t>());
+  };
+  auto step = [&] {
+    const auto next = decoder->decode(slots, tokens).argmax(1).contiguous();
+    tokens.assign(next.data_ptr<std::int64_t>(), next.data_ptr<std::int64_t>() + next.numel());
+  };
+  double steps_s = std::numeric_limits<double>::infinity();
+  for (int repeat = 0; repeat < s.repeats; ++repeat) {
+    fill();
+    steps_s = std::min(steps_s, best_of(1, [&] { for (std::int64_t t = 1; t < s.new_tokens; ++t) step(); }));
+  }
+  const double step_s = steps_s / static_cast<double>(s.new_tokens - 1);
+  const double context = static_cast<double>(s.prompt) + static_cast<double>(s.new_tokens) / 2;
+  const double step_bound_s = std::max(decode_bytes(model, s, dtype) / bandwidth,
+                                       static_cast<double>(s.batch) * flops_per_token(c, context) / gemm);
+  print_figure("slot_decode_tokens_per_s", static_cast<double>(s.batch) / step_s, static_cast<double>(s.batch) / step_bound_s);
+  GenerationOptions options;
+  options.stop_at_eos = false;
+  auto generate_s = [&](const std::vector<std::vector<std::int64_t>>& batch, std::int64_t new_tokens) {
+    options.max_new_tokens = new_tokens;
+    return best_of(s.repeats, [&] { model.generate(batch, options); });
+  };
+  const double padded_step_s = (generate_s(prompts, s.new_tokens) - generate_s(prompts, 1)) /
+                               static_cast<double>(s.new_tokens - 1);
+  std::printf("batched_generate_decode_tokens_per_s %.1f\nslot_over_batched_generate %.2f\n",
+              static_cast<double>(s.batch) / padded_step_s, padded_step_s / step_s);
+
+  if (mixed) print_mixed_prefill(model, s.repeats);
+  if (!profile) return;
+  fill();
+  step();  // one unprofiled step, so allocator caches are warm
+  print_profile(step);
+}
+
 // Bytes per second each one-row kernel this CPU runs reads, over 40 weights of a GPT-2 MLP
 // matrix's size ([3072, 768], 377 MB in float32: far beyond the caches, as in a decode step),
 // stored [out, in] and [in, out], beside the read bandwidth and torch::mv's rate (float32).
@@ -181,11 +279,25 @@ void print_kernels(torch::ScalarType dtype, int repeats) {
     std::printf("kernel %s gb_per_s %.1f of_bandwidth %.2f\n", name.c_str(), bytes / seconds / 1e9,
                 bytes / seconds / bandwidth);
   };
-  std::printf("read_bandwidth_gb_per_s %.2f\n", bandwidth / 1e9);
+  std::printf("read_bandwidth_gb_per_s %.2f\nmatmul_gflop_per_s %.2f\n", bandwidth / 1e9,
+              matmul_flops(128, 768, 3072, dtype, repeats) / 1e9);
   for (const auto& kernel : accel::models::detail::gemv_kernels()) {
     auto product = [&](const torch::Tensor& w) { accel::models::detail::gemv(x, w, {}, kernel); };
     rate(std::string(kernel.name) + "_out_in", product, out_in);
     rate(std::string(kernel.name) + "_in_out", product, in_out);
+  }
+  // The few-row kernels (rows_product.h) at a decode step's rows: weights read, and multiply-adds done.
+  for (const auto rows : {std::int64_t{8}, std::int64_t{32}}) {
+    const auto xs = torch::randn({rows, 768}).to(dtype);
+    for (const auto& kernel : accel::models::detail::rows_kernels()) {
+      auto product = [&](const torch::Tensor& w) { accel::models::detail::rows_product(xs, w, {}, kernel); };
+      for (const auto& [layout, weights] : {std::pair{"out_in", &out_in}, std::pair{"in_out", &in_out}}) {
+        const double seconds = best_of(repeats, [&] { for (const auto& w : *weights) product(w); });
+        std::printf("rows_kernel %s_%s rows %lld gb_per_s %.1f of_bandwidth %.2f gflop_per_s %.1f\n", kernel.name,
+                    layout, static_cast<long long>(rows), bytes / seconds / 1e9, bytes / seconds / bandwidth,
+                    2.0 * static_cast<double>(rows) * 40 * 3072 * 768 / seconds / 1e9);
+      }
+    }
   }
   if (dtype == torch::kFloat32) {
     auto product = [&](const torch::Tensor& w) { torch::mv(w, x[0]); };
@@ -198,12 +310,13 @@ int run(int argc, char** argv) {
   std::map<std::string, std::string> args = {{"--threads", "1"}, {"--dtype", "float32"},  {"--batch", "1"},
                                              {"--tokens", "128"}, {"--prompt", "16"},     {"--new-tokens", "32"},
                                              {"--repeats", "3"},  {"--layers", "12"},     {"--profile", "0"},
-                                             {"--kernels", "0"}};
+                                             {"--kernels", "0"},  {"--slots", "0"},
+                                             {"--mixed", "0"}};
   for (int i = 1; i < argc; i += 2) {
     if (!args.count(argv[i]) || i + 1 >= argc)
       throw accel::UsageError(std::string("unknown flag or missing value: ") + argv[i] +
                               "; flags: --threads --dtype --batch --tokens --prompt --new-tokens "
-                              "--repeats --layers --profile (0 or 1) --kernels (0 or 1)");
+                              "--repeats --layers --profile (0 or 1) --kernels (0 or 1) --slots (0 or 1) --mixed (0 or 1, with --slots)");
     args[argv[i]] = argv[i + 1];
   }
   auto number = [&](const std::string& flag, std::int64_t lowest = 1) {
@@ -228,7 +341,9 @@ int run(int argc, char** argv) {
     throw accel::UsageError("--prompt " + std::to_string(shape.prompt) + " is longer than --tokens " +
                             std::to_string(shape.tokens) + " (the prompt is the first tokens of the forward input)");
   std::printf("threads %d\ndtype %s\n", torch::get_num_threads(), c10::toString(options.dtype));
-  run_benchmarks(model, shape, options.dtype, number("--profile", 0) != 0);
+  if (number("--slots", 0) != 0)
+    run_slot_benchmarks(model, shape, options.dtype, number("--mixed", 0) != 0, number("--profile", 0) != 0);
+  else run_benchmarks(model, shape, options.dtype, number("--profile", 0) != 0);
   return 0;
 }
 

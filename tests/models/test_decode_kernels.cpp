@@ -1,19 +1,26 @@
-// The decode-step kernels: the one-row matrix-vector products (lib/models/src/gemv.h), each
-// variant this CPU runs called directly, and one-query attention (decode_attention.h), against
-// the same math in float64.
+// The decode-step kernels: the one-row matrix-vector products (lib/models/src/gemv.h) and the
+// few-row products (rows_product.h), each variant this CPU runs called directly, and one-query
+// and slot attention (decode_attention.h), against the same math in float64 and for batch
+// invariance.
 #include "accel/core/error.h"
 #include "decode_attention.h"
 #include "gemv.h"
+#include "rows_product.h"
 
 #include <catch2/catch.hpp>
 
 #include <string>
 
 using accel::models::detail::attend_one_query;
+using accel::models::detail::attend_slots;
 using accel::models::detail::gemv;
 using accel::models::detail::gemv_applies;
 using accel::models::detail::gemv_kernels;
 using accel::models::detail::one_query_attention_applies;
+using accel::models::detail::rows_kernels;
+using accel::models::detail::rows_product;
+using accel::models::detail::rows_product_applies;
+using accel::models::detail::SlotSpans;
 
 namespace {
 
@@ -172,4 +179,91 @@ TEST_CASE("one-query attention refuses what it cannot take, naming every shape",
     CHECK(message.find("q [1, 4, 2, 8]") != std::string::npos);
     CHECK(message.find("blocked [1, 1, 1, 5]") != std::string::npos);
   }
+}
+
+TEST_CASE("rows_product: every kernel equals the float64 product, both layouts and dtypes, any size and rows",
+          "[models][gemv][rows]") {
+  torch::manual_seed(6);
+  REQUIRE(std::string(rows_kernels().back().name) == "plain");
+  for (const auto& kernel : rows_kernels()) {
+    for (const auto dtype : {torch::kFloat32, torch::kBFloat16}) {
+      for (const bool stored_in_out : {false, true}) {
+        for (const auto in : {std::int64_t{1}, std::int64_t{7}, std::int64_t{16}, std::int64_t{33}, std::int64_t{200}}) {
+          for (const auto out : {std::int64_t{1}, std::int64_t{5}, std::int64_t{27}, std::int64_t{50}}) {
+            for (const auto rows : {std::int64_t{1}, std::int64_t{3}, std::int64_t{4}, std::int64_t{9}}) {
+              INFO(kernel.name << " " << c10::toString(dtype) << (stored_in_out ? " [in, out]" : " [out, in]")
+                               << " in=" << in << " out=" << out << " rows=" << rows);
+              const auto weight = stored_in_out ? unaligned(in, out, dtype).t() : unaligned(out, in, dtype);
+              const auto x = unaligned(rows, in, dtype);
+              const auto bias = torch::randn({out}).to(dtype);
+              REQUIRE(rows_product_applies(x, weight));
+              const auto got = rows_product(x, weight, bias, kernel);
+              REQUIRE(got.sizes() == torch::IntArrayRef({rows, out}));
+              REQUIRE(got.scalar_type() == dtype);
+              const double tolerance = dtype == torch::kFloat32 ? 1e-4 : 1.0 / 128;
+              CHECK(torch::allclose(got.to(torch::kFloat64), reference(x, weight, bias).to(torch::kFloat64),
+                                    tolerance, tolerance));
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("rows_product: a row's result is bitwise the same alone, beside 1..63 rows, on 1 or 4 threads",
+          "[models][gemv][rows]") {
+  torch::manual_seed(7);
+  const int threads = torch::get_num_threads();
+  for (const auto& kernel : rows_kernels()) {
+    for (const auto dtype : {torch::kFloat32, torch::kBFloat16}) {
+      // Large enough that 4 threads split the columns; odd sizes leave tails everywhere.
+      for (const bool stored_in_out : {false, true}) {
+        INFO(kernel.name << " " << c10::toString(dtype) << (stored_in_out ? " [in, out]" : " [out, in]"));
+        const auto weight = stored_in_out ? torch::randn({300, 1003}).to(dtype).t() : torch::randn({1003, 300}).to(dtype);
+        const auto bias = torch::randn({1003}).to(dtype);
+        const auto x = torch::randn({64, 300}).to(dtype);
+        torch::set_num_threads(1);
+        std::vector<torch::Tensor> alone;
+        for (std::int64_t r = 0; r < 64; ++r) alone.push_back(rows_product(x.narrow(0, r, 1), weight, bias, kernel));
+        for (const int use_threads : {1, 4}) {
+          torch::set_num_threads(use_threads);
+          for (const auto rows : {std::int64_t{2}, std::int64_t{5}, std::int64_t{8}, std::int64_t{13}, std::int64_t{64}}) {
+            INFO(rows << " rows on " << use_threads << " threads");
+            const auto first = 64 - rows;  // the last rows, so each sits at another index than alone
+            const auto together = rows_product(x.narrow(0, first, rows), weight, bias, kernel);
+            for (std::int64_t r = 0; r < rows; ++r) CHECK(torch::equal(together[r], alone[first + r][0]));
+          }
+        }
+        torch::set_num_threads(threads);
+      }
+    }
+  }
+}
+
+TEST_CASE("slot attention: each row over its own span of its slot equals one-query attention on those keys, bitwise",
+          "[models][gemv][slots]") {
+  torch::manual_seed(8);
+  for (const auto dtype : {torch::kFloat32, torch::kBFloat16}) {
+    INFO(c10::toString(dtype));
+    // 3 slots of 10 keys, 2 key/value heads of 8 values, 4 query heads; rows in slots 2, 0 and 1.
+    const auto keys = torch::randn({3, 2, 10, 8}).to(dtype), values = torch::randn({3, 2, 10, 8}).to(dtype);
+    const auto q = torch::randn({3, 4, 8}).to(dtype);
+    const SlotSpans spans{{2, 0, 1}, {0, 3, 9}, {7, 10, 10}};
+    const auto got = attend_slots(q, keys, values, spans, 0.3);
+    REQUIRE(got.sizes() == torch::IntArrayRef({3, 4, 8}));
+    for (std::size_t r = 0; r < 3; ++r) {
+      const auto count = spans.last[r] - spans.first[r];
+      const auto k = keys[spans.slots[r]].narrow(1, spans.first[r], count).unsqueeze(0);
+      const auto v = values[spans.slots[r]].narrow(1, spans.first[r], count).unsqueeze(0);
+      const auto alone = attend_one_query(q[static_cast<std::int64_t>(r)].unsqueeze(0).unsqueeze(2), k, v,
+                                          torch::zeros({1, 1, 1, count}, torch::kBool), 0.3);
+      CHECK(torch::equal(got[static_cast<std::int64_t>(r)], alone[0].squeeze(1)));
+    }
+  }
+  const auto cache = torch::zeros({2, 1, 4, 8});
+  REQUIRE_THROWS_WITH(attend_slots(torch::zeros({1, 1, 8}), cache, cache, {{1}, {2}, {5}}, 1.0),
+                      Catch::Matchers::Contains("row 0 spans keys [2, 5) of slot 1 in a cache of [2, 1, 4, 8]"));
+  REQUIRE_THROWS_WITH(attend_slots(torch::zeros({1, 2, 7}), cache, cache, {{0}, {0}, {1}}, 1.0),
+                      Catch::Matchers::Contains("got q [1, 2, 7], caches [2, 1, 4, 8] and 1 spans"));
 }

@@ -1,6 +1,6 @@
 // apps/examples/distributed_inference on a Llama-family checkpoint with its tokenizer.json:
-// what it prints and writes, that its greedy output is the library's batched generation, that
-// two processes give what one gives, and that bad options are refused by name.
+// what it prints and writes, that its greedy output is the library's generation of each prompt
+// alone, that two processes give what one gives, and that bad options are refused by name.
 #include "accel/models/llama.h"
 #include "accel/models/tokenizer_json.h"
 #include "test_helpers.h"
@@ -35,7 +35,7 @@ void make_model(const TempDir& dir) {
 
 CommandOutcome infer(const TempDir& dir, const std::string& args, const std::string& launcher = "") {
   return run_command(launcher + DISTRIBUTED_INFERENCE_EXE " --model_dir " + dir.path("model") + " --prompts " +
-                     dir.path("prompts.txt") + " --output_dir " + dir.path("out") + " " + args);
+                     dir.path("prompts.txt") + " --overwrite " + args);
 }
 
 std::vector<nlohmann::json> read_jsonl(const std::string& path) {
@@ -51,36 +51,32 @@ TEST_CASE("distributed_inference runs a Llama-family checkpoint and writes JSON 
           "[models][example][llama]") {
   TempDir dir;
   make_model(dir);
-  const auto run = infer(dir, "--batch_size 4 --max_new_tokens 6 --output " + dir.path("out.jsonl"));
+  const auto run = infer(dir, "--batch_size 4 --max_new_tokens 6 -o " + dir.path("out.jsonl"));
   INFO(run.output);
   REQUIRE(run.status == 0);
   CHECK_THAT(run.output, Contains("distributed_inference: model qwen3: 2 layers, hidden 32") &&
-                             Contains("from " + dir.path("model")) && Contains("[0] ab -> ") &&
-                             Contains("[5] abab ab -> ") && Contains("rank 0: ") && Contains("tokens/s") &&
-                             Contains("total: ") && Contains("rank 0: 4/6 prompts done"));
+                             Contains("from " + dir.path("model")) && Contains("rank 0: 6 requests") &&
+                             Contains("tokens/s") && Contains("total: ") && Contains("6/6 requests") &&
+                             Contains("wrote " + dir.path("out.jsonl") + ": 6 lines (6 completions, 0 errors)"));
   CHECK_THAT(run.output, !Contains("timeline "));
 
   const auto records = read_jsonl(dir.path("out.jsonl"));
   REQUIRE(records.size() == kPrompts.size());
-  // Greedy output is the library's batched generation with the tokenizer's BOS, 4 prompts a batch.
+  // Greedy output is the library's generation of each prompt alone, with the tokenizer's BOS.
   LlamaForCausalLM model(LlamaOptions::from_directory(dir.path("model")));
   const auto tokenizer = TokenizerJson::from_file(dir.path("model/tokenizer.json"));
-  std::vector<std::vector<std::int64_t>> first_batch, second_batch;
-  for (std::size_t i = 0; i < kPrompts.size(); ++i)
-    (i < 4 ? first_batch : second_batch).push_back(tokenizer.encode(kPrompts[i]));
   GenerationOptions greedy;
   greedy.max_new_tokens = 6;
-  auto expected = generate(model, first_batch, greedy).new_tokens;
-  for (const auto& tokens : generate(model, second_batch, greedy).new_tokens) expected.push_back(tokens);
   for (std::size_t i = 0; i < records.size(); ++i) {
     INFO("record " << i << ": " << records[i].dump());
-    CHECK(records[i]["index"] == i);
-    CHECK(records[i]["prompt"] == kPrompts[i]);
-    CHECK(records[i]["rank"] == 0);
-    CHECK(records[i]["prompt_tokens"] == tokenizer.encode(kPrompts[i]).size());
-    CHECK(records[i]["tokens"].get<std::vector<std::int64_t>>() == expected[i]);
-    CHECK(records[i]["completion"] == tokenizer.decode(expected[i]));
-    CHECK(records[i]["batch_seconds"].get<double>() >= 0);
+    const auto prompt = tokenizer.encode(kPrompts[i]);
+    const auto expected = generate(model, {prompt}, greedy).new_tokens[0];
+    const auto& body = records[i]["response"]["body"];
+    CHECK(records[i]["custom_id"] == "prompt-" + std::to_string(i + 1));
+    CHECK(body["usage"]["prompt_tokens"] == prompt.size());
+    CHECK(body["usage"]["completion_tokens"] == expected.size());
+    CHECK(body["choices"][0]["text"] == tokenizer.decode(expected));
+    CHECK(body["model"] == "model");
   }
 }
 
@@ -90,12 +86,12 @@ TEST_CASE("distributed_inference on two processes gives what one process gives",
   make_model(dir);
   for (const auto& sampling : {std::string(""), std::string("--temperature 0.9 --top_k 50 --top_p 0.95 --seed 5")}) {
     INFO("options: " << sampling);
-    const auto one = infer(dir, "--batch_size 1 " + sampling + " --output " + dir.path("one.jsonl"));
+    const auto one = infer(dir, "--batch_size 1 " + sampling + " -o " + dir.path("one.jsonl"));
     INFO(one.output);
     REQUIRE(one.status == 0);
     // Phase timelines only when asked: every rank's, gathered on rank 0.
     const bool timeline = sampling.empty();
-    const auto two = infer(dir, "--batch_size 1 " + sampling + (timeline ? " --timeline" : "") + " --output " +
+    const auto two = infer(dir, "--batch_size 4 " + sampling + (timeline ? " --timeline" : "") + " -o " +
                                     dir.path("two.jsonl"),
                            std::string(ACCEL_LAUNCH_EXE) + " --num_processes 2 ");
     INFO(two.output);
@@ -106,27 +102,27 @@ TEST_CASE("distributed_inference on two processes gives what one process gives",
     const auto a = read_jsonl(dir.path("one.jsonl")), b = read_jsonl(dir.path("two.jsonl"));
     REQUIRE(a.size() == b.size());
     for (std::size_t i = 0; i < a.size(); ++i) {
-      CHECK(a[i]["tokens"] == b[i]["tokens"]);
-      CHECK(a[i]["completion"] == b[i]["completion"]);
+      CHECK(a[i]["custom_id"] == b[i]["custom_id"]);
+      CHECK(a[i]["response"]["body"]["choices"] == b[i]["response"]["body"]["choices"]);
+      CHECK(a[i]["response"]["body"]["usage"] == b[i]["response"]["body"]["usage"]);
     }
-    CHECK(b.back()["rank"] == 1);
   }
 }
 
 TEST_CASE("distributed_inference sampling follows the seed", "[models][example][llama]") {
   TempDir dir;
   make_model(dir);
-  auto tokens_with = [&](const std::string& seed) {
-    const auto run = infer(dir, "--temperature 1.5 --max_new_tokens 12 --seed " + seed + " --output " + dir.path("s.jsonl"));
+  auto texts_with = [&](const std::string& seed) {
+    const auto run = infer(dir, "--temperature 1.5 --max_new_tokens 12 --seed " + seed + " -o " + dir.path("s.jsonl"));
     INFO(run.output);
     REQUIRE(run.status == 0);
     std::string all;
-    for (const auto& r : read_jsonl(dir.path("s.jsonl"))) all += r["tokens"].dump();
+    for (const auto& r : read_jsonl(dir.path("s.jsonl"))) all += r["response"]["body"]["choices"].dump();
     return all;
   };
-  const auto first = tokens_with("1");
-  CHECK(tokens_with("1") == first);
-  CHECK(tokens_with("2") != first);
+  const auto first = texts_with("1");
+  CHECK(texts_with("1") == first);
+  CHECK(texts_with("2") != first);
 }
 
 TEST_CASE("distributed_inference refuses bad options naming them", "[models][example][errors]") {

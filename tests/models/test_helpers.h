@@ -1,7 +1,8 @@
 #pragma once
-// Shared fixtures for the models tests: running a command and a tiny GPT-2 config (scratch
-// directories come from tests/support).
+// Shared fixtures for the models tests: running a command and tiny GPT-2 and Llama configs
+// (scratch directories come from tests/support).
 #include "accel/models/gpt2_config.h"
+#include "accel/models/llama.h"
 
 #include <catch2/catch.hpp>
 
@@ -42,6 +43,28 @@ inline GPT2Config tiny_config() {
   c.eos_token_id = 96;
   c.bos_token_id = 96;
   return c;
+}
+
+inline LlamaConfig tiny_llama(const std::string& type = "llama") {
+  LlamaConfig c;
+  c.model_type = type;
+  c.vocab_size = 61;
+  c.hidden_size = 32;
+  c.intermediate_size = 40;
+  c.num_hidden_layers = 3;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.head_dim = 8;
+  c.eos_token_ids = {2};
+  return c;
+}
+
+// Seeded random weights for `config`.
+inline LlamaOptions random_options(LlamaConfig config) {
+  LlamaOptions o;
+  o.config = std::move(config);
+  o.seed = 9;
+  return o;
 }
 
 }  // namespace accel::models::testing

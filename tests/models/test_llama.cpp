@@ -15,7 +15,9 @@
 
 using namespace accel::models;
 using accel::models::testing::CommandOutcome;
+using accel::models::testing::random_options;
 using accel::models::testing::run_command;
+using accel::models::testing::tiny_llama;
 using accel::test::TempDir;
 using Catch::Matchers::Contains;
 
@@ -86,27 +88,6 @@ CommandOutcome crosscheck(const TempDir& dir, double logit_offset = 0.0) {
                     {"greedy_tokens", tokens}},
                    {.overwrite = true, .metadata = {}});
   return run_command(kScript + " check " + dir.root() + " " + case_file);
-}
-
-LlamaConfig tiny_llama(const std::string& type = "llama") {
-  LlamaConfig c;
-  c.model_type = type;
-  c.vocab_size = 61;
-  c.hidden_size = 32;
-  c.intermediate_size = 40;
-  c.num_hidden_layers = 3;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.head_dim = 8;
-  c.eos_token_ids = {2};
-  return c;
-}
-
-LlamaOptions random_options(LlamaConfig config) {
-  LlamaOptions o;
-  o.config = std::move(config);
-  o.seed = 9;
-  return o;
 }
 
 }  // namespace

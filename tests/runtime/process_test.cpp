@@ -154,6 +154,46 @@ TEST_CASE("two machines on loopback: ranks 0-1 on node 0, ranks 2-3 on node 1", 
   CHECK_THAT(results[0].output, Catch::Contains("all checks passed on 4 process(es)"));
 }
 
+TEST_CASE("distribute pulls work across processes: the slow rank takes fewer items", "[runtime][process][distribute]") {
+  const auto results =
+      run_commands(rank_commands(3, {0, 1, 2}, "ACCEL_TIMEOUT_S=20", RUNTIME_WORKER " distribute 60 30").commands,
+                   kDeadline);
+  int taken_by_others = 0;
+  for (int r = 0; r < 3; ++r) {
+    INFO(results[r].output);
+    CHECK(results[r].exit_code == 0);
+    CHECK_THAT(results[r].output, Catch::Contains("results in input order: yes"));
+    int taken = -1;
+    std::sscanf(results[r].output.c_str(), "rank %*d took %d items", &taken);
+    if (r > 0) taken_by_others += taken;
+    if (r == 0) CHECK(taken < 20);  // a third of the items would be the static split's share
+  }
+  CHECK(taken_by_others > 40);
+}
+
+TEST_CASE("distribute across two machines on loopback (two launchers)", "[runtime][process][distribute][launcher]") {
+  REQUIRE(have(ACCEL_LAUNCH));
+  const auto reservation = PortReservation::any_free();
+  const std::string port = std::to_string(reservation.port());
+  std::vector<std::string> commands;
+  for (int node = 0; node < 2; ++node) {
+    commands.push_back("ACCEL_TIMEOUT_S=20 " ACCEL_LAUNCH " --num_machines 2 --num_processes 4 --machine_rank " +
+                       std::to_string(node) + " --main_process_ip 127.0.0.1 --main_process_port " + port + " " +
+                       RUNTIME_WORKER " distribute 40 20");
+  }
+  const auto results = run_commands(commands, kDeadline);
+  for (const auto& r : results) {
+    INFO(r.output);
+    CHECK(r.exit_code == 0);
+    CHECK(std::count(r.output.begin(), r.output.end(), '\n') >= 2);
+    CHECK_THAT(r.output, !Catch::Contains("results in input order: no"));
+  }
+  // All four ranks report, two per machine.
+  CHECK_THAT(results[0].output + results[1].output,
+             Catch::Contains("rank 0 took") && Catch::Contains("rank 1 took") && Catch::Contains("rank 2 took") &&
+                 Catch::Contains("rank 3 took"));
+}
+
 TEST_CASE("accel-test-job and distributed_inference under accel-launch", "[runtime][process][launcher]") {
   REQUIRE(have(ACCEL_LAUNCH));  // built by the launcher component (cmake --build ... --target accel-launch)
   for (int world : {2, 3}) {
@@ -170,51 +210,55 @@ TEST_CASE("accel-test-job and distributed_inference under accel-launch", "[runti
     const std::string prompts = dir.path("prompts.txt");
     std::ofstream(prompts) << "first\nsecond\nthird\nfourth\nfifth\n";
     const auto inference = run_command(std::string(ACCEL_LAUNCH) + " --num_processes " + std::to_string(world) + " " +
-                                           DISTRIBUTED_INFERENCE " --prompts " + prompts + " --output_dir " +
-                                           dir.path("out"),
+                                           DISTRIBUTED_INFERENCE " --prompts " + prompts,
                                        kDeadline);
     INFO(inference.output);
     CHECK(inference.exit_code == 0);
-    // The main process prints every prompt, in the file's order.
+    // The main process prints every prompt, in the file's order, once.
     const auto& out = inference.output;
     const auto first = out.find("[0] first -> "), fifth = out.find("[4] fifth -> ");
     CHECK(first != std::string::npos);
     CHECK(fifth != std::string::npos);
     CHECK(first < fifth);
-    std::string lines;
-    for (int r = 0; r < world; ++r) lines += slurp(dir.path("out/result_" + std::to_string(r) + ".txt"));
-    CHECK_THAT(lines, Catch::StartsWith("0\tfirst\t") && Catch::Contains("4\tfifth\t"));
-    CHECK(std::count(lines.begin(), lines.end(), '\n') == 5);  // padding is not written
+    CHECK(out.find("[0] first -> ", first + 1) == std::string::npos);
+    CHECK_THAT(out, Catch::Contains("5 requests served on " + std::to_string(world) + " process(es)"));
   }
 }
 
 TEST_CASE("distributed_inference: one process, a rerun, and bad input", "[runtime][process]") {
   const TempDir dir;
-  const auto out = dir.path("out");
-  const auto first = run_command(DISTRIBUTED_INFERENCE " --output_dir " + out, kDeadline);
+  const auto out = dir.path("out.jsonl");
+  const auto first = run_command(DISTRIBUTED_INFERENCE " -o " + out, kDeadline);
   INFO(first.output);
   CHECK(first.exit_code == 0);
-  CHECK_THAT(first.output, Catch::Contains("[0] a dog -> ") && Catch::Contains("[2] a chicken -> "));
-  const auto first_result = slurp(dir.path("out/result_0.txt"));
-  CHECK_THAT(first_result, Catch::StartsWith("0\ta dog\t"));
-  const auto again = run_command(DISTRIBUTED_INFERENCE " --output_dir " + out, kDeadline);
-  CHECK_THAT(again.output, Catch::Contains("replacing " + out + "/result_0.txt from an earlier run"));
-  CHECK(slurp(dir.path("out/result_0.txt")) == first_result);  // seeded: the rerun writes the same
-  CHECK(fs::directory_iterator(dir.path("out")) != fs::directory_iterator());
-  for (const auto& entry : fs::directory_iterator(dir.path("out"))) {
-    CHECK(entry.path().filename().string().find(".tmp.") == std::string::npos);  // no half-written files
+  const auto first_result = slurp(out);
+  CHECK_THAT(first_result, Catch::StartsWith("{\"id\":") && Catch::Contains("\"custom_id\":\"prompt-1\""));
+  CHECK(std::count(first_result.begin(), first_result.end(), '\n') == 8);
+  // A finished output is not replaced silently; --overwrite replaces it with the same results.
+  const auto again = run_command(DISTRIBUTED_INFERENCE " -o " + out, kDeadline);
+  CHECK(again.exit_code != 0);
+  CHECK_THAT(again.output, Catch::Contains(out) && Catch::Contains("--overwrite"));
+  CHECK(slurp(out) == first_result);
+  const auto replaced = run_command(DISTRIBUTED_INFERENCE " --overwrite -o " + out, kDeadline);
+  CHECK(replaced.exit_code == 0);
+  CHECK(slurp(out).size() == first_result.size());
+  for (const auto& entry : fs::directory_iterator(dir.root())) {
+    INFO(entry.path());
+    CHECK(entry.path().filename().string().find(".tmp") == std::string::npos);  // no half-written files
+    CHECK(entry.path().filename().string().find(".journal") == std::string::npos);  // the journal is gone
   }
 
   const auto missing = run_command(DISTRIBUTED_INFERENCE " --prompts " + dir.path("nope.txt"), kDeadline);
-  CHECK(missing.exit_code == 1);
-  CHECK_THAT(missing.output, Catch::Contains(dir.path("nope.txt") +
-                                             ": cannot open the prompts file: No such file or directory"));
+  CHECK(missing.exit_code != 0);
+  CHECK_THAT(missing.output, Catch::Contains(dir.path("nope.txt")));
   std::ofstream(dir.path("empty.txt")) << "\n\n";
   const auto empty = run_command(DISTRIBUTED_INFERENCE " --prompts " + dir.path("empty.txt"), kDeadline);
-  CHECK_THAT(empty.output, Catch::Contains("empty.txt: has no prompts; expected one prompt per line"));
+  CHECK(empty.exit_code != 0);
+  CHECK_THAT(empty.output, Catch::Contains(dir.path("empty.txt")));
   std::ofstream(dir.path("file")) << "x";
-  const auto not_dir = run_command(DISTRIBUTED_INFERENCE " --output_dir " + dir.path("file"), kDeadline);
-  CHECK_THAT(not_dir.output, Catch::Contains("file: --output_dir is not a directory that can be created"));
+  const auto not_dir = run_command(DISTRIBUTED_INFERENCE " -o " + dir.path("file/out.jsonl"), kDeadline);
+  CHECK(not_dir.exit_code != 0);
+  CHECK_THAT(not_dir.output, Catch::Contains(dir.path("file")));
 }
 
 // Runs accel-test-job through another launcher's command line, when that launcher is installed.

@@ -1,65 +1,76 @@
 #pragma once
-// The one place the example touches a model: prompts in, completions out. The model is any
-// checkpoint lib/models reads (GPT-2 or the Llama family, with its tokenizer.json or GPT-2
-// vocabulary files), or by default a small embedded GPT-2 config with seeded random weights
-// (the same on every rank and every run) and GPT-2's own vocabulary.
+// The one place the example touches a model: a request's prompt in, token ids out, and generated
+// ids back to text. The model is any checkpoint lib/models reads (GPT-2 or the Llama family,
+// with its tokenizer.json or GPT-2 vocabulary files), or by default a small embedded GPT-2
+// config with seeded random weights (the same on every rank and every run) and GPT-2's own
+// vocabulary.
 #include <c10/core/Device.h>
 
 #include <cstdint>
-#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "accel/core/error.h"
 
 namespace accel::models {
 class CausalLM;
 class Tokenizer;
+class SlotDecoder;
 }  // namespace accel::models
+
+namespace accel::batch {
+struct Request;
+}
 
 namespace accel::examples {
 
-struct GenerationSettings {
+struct ModelSettings {
   std::string model_dir;  // empty: the embedded small GPT-2 with random weights
   std::string dtype = "float32";
-  int batch_size = 8;  // prompts per forward, left-padded
-  int max_new_tokens = 16;
-  double temperature = 0;  // 0: greedy; > 0: sampling
-  int top_k = 0;           // 0: off
-  double top_p = 1.0;      // 1: off
-  std::uint64_t seed = 0;
 };
 
-struct Completion {
-  std::string text;  // newlines and tabs kept; see one_line() for result files
-  std::vector<std::int64_t> new_tokens;  // generated ids, the EOS that stopped it included
-  std::int64_t prompt_tokens = 0;
-  double batch_seconds = 0;  // wall time of the batch the prompt ran in
-  double prefill_seconds = 0;  // of that batch: its prompts through the model to the first tokens
-};
-
-class TextGenerator {
+class TextModel {
  public:
   // Throws accel::FileError / UsageError naming the checkpoint file, key or option at fault.
-  TextGenerator(const GenerationSettings& settings, const c10::Device& device);
-  ~TextGenerator();
+  TextModel(const ModelSettings& settings, const c10::Device& device);
+  ~TextModel();
 
   // "gpt2: 4 layers, hidden 256, ... with random weights (seed 20240601)" or "... from DIR".
   const std::string& description() const { return description_; }
 
-  // Completions of `prompts` in order, batch_size at a time; `after_batch(done, total)` is
-  // called after each batch. `first_index` (the global index of prompts[0]) seeds sampling,
-  // so a prompt's sample does not depend on which rank ran it.
-  std::vector<Completion> run(const std::vector<std::string>& prompts, std::size_t first_index,
-                              const std::function<void(std::size_t, std::size_t)>& after_batch) const;
+  // The seam where a request becomes the model's input: completions tokenize their prompt (with
+  // the tokenizer's BOS); chat requests are refused until chat templates plug in here.
+  std::vector<std::int64_t> prompt_ids(const batch::Request& request) const;
+  std::string text(const std::vector<std::int64_t>& ids) const;
+  std::vector<std::int64_t> eos_token_ids() const;
+  std::optional<std::int64_t> max_positions() const;
+
+  // `slots` sequences of up to `capacity` tokens each, decoded side by side.
+  std::unique_ptr<models::SlotDecoder> slot_decoder(int slots, std::int64_t capacity) const;
 
  private:
-  GenerationSettings settings_;
   std::shared_ptr<models::CausalLM> model_;
   std::unique_ptr<models::Tokenizer> tokenizer_;
   std::string description_;
 };
 
-// Newlines, tabs and carriage returns escaped so a text fits on one line of a result file.
+// A request the model cannot take (no chat template yet, an empty prompt): the reason, and the
+// body key at fault. It becomes the request's error line; the job goes on.
+class PromptRefused : public UsageError {
+ public:
+  PromptRefused(const std::string& reason, std::string param) : UsageError(reason), param_(std::move(param)) {}
+  const std::string& param() const { return param_; }
+
+ private:
+  std::string param_;
+};
+
+// The name output lines give as "model": the checkpoint directory's name, or "embedded-gpt2".
+std::string model_name(const ModelSettings& settings);
+
+// Newlines, tabs and carriage returns escaped so a text fits on one line of the job's printout.
 std::string one_line(const std::string& text);
 
 }  // namespace accel::examples

@@ -1,10 +1,13 @@
 #include "accel/config/apply.h"
 
+#include <type_traits>
+#include <variant>
+
 #include "accel/config/locations.h"
 #include "accel/core/distributed_type.h"
 #include "accel/core/error.h"
 #include "accel/core/text.h"
-#include "accel/launch/supervisor.h"
+#include "accel/launch/options.h"
 
 namespace accel::config {
 namespace {
@@ -83,12 +86,6 @@ DistributedType file_mode(const Config& config) {
 }  // namespace
 
 void fill_request(launch::LaunchRequest& request, const Config& config, const std::map<std::string, std::string>& origins) {
-  // Fills a field the command line left empty, and remembers where its value was read.
-  const auto fill = [&](const std::string& key, auto& field, const auto& value) {
-    if (field || !value) return;
-    field = *value;
-    if (const auto it = origins.find(key); it != origins.end()) request.origins[key] = it->second;
-  };
   // The command line's mode (--cpu, --multi_gpu, --use_fsdp, ...) replaces the file's, as in accelerate.
   const bool mode_given = request.distributed_type || request.use_cpu;
   const bool precision_from_file = config.mixed_precision && !request.mixed_precision;
@@ -97,22 +94,21 @@ void fill_request(launch::LaunchRequest& request, const Config& config, const st
     if (config.distributed_type) request.distributed_type = mode;
     if (mode == DistributedType::kMultiCpu || config.use_cpu.value_or(false)) request.use_cpu = true;
   }
-  fill("num_processes", request.num_processes, config.num_processes);
-  if (request.distributed_type == DistributedType::kNo) fill("num_processes", request.num_processes, std::optional<int>(1));
-  fill("num_machines", request.num_machines, config.num_machines);
-  fill("machine_rank", request.machine_rank, config.machine_rank);
-  fill("main_process_ip", request.main_process_ip, config.main_process_ip);
-  fill("main_process_port", request.main_process_port, config.main_process_port);
-  fill("gpu_ids", request.gpu_ids, config.gpu_ids);
-  fill("mixed_precision", request.mixed_precision, config.mixed_precision);
-  fill("debug", request.debug, config.debug);
-  fill("num_cpu_threads_per_process", request.num_cpu_threads_per_process, config.num_cpu_threads_per_process);
-  fill("log_dir", request.log_dir, config.log_dir);
-  fill("tee", request.tee, config.tee);
-  fill("max_restarts", request.max_restarts, config.max_restarts);
-  fill("grace_period", request.grace_period_s, config.grace_period);
-  fill("role", request.role, config.role);
-  fill("local_ranks_filter", request.local_ranks_filter, config.local_ranks_filter);
+  // Each setting the command line left empty, remembering where its value was read.
+  for (const launch::LaunchOption& option : launch::launch_options()) {
+    if (!option.key || option.member == launch::SettingMember(&launch::LaunchSettings::use_cpu)) continue;
+    std::visit(
+        [&](auto member) {
+          if constexpr (!std::is_same_v<decltype(member), std::monostate>) {
+            if (request.*member || !(config.*member)) return;
+            request.*member = config.*member;
+            if (const auto it = origins.find(option.key); it != origins.end()) request.origins[option.key] = it->second;
+          }
+        },
+        option.member);
+  }
+  // accelerate's simple launcher runs one process for NO.
+  if (request.distributed_type == DistributedType::kNo && !request.num_processes) request.num_processes = 1;
   fill_job_settings(request, config, precision_from_file);
 }
 
@@ -129,24 +125,7 @@ void apply_config_file(launch::LaunchRequest& request, std::ostream& notes, cons
 }
 
 void apply_config_file(launch::LaunchRequest& request, std::ostream& notes) {
-  apply_config_file(request, notes, env::process_environment());
-}
-
-launch::LaunchSpec resolve_with_config(launch::LaunchRequest request, const hardware::Machine& machine, std::ostream& notes) {
   apply_config_file(request, notes, request.environment);
-  return launch::resolve(request, machine, notes);
-}
-
-Launched launch_with_config(const launch::LaunchRequest& request, std::ostream& out, std::ostream& err) {
-  Launched launched{resolve_with_config(request, hardware::probe(request.environment), err)};
-  if (request.dry_run) {
-    out << launch::dry_run_report(launched.spec) << std::flush;
-    return launched;
-  }
-  const launch::RunResult result = launch::run(launched.spec);
-  err << launch::summary(result) << std::flush;
-  launched.exit_code = result.exit_code;
-  return launched;
 }
 
 }  // namespace accel::config

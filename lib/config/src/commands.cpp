@@ -13,6 +13,7 @@
 #include "accel/core/files.h"
 #include "accel/core/precision.h"
 #include "accel/core/text.h"
+#include "accel/launch/supervisor.h"
 
 namespace accel::config {
 namespace {
@@ -130,7 +131,7 @@ int run_test(const TestOptions& options, std::ostream& out) {
   launch::LaunchRequest request;
   request.config_file = options.config_file;
   request.job = {job};
-  const Launched launched = launch_with_config(request, out, std::cerr);
+  const launch::Launched launched = launch::launch_with_config(request, kApplyConfigFile, out, std::cerr);
   const launch::LaunchSpec& spec = launched.spec;
   if (launched.exit_code == 0) {
     out << "accel-launch test: success: " << spec.num_processes << " process" << (spec.num_processes == 1 ? "" : "es")

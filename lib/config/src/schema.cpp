@@ -8,6 +8,8 @@
 #include <iomanip>
 #include <set>
 #include <sstream>
+#include <type_traits>
+#include <utility>
 #include <variant>
 
 #include "accel/config/config.h"
@@ -16,7 +18,7 @@
 #include "accel/core/error.h"
 #include "accel/core/precision.h"
 #include "accel/core/text.h"
-#include "accel/launch/accelerate_env.h"
+#include "accel/launch/options.h"
 #include "formats.h"
 
 namespace accel::config {
@@ -56,12 +58,6 @@ Field scalar(const char* key, Type type, Member member) {
   field.member = member;
   return field;
 }
-Field ranged(const char* key, Type type, Member member, double min, double max) {
-  Field field = scalar(key, type, member);
-  field.min = min;
-  field.max = max;
-  return field;
-}
 Field choice(const char* key, std::optional<std::string> Config::*member, std::vector<std::string> choices,
              std::vector<std::string> unsupported = {}) {
   Field field = scalar(key, Type::Choice, member);
@@ -69,63 +65,49 @@ Field choice(const char* key, std::optional<std::string> Config::*member, std::v
   field.unsupported = std::move(unsupported);
   return field;
 }
-Field ids(const char* key, std::optional<std::string> Config::*member, bool allow_all) {
-  Field field = scalar(key, Type::IdList, member);
-  field.allow_all = allow_all;
+
+// A launch option's key, as the option table (accel/launch/options.h) defines it.
+Field launch_setting(const launch::LaunchOption& option) {
+  static constexpr Type kTypes[] = // in launch::ValueType's order
+      {Type::Bool, Type::Int, Type::Number, Type::Text, Type::Choice, Type::IdList};
+  Field field = scalar(option.key, kTypes[static_cast<int>(option.type)], {});
+  std::visit(
+      [&field](auto setting) {
+        if constexpr (!std::is_same_v<decltype(setting), std::monostate>) {
+          std::remove_reference_t<decltype(std::declval<Config&>().*setting)> Config::*converted = setting;
+          field.member = converted;
+        }
+      },
+      option.member);
+  field.min = option.min;
+  field.max = option.max;
+  if (option.choices) field.choices = option.choices();
+  field.allow_all = option.allow_all;
+  field.own = option.owner == launch::Owner::Ours;
   return field;
 }
-Field ignored(const char* key) { return scalar(key, Type::Ignored, {}); }
-Field own(Field field) {
-  field.own = true;
-  return field;
-}
-Field section(const char* key) { return scalar(key, Type::Section, {}); }
 
 const std::vector<Field>& fields() {
-  static const std::vector<Field> table = {
-      choice("compute_environment", &Config::compute_environment, {"LOCAL_MACHINE"}, {"AMAZON_SAGEMAKER"}),
-      // Every mode accelerate knows loads; XLA/TPU is refused at launch (config update and env
-      // still read such a file).
-      choice("distributed_type", &Config::distributed_type, distributed_type_names()),
-      choice("mixed_precision", &Config::mixed_precision, mixed_precision_names(true)),
-      scalar("use_cpu", Type::Bool, &Config::use_cpu),
-      scalar("debug", Type::Bool, &Config::debug),
-      // accelerate writes -1 for "not set"; the checker turns it into an absent value.
-      ranged("num_processes", Type::Int, &Config::num_processes, 1, 4096),
-      ranged("num_machines", Type::Int, &Config::num_machines, 1, 65536),
-      ranged("machine_rank", Type::Int, &Config::machine_rank, 0, 65535),
-      ids("gpu_ids", &Config::gpu_ids, true),
-      scalar("main_process_ip", Type::Text, &Config::main_process_ip),
-      ranged("main_process_port", Type::Int, &Config::main_process_port, 0, 65535),
-      choice("rdzv_backend", &Config::rdzv_backend, {"static", "c10d", "etcd", "etcd-v2"}),
-      scalar("same_network", Type::Bool, &Config::same_network),
-      scalar("main_training_function", Type::Text, &Config::main_training_function),
-      scalar("enable_cpu_affinity", Type::Bool, &Config::enable_cpu_affinity),
-      scalar("downcast_bf16", Type::Bool, &Config::downcast_bf16),
-      own(ranged("num_cpu_threads_per_process", Type::Int, &Config::num_cpu_threads_per_process, 1, 4096)),
-      own(scalar("log_dir", Type::Text, &Config::log_dir)),
-      own(scalar("tee", Type::Bool, &Config::tee)),
-      own(ranged("max_restarts", Type::Int, &Config::max_restarts, 0, 1000)),
-      own(ranged("grace_period", Type::Number, &Config::grace_period, 0, 3600)),
-      own(scalar("role", Type::Text, &Config::role)),
-      own(ids("local_ranks_filter", &Config::local_ranks_filter, false)),
-      section("deepspeed_config"),
-      section("fsdp_config"),
-      section("fp8_config"),
-      section("megatron_lm_config"),
-      section("dynamo_config"),
-      section("parallelism_config"),
-      section("mpirun_config"),
-      ignored("ipex_config"),
-      ignored("tpu_name"),
-      ignored("tpu_zone"),
-      ignored("tpu_use_cluster"),
-      ignored("tpu_use_sudo"),
-      ignored("tpu_env"),
-      ignored("tpu_vm"),
-      ignored("commands"),
-      ignored("command_file"),
-  };
+  static const std::vector<Field> table = [] {
+    std::vector<Field> list = {
+        choice("compute_environment", &Config::compute_environment, {"LOCAL_MACHINE"}, {"AMAZON_SAGEMAKER"}),
+        // Every mode accelerate knows loads; XLA/TPU is refused at launch (config update and env
+        // still read such a file).
+        choice("distributed_type", &Config::distributed_type, distributed_type_names()),
+    };
+    for (const launch::LaunchOption& option : launch::launch_options()) {
+      if (option.key) list.push_back(launch_setting(option));
+    }
+    for (const char* key : {"deepspeed_config", "fsdp_config", "fp8_config", "megatron_lm_config", "dynamo_config",
+                            "parallelism_config", "mpirun_config"}) {
+      list.push_back(scalar(key, Type::Section, {}));
+    }
+    for (const char* key : {"ipex_config", "tpu_name", "tpu_zone", "tpu_use_cluster", "tpu_use_sudo", "tpu_env", "tpu_vm",
+                            "commands", "command_file"}) {
+      list.push_back(scalar(key, Type::Ignored, {}));
+    }
+    return list;
+  }();
   return table;
 }
 
@@ -468,18 +450,6 @@ Format format_for_path(const std::string& path) {
   std::string lower;
   for (char c : suffix) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return lower == ".json" ? Format::Json : Format::Yaml;
-}
-
-bool Config::operator==(const Config& other) const {
-  bool same = ignored == other.ignored;
-  for (const Field& field : fields()) {
-    std::visit(
-        [&](auto member) {
-          if constexpr (!std::is_same_v<decltype(member), std::monostate>) same = same && this->*member == other.*member;
-        },
-        field.member);
-  }
-  return same;
 }
 
 std::vector<std::string> known_keys() {

@@ -11,29 +11,6 @@
 namespace accel::env {
 namespace {
 
-// One launcher's names for the same five facts; an empty name means "not provided".
-struct Dialect {
-  const char* launcher;
-  const char* rank;
-  const char* world_size;
-  const char* local_rank;
-  const char* local_world_size;
-  const char* node_rank;
-};
-
-// Order matters: RANK first (accel-launch, torchrun, Kubeflow), then MPI flavours, then SLURM,
-// because mpirun inside a SLURM allocation sets both and its own variables are the precise ones.
-constexpr Dialect kDialects[] = {
-    {"torchrun", kRank, kWorldSize, kLocalRank, kLocalWorldSize, kGroupRank},
-    {"OpenMPI", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK",
-     "OMPI_COMM_WORLD_LOCAL_SIZE", ""},
-    {"MPICH", "PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID", "MPI_LOCALNRANKS", ""},
-    {"MVAPICH", "MV2_COMM_WORLD_RANK", "MV2_COMM_WORLD_SIZE", "MV2_COMM_WORLD_LOCAL_RANK",
-     "MV2_COMM_WORLD_LOCAL_SIZE", ""},
-    {"SLURM", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_NTASKS_PER_NODE",
-     "SLURM_NODEID"},
-};
-
 int read_int(const Lookup& lookup, const std::string& name, int fallback, int minimum) {
   if (name.empty()) return fallback;
   const auto raw = lookup(name);
@@ -192,8 +169,8 @@ std::string first_slurm_host(const std::string& nodelist) {
 
 WorldInfo detect_world(const Lookup& lookup) {
   WorldInfo info;
-  const Dialect* dialect = nullptr;
-  for (const auto& candidate : kDialects) {
+  const LauncherVariables* dialect = nullptr;
+  for (const auto& candidate : kLauncherVariables) {
     if (lookup(candidate.rank) && lookup(candidate.world_size)) {
       dialect = &candidate;
       break;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "accel/core/env_contract.h"
 #include "accel/core/error.h"
 #include "accel/core/precision.h"
 #include "accel/core/text.h"
@@ -211,55 +212,6 @@ void add_parallelism_config(Writer& w) {
 
 }  // namespace
 
-const std::vector<JobOption>& job_options() {
-  static const std::vector<JobOption> options = [] {
-    std::vector<JobOption> list = {
-        {"enable_cpu_affinity", false, "Hardware Selection"},
-        {"dynamo_backend", true, "Dynamo"},
-        {"dynamo_mode", true, "Dynamo"},
-        {"dynamo_use_fullgraph", false, "Dynamo"},
-        {"dynamo_use_dynamic", false, "Dynamo"},
-        {"dynamo_use_regional_compilation", false, "Dynamo"},
-        {"use_parallelism_config", false, "Training Paradigm"},
-        {"fp8_use_autocast_during_eval", false, "FP8"},
-    };
-    const auto values = [&list](const char* group, std::initializer_list<const char*> names) {
-      for (const char* name : names) list.push_back({name, true, group});
-    };
-    values("DeepSpeed", {"deepspeed_config_file", "zero_stage", "offload_optimizer_device", "offload_param_device",
-                         "offload_optimizer_nvme_path", "offload_param_nvme_path", "gradient_accumulation_steps",
-                         "gradient_clipping", "zero3_init_flag", "zero3_save_16bit_model", "deepspeed_hostfile",
-                         "deepspeed_exclusion_filter", "deepspeed_inclusion_filter", "deepspeed_multinode_launcher",
-                         "deepspeed_moe_layer_cls_names"});
-    values("FSDP", {"fsdp_version", "fsdp_offload_params", "fsdp_min_num_params", "fsdp_sharding_strategy",
-                    "fsdp_reshard_after_forward", "fsdp_auto_wrap_policy", "fsdp_transformer_layer_cls_to_wrap",
-                    "fsdp_backward_prefetch", "fsdp_state_dict_type", "fsdp_forward_prefetch", "fsdp_use_orig_params",
-                    "fsdp_cpu_ram_efficient_loading", "fsdp_sync_module_states", "fsdp_activation_checkpointing"});
-    values("Megatron-LM",
-           {"megatron_lm_tp_degree", "megatron_lm_use_custom_fsdp", "megatron_lm_no_load_optim",
-            "megatron_lm_eod_mask_loss", "megatron_lm_overlap_cpu_optimizer_d2h_h2d", "megatron_lm_no_save_optim",
-            "megatron_lm_optimizer_cpu_offload", "megatron_lm_use_precision_aware_optimizer",
-            "megatron_lm_decoder_last_pipeline_num_layers", "megatron_lm_pp_degree", "megatron_lm_num_micro_batches",
-            "megatron_lm_sequence_parallelism", "megatron_lm_recompute_activations",
-            "megatron_lm_use_distributed_optimizer", "megatron_lm_gradient_clipping",
-            "megatron_lm_recompute_granularity", "megatron_lm_recompute_method", "megatron_lm_recompute_num_layers",
-            "megatron_lm_attention_backend", "megatron_lm_expert_model_parallel_size",
-            "megatron_lm_context_parallel_size", "megatron_lm_attention_dropout", "megatron_lm_hidden_dropout",
-            "megatron_lm_attention_softmax_in_fp32", "megatron_lm_expert_tensor_parallel_size",
-            "megatron_lm_calculate_per_token_loss", "megatron_lm_use_rotary_position_embeddings"});
-    values("FP8", {"fp8_backend", "fp8_margin", "fp8_interval", "fp8_format", "fp8_amax_history_len",
-                   "fp8_amax_compute_algo", "fp8_override_linear_precision", "fp8_opt_level",
-                   "fp8_enable_fsdp_float8_all_gather", "fp8_pad_inner_dim"});
-    values("Parallelism Config",
-           {"parallelism_config_dp_replicate_size", "parallelism_config_dp_shard_size", "parallelism_config_tp_size",
-            "parallelism_config_cp_size", "parallelism_config_cp_backend", "parallelism_config_cp_comm_strategy",
-            "parallelism_config_sp_size", "parallelism_config_sp_backend", "parallelism_config_sp_seq_length",
-            "parallelism_config_sp_seq_length_is_variable", "parallelism_config_sp_attn_implementation"});
-    return list;
-  }();
-  return options;
-}
-
 std::string python_bool(const std::string& value) {
   const std::string word = lower(text::trim(value));
   if (word == "true" || word == "1" || word == "yes" || word == "y" || word == "t" || word == "on") return "True";
@@ -269,13 +221,13 @@ std::string python_bool(const std::string& value) {
 
 Variables job_environment(const JobEnvironmentInput& input) {
   Writer w(input.settings);
-  w.set("ACCELERATE_USE_CPU", input.use_cpu ? "True" : "False");
-  if (input.debug) w.set("ACCELERATE_DEBUG_MODE", "true");
+  w.set(env::kAccelerateUseCpu, input.use_cpu ? "True" : "False");
+  if (input.debug) w.set(env::kAccelerateDebugMode, "true");
   if (input.use_cpu) {
     w.set("KMP_AFFINITY", "granularity=fine,compact,1,0");
     w.set("KMP_BLOCKTIME", "1");
   }
-  w.set("ACCELERATE_MIXED_PRECISION", to_string(input.mixed_precision));
+  w.set(env::kAccelerateMixedPrecision, to_string(input.mixed_precision));
   if (input.mixed_precision == MixedPrecision::kFp8) add_fp8(w, input.settings);
   add_dynamo(w);
   if (python_bool(w.get("enable_cpu_affinity", "False")) == "True") w.set("ACCELERATE_CPU_AFFINITY", "1");

@@ -59,32 +59,21 @@ void take_exported_rendezvous(const env::Lookup& lookup, ClusterLayout& layout) 
 }
 
 // mpirun -np NODES --map-by ppr:1:node: one launcher per machine, MPI rank = machine rank.
-struct MpiDialect {
-  const char* name;
-  const char* rank;
-  const char* size;
-  const char* local_size;
-};
-constexpr MpiDialect kMpiDialects[] = {
-    {"OpenMPI", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_SIZE"},
-    {"MPICH", "PMI_RANK", "PMI_SIZE", "MPI_LOCALNRANKS"},
-    {"MVAPICH", "MV2_COMM_WORLD_RANK", "MV2_COMM_WORLD_SIZE", "MV2_COMM_WORLD_LOCAL_SIZE"},
-};
-
 std::optional<ClusterLayout> detect_mpi(const env::Lookup& lookup) {
-  for (const auto& dialect : kMpiDialects) {
-    auto size = read_int(lookup, dialect.size, 1);
+  for (const auto& dialect : env::kLauncherVariables) {
+    if (!dialect.mpi) continue;
+    auto size = read_int(lookup, dialect.world_size, 1);
     auto rank = read_int(lookup, dialect.rank, 0);
     if (!size || !rank) continue;
-    if (auto local = read_int(lookup, dialect.local_size, 1); local && local->value > 1) {
+    if (auto local = read_int(lookup, dialect.local_world_size, 1); local && local->value > 1) {
       const int machines = std::max(1, size->value / local->value);
       throw UsageError("mpirun started " + std::to_string(local->value) + " accel-launch processes on this machine (" +
-                       dialect.local_size + "=" + std::to_string(local->value) +
+                       dialect.local_world_size + "=" + std::to_string(local->value) +
                        "); start one per machine, it starts the workers itself: mpirun -np " + std::to_string(machines) +
                        " --map-by ppr:1:node accel-launch --num_processes " + std::to_string(size->value) + " ...");
     }
     ClusterLayout layout;
-    layout.engine = std::string(dialect.name) + " mpirun";
+    layout.engine = std::string(dialect.launcher) + " mpirun";
     layout.started_by_mpirun = true;
     layout.num_machines = size;
     layout.machine_rank = rank;

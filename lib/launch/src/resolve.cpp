@@ -9,6 +9,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <cerrno>
 #include <sstream>
 
 #include "accel/core/env_contract.h"
@@ -16,6 +18,7 @@
 #include "accel/core/precision.h"
 #include "accel/core/text.h"
 #include "accel/launch/accelerate_env.h"
+#include "accel/launch/options.h"
 #include "cluster_env.h"
 #include "mpi_exchange.h"
 #include "process.h"
@@ -96,7 +99,11 @@ void resolve_job(const LaunchRequest& request, LaunchSpec& spec) {
     spec.executable = job;
   } else {
     const auto found = find_on_path(job, request.environment);
-    if (!found) throw UsageError("JOB " + job + ": not found on PATH (give a path such as ./" + job + ")");
+    if (!found) {
+      const auto command = text::closest_match(job, command_words());
+      throw UsageError("JOB " + job + ": not found on PATH (give a path such as ./" + job + ")" +
+                       (command ? "; did you mean the command `accel-launch " + *command + "`?" : ""));
+    }
     spec.executable = *found;
   }
   spec.argv = request.job;
@@ -251,11 +258,23 @@ void resolve_requested_process_count(const LaunchRequest& request, LaunchSpec& s
   }
 }
 
+// torchrun's --nproc_per_node auto | cpu | gpu: one worker per GPU (gpu; auto when there are
+// GPUs), else one per CPU (cpu; auto without GPUs), as torchrun counts them.
+int torchrun_processes_per_machine(const std::string& kind, const hardware::Machine& machine, const LaunchSpec& spec) {
+  if (kind == "gpu" && machine.gpus.empty()) {
+    throw UsageError("--nproc_per_node gpu: this machine has no GPU; pass --nproc_per_node cpu or a number");
+  }
+  if (kind == "cpu" || spec.use_cpu) return std::max(1, machine.cpus);
+  return static_cast<int>(spec.gpu_ids.empty() ? machine.gpus.size() : spec.gpu_ids.size());
+}
+
 // Workers per machine: asked for, one per named GPU, one per GPU, or one CPU worker; then
 // checked against the GPUs there are and the workers this launcher can supervise.
 void resolve_process_count(const LaunchRequest& request, const hardware::Machine& machine, LaunchSpec& spec,
                            Announcements& said) {
-  if (request.num_processes) {
+  if (request.nproc_per_node) {
+    spec.num_processes = torchrun_processes_per_machine(*request.nproc_per_node, machine, spec);
+  } else if (request.num_processes) {
     resolve_requested_process_count(request, spec);
   } else if (!spec.gpu_ids.empty()) {
     spec.num_processes = static_cast<int>(spec.gpu_ids.size());
@@ -352,16 +371,27 @@ double seconds(double value, const std::string& origin, bool zero_allowed) {
 
 void resolve_supervision(const LaunchRequest& request, LaunchSpec& spec) {
   spec.max_restarts = at_least(request.max_restarts, request.origin("max_restarts"), 0, 0);
-  if (request.grace_period_s) spec.grace_period_s = seconds(*request.grace_period_s, request.origin("grace_period"), true);
-  if (request.join_timeout_s) spec.join_timeout_s = seconds(*request.join_timeout_s, request.origin("join_timeout"), false);
+  if (request.grace_period) spec.grace_period_s = seconds(*request.grace_period, request.origin("grace_period"), true);
+  if (request.join_timeout) spec.join_timeout_s = seconds(*request.join_timeout, request.origin("join_timeout"), false);
+}
+
+// torchrun's -t/-r without --log_dir: the log files go to a new temporary directory, named.
+std::string temporary_log_dir(const LaunchRequest& request) {
+  std::string path = request.environment("TMPDIR").value_or("/tmp") + "/accel-launch-logs-XXXXXX";
+  if (::mkdtemp(path.data()) == nullptr) {
+    throw UsageError(request.origin(request.tee ? "tee" : "redirects") + " without --log_dir: cannot create a directory " +
+                     "for the log files in " + path.substr(0, path.rfind('/')) + " (" + std::strerror(errno) + "); pass --log_dir DIR");
+  }
+  return path;  // run() names it ("per-rank logs in ...")
 }
 
 void resolve_output(const LaunchRequest& request, LaunchSpec& spec) {
   // One worker's output passes through unprefixed, as under accelerate's simple launcher.
   spec.quiet = request.quiet.value_or(false) || spec.world_size() == 1;
+  spec.redirects = request.redirects.value_or(0);
   spec.log_dir = request.log_dir.value_or("");
-  if (request.tee.value_or(false) && spec.log_dir.empty()) {
-    throw UsageError(request.origin("tee") + " needs --log_dir DIR: the directory that receives each rank's log files");
+  if ((request.tee.value_or(false) || spec.redirects != 0) && spec.log_dir.empty() && !request.dry_run) {
+    spec.log_dir = temporary_log_dir(request);
   }
   if (!request.local_ranks_filter) return;
   spec.console_local_ranks = parse_index_list(request.origin("local_ranks_filter"), *request.local_ranks_filter);

@@ -354,9 +354,10 @@ class Attempt {
     Pipe out = make_pipe(), err = make_pipe();
     const bool shown = spec_.shows_on_console(local_rank);
     const std::string prefix = spec_.quiet ? "" : "[rank" + std::to_string(worker.outcome.rank) + "]: ";
-    worker.out = std::make_unique<LineRelay>(RelayTargets{shown ? &streams_.out : nullptr, worker.out_log.get(), prefix, 0});
+    const bool out_shown = shown && (spec_.redirects & 1) == 0, err_shown = shown && (spec_.redirects & 2) == 0;
+    worker.out = std::make_unique<LineRelay>(RelayTargets{out_shown ? &streams_.out : nullptr, worker.out_log.get(), prefix, 0});
     worker.err = std::make_unique<LineRelay>(
-        RelayTargets{shown ? &streams_.err : nullptr, worker.err_log.get(), prefix, kTailLines});
+        RelayTargets{err_shown ? &streams_.err : nullptr, worker.err_log.get(), prefix, kTailLines});
     const Fd input = worker.outcome.rank == 0 ? streams_.input.attach() : Fd();
 
     WorkerSpec process;
@@ -670,6 +671,22 @@ std::string summary(const RunResult& result) {
     text += "accel-launch: interrupted by " + signal_name(*result.interrupted_by) + "; forwarded it to the workers\n";
   }
   return text + exit_line;
+}
+
+Launched launch_with_config(const LaunchRequest& asked, const ConfigFiller& fill_from_config, std::ostream& out,
+                            std::ostream& err) {
+  LaunchRequest request = asked;
+  const hardware::Machine machine = hardware::probe(request.environment);
+  fill_from_config(request, err);
+  Launched launched{resolve(request, machine, err)};
+  if (request.dry_run) {
+    out << dry_run_report(launched.spec) << std::flush;
+    return launched;
+  }
+  const RunResult result = run(launched.spec);
+  err << summary(result) << std::flush;
+  launched.exit_code = result.exit_code;
+  return launched;
 }
 
 }  // namespace accel::launch

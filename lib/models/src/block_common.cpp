@@ -155,6 +155,12 @@ torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch
       .view({batch, heads, tokens, v.size(3)});
 }
 
+torch::Tensor each_row(const torch::Tensor& x, const std::function<torch::Tensor(const torch::Tensor&)>& fn) {
+  std::vector<torch::Tensor> rows;
+  for (std::int64_t r = 0; r < x.size(0); ++r) rows.push_back(fn(x.narrow(0, r, 1)));
+  return torch::cat(rows, 0);
+}
+
 void extend_cache(KVCache* cache, std::int64_t layer, std::int64_t past, torch::Tensor& k,
                   torch::Tensor& v) {
   if (cache == nullptr) return;

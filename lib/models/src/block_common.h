@@ -5,6 +5,7 @@
 #include "accel/models/safetensors.h"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -112,5 +113,11 @@ torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch
 // `past` tokens the attention mask says precede the new ones.
 void extend_cache(KVCache* cache, std::int64_t layer, std::int64_t past, torch::Tensor& k,
                   torch::Tensor& v);
+
+// fn applied to each row of x (its first dim) on its own, the results stacked. Batch-invariant
+// decoding runs transcendental operators (gelu, silu, norms) this way: torch vectorises all but
+// a tail of each call, and the vector and scalar code round differently, so a value's result
+// would otherwise depend on where in the batch it sits.
+torch::Tensor each_row(const torch::Tensor& x, const std::function<torch::Tensor(const torch::Tensor&)>& fn);
 
 }  // namespace accel::models::detail

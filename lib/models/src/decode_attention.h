@@ -5,6 +5,9 @@
 // Here each (row, head) is one pass over plain memory. Private to lib/models.
 #include <torch/torch.h>
 
+#include <cstdint>
+#include <vector>
+
 namespace accel::models::detail {
 
 // Whether attend_one_query() takes these: q [B,H,1,D], k and v [B,H/G,K,D] and blocked
@@ -18,5 +21,19 @@ bool one_query_attention_applies(const torch::Tensor& q, const torch::Tensor& k,
 // uniform distribution, as in attend(). Rows and heads are spread over torch's threads.
 torch::Tensor attend_one_query(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                const torch::Tensor& blocked, double scale);
+
+// Which keys each row of a slot cache attends over: row r, keys [first[r], last[r]) of slot
+// slots[r].
+struct SlotSpans {
+  std::vector<std::int64_t> slots, first, last;
+};
+
+// One query per row over its own slot's keys: q [R,H,D], keys and values [slots, H/G, capacity,
+// D], all contiguous, float32 or bfloat16 alike; the result is [R,H,D] in q's dtype. Each row
+// reads only its own span (no padding, no other row's keys) and gets bitwise what
+// attend_one_query gives it over the same keys, whatever the other rows. UsageError for shapes
+// that do not fit or a span outside the cache.
+torch::Tensor attend_slots(const torch::Tensor& q, const torch::Tensor& keys, const torch::Tensor& values,
+                           const SlotSpans& spans, double scale);
 
 }  // namespace accel::models::detail

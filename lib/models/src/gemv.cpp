@@ -1,5 +1,7 @@
 #include "gemv.h"
 
+#include "simd.h"
+
 #include "accel/core/error.h"
 
 #include <ATen/Parallel.h>
@@ -12,41 +14,9 @@
 namespace accel::models::detail {
 namespace {
 
-// Vectors of `Lanes` float32 (or 32-bit) lanes: one register of the target the code is compiled
-// for (AVX-512: 16, AVX2: 8, SSE2 or NEON: 4). They travel only by reference, so no function's
-// calling convention depends on the instruction set.
-template <int Lanes>
-struct Vectors;
-template <>
-struct Vectors<16> {
-  using Floats = float __attribute__((vector_size(64)));
-  using Words = std::uint32_t __attribute__((vector_size(64)));
-};
-template <>
-struct Vectors<8> {
-  using Floats = float __attribute__((vector_size(32)));
-  using Words = std::uint32_t __attribute__((vector_size(32)));
-};
-template <>
-struct Vectors<4> {
-  using Floats = float __attribute__((vector_size(16)));
-  using Words = std::uint32_t __attribute__((vector_size(16)));
-};
-
-template <class Vector>
-[[gnu::always_inline]] inline void load(Vector& v, const void* p) {
-  std::memcpy(&v, p, sizeof v);
-}
-
-// bfloat16 is the upper half of a float32.
-[[gnu::always_inline]] inline float widen(std::uint16_t bits) {
-  const std::uint32_t word = std::uint32_t{bits} << 16;
-  float value;
-  std::memcpy(&value, &word, sizeof value);
-  return value;
-}
-
-[[gnu::always_inline]] inline float widen(float value) { return value; }
+using simd::load;
+using simd::Vectors;
+using simd::widen;
 
 // A bfloat16 row is read 32 values at a time as 32-bit words, each a pair of values: the even
 // one is the word shifted up, the odd one the word's upper half. x is reordered to match, once
@@ -63,17 +33,6 @@ std::vector<float> pair_order(const float* x, std::int64_t in) {
   return ordered;
 }
 
-// The lanes of v added pairwise, halving the vector each round: log2(Lanes) dependent additions
-// instead of Lanes.
-template <int Lanes>
-[[gnu::always_inline]] inline float horizontal_sum(const typename Vectors<Lanes>::Floats& v) {
-  float lanes[Lanes];
-  std::memcpy(lanes, &v, sizeof lanes);
-  for (int width = Lanes / 2; width > 0; width /= 2)
-    for (int l = 0; l < width; ++l) lanes[l] += lanes[l + width];
-  return lanes[0];
-}
-
 // Independent vector sums per row, so that loads stay in flight while an addition's latency runs.
 constexpr int kChains = 4;
 
@@ -82,7 +41,7 @@ template <int Lanes, class Weight>
 [[gnu::always_inline]] inline float finish(typename Vectors<Lanes>::Floats (&sums)[kChains], const Weight* row,
                                            const float* x, std::int64_t rest) {
   for (int k = 1; k < kChains; ++k) sums[0] += sums[k];
-  float sum = horizontal_sum<Lanes>(sums[0]);
+  float sum = simd::horizontal_sum<Lanes>(sums[0]);
   for (std::int64_t i = 0; i < rest; ++i) sum += widen(row[i]) * x[i];
   return sum;
 }

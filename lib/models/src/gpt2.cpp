@@ -88,6 +88,15 @@ torch::Tensor GPT2::hidden_states(const torch::Tensor& input_ids, const torch::T
   return h;
 }
 
+torch::Tensor GPT2::slot_hidden_states(const std::vector<std::int64_t>& tokens, detail::SlotAttention& attention) {
+  ensure_built();
+  std::vector<std::int64_t> positions;
+  for (std::size_t r = 0; r < tokens.size(); ++r) positions.push_back(attention.position(r));
+  auto h = embeddings_->embed(torch::tensor(tokens, torch::kLong), torch::tensor(positions, torch::kLong));
+  for (auto& layer : layers_) h = layer->decode_rows(h, attention);
+  return h;
+}
+
 NamedTensors GPT2::state_dict() {
   ensure_built();
   const std::string prefix = head_ == GPT2Head::kNone ? "" : "transformer.";
@@ -146,6 +155,12 @@ torch::Tensor GPT2LMHeadModel::next_token_logits(const torch::Tensor& input_ids,
   return head().apply(hidden.narrow(1, hidden.size(1) - 1, 1), torch::Tensor())
       .squeeze(1)
       .to(torch::kCPU, torch::kFloat32);
+}
+
+torch::Tensor GPT2LMHeadModel::decode_slot_rows(const std::vector<std::int64_t>& tokens,
+                                                detail::SlotAttention& attention) {
+  c10::InferenceMode inference;
+  return head().decode_logits(slot_hidden_states(tokens, attention));
 }
 
 std::string GPT2LMHeadModel::describe() const {

@@ -1,6 +1,7 @@
 #include "gpt2_blocks.h"
 
 #include "accel/core/error.h"
+#include "rows_product.h"
 
 #include <cmath>
 #include <limits>
@@ -135,15 +136,33 @@ torch::Tensor TransformerBlock::run(const torch::Tensor& hidden, const torch::Te
                  .permute({2, 0, 3, 1, 4});
   auto q = qkv[0], k = qkv[1], v = qkv[2];
   extend_cache(cache, index_, blocked.size(3) - tokens, k, v);
-  double scale = config_.scale_attn_weights ? 1.0 / std::sqrt(static_cast<double>(head_dim)) : 1.0;
-  if (config_.scale_attn_by_inverse_layer_idx) scale /= static_cast<double>(index_ + 1);
-  auto attended = attend(q, k, v, blocked, scale).permute({0, 2, 1, 3}).reshape({batch, tokens, d});
+  auto attended = attend(q, k, v, blocked, attention_scale()).permute({0, 2, 1, 3}).reshape({batch, tokens, d});
   auto h = hidden + conv1d(attended, attn_proj_w_, attn_proj_b_);
 
   auto m = torch::layer_norm(h, {d}, ln_2_w_, ln_2_b_, eps);
   m = conv1d(activation(conv1d(m, c_fc_w_, c_fc_b_), config_.activation_function), mlp_proj_w_,
              mlp_proj_b_);
   return h + m;
+}
+
+double TransformerBlock::attention_scale() const {
+  double scale = config_.scale_attn_weights ? 1.0 / std::sqrt(static_cast<double>(config_.head_dim())) : 1.0;
+  if (config_.scale_attn_by_inverse_layer_idx) scale /= static_cast<double>(index_ + 1);
+  return scale;
+}
+
+torch::Tensor TransformerBlock::decode_rows(const torch::Tensor& hidden, SlotAttention& attention) {
+  const auto rows = hidden.size(0), d = config_.n_embd;
+  const auto eps = config_.layer_norm_epsilon;
+  // Conv1D weights are [in, out]: their .t() is the logical [out, in] rows_product takes.
+  const auto x = torch::layer_norm(hidden, {d}, ln_1_w_, ln_1_b_, eps);
+  const auto qkv = rows_product(x, c_attn_w_.t(), c_attn_b_).view({rows, 3, config_.n_head, config_.head_dim()});
+  const auto attended = attention.attend(index_, qkv.select(1, 0), qkv.select(1, 1), qkv.select(1, 2), attention_scale());
+  const auto h = hidden + rows_product(attended, attn_proj_w_.t(), attn_proj_b_);
+  const auto m = torch::layer_norm(h, {d}, ln_2_w_, ln_2_b_, eps);
+  const auto inner = each_row(rows_product(m, c_fc_w_.t(), c_fc_b_),
+                              [&](const torch::Tensor& row) { return activation(row, config_.activation_function); });
+  return h + rows_product(inner, mlp_proj_w_.t(), mlp_proj_b_);
 }
 
 Head::Head(const WeightSource& source, GPT2Head kind) : config_(source.config()), kind_(kind) {
@@ -177,6 +196,12 @@ torch::Tensor Head::apply(const torch::Tensor& hidden, const torch::Tensor& atte
   const auto last = (tokens - 1) - real.flip({1}).argmax(1);
   const auto rows = torch::arange(batch, last.options());
   return torch::matmul(x.index({rows, last}), out_w_.t());
+}
+
+torch::Tensor Head::decode_logits(const torch::Tensor& hidden) {
+  if (kind_ != GPT2Head::kLanguageModel) throw UsageError("decoding needs GPT-2's language model head");
+  const auto x = torch::layer_norm(hidden, {config_.n_embd}, ln_f_w_, ln_f_b_, config_.layer_norm_epsilon);
+  return rows_product(x, out_w_, torch::Tensor()).to(torch::kFloat32);
 }
 
 Activations Head::forward(const Activations& inputs) {

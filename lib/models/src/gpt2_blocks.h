@@ -2,6 +2,7 @@
 // The GPT-2 blocks behind accel/models/gpt2.h. Private to lib/models.
 #include "accel/models/gpt2.h"
 #include "block_common.h"
+#include "slot_attention.h"
 
 #include <cstdint>
 #include <memory>
@@ -54,9 +55,13 @@ class TransformerBlock : public NamedBlock {
   // `blocked` (see blocked_keys) covers the cached keys and the new ones; the cache (if any)
   // is extended.
   torch::Tensor run(const torch::Tensor& hidden, const torch::Tensor& blocked, KVCache* cache);
+  // One decode step of the rows `attention` holds: hidden [rows, n_embd], one new token each.
+  // Every row's result is bitwise independent of the other rows (rows_product.h, each_row).
+  torch::Tensor decode_rows(const torch::Tensor& hidden, SlotAttention& attention);
 
  private:
   Activations run_block(const Activations& inputs, KVCache* cache);
+  double attention_scale() const;
 
   GPT2Config config_;
   std::int64_t index_;
@@ -70,6 +75,9 @@ class Head : public NamedBlock {
   Activations forward(const Activations& inputs) override;
   // hidden [B,T,D] after the last block -> logits (see gpt2.h) in the model's dtype.
   torch::Tensor apply(const torch::Tensor& hidden, const torch::Tensor& attention_mask);
+  // A language model head over hidden [rows, n_embd] of a decode step -> logits [rows, vocab]
+  // float32, each row's bitwise independent of the others.
+  torch::Tensor decode_logits(const torch::Tensor& hidden);
   // Shares `wte` as the lm_head weight when the checkpoint has no lm_head of its own.
   void tie_to(const torch::Tensor& wte);
   bool tied() const { return tied_; }

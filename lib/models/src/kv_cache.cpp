@@ -16,6 +16,12 @@ std::int64_t KVCache::length(std::size_t layer) const {
   return layer < layers_.size() ? layers_[layer].length : 0;
 }
 
+std::pair<torch::Tensor, torch::Tensor> KVCache::cached(std::size_t index) const {
+  if (index >= layers_.size() || !layers_[index].keys.defined()) return {};
+  const auto& layer = layers_[index];
+  return {layer.keys.narrow(2, 0, layer.length), layer.values.narrow(2, 0, layer.length)};
+}
+
 void KVCache::reserve(Layer& layer, const torch::Tensor& k, std::int64_t tokens) const {
   const auto needed = layer.length + tokens;
   if (layer.keys.defined() && needed <= layer.keys.size(2)) return;

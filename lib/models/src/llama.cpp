@@ -2,6 +2,8 @@
 
 #include "accel/core/error.h"
 #include "block_common.h"
+#include "rows_product.h"
+#include "slot_attention.h"
 
 #include <cmath>
 #include <filesystem>
@@ -90,6 +92,20 @@ class LlamaStep {
     sin_ = angles.sin().to(dtype);
   }
 
+  // The rotary angles of a decode step whose rows hold positions[r] tokens before their new one:
+  // each row's computed alone, as a one-row step computes them, so that no row's angles depend
+  // on the others (the vectorised and scalar cos/sin round differently). Masks are not made.
+  static LlamaStep decode_rows(const LlamaConfig& c, const std::vector<std::int64_t>& positions,
+                               torch::ScalarType dtype) {
+    std::vector<torch::Tensor> cos, sin;
+    for (const auto position : positions) {
+      const LlamaStep row(c, torch::ones({1, position + 1}, torch::kLong), 1, dtype);
+      cos.push_back(row.cos_);
+      sin.push_back(row.sin_);
+    }
+    return LlamaStep(torch::cat(cos, 0), torch::cat(sin, 0));
+  }
+
   // x [B,heads,T,hd] turned by each token's position.
   torch::Tensor rotate(const torch::Tensor& x) const { return x * cos_ + rotate_half(x) * sin_; }
 
@@ -103,6 +119,8 @@ class LlamaStep {
   std::int64_t past() const { return mask_.size(1) - tokens_; }
 
  private:
+  LlamaStep(torch::Tensor cos, torch::Tensor sin) : cos_(std::move(cos)), sin_(std::move(sin)), tokens_(1) {}
+
   torch::Tensor mask_, cos_, sin_;
   std::int64_t tokens_;
   std::map<std::int64_t, torch::Tensor> blocked_;
@@ -214,6 +232,38 @@ class LlamaLayer : public NamedBlock {
                       down_w_, down_b_);
   }
 
+  // One decode step of the rows `attention` holds: hidden [rows, hidden_size], one new token
+  // each, turned by `step` (LlamaStep::decode_rows). Every row's result is bitwise independent of
+  // the other rows: products by rows_product, transcendental operators row by row (each_row);
+  // the rotation itself multiplies and adds, which round the same anywhere.
+  torch::Tensor decode_rows(const torch::Tensor& hidden, const LlamaStep& step, SlotAttention& attention) {
+    const auto& c = config_;
+    const auto rows = hidden.size(0), heads = c.num_attention_heads, kv_heads = c.num_key_value_heads;
+    const auto hd = c.head_dim;
+    const auto norm = [this](const torch::Tensor& weight) {
+      return [this, weight](const torch::Tensor& row) { return rms_norm(row, weight, config_.rms_norm_eps); };
+    };
+    const auto qkv = rows_product(each_row(hidden, norm(input_norm_)), qkv_w_, qkv_b_)
+                         .split({heads * hd, kv_heads * hd, kv_heads * hd}, -1);
+    auto q = qkv[0].reshape({rows, heads, hd});
+    auto k = qkv[1].reshape({rows, kv_heads, hd});
+    if (c.qk_norm) {
+      q = each_row(q, norm(q_norm_));
+      k = each_row(k, norm(k_norm_));
+    }
+    q = step.rotate(q.unsqueeze(2)).squeeze(2);
+    k = step.rotate(k.unsqueeze(2)).squeeze(2);
+    const auto attended = attention.attend(index_, q, k, qkv[2].reshape({rows, kv_heads, hd}),
+                                           1.0 / std::sqrt(static_cast<double>(hd)), c.window_of_layer(index_));
+    const auto h = hidden + rows_product(attended, o_w_, o_b_);
+    const auto inner = c.intermediate_size;
+    const auto gate_up = rows_product(each_row(h, norm(post_norm_)), gate_up_w_, gate_up_b_);
+    const auto act = each_row(gate_up, [&](const torch::Tensor& row) {
+      return torch::silu(row.narrow(-1, 0, inner)) * row.narrow(-1, inner, inner);
+    });
+    return h + rows_product(act, down_w_, down_b_);
+  }
+
  private:
   // Loads the named [rows, columns] pieces (columns 0: vectors), stacks them along the rows
   // into one tensor and registers each piece by its public name as a view of it.
@@ -266,6 +316,13 @@ class LlamaHead : public NamedBlock {
 
   torch::Tensor apply(const torch::Tensor& hidden) {
     return linear(rms_norm(hidden, norm_, eps_), out_, torch::Tensor());
+  }
+
+  // Logits [rows, vocab] float32 of a decode step's hidden [rows, hidden_size], each row's
+  // bitwise independent of the others.
+  torch::Tensor decode_logits(const torch::Tensor& hidden) {
+    const auto normed = each_row(hidden, [&](const torch::Tensor& row) { return rms_norm(row, norm_, eps_); });
+    return rows_product(normed, out_, torch::Tensor()).to(torch::kFloat32);
   }
 
   // Shares the embedding table's memory when the head is tied to it.
@@ -350,6 +407,18 @@ torch::Tensor LlamaForCausalLM::next_token_logits(const torch::Tensor& input_ids
   return head_->apply(hidden.narrow(1, hidden.size(1) - 1, 1))
       .squeeze(1)
       .to(torch::kCPU, torch::kFloat32);
+}
+
+torch::Tensor LlamaForCausalLM::decode_slot_rows(const std::vector<std::int64_t>& tokens,
+                                                 detail::SlotAttention& attention) {
+  c10::InferenceMode inference;
+  ensure_built();
+  std::vector<std::int64_t> positions;
+  for (std::size_t r = 0; r < tokens.size(); ++r) positions.push_back(attention.position(r));
+  const auto step = detail::LlamaStep::decode_rows(options_.config, positions, options_.dtype);
+  auto h = embedding_->embed(torch::tensor(tokens, torch::kLong));
+  for (auto& layer : layers_) h = layer->decode_rows(h, step, attention);
+  return head_->decode_logits(h);
 }
 
 std::string LlamaForCausalLM::describe() const {

@@ -245,6 +245,62 @@ void PartialState::throw_total_mismatch(std::size_t gathered, std::size_t total)
                   "; every rank must split the same input and pass its own split");
 }
 
+void PartialState::throw_distribute_mismatch(std::uint64_t index, std::size_t total) {
+  throw PeerError("distribute: item " + std::to_string(index) + " of " + std::to_string(total) +
+                  " came back missing, twice or out of range; every rank must distribute the same items, "
+                  "calling distribute() the same number of times in the same order");
+}
+
+namespace {
+
+// The job's store as a mailbox backend; a store that fails (its host, rank 0, has gone) is a
+// PeerError naming what was being done.
+class StoreBackend : public Mailbox::Backend {
+ public:
+  StoreBackend(c10::intrusive_ptr<::c10d::Store> store, std::string what)
+      : store_(std::move(store)), what_(std::move(what)) {}
+  std::int64_t add(const std::string& key, std::int64_t amount) override {
+    return guarded([&] { return store_->add(key, amount); });
+  }
+  void set(const std::string& key, const std::string& value) override {
+    guarded([&] { store_->set(key, std::vector<std::uint8_t>(value.begin(), value.end())); return 0; });
+  }
+  std::string get(const std::string& key) override {
+    const auto bytes = guarded([&] { return store_->get(key); });
+    return std::string(bytes.begin(), bytes.end());
+  }
+  void erase(const std::string& key) override {
+    guarded([&] { return store_->deleteKey(key); });
+  }
+
+ private:
+  template <class F>
+  auto guarded(F fn) -> decltype(fn()) {
+    try {
+      return fn();
+    } catch (const std::exception& e) {
+      throw PeerError(what_ + ": the job's store (hosted by rank 0) failed: " + runtime::failure_reason(e));
+    }
+  }
+  c10::intrusive_ptr<::c10d::Store> store_;
+  std::string what_;
+};
+
+}  // namespace
+
+WorkQueue PartialState::distribute(std::size_t total, std::size_t group_size) const {
+  const auto call = impl_->distribute_calls++;
+  if (!distributed() || !impl_->group.store) return WorkQueue(total, group_size, local_counter());
+  const auto store = std::make_shared<StoreBackend>(impl_->group.store, "distribute");
+  const std::string key = "accel/distribute/" + std::to_string(call);
+  return WorkQueue(total, group_size, [store, key](std::int64_t amount) { return store->add(key, amount); });
+}
+
+Mailbox PartialState::mailbox(const std::string& name) const {
+  if (!distributed() || !impl_->group.store) return Mailbox(local_mailbox_backend(), name);
+  return Mailbox(std::make_shared<StoreBackend>(impl_->group.store, "mailbox " + name), "accel/mailbox/" + name);
+}
+
 ProcessOrderGuard::ProcessOrderGuard(const PartialState& state, bool goes_first)
     : state_(state.impl_), goes_first_(goes_first), uncaught_on_entry_(std::uncaught_exceptions()) {
   if (!goes_first_) PartialState(state_).wait_for_everyone();

@@ -21,6 +21,8 @@ struct SharedState {
   // Numbers every collective, in call order (the same on every rank), so that a failure can say
   // which ranks never reached the one that failed.
   std::atomic<std::uint64_t> sequence{0};
+  // Numbers distribute() calls (the same on every rank): each call's queue has a store key of its own.
+  std::atomic<std::uint64_t> distribute_calls{0};
   // Set when this process formed the group over a TCPStore: it must leave the store in order
   // (see runtime::leave_store) before the store goes away.
   bool leave_store_on_exit = false;

@@ -1,6 +1,6 @@
 #pragma once
 // The work of `accel-launch config [default|update]`, `env` and `test`. The CLI (apps/) binds
-// flags to these options structs and calls run_*; nothing here knows CLI11. Each run_* returns
+// words to these options structs and calls run_*; nothing here parses a command line. Each run_* returns
 // the process exit code and throws accel::Error (or a subclass) on bad input.
 #include <optional>
 #include <ostream>

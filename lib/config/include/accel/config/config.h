@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "accel/config/document.h"
+#include "accel/launch/request.h"
 
 namespace accel::config {
 
@@ -17,40 +18,17 @@ enum class Format { Yaml, Json };
 // ".json" (any case) -> Json; anything else -> Yaml, as accelerate decides.
 Format format_for_path(const std::string& path);
 
-struct Config {
-  // accelerate's keys.
+// The settings a launch also takes from the command line are the LaunchSettings members, one per
+// keyed row of the option table (accel/launch/options.h); the rest is the file's own.
+struct Config : launch::LaunchSettings {
   std::optional<std::string> compute_environment;  // LOCAL_MACHINE
-  std::optional<std::string> distributed_type;     // NO | MULTI_CPU | MULTI_GPU
-  std::optional<std::string> mixed_precision;      // no | fp16 | bf16
-  std::optional<bool> use_cpu;
-  std::optional<bool> debug;
-  std::optional<int> num_processes;  // per machine
-  std::optional<int> num_machines;
-  std::optional<int> machine_rank;
-  std::optional<std::string> gpu_ids;  // "all" or "0,1,3"
-  std::optional<std::string> main_process_ip;
-  std::optional<int> main_process_port;  // 0: a free port
-  std::optional<std::string> rdzv_backend;
-  std::optional<bool> same_network;
-  std::optional<std::string> main_training_function;
-  std::optional<bool> enable_cpu_affinity;
-  std::optional<bool> downcast_bf16;
-
-  // accel-launch's own keys (written to the own-settings file, see Keys).
-  std::optional<int> num_cpu_threads_per_process;
-  std::optional<std::string> log_dir;
-  std::optional<bool> tee;
-  std::optional<int> max_restarts;
-  std::optional<double> grace_period;  // seconds between SIGTERM and SIGKILL
-  std::optional<std::string> role;
-  std::optional<std::string> local_ranks_filter;  // "0,2"
+  std::optional<std::string> distributed_type;     // NO | MULTI_CPU | MULTI_GPU | ...
 
   // Settings for features accel-launch does not run (deepspeed_config, fsdp_config, tpu_*, ...),
   // kept as written so that rewriting a file loses nothing.
   std::map<std::string, Node> ignored;
 
-  bool operator==(const Config& other) const;
-  bool operator!=(const Config& other) const { return !(*this == other); }
+  bool operator==(const Config& other) const = default;
 };
 
 struct LoadedConfig {

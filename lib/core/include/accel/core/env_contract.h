@@ -46,6 +46,29 @@ inline constexpr const char* kAccelerateUseCpu = "ACCELERATE_USE_CPU";
 inline constexpr const char* kAccelerateMixedPrecision = "ACCELERATE_MIXED_PRECISION";
 inline constexpr const char* kAccelerateDebugMode = "ACCELERATE_DEBUG_MODE";
 
+// One launcher's names for where a process sits in the job; an empty name: not provided.
+struct LauncherVariables {
+  const char* launcher;
+  const char* rank;
+  const char* world_size;
+  const char* local_rank;
+  const char* local_world_size;
+  const char* node_rank;
+  bool mpi;  // an mpirun flavour: cluster_env.cpp reads these to place launchers mpirun started
+};
+
+// In the order detect_world() tries them: RANK first (accel-launch, torchrun, Kubeflow), then
+// MPI flavours, then SLURM, because mpirun inside a SLURM allocation sets both and its own
+// variables are the precise ones.
+inline constexpr LauncherVariables kLauncherVariables[] = {
+    {"torchrun", kRank, kWorldSize, kLocalRank, kLocalWorldSize, kGroupRank, false},
+    {"OpenMPI", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE", "",
+     true},
+    {"MPICH", "PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID", "MPI_LOCALNRANKS", "", true},
+    {"MVAPICH", "MV2_COMM_WORLD_RANK", "MV2_COMM_WORLD_SIZE", "MV2_COMM_WORLD_LOCAL_RANK", "MV2_COMM_WORLD_LOCAL_SIZE", "", true},
+    {"SLURM", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_NTASKS_PER_NODE", "SLURM_NODEID", false},
+};
+
 inline constexpr int kDefaultMasterPort = 29500;
 inline constexpr const char* kDefaultMasterAddr = "127.0.0.1";
 

@@ -15,17 +15,9 @@ namespace accel::launch::accelerate {
 
 // accelerate's argument name (e.g. "fsdp_offload_params", "zero_stage") -> the value as
 // Python's str() spells it ("True", "1", "FULL_SHARD"). Filled from `accelerate launch`'s flags
-// and from the sections of a config file (fsdp_config, deepspeed_config, ...).
+// (options.h, Group::PassedToJob) and from the sections of a config file (fsdp_config, ...).
 using JobSettings = std::map<std::string, std::string>;
 using Variables = std::vector<std::pair<std::string, std::string>>;
-
-// One flag of `accelerate launch` whose value only the job uses.
-struct JobOption {
-  const char* name;   // without "--", underscores
-  bool takes_value;   // false: a switch, stored as "True"
-  const char* group;  // accelerate's argument group, for help and docs
-};
-const std::vector<JobOption>& job_options();
 
 struct JobEnvironmentInput {
   DistributedType distributed_type = DistributedType::kNo;

@@ -14,34 +14,51 @@
 
 namespace accel::launch {
 
-struct LaunchRequest {
-  // Resources and rendezvous.
-  std::optional<int> num_processes;       // in total over all machines, as in accelerate
+// The settings a config file may hold as well as the command line, one member per row of the
+// option table (options.h) with a file key, named by that key. config::Config is a
+// LaunchSettings too, so filling a request from a file is one loop over the table.
+struct LaunchSettings {
+  // accelerate's keys.
+  std::optional<std::string> mixed_precision;  // no | fp16 | bf16 | fp8
+  std::optional<bool> use_cpu;
+  std::optional<bool> debug;
+  std::optional<int> num_processes;  // in total over all machines, as in accelerate
   std::optional<int> num_machines;
   std::optional<int> machine_rank;
+  std::optional<std::string> gpu_ids;  // "all" or "0,1,3"; see names_gpus()
   std::optional<std::string> main_process_ip;
-  std::optional<int> main_process_port;
-  std::optional<bool> use_cpu;
-  std::optional<std::string> gpu_ids;     // "all" or "0,1,3"; see names_gpus()
+  std::optional<int> main_process_port;  // 0: a free port
+  std::optional<std::string> rdzv_backend;
+  std::optional<bool> same_network;
+  std::optional<std::string> main_training_function;
+  std::optional<bool> enable_cpu_affinity;
+  std::optional<bool> downcast_bf16;
+  // accel-launch's own keys.
   std::optional<int> num_cpu_threads_per_process;
-  std::optional<std::string> mixed_precision;  // no | fp16 | bf16 | fp8
-  std::optional<bool> debug;
+  std::optional<std::string> log_dir;
+  std::optional<bool> tee;
+  std::optional<int> max_restarts;
+  std::optional<double> grace_period;  // seconds between SIGTERM and SIGKILL
+  std::optional<std::string> role;
+  std::optional<std::string> local_ranks_filter;  // "0,2"
+
+  bool operator==(const LaunchSettings& other) const = default;
+};
+
+struct LaunchRequest : LaunchSettings {
   // accelerate's DistributedType: from the config file, or --multi_gpu, --use_fsdp,
   // --use_deepspeed, --use_megatron_lm, --tpu.
   std::optional<DistributedType> distributed_type;
   // Settings only the job uses (dynamo, FSDP, DeepSpeed, Megatron-LM, fp8, CPU affinity):
   // they reach it as accelerate's variables. Flags fill them first, then the config file.
   accelerate::JobSettings job_settings;
+  // torchrun's --nproc_per_node auto | cpu | gpu: workers per machine counted from the machine.
+  std::optional<std::string> nproc_per_node;
 
   // Supervision and output.
-  std::optional<int> max_restarts;
-  std::optional<double> grace_period_s;
-  std::optional<double> join_timeout_s;
-  std::optional<bool> tee;
-  std::optional<std::string> log_dir;
+  std::optional<double> join_timeout;
+  std::optional<int> redirects;  // torchrun's -r: 1 stdout, 2 stderr, 3 both to the log files only
   std::optional<bool> quiet;
-  std::optional<std::string> role;
-  std::optional<std::string> local_ranks_filter;  // "0,2"
 
   // The job.
   std::optional<bool> no_python;

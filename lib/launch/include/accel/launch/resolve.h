@@ -70,6 +70,7 @@ struct LaunchSpec {
   // Output.
   bool quiet = false;                   // no "[rankN]: " prefixes (--quiet, or a job of one worker)
   std::string log_dir;                  // per-rank files under it; empty: none
+  int redirects = 0;                    // torchrun's -r: 1 stdout, 2 stderr, 3 both reach the log files only
   std::vector<int> console_local_ranks; // local ranks whose output reaches the console; empty: all
 
   // The request's environment lookup (TMPDIR for the run's scratch files).

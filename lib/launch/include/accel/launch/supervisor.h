@@ -2,7 +2,9 @@
 // Runs a resolved launch: spawns the workers, relays their output and supervises them.
 #include <sys/types.h>
 
+#include <functional>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -68,5 +70,24 @@ RunResult run(const LaunchSpec& spec, Spawner& spawner);
 // The failure summary: one bounded paragraph listing every rank that failed, first failure first,
 // then "accel-launch: exit code N". Empty for a run that succeeded.
 std::string summary(const RunResult& result);
+
+// What a launch came to.
+struct Launched {
+  LaunchSpec spec;    // what ran (or, for a dry run, would run)
+  int exit_code = 0;  // RunResult::exit_code; 0 for a dry run
+};
+
+// Fills the request fields the command line left empty from the config file in effect and says
+// on `notes` which file it read: config::apply_config_file. The launch flow takes it as a
+// parameter because config files are lib/config's, which depends on this library.
+using ConfigFiller = std::function<void(LaunchRequest& request, std::ostream& notes)>;
+
+// The one launch flow, `accel-launch JOB` and `accel-launch test` alike: probes this machine
+// through request.environment, fills the request from the config file, resolve() (notes and
+// warnings on `err`), then a dry run prints dry_run_report() on `out` and starts nothing, and
+// anything else runs under run() with its failure summary on `err`. Throws what the filler,
+// resolve() and run() throw, before any worker started.
+Launched launch_with_config(const LaunchRequest& request, const ConfigFiller& fill_from_config, std::ostream& out,
+                            std::ostream& err);
 
 }  // namespace accel::launch

@@ -49,6 +49,7 @@ namespace detail {
 class Embeddings;
 class TransformerBlock;
 class Head;
+class SlotAttention;
 }  // namespace detail
 
 class GPT2 : public BlockModel {
@@ -84,6 +85,8 @@ class GPT2 : public BlockModel {
   torch::Tensor hidden_states(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                               KVCache* cache);
   detail::Head& head();
+  // The last hidden states [rows, n_embd] of one decode step over the rows `attention` holds.
+  torch::Tensor slot_hidden_states(const std::vector<std::int64_t>& tokens, detail::SlotAttention& attention);
 
  private:
   GPT2Head head_;
@@ -123,6 +126,10 @@ class GPT2LMHeadModel : public GPT2, public CausalLM {
 
   torch::Tensor next_token_logits(const torch::Tensor& input_ids,
                                   const torch::Tensor& attention_mask, KVCache* cache) override;
+  // Internal to lib/models, the step behind make_slot_decoder (slot_decoder.h): tokens[r] after
+  // the keys of row r's slot -> logits [rows, vocab] float32, each row's bitwise independent of
+  // the others.
+  torch::Tensor decode_slot_rows(const std::vector<std::int64_t>& tokens, detail::SlotAttention& attention);
   std::optional<std::int64_t> max_positions() const override { return config().n_positions; }
   std::vector<std::int64_t> eos_token_ids() const override { return {config().eos_token_id}; }
   std::string describe() const override;

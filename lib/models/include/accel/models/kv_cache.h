@@ -37,6 +37,10 @@ class KVCache {
   std::pair<torch::Tensor, torch::Tensor> append(std::size_t layer, const torch::Tensor& k,
                                                  const torch::Tensor& v);
 
+  // `layer`'s keys and values so far, [batch, kv_heads, length(layer), head_dim] views of its
+  // buffers (valid until its next append); undefined tensors when it has none.
+  std::pair<torch::Tensor, torch::Tensor> cached(std::size_t layer) const;
+
   void clear() { layers_.clear(); }
 
  private:

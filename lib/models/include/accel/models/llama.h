@@ -42,6 +42,7 @@ namespace detail {
 class LlamaEmbedding;
 class LlamaLayer;
 class LlamaHead;
+class SlotAttention;
 }  // namespace detail
 
 class LlamaForCausalLM : public BlockModel, public CausalLM {
@@ -52,6 +53,7 @@ class LlamaForCausalLM : public BlockModel, public CausalLM {
 
   std::vector<BlockSpec> blocks() const override;
   const LlamaConfig& config() const { return options_.config; }
+  const LlamaOptions& options() const { return options_; }
   // The weights being read; null with random initialisation.
   const Checkpoint* checkpoint() const { return checkpoint_.get(); }
 
@@ -62,6 +64,10 @@ class LlamaForCausalLM : public BlockModel, public CausalLM {
 
   torch::Tensor next_token_logits(const torch::Tensor& input_ids,
                                   const torch::Tensor& attention_mask, KVCache* cache) override;
+  // Internal to lib/models, the step behind make_slot_decoder (slot_decoder.h): tokens[r] after
+  // the keys of row r's slot -> logits [rows, vocab] float32, each row's bitwise independent of
+  // the others.
+  torch::Tensor decode_slot_rows(const std::vector<std::int64_t>& tokens, detail::SlotAttention& attention);
   // Rotary embeddings have no hard limit (as in transformers); max_position_embeddings only
   // matters to dynamic rope scaling.
   std::optional<std::int64_t> max_positions() const override { return std::nullopt; }

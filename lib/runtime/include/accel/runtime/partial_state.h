@@ -31,6 +31,7 @@
 #include "accel/runtime/operations.h"
 #include "accel/runtime/split.h"
 #include "accel/runtime/tensor_codec.h"
+#include "accel/runtime/work_queue.h"
 
 namespace accel {
 
@@ -199,6 +200,21 @@ class PartialState {
   template <class K, class V>
   Split<std::map<K, V>> split_between_processes(const std::map<K, V>& input, bool apply_padding = false) const;
 
+  // Work pulled, not split (work_queue.h, our addition): a queue over `total` items that hands
+  // this rank the next `group_size` of them each time it asks, so a fast rank takes more. Not a
+  // collective (no rank waits for another), but every rank must call distribute() the same
+  // number of times in the same order: the n-th call of each rank shares one queue.
+  WorkQueue distribute(std::size_t total, std::size_t group_size = 1) const;
+  // Messages from any rank to the main process (work_queue.h). Every rank names the same
+  // mailbox with the same `name`; only the main process may take().
+  Mailbox mailbox(const std::string& name) const;
+  // fn(item) for every item, each on whichever rank claimed it; every rank receives all the
+  // results in the input's order (one gather_object at the end: a collective). R must be
+  // default-constructible and travel through accel::Codec.
+  template <class T, class F>
+  auto distribute(const std::vector<T>& items, F fn, std::size_t group_size = 1) const
+      -> std::vector<std::invoke_result_t<F&, const T&>>;
+
   // Every rank receives every rank's items, concatenated in rank order.
   template <class T>
   std::vector<T> gather_object(const std::vector<T>& mine) const;
@@ -295,6 +311,7 @@ class PartialState {
                                   std::size_t total) const;
   [[noreturn]] static void throw_split_mismatch(std::size_t results, std::size_t items);
   [[noreturn]] static void throw_total_mismatch(std::size_t gathered, std::size_t total);
+  [[noreturn]] static void throw_distribute_mismatch(std::uint64_t index, std::size_t total);
 
   template <class Seq>
   Split<Seq> split_sequence(const Seq& input, bool apply_padding) const;
@@ -385,6 +402,27 @@ T PartialState::broadcast_object(const T& value, int from) const {
   is_process(from, "broadcast_object");
   if (!distributed()) return value;
   return decode<T>(broadcast_bytes(process_index() == from ? encode(value) : Bytes{}, from, "broadcast_object"), from);
+}
+
+template <class T, class F>
+auto PartialState::distribute(const std::vector<T>& items, F fn, std::size_t group_size) const
+    -> std::vector<std::invoke_result_t<F&, const T&>> {
+  using R = std::invoke_result_t<F&, const T&>;
+  auto queue = distribute(items.size(), group_size);
+  std::vector<std::pair<std::uint64_t, R>> mine;
+  while (const auto range = queue.next()) {
+    for (auto i = range->begin; i < range->end; ++i) mine.emplace_back(i, fn(items[i]));
+  }
+  std::vector<R> out(items.size());
+  std::vector<bool> seen(items.size(), false);
+  for (auto& [index, result] : gather_object(mine)) {
+    if (index >= items.size() || seen[index]) throw_distribute_mismatch(index, items.size());
+    seen[index] = true;
+    out[index] = std::move(result);
+  }
+  for (std::size_t i = 0; i < items.size(); ++i)
+    if (!seen[i]) throw_distribute_mismatch(i, items.size());
+  return out;
 }
 
 template <class T, class C>

@@ -1,0 +1,153 @@
+#include "accel/models/continuous_batching.h"
+
+#include <algorithm>
+#include <string>
+#include <utility>
+
+#include "accel/core/error.h"
+#include "accel/models/slot_decoder.h"
+
+namespace accel::models {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+void check_request(const SequenceRequest& request, std::int64_t capacity) {
+  const auto name = "request " + std::to_string(request.id) + ": ";
+  if (request.prompt.empty()) throw UsageError(name + "the prompt has no tokens");
+  if (request.max_tokens < 1)
+    throw UsageError(name + "max_tokens must be at least 1, got " + std::to_string(request.max_tokens));
+  const auto needed = static_cast<std::int64_t>(request.prompt.size()) + request.max_tokens;
+  if (needed > capacity) {
+    throw UsageError(name + "the prompt's " + std::to_string(request.prompt.size()) + " tokens + max_tokens " +
+                     std::to_string(request.max_tokens) + " exceed the " + std::to_string(capacity) +
+                     " tokens a sequence may hold");
+  }
+}
+
+// The request's own token chooser, once the request is known to fit.
+TokenChooser checked_chooser(const SequenceRequest& request, std::int64_t capacity) {
+  check_request(request, capacity);
+  try {
+    return TokenChooser(request.sampling);
+  } catch (const UsageError& e) {
+    throw UsageError("request " + std::to_string(request.id) + ": " + e.what());
+  }
+}
+
+}  // namespace
+
+const char* to_string(FinishReason reason) { return reason == FinishReason::kStop ? "stop" : "length"; }
+
+double BatchingStats::occupancy() const {
+  if (steps_with_work_waiting == 0) return 1.0;
+  return static_cast<double>(busy_slot_steps_with_work_waiting) /
+         (static_cast<double>(steps_with_work_waiting) * static_cast<double>(slots));
+}
+
+struct ContinuousBatcher::Active {
+  SequenceRequest request;
+  TokenChooser chooser;
+  std::vector<std::int64_t> tokens;
+  std::optional<FinishReason> reason;
+};
+
+ContinuousBatcher::ContinuousBatcher(SlotDecoder& decoder, std::vector<std::int64_t> eos_token_ids,
+                                     Schedule schedule)
+    : decoder_(decoder), eos_(std::move(eos_token_ids)), schedule_(schedule) {}
+
+// Appends `token` and says whether the sequence has ended (an EOS id, its max_tokens, a stop).
+bool ContinuousBatcher::advance(const Callbacks& callbacks, Active& sequence, std::int64_t token) {
+  sequence.tokens.push_back(token);
+  if (std::find(eos_.begin(), eos_.end(), token) != eos_.end()) sequence.reason = FinishReason::kStop;
+  else if (callbacks.should_stop && callbacks.should_stop(sequence.request.id, sequence.tokens))
+    sequence.reason = FinishReason::kStop;
+  else if (static_cast<std::int64_t>(sequence.tokens.size()) >= sequence.request.max_tokens)
+    sequence.reason = FinishReason::kLength;
+  return sequence.reason.has_value();
+}
+
+void ContinuousBatcher::finish(const Callbacks& callbacks, std::vector<std::optional<Active>>& active, int slot) {
+  auto& sequence = *active[static_cast<std::size_t>(slot)];
+  decoder_.release(slot);
+  FinishedSequence done{sequence.request.id, static_cast<std::int64_t>(sequence.request.prompt.size()),
+                        std::move(sequence.tokens), *sequence.reason};
+  active[static_cast<std::size_t>(slot)].reset();
+  stats_.requests += 1;
+  stats_.new_tokens += static_cast<std::int64_t>(done.tokens.size());
+  stats_.prompt_tokens += done.prompt_tokens;
+  if (callbacks.finished) callbacks.finished(std::move(done));
+}
+
+// Prefills requests into free slots: any free slot when continuous, a whole new batch only once
+// every slot is free when static. `more` becomes false when `next` has run dry.
+bool ContinuousBatcher::admit(const Callbacks& callbacks, std::vector<std::optional<Active>>& active, bool& more) {
+  const bool all_free = std::none_of(active.begin(), active.end(), [](const auto& a) { return a.has_value(); });
+  if (!more || (schedule_ == Schedule::kStatic && !all_free)) return false;
+  bool admitted = false;
+  for (int slot = 0; slot < decoder_.slots() && more; ++slot) {
+    if (active[static_cast<std::size_t>(slot)]) continue;
+    // A sequence that ends at its first token frees the slot again at once (continuous only).
+    while (more && !active[static_cast<std::size_t>(slot)]) {
+      auto request = callbacks.next();
+      if (!request) {
+        more = false;
+        break;
+      }
+      auto chooser = checked_chooser(*request, decoder_.slot_capacity());
+      const auto began = Clock::now();
+      auto& sequence = active[static_cast<std::size_t>(slot)].emplace(
+          Active{std::move(*request), std::move(chooser), {}, std::nullopt});
+      const auto logits = decoder_.prefill(slot, sequence.request.prompt);
+      const auto token = sequence.chooser.choose(logits.reshape({1, -1}))[0].item<std::int64_t>();
+      stats_.busy_seconds += seconds_since(began);
+      admitted = true;
+      if (advance(callbacks, sequence, token)) finish(callbacks, active, slot);
+      if (schedule_ == Schedule::kStatic) break;
+    }
+  }
+  return admitted;
+}
+
+BatchingStats ContinuousBatcher::run(const Callbacks& callbacks) {
+  c10::InferenceMode inference;
+  stats_ = {};
+  stats_.slots = decoder_.slots();
+  std::vector<std::optional<Active>> active(static_cast<std::size_t>(decoder_.slots()));
+  bool more = true;
+  while (true) {
+    admit(callbacks, active, more);
+    std::vector<int> busy;
+    std::vector<std::int64_t> last;
+    for (int slot = 0; slot < decoder_.slots(); ++slot) {
+      if (!active[static_cast<std::size_t>(slot)]) continue;
+      busy.push_back(slot);
+      last.push_back(active[static_cast<std::size_t>(slot)]->tokens.back());
+    }
+    if (busy.empty()) {
+      if (!more) break;
+      continue;  // every admitted sequence ended at its first token: admit again
+    }
+    if (more) {
+      stats_.steps_with_work_waiting += 1;
+      stats_.busy_slot_steps_with_work_waiting += static_cast<std::int64_t>(busy.size());
+    }
+    const auto began = Clock::now();
+    const auto logits = decoder_.decode(busy, last);
+    std::vector<int> ended;
+    for (std::size_t i = 0; i < busy.size(); ++i) {
+      auto& sequence = *active[static_cast<std::size_t>(busy[i])];
+      const auto token = sequence.chooser.choose(logits.narrow(0, static_cast<std::int64_t>(i), 1))[0].item<std::int64_t>();
+      if (advance(callbacks, sequence, token)) ended.push_back(busy[i]);
+    }
+    stats_.busy_seconds += seconds_since(began);
+    stats_.steps += 1;
+    for (const int slot : ended) finish(callbacks, active, slot);
+    if (callbacks.after_step) callbacks.after_step();
+  }
+  return stats_;
+}
+
+}  // namespace accel::models

@@ -1,0 +1,313 @@
+#include "rows_product.h"
+
+#include "accel/core/error.h"
+#include "simd.h"
+
+#include <ATen/Parallel.h>
+#include <ATen/record_function.h>
+
+#include <algorithm>
+
+namespace accel::models::detail {
+namespace {
+
+using simd::load;
+using simd::Vectors;
+using simd::widen;
+
+// Rows and output columns summed at once: kRows x kColumns vector sums stay in registers while
+// each weight vector is loaded once for the kRows rows (16 registers on AVX2: 12 sums, 3 weight
+// vectors and the row's x). A bfloat16 weight vector gives two float vectors, so one column less.
+constexpr int kRows = 4;
+constexpr int kColumns = 3;
+constexpr int kColumnsBfloat16 = 2;
+// [in, out] weights: the rows of `in` a pass over all the columns covers. Memory is then read as
+// kInRows sequential streams (a whole row of the weight each), which the prefetcher follows, while
+// each block of columns of the pass stays in the L1 cache for every block of rows; the sums wait
+// in y between passes (one load and store of each per kInRows multiply-adds).
+constexpr std::int64_t kInRows = 16;
+
+// ---- [out, in] weights: output c is row c of the weight dotted with x.
+//
+// Every (row, column) sums into one vector over `in` in steps of Lanes (for bfloat16, steps of
+// 2 x Lanes values read as Lanes 32-bit words: the even values, then the odd ones, against x in
+// pair order), then adds the lanes pairwise and the last values one by one: an order fixed by
+// `in` alone.
+
+template <int Lanes, int R, int C>
+[[gnu::always_inline]] inline void out_in_block(const float* w, const float* x, float* y, std::int64_t in,
+                                                std::int64_t out) {
+  using Floats = typename Vectors<Lanes>::Floats;
+  Floats sums[R][C] = {};
+  std::int64_t i = 0;
+  for (; i + Lanes <= in; i += Lanes) {
+    Floats weights[C], xs;
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) load(weights[c], w + c * in + i);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      load(xs, x + r * in + i);
+#pragma GCC unroll 8
+      for (int c = 0; c < C; ++c) sums[r][c] += weights[c] * xs;
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) {
+      float sum = simd::horizontal_sum<Lanes>(sums[r][c]);
+      for (std::int64_t k = i; k < in; ++k) sum += w[c * in + k] * x[r * in + k];
+      y[r * out + c] = sum;
+    }
+}
+
+template <int Lanes, int R, int C>
+[[gnu::always_inline]] inline void out_in_block(const std::uint16_t* w, const float* x, float* y, std::int64_t in,
+                                                std::int64_t out) {
+  using Floats = typename Vectors<Lanes>::Floats;
+  Floats sums[R][C] = {};
+  std::int64_t i = 0;
+  for (; i + 2 * Lanes <= in; i += 2 * Lanes) {
+    Floats even[C], odd[C], xs;
+    typename Vectors<Lanes>::Words words;
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) {
+      load(words, w + c * in + i);
+      even[c] = __builtin_bit_cast(Floats, words << 16);
+      odd[c] = __builtin_bit_cast(Floats, words & 0xffff0000u);
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      load(xs, x + r * in + i);
+#pragma GCC unroll 8
+      for (int c = 0; c < C; ++c) sums[r][c] += even[c] * xs;
+      load(xs, x + r * in + i + Lanes);
+#pragma GCC unroll 8
+      for (int c = 0; c < C; ++c) sums[r][c] += odd[c] * xs;
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) {
+      float sum = simd::horizontal_sum<Lanes>(sums[r][c]);
+      for (std::int64_t k = i; k < in; ++k) sum += widen(w[c * in + k]) * x[r * in + k];
+      y[r * out + c] = sum;
+    }
+}
+
+// ---- [in, out] weights: y[r, c] = the sum over i, in order, of x[r, i] times w[i, c]. A block
+// of V vectors of columns runs over the rows of `in` in [first, last), continuing the sums y
+// holds when first > 0 (a float32 stored and reloaded is the same float: the order is unchanged).
+
+template <int Lanes>
+[[gnu::always_inline]] inline void load_widened(typename Vectors<Lanes>::Floats& v, const float* p) {
+  load(v, p);
+}
+
+template <int Lanes>
+[[gnu::always_inline]] inline void load_widened(typename Vectors<Lanes>::Floats& v, const std::uint16_t* p) {
+  typename Vectors<Lanes>::Halves halves;
+  load(halves, p);
+  const auto words = __builtin_convertvector(halves, typename Vectors<Lanes>::Words) << 16;
+  v = __builtin_bit_cast(typename Vectors<Lanes>::Floats, words);
+}
+
+template <int Lanes, int R, int V, class Weight>
+[[gnu::always_inline]] inline void in_out_block(const Weight* w, const float* x, float* y, std::int64_t in,
+                                                std::int64_t out, std::int64_t first, std::int64_t last) {
+  using Floats = typename Vectors<Lanes>::Floats;
+  Floats sums[R][V] = {};
+  if (first > 0)
+    for (int r = 0; r < R; ++r)
+      for (int v = 0; v < V; ++v) load(sums[r][v], y + r * out + v * Lanes);
+  for (std::int64_t i = first; i < last; ++i) {
+    Floats weights[V];
+#pragma GCC unroll 8
+    for (int v = 0; v < V; ++v) load_widened<Lanes>(weights[v], w + i * out + v * Lanes);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      Floats xs = {};
+      xs += x[r * in + i];
+#pragma GCC unroll 8
+      for (int v = 0; v < V; ++v) sums[r][v] += weights[v] * xs;
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < V; ++v) std::memcpy(y + r * out + v * Lanes, &sums[r][v], sizeof sums[r][v]);
+}
+
+// Columns past the last whole vector, one at a time, in the same order.
+template <class Weight>
+[[gnu::always_inline]] inline void in_out_tail(const Weight* w, const float* x, float* y, std::int64_t rows,
+                                               std::int64_t in, std::int64_t out, std::int64_t columns,
+                                               std::int64_t first, std::int64_t last) {
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t c = 0; c < columns; ++c) {
+      float sum = first > 0 ? y[r * out + c] : 0.0f;
+      for (std::int64_t i = first; i < last; ++i) sum += widen(w[i * out + c]) * x[r * in + i];
+      y[r * out + c] = sum;
+    }
+}
+
+// ---- Dispatch: a block of rr <= kRows rows and cc <= C columns (or vectors of columns) to the
+// instance compiled for exactly that shape.
+
+template <int Lanes, int R, int C, class Weight, class... Args>
+[[gnu::always_inline]] inline void out_in_shape(int rows, int columns, const Weight* w, Args... args) {
+  if constexpr (R > 1)
+    if (rows < R) return out_in_shape<Lanes, R - 1, C>(rows, columns, w, args...);
+  if constexpr (C > 1)
+    if (columns < C) return out_in_shape<Lanes, R, C - 1>(rows, columns, w, args...);
+  out_in_block<Lanes, R, C>(w, args...);
+}
+
+template <int Lanes, int R, int V, class Weight, class... Args>
+[[gnu::always_inline]] inline void in_out_shape(int rows, int vectors, const Weight* w, Args... args) {
+  if constexpr (R > 1)
+    if (rows < R) return in_out_shape<Lanes, R - 1, V>(rows, vectors, w, args...);
+  if constexpr (V > 1)
+    if (vectors < V) return in_out_shape<Lanes, R, V - 1>(rows, vectors, w, args...);
+  in_out_block<Lanes, R, V>(w, args...);
+}
+
+template <int Lanes, int C, class Weight>
+[[gnu::always_inline]] inline void out_in_columns(const Weight* w, const RowsProblem& p, float* y,
+                                                  std::int64_t begin, std::int64_t end) {
+  for (std::int64_t c = begin; c < end; c += C)
+    for (std::int64_t r = 0; r < p.rows; r += kRows)
+      out_in_shape<Lanes, kRows, C>(static_cast<int>(std::min<std::int64_t>(kRows, p.rows - r)),
+                                    static_cast<int>(std::min<std::int64_t>(C, end - c)), w + c * p.in,
+                                    p.x + r * p.in, y + r * p.out + c, p.in, p.out);
+}
+
+template <int Lanes, class Weight>
+[[gnu::always_inline]] inline void in_out_columns(const Weight* w, const RowsProblem& p, float* y,
+                                                  std::int64_t begin, std::int64_t end) {
+  constexpr std::int64_t kBlock = kColumns * Lanes;
+  const std::int64_t vector_end = begin + (end - begin) / Lanes * Lanes;
+  for (std::int64_t first = 0; first < p.in; first += kInRows) {
+    const auto last = std::min(p.in, first + kInRows);
+    for (std::int64_t c = begin; c < vector_end; c += kBlock)
+      for (std::int64_t r = 0; r < p.rows; r += kRows)
+        in_out_shape<Lanes, kRows, kColumns>(static_cast<int>(std::min<std::int64_t>(kRows, p.rows - r)),
+                                             static_cast<int>(std::min(kBlock, vector_end - c) / Lanes), w + c,
+                                             p.x + r * p.in, y + r * p.out + c, p.in, p.out, first, last);
+    in_out_tail(w + vector_end, p.x, y + vector_end, p.rows, p.in, p.out, end - vector_end, first, last);
+  }
+}
+
+template <int Lanes>
+[[gnu::always_inline]] inline void columns(const RowsProblem& p, float* y, std::int64_t begin, std::int64_t end) {
+  const auto* floats = static_cast<const float*>(p.weight);
+  const auto* halves = static_cast<const std::uint16_t*>(p.weight);
+  if (p.stored_in_out && p.bfloat16) in_out_columns<Lanes>(halves, p, y, begin, end);
+  else if (p.stored_in_out) in_out_columns<Lanes>(floats, p, y, begin, end);
+  else if (p.bfloat16) out_in_columns<Lanes, kColumnsBfloat16>(halves, p, y, begin, end);
+  else out_in_columns<Lanes, kColumns>(floats, p, y, begin, end);
+}
+
+void plain_columns(const RowsProblem& p, float* y, std::int64_t begin, std::int64_t end) {
+  columns<4>(p, y, begin, end);
+}
+
+#if defined(__x86_64__)
+[[gnu::target("avx512f")]] void avx512_columns(const RowsProblem& p, float* y, std::int64_t begin,
+                                               std::int64_t end) {
+  columns<16>(p, y, begin, end);
+}
+
+[[gnu::target("avx2,fma")]] void avx2_columns(const RowsProblem& p, float* y, std::int64_t begin,
+                                              std::int64_t end) {
+  columns<8>(p, y, begin, end);
+}
+#endif
+
+// The column unit keeps a thread's share of an [in, out] weight to whole blocks of vectors
+// (and the tail columns to the last share); for [out, in] any column would do.
+std::vector<RowsKernel> supported_kernels() {
+  std::vector<RowsKernel> kernels;
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    kernels.push_back({"avx2", 8, kColumns * 8, avx2_columns});
+  if (__builtin_cpu_supports("avx512f")) kernels.push_back({"avx512", 16, kColumns * 16, avx512_columns});
+#endif
+  kernels.push_back({"plain", 4, kColumns * 4, plain_columns});
+  return kernels;
+}
+
+// x as float32 [rows, in]: its own memory when it already is, else widened into `storage`; for
+// a bfloat16 [out, in] weight, each block of 2 x lanes values reordered as the words read them
+// (its even-indexed values, then its odd-indexed ones).
+const float* prepared_rows(const torch::Tensor& x, const RowsProblem& p, std::int64_t lanes,
+                           std::vector<float>& storage) {
+  const bool pairs = p.bfloat16 && !p.stored_in_out;
+  if (!pairs && x.is_contiguous() && x.scalar_type() == torch::kFloat32) return x.data_ptr<float>();
+  const auto floats = x.reshape({p.rows, p.in}).to(torch::kFloat32).contiguous();
+  const float* source = floats.data_ptr<float>();
+  storage.assign(source, source + p.rows * p.in);
+  if (!pairs) return storage.data();
+  const auto block = 2 * lanes;
+  for (std::int64_t r = 0; r < p.rows; ++r)
+    for (std::int64_t start = 0; start + block <= p.in; start += block)
+      for (std::int64_t k = 0; k < lanes; ++k) {
+        storage[r * p.in + start + k] = source[r * p.in + start + 2 * k];
+        storage[r * p.in + start + lanes + k] = source[r * p.in + start + 2 * k + 1];
+      }
+  return storage.data();
+}
+
+}  // namespace
+
+const std::vector<RowsKernel>& rows_kernels() {
+  static const std::vector<RowsKernel> kernels = supported_kernels();
+  return kernels;
+}
+
+bool rows_product_applies(const torch::Tensor& x, const torch::Tensor& weight) {
+  const auto dtype = weight.scalar_type();
+  if ((dtype != torch::kFloat32 && dtype != torch::kBFloat16) || x.scalar_type() != dtype ||
+      !weight.device().is_cpu() || !x.device().is_cpu() || weight.dim() != 2 || x.dim() == 0)
+    return false;
+  return x.size(-1) == weight.size(1) && (weight.is_contiguous() || weight.t().is_contiguous());
+}
+
+torch::Tensor rows_product(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                           const RowsKernel& kernel) {
+  if (!rows_product_applies(x, weight))
+    throw UsageError("rows_product takes rows of " + std::to_string(weight.size(-1)) + " values and a float32 " +
+                     "or bfloat16 CPU weight of the same dtype stored contiguous either way round; got x " +
+                     c10::str(x.sizes()) + " " + c10::toString(x.scalar_type()) + " and weight " +
+                     c10::str(weight.sizes()) + " with strides " + c10::str(weight.strides()));
+  const auto out_size = weight.size(0), in_size = weight.size(1);
+  if (bias.defined() && bias.numel() != out_size)
+    throw UsageError("rows_product's bias has " + std::to_string(bias.numel()) + " values for a weight of " +
+                     std::to_string(out_size) + " outputs");
+  RECORD_FUNCTION("accel::rows_product", std::vector<c10::IValue>({x, weight}));  // a row in profiles
+  const bool bfloat16 = weight.scalar_type() == torch::kBFloat16;
+  RowsProblem problem{weight.data_ptr(), bfloat16, !weight.is_contiguous(), nullptr, x.numel() / in_size,
+                      in_size, out_size};
+  std::vector<float> rows;
+  problem.x = prepared_rows(x, problem, kernel.lanes, rows);
+  auto sizes = x.sizes().vec();
+  sizes.back() = out_size;
+  auto out = torch::empty(sizes, torch::TensorOptions().dtype(weight.scalar_type()));
+  std::vector<float> sums;
+  if (bfloat16) sums.resize(static_cast<std::size_t>(problem.rows * out_size));
+  float* y = bfloat16 ? sums.data() : out.data_ptr<float>();
+  // Shares of whole column units, each reading at least 64 KiB of weights.
+  const auto unit_bytes = kernel.column_unit * in_size * (bfloat16 ? 2 : 4);
+  const auto units = (out_size + kernel.column_unit - 1) / kernel.column_unit;
+  at::parallel_for(0, units, std::max<std::int64_t>(1, (std::int64_t{1} << 16) / unit_bytes),
+                   [&](std::int64_t begin, std::int64_t end) {
+                     kernel.columns(problem, y, begin * kernel.column_unit,
+                                    std::min(out_size, end * kernel.column_unit));
+                   });
+  if (bias.defined()) {
+    const auto b = bias.to(torch::kFloat32).contiguous();
+    const float* values = b.data_ptr<float>();
+    for (std::int64_t r = 0; r < problem.rows; ++r)
+      for (std::int64_t c = 0; c < out_size; ++c) y[r * out_size + c] += values[c];
+  }
+  if (bfloat16) std::copy_n(y, problem.rows * out_size, out.data_ptr<c10::BFloat16>());
+  return out;
+}
+
+}  // namespace accel::models::detail
