@@ -36,7 +36,7 @@ def codec_string(s):
 def main(out):
     out = pathlib.Path(out)
     targets = {t: out / t for t in ("config_yaml", "config_json", "safetensors_header", "tokenizer", "tokenizer_json",
-                                        "object_codec", "batch_file")}
+                                        "object_codec", "batch_file", "jinja")}
     for d in targets.values():
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(parents=True)
@@ -107,6 +107,13 @@ def main(out):
     (oc / "map").write_bytes(b"\0" + u64(1) + codec_string(b"a") + u64(2) + b"\1" + struct.pack("<d", 1.5) + b"\0")
     (oc / "pairs").write_bytes(b"\1" + u64(1) + struct.pack("<i", -2) + codec_string(b"xyz"))
     (oc / "bools").write_bytes(b"\2" + u64(3) + b"\1\0\1")
+    # Chat templates: the real and written ones the tests render, and the tests' snippets.
+    chat = ROOT / "tests/models/data/chat"
+    for f in (chat / "templates").iterdir():
+        shutil.copy(f, targets["jinja"] / f.name)
+    for name, snippet in json.loads((chat / "cases.json").read_text(encoding="utf-8"))["snippets"].items():
+        (targets["jinja"] / f"snippet-{name}.jinja").write_text(snippet["source"], encoding="utf-8")
+
     cbor = bytes.fromhex("a2") + b"\x66prompt" + b"\x65a dog" + b"\x66scores" + bytes.fromhex("8301f94100f6")
     (oc / "json").write_bytes(b"\3" + codec_string(cbor))
 

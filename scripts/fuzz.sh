@@ -8,13 +8,13 @@
 #
 # Usage: scripts/fuzz.sh [SECONDS] [TARGET...]
 #   SECONDS  per target (default 30; CI runs 20, docs/testing.md gives the longer runs)
-#   TARGET   config_yaml config_json safetensors_header tokenizer tokenizer_json object_codec batch_file
+#   TARGET   config_yaml config_json safetensors_header tokenizer tokenizer_json object_codec batch_file jinja
 #            (default: all)
 # Reproduce a finding: build-fuzz/bin/fuzz_<target> build-fuzz/findings/<target>/crash-...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all_targets=(config_yaml config_json safetensors_header tokenizer tokenizer_json object_codec batch_file)
+all_targets=(config_yaml config_json safetensors_header tokenizer tokenizer_json object_codec batch_file jinja)
 seconds="${1:-30}"
 [ $# -gt 0 ] && shift
 targets=("$@")

@@ -20,6 +20,7 @@ test_packages=(
   dpkg-dev file               # cpack -G DEB: dpkg-shlibdeps finds the package's dependencies
   openmpi-bin python3-torch   # peers for the benchmarks and interop tests (mpirun, torchrun)
   python3-numpy               # scripts/convert-to-gguf.py (checkpoints to GGUF for llama.cpp)
+  python3-jinja2              # the reference the chat template interpreter is checked against
   slurmctld slurmd slurm-client munge   # a real SLURM for scripts/test-slurm.sh (a ctest entry)
   clang libclang-rt-dev       # libFuzzer and the sanitizer runtimes for scripts/fuzz.sh
 )

@@ -18,6 +18,9 @@ class Tokenizer {
   virtual ~Tokenizer() = default;
   // The model input for `text`: its ids with the special tokens the tokenizer adds (a BOS).
   virtual std::vector<std::int64_t> prompt_ids(const std::string& text) const = 0;
+  // The ids of `text` alone, no special token added around them (transformers'
+  // add_special_tokens=False): how a rendered chat template is encoded, since it wrote BOS itself.
+  virtual std::vector<std::int64_t> plain_ids(const std::string& text) const = 0;
   // The text of generated ids as users read it: special tokens and ids outside the
   // vocabulary dropped, invalid UTF-8 replaced by U+FFFD.
   virtual std::string completion_text(const std::vector<std::int64_t>& ids) const = 0;
@@ -46,6 +49,7 @@ class GPT2Tokenizer : public Tokenizer {
   std::string decode(const std::vector<std::int64_t>& ids) const;
 
   std::vector<std::int64_t> prompt_ids(const std::string& text) const override { return encode(text); }
+  std::vector<std::int64_t> plain_ids(const std::string& text) const override { return encode(text); }
   std::string completion_text(const std::vector<std::int64_t>& ids) const override;
   std::int64_t vocab_size() const override;
   std::int64_t eos_token_id() const;

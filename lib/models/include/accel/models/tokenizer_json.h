@@ -33,6 +33,7 @@ class TokenizerJson : public Tokenizer {
   std::string decode(const std::vector<std::int64_t>& ids, bool skip_special_tokens = true) const;
 
   std::vector<std::int64_t> prompt_ids(const std::string& text) const override { return encode(text); }
+  std::vector<std::int64_t> plain_ids(const std::string& text) const override { return encode(text, false); }
   std::string completion_text(const std::vector<std::int64_t>& ids) const override {
     return decode(ids);
   }
