@@ -10,6 +10,7 @@ packages=(
   libtorch-dev libgloo-dev
   libopenblas0-openmp   # LibTorch's matmuls otherwise run on netlib's reference BLAS, ~17x slower
   libicu-dev                  # NFC for tokenizer.json normalizers (lib/models)
+  zlib1g-dev libpng-dev       # PNG files (lib/image writes them with zlib; the tests read them back with libpng)
   openmpi-bin python3-torch   # peers for the benchmarks and interop tests (mpirun, torchrun)
   slurmctld slurmd slurm-client munge   # a real SLURM for scripts/test-slurm.sh (a ctest entry)
   clang libclang-rt-dev       # libFuzzer and the sanitizer runtimes for scripts/fuzz.sh

@@ -22,6 +22,7 @@
 #include "accel/core/files.h"
 #include "accel/runtime/partial_state.h"
 #include "model.h"
+#include "support/prompts.h"
 
 namespace {
 
@@ -40,18 +41,6 @@ struct Options {
   bool timeline = false;
   accel::examples::GenerationSettings generation;
 };
-
-std::vector<std::string> read_prompts(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw accel::FileError(path, "cannot open the prompts file", errno);
-  std::vector<std::string> prompts;
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (!line.empty()) prompts.push_back(line);
-  }
-  if (prompts.empty()) throw accel::FileError(path, "has no prompts; expected one prompt per line");
-  return prompts;
-}
 
 void replace_announced(const fs::path& path, const std::string& contents) {
   if (fs::exists(path)) std::cerr << "distributed_inference: replacing " << path.string() << " from an earlier run\n";
@@ -99,7 +88,7 @@ int run(const Options& options, Timeline timeline) {
   accel::PartialState state;
   timeline.group = wall_now();
   if (options.threads > 0) torch::set_num_threads(options.threads);
-  const auto prompts = options.prompts_file.empty() ? kDefaultPrompts : read_prompts(options.prompts_file);
+  const auto prompts = options.prompts_file.empty() ? kDefaultPrompts : accel::examples::read_prompts(options.prompts_file);
   std::error_code ec;
   fs::create_directories(options.output_dir, ec);
   if (ec || !fs::is_directory(options.output_dir)) {
