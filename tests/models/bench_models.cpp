@@ -9,6 +9,7 @@
 // scripts/crosscheck-gpt2.py.
 #include "accel/core/error.h"
 #include "accel/core/text.h"
+#include "accel/models/auto_model.h"
 #include "accel/models/gpt2.h"
 #include "bench_support.h"
 #include "gemv.h"

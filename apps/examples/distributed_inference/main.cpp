@@ -20,6 +20,7 @@
 
 #include "accel/core/error.h"
 #include "accel/core/files.h"
+#include "accel/models/auto_model.h"
 #include "accel/runtime/partial_state.h"
 #include "model.h"
 #include "support/prompts.h"
@@ -168,8 +169,8 @@ int main(int argc, char** argv) {
                  "JSON lines file written by the main process: index, prompt, completion, tokens, "
                  "prompt_tokens, rank, batch_seconds per prompt");
   app.add_option("--model_dir,--model-dir", g.model_dir,
-                 "checkpoint directory in Hugging Face layout: config.json (gpt2, llama, mistral, qwen2, "
-                 "qwen3), model.safetensors or a sharded index, tokenizer.json or vocab.json + merges.txt "
+                 "checkpoint directory in Hugging Face layout: config.json (" + accel::models::supported_model_types() +
+                     "), model.safetensors or a sharded index, tokenizer.json or vocab.json + merges.txt "
                  "(default: a small built-in GPT-2 config with seeded random weights)");
   app.add_option("--dtype", g.dtype, "compute dtype: float32, bfloat16 (float16 needs CUDA)")->capture_default_str();
   app.add_option("--batch_size,--batch-size", g.batch_size, "prompts per forward on each rank, left-padded")
