@@ -14,9 +14,11 @@ main_packages=(
   libtorch-dev libgloo-dev
   libopenblas0-openmp   # LibTorch's matmuls otherwise run on netlib's reference BLAS, ~17x slower
   libicu-dev                  # NFC for tokenizer.json normalizers (lib/models)
+  zlib1g-dev                  # PNG files (lib/image writes them with zlib)
 )
 test_packages=(
   catch2
+  libpng-dev                  # the image tests read PNG files back with libpng
   dpkg-dev file               # cpack -G DEB: dpkg-shlibdeps finds the package's dependencies
   openmpi-bin python3-torch   # peers for the benchmarks and interop tests (mpirun, torchrun)
   python3-numpy               # scripts/convert-to-gguf.py (checkpoints to GGUF for llama.cpp)

@@ -13,6 +13,7 @@
 
 #include "accel/core/error.h"
 #include "accel/core/text.h"
+#include "accel/models/auto_model.h"
 #include "accel/models/gpt2.h"
 #include "accel/models/safetensors.h"
 

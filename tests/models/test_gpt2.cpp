@@ -1,4 +1,5 @@
 #include "accel/core/error.h"
+#include "accel/models/auto_model.h"  // parse_dtype
 #include "accel/models/gpt2.h"
 #include "accel/models/sequential.h"
 #include "test_helpers.h"

@@ -174,7 +174,9 @@ int main(int argc, char** argv) {
   CLI::App app{"Text generation with a causal language model pipelined across the processes of a job"};
   Options o;
   accel::examples::add_model_options(app, "--model_dir", o.model_dir,
-                                     "Checkpoint directory: config.json, weights, tokenizer (default: random GPT-2)", o.shape);
+                                     "Checkpoint directory: config.json (" + accel::models::supported_model_types() +
+                                         "), weights, tokenizer (default: random GPT-2)",
+                                     o.shape);
   app.add_option("--prompt", o.prompts, "A prompt (repeat the flag for several)");
   app.add_option("--batch", o.batch, "Generate for this many prompts, the given ones repeated")->check(CLI::PositiveNumber);
   app.add_option("--max_new_tokens", o.max_new_tokens, "Tokens to generate per prompt")->check(CLI::PositiveNumber);

@@ -38,8 +38,8 @@ std::string Checkpoint::weights_file(const std::string& dir) {
   if (!fs::is_directory(dir)) throw FileError(dir, "not a checkpoint directory", ENOENT);
   for (const char* name : {kIndexFile, kSingleFile})
     if (fs::exists(fs::path(dir) / name)) return (fs::path(dir) / name).string();
-  throw FileError(dir, std::string("holds no weights; expected ") + kSingleFile + " or " +
-                           kIndexFile + " with its shards",
+  throw FileError(dir, std::string("holds no weights; expected ") + kSingleFile + " or " + kIndexFile +
+                           " with its shards, and both are missing",
                   ENOENT);
 }
 

@@ -14,24 +14,10 @@ namespace accel::models {
 namespace fs = std::filesystem;
 
 GPT2Options GPT2Options::from_directory(const std::string& dir) {
-  const auto config = fs::path(dir) / "config.json";
-  const auto weights = fs::path(dir) / "model.safetensors";
-  if (!fs::is_directory(dir)) throw FileError(dir, "not a checkpoint directory", ENOENT);
-  if (!fs::exists(weights))
-    throw FileError(weights.string(), "missing; a checkpoint directory holds config.json and "
-                                      "model.safetensors", ENOENT);
   GPT2Options options;
-  options.config = GPT2Config::from_file(config.string());
-  options.checkpoint = weights.string();
+  options.checkpoint = Checkpoint::weights_file(dir);
+  options.config = GPT2Config::from_file((fs::path(dir) / "config.json").string());
   return options;
-}
-
-torch::ScalarType parse_dtype(const std::string& name) {
-  if (name == "float32" || name == "fp32") return torch::kFloat32;
-  if (name == "bfloat16" || name == "bf16") return torch::kBFloat16;
-  if (name == "float16" || name == "fp16") return torch::kFloat16;
-  throw UsageError("unknown dtype '" + name + "'; accepted: float32 (fp32), bfloat16 (bf16), "
-                   "float16 (fp16)");
 }
 
 GPT2::GPT2(GPT2Head head, GPT2Options options) : head_(head), options_(std::move(options)) {
@@ -39,7 +25,7 @@ GPT2::GPT2(GPT2Head head, GPT2Options options) : head_(head), options_(std::move
                                                        : "config of " + options_.checkpoint);
   detail::check_compute_dtype(options_.dtype, options_.device, "GPT-2");
   if (!options_.checkpoint.empty())
-    checkpoint_ = std::make_shared<const SafetensorsFile>(options_.checkpoint);
+    checkpoint_ = std::make_shared<const Checkpoint>(options_.checkpoint);
 }
 
 GPT2::~GPT2() = default;

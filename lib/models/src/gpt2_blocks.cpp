@@ -20,7 +20,7 @@ torch::Tensor activation(const torch::Tensor& x, const std::string& name) {
 }  // namespace
 
 WeightSource::WeightSource(const GPT2Options& options,
-                           std::shared_ptr<const SafetensorsFile> checkpoint)
+                           std::shared_ptr<const Checkpoint> checkpoint)
     : options_(options), checkpoint_(std::move(checkpoint)) {}
 
 bool WeightSource::checkpoint_contains(const std::string& name) const {

@@ -18,7 +18,7 @@ class WeightSource {
  public:
   using Init = detail::Init;
 
-  WeightSource(const GPT2Options& options, std::shared_ptr<const SafetensorsFile> checkpoint);
+  WeightSource(const GPT2Options& options, std::shared_ptr<const Checkpoint> checkpoint);
 
   const GPT2Config& config() const { return options_.config; }
   bool has_checkpoint() const { return checkpoint_ != nullptr; }
@@ -30,7 +30,7 @@ class WeightSource {
 
  private:
   GPT2Options options_;
-  std::shared_ptr<const SafetensorsFile> checkpoint_;
+  std::shared_ptr<const Checkpoint> checkpoint_;
 };
 
 class Embeddings : public NamedBlock {

@@ -1,5 +1,8 @@
 #include "accel/models/gpt2_config.h"
 
+#include "accel/models/auto_model.h"
+#include "accel/models/gpt2.h"
+
 #include "accel/core/error.h"
 #include "accel/core/text.h"
 #include "json_keys.h"
@@ -18,6 +21,18 @@ namespace {
 constexpr const char* kActivations[] = {"gelu_new", "gelu_pytorch_tanh", "gelu", "relu"};
 
 }  // namespace
+
+ModelFamily gpt2_family() {
+  const std::vector<std::string> activations(std::begin(kActivations), std::end(kActivations));
+  return {.name = "GPT-2",
+          .model_types = {"gpt2"},
+          .untyped_key = "n_embd",  // files from before model_type existed
+          .block_names = "`embeddings`, `h.0` .. `h.{n_layer-1}`, `head`",
+          .features = {"`activation_function`: " + text::join(activations, ", "),
+                       "`scale_attn_weights`, `scale_attn_by_inverse_layer_idx`", "`lm_head` tied to `wte` or stored",
+                       "`GPT2ForSequenceClassification`'s labels from `id2label` or `num_labels`"},
+          .load = load_from_directory<GPT2LMHeadModel, GPT2Options>};
+}
 
 void GPT2Config::validate(const std::string& source) const {
   require_positive(vocab_size, "vocab_size", source);

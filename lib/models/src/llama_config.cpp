@@ -1,15 +1,20 @@
 #include "accel/models/llama_config.h"
 
+#include "accel/models/auto_model.h"
+#include "accel/models/llama.h"
+
 #include "accel/core/error.h"
 #include "accel/core/text.h"
 #include "json_keys.h"
+
+#include <algorithm>
 
 namespace accel::models {
 namespace {
 
 using detail::read_key;
 using detail::require_positive;
-constexpr const char* kFamily[] = {"llama", "mistral", "qwen2", "qwen3"};
+std::vector<std::string> model_types() { return {"llama", "mistral", "qwen2", "qwen3"}; }
 
 RopeScaling read_rope_scaling(const nlohmann::json& j, const std::string& source) {
   RopeScaling r;
@@ -66,10 +71,18 @@ void read_special_ids(const nlohmann::json& j, const std::string& source, LlamaC
 
 }  // namespace
 
-bool is_llama_family(const std::string& model_type) {
-  for (const char* t : kFamily)
-    if (model_type == t) return true;
-  return false;
+ModelFamily llama_family() {
+  return {.name = "Llama",
+          .model_types = model_types(),
+          .block_names = "`model.embed_tokens`, `model.layers.0` .. `model.layers.{L-1}`, `lm_head` (with the "
+                         "final `model.norm`)",
+          .features = {"`rope_theta`; `rope_scaling` of type `linear`, `dynamic`, `llama3`",
+                       "grouped-query attention (`num_key_value_heads`), `head_dim`",
+                       "`attention_bias`, `mlp_bias` (llama); qkv bias (qwen2); q/k RMSNorm (qwen3)",
+                       "`sliding_window` (mistral; qwen2/3 with `use_sliding_window` from `max_window_layers`)",
+                       "`lm_head` tied (`tie_word_embeddings`) or stored",
+                       "`generation_config.json`'s special token ids"},
+          .load = load_from_directory<LlamaForCausalLM, LlamaOptions>};
 }
 
 void LlamaConfig::validate(const std::string& source) const {
@@ -99,9 +112,10 @@ LlamaConfig LlamaConfig::from_json(const std::string& text, const std::string& s
   const auto j = detail::parse_json_object(text, source);
   LlamaConfig c;
   read_key(j, "model_type", c.model_type, source);
-  if (!is_llama_family(c.model_type))
+  const auto types = model_types();
+  if (std::find(types.begin(), types.end(), c.model_type) == types.end())
     throw UsageError(source + ": model_type '" + c.model_type +
-                     "' is not in the Llama family; accepted: llama, mistral, qwen2, qwen3");
+                     "' is not in the Llama family; accepted: " + text::join(types, ", "));
   std::string act = "silu";
   read_key(j, "hidden_act", act, source);
   if (act != "silu")

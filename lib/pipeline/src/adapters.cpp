@@ -85,12 +85,14 @@ TorchScriptModel::TorchScriptModel(torch::jit::Module module) : module_(std::mov
   }
 }
 
-TorchScriptModel TorchScriptModel::load(const std::string& path) {
+torch::jit::Module load_torchscript(const std::string& path) {
   if (!std::filesystem::exists(path)) throw FileError(path, "does not exist");
   try {
-    return TorchScriptModel(torch::jit::load(path, torch::kCPU));
+    return torch::jit::load(path, torch::kCPU);
   } catch (const c10::Error& e) {
-    throw FileError(path, std::string("could not be loaded as TorchScript: ") + e.what_without_backtrace());
+    throw FileError(path, std::string("could not be loaded as TorchScript (a file from torch.jit.script(...).save "
+                                      "or torch.jit.trace(...).save was expected): ") +
+                              e.what_without_backtrace());
   }
 }
 

@@ -14,6 +14,7 @@
 // Position ids follow the attention mask (cumsum - 1), so a left-padded row gives the same
 // outputs for its real tokens as the row run alone.
 #include "accel/models/blocks.h"
+#include "accel/models/checkpoint.h"
 #include "accel/models/generation.h"
 #include "accel/models/gpt2_config.h"
 #include "accel/models/safetensors.h"
@@ -32,18 +33,15 @@ enum class GPT2Head { kNone, kLanguageModel, kSequenceClassification };
 
 struct GPT2Options {
   GPT2Config config;
-  std::string checkpoint;  // a model.safetensors; empty: seeded random initialisation
+  std::string checkpoint;  // a weights file, index or checkpoint directory; empty: seeded random initialisation
   std::uint64_t seed = 0;  // random initialisation only; each tensor's values depend on its name
   torch::ScalarType dtype = torch::kFloat32;  // float32 or bfloat16 on CPU; float16 needs CUDA
   torch::Device device = torch::kCPU;
 
-  // config.json + model.safetensors from a checkpoint directory. Throws FileError naming the
-  // missing file.
+  // config.json and the weights (model.safetensors or a sharded index) of a checkpoint
+  // directory. Throws FileError naming the missing file.
   static GPT2Options from_directory(const std::string& dir);
 };
-
-// "float32"/"fp32", "bfloat16"/"bf16", "float16"/"fp16"; UsageError listing these otherwise.
-torch::ScalarType parse_dtype(const std::string& name);
 
 namespace detail {
 class Embeddings;
@@ -91,7 +89,7 @@ class GPT2 : public BlockModel {
  private:
   GPT2Head head_;
   GPT2Options options_;
-  std::shared_ptr<const SafetensorsFile> checkpoint_;
+  std::shared_ptr<const Checkpoint> checkpoint_;
   std::shared_ptr<detail::Embeddings> embeddings_;
   std::vector<std::shared_ptr<detail::TransformerBlock>> layers_;
   std::shared_ptr<detail::Head> head_block_;

@@ -64,7 +64,4 @@ struct LlamaConfig {
   void apply_generation_config(const std::string& path);
 };
 
-// The model types LlamaConfig reads.
-bool is_llama_family(const std::string& model_type);
-
 }  // namespace accel::models

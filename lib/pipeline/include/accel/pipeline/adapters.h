@@ -12,6 +12,10 @@
 
 namespace accel::pipeline {
 
+// The TorchScript archive at `path`, on the CPU. Throws accel::FileError naming the path when it
+// does not exist or cannot be read as TorchScript (e.g. a state_dict saved with torch.save).
+torch::jit::Module load_torchscript(const std::string& path);
+
 // Blocks are the Sequential's children, named as in the Sequential ("0", "1", ... or the names
 // given). Each child takes and returns one tensor. The children are already built by the
 // caller; a stage keeps references to its own and the caller may drop the rest.
@@ -31,8 +35,8 @@ class SequentialModel : public models::BlockModel {
 class TorchScriptModel : public models::BlockModel {
  public:
   explicit TorchScriptModel(torch::jit::Module module);
-  // Throws accel::FileError naming the path when it cannot be read as TorchScript.
-  static TorchScriptModel load(const std::string& path);
+  // load_torchscript(path), seen as blocks.
+  static TorchScriptModel load(const std::string& path) { return TorchScriptModel(load_torchscript(path)); }
   std::vector<models::BlockSpec> blocks() const override;
 
  private:
