@@ -19,6 +19,10 @@
 #include "test_helpers.h"
 #include "tokenizer_fixture.h"
 
+// test_helpers.h brings in LibTorch, whose glog defines its own one-argument CHECK after Catch's.
+#undef CHECK
+#define CHECK(...) INTERNAL_CATCH_TEST("CHECK", Catch::ResultDisposition::ContinueOnFailure, __VA_ARGS__)
+
 namespace accel::models {
 namespace {
 
