@@ -269,6 +269,7 @@ void run_slot_benchmarks(GPT2LMHeadModel& model, const Shape& s, torch::ScalarTy
   fill();
   step();  // one unprofiled step, so allocator caches are warm
   print_profile(step);
+}
 
 // A checkpoint directory's model (any family load_causal_lm reads) at `dtype`: the generation
 // figures (no bounds), and row 0's prompt and greedy tokens, so that another implementation can
