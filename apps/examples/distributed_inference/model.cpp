@@ -86,7 +86,7 @@ RenderedPrompt PromptBuilder::render(const batch::Request& request) const {
   }
 }
 
-TextModel::TextModel(const ModelSettings& settings, const c10::Device& device) : prompts_(settings) {
+TextModel::TextModel(const ModelSettings& settings, const c10::Device& device) {
   const auto dtype = models::parse_dtype(settings.dtype);
   if (settings.model_dir.empty()) {
     auto options = embedded_model();
@@ -96,10 +96,11 @@ TextModel::TextModel(const ModelSettings& settings, const c10::Device& device) :
     description_ = model->describe() + " with random weights (seed " + std::to_string(kEmbeddedSeed) +
                    "): the text is noise, not a trained model's";
     model_ = model;
-    return;
+  } else {
+    model_ = models::load_causal_lm(settings.model_dir, {dtype, device}).model;
+    description_ = model_->describe() + " from " + settings.model_dir;
   }
-  model_ = models::load_causal_lm(settings.model_dir, {dtype, device}).model;
-  description_ = model_->describe() + " from " + settings.model_dir;
+  prompts_ = std::make_unique<PromptBuilder>(settings);
 }
 
 std::string model_name(const ModelSettings& settings) {
@@ -112,7 +113,7 @@ std::string model_name(const ModelSettings& settings) {
 TextModel::~TextModel() = default;
 
 std::vector<std::int64_t> TextModel::prompt_ids(const batch::Request& request) const {
-  auto ids = prompts_.render(request).ids;
+  auto ids = prompts_->render(request).ids;
   // A text with no ids at all (GPT-2's empty string) starts from the model's first EOS id,
   // which GPT-2 also uses as its BOS.
   if (ids.empty() && !model_->eos_token_ids().empty()) ids.push_back(model_->eos_token_ids().front());
@@ -121,12 +122,12 @@ std::vector<std::int64_t> TextModel::prompt_ids(const batch::Request& request) c
 }
 
 std::string TextModel::text(const std::vector<std::int64_t>& ids) const {
-  return prompts_.tokenizer().completion_text(ids);
+  return prompts_->tokenizer().completion_text(ids);
 }
 
 std::vector<std::int64_t> TextModel::eos_token_ids() const {
   auto ids = model_->eos_token_ids();
-  for (const auto id : prompts_.chat_stop_ids())
+  for (const auto id : prompts_->chat_stop_ids())
     if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
   return ids;
 }

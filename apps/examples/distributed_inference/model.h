@@ -82,7 +82,7 @@ class TextModel {
 
  private:
   std::shared_ptr<models::CausalLM> model_;
-  PromptBuilder prompts_;
+  std::unique_ptr<PromptBuilder> prompts_;  // after the weights: a bad config.json is reported first
   std::string description_;
 };
 
