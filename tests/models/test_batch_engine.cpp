@@ -134,7 +134,7 @@ TEST_CASE("engine: bad requests get error lines naming their line, the others ar
   CHECK_THAT(got.at("ok"), Contains("| length | 3"));
   CHECK_THAT(got.at("ok2"), Contains("| length | 2"));
   CHECK_THAT(got.at("(none)"), Contains("error: line 2"));
-  CHECK_THAT(got.at("chat"), Contains("error: line 3: /v1/chat/completions is not served yet"));
+  CHECK_THAT(got.at("chat"), Contains("error: line 3: the model has no chat template (the built-in GPT-2 has none)"));
   CHECK_THAT(got.at("huge"), Contains("error: line 4: the prompt's 1 tokens + max_tokens 5000 exceed the 512 tokens"));
 }
 

@@ -1,6 +1,7 @@
 // apps/examples/distributed_inference on a Llama-family checkpoint with its tokenizer.json:
 // what it prints and writes, that its greedy output is the library's generation of each prompt
 // alone, that two processes give what one gives, and that bad options are refused by name.
+#include "accel/models/chat.h"
 #include "accel/models/llama.h"
 #include "accel/models/tokenizer_json.h"
 #include "test_helpers.h"
@@ -9,6 +10,8 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -145,4 +148,135 @@ TEST_CASE("distributed_inference refuses bad options naming them", "[models][exa
   bad = infer(dir, "");
   CHECK(bad.status == 2);
   CHECK_THAT(bad.output, Contains("model_type 't5' is not supported; accepted: gpt2, llama, mistral, qwen2, qwen3"));
+}
+
+namespace {
+
+const std::string kChatTemplate =
+    "{{ bos_token }}{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}"
+    "{% if add_generation_prompt %}assistant:{% endif %}";
+
+void add_chat_template(const TempDir& dir) {
+  const nlohmann::json config = {{"bos_token", "<s>"}, {"eos_token", "</s>"}, {"chat_template", kChatTemplate}};
+  std::ofstream(dir.path("model/tokenizer_config.json")) << config.dump();
+}
+
+// Two chat requests and a completion, as an OpenAI batch file.
+void write_chat_batch(const TempDir& dir) {
+  std::ofstream batch(dir.path("chat.jsonl"));
+  batch << R"({"custom_id": "c1", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "m", "messages": [{"role": "user", "content": "ab"}]}})"
+        << "\n"
+        << R"({"custom_id": "c2", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "m", "messages": [{"role": "system", "content": "b"}, {"role": "user", "content": "a b ab"}]}})"
+        << "\n"
+        << R"({"custom_id": "p3", "method": "POST", "url": "/v1/completions", "body": {"model": "m", "prompt": "ba"}})"
+        << "\n";
+}
+
+// The output lines of write_chat_batch's file served by the model in `dir`.
+std::vector<nlohmann::json> serve_chat_batch(const TempDir& dir, int max_tokens) {
+  write_chat_batch(dir);
+  const auto run = run_command(DISTRIBUTED_INFERENCE_EXE " --model_dir " + dir.path("model") + " -i " +
+                               dir.path("chat.jsonl") + " --max_new_tokens " + std::to_string(max_tokens) +
+                               " -o " + dir.path("out.jsonl"));
+  INFO(run.output);
+  REQUIRE(run.status == 0);
+  auto records = read_jsonl(dir.path("out.jsonl"));
+  REQUIRE(records.size() == 3);
+  return records;
+}
+
+ChatRequest chat_of(const std::string& messages) {
+  ChatRequest request;
+  request.messages = messages;
+  return request;
+}
+
+const std::vector<std::string> kChatMessages = {R"([{"role": "user", "content": "ab"}])",
+                                                R"([{"role": "system", "content": "b"}, {"role": "user", "content": "a b ab"}])"};
+
+}  // namespace
+
+TEST_CASE("distributed_inference serves chat requests with the checkpoint's chat template",
+          "[models][example][llama][chat]") {
+  TempDir dir;
+  make_model(dir);
+  add_chat_template(dir);
+  const auto records = serve_chat_batch(dir, 5);
+
+  // Greedy content is the library's generation from ChatModel's prompt ids, up to a stop id.
+  const auto chat = ChatModel::from_directory(dir.path("model"));
+  const auto stops = chat.stop_token_ids();
+  LlamaForCausalLM model(LlamaOptions::from_directory(dir.path("model")));
+  GenerationOptions greedy;
+  greedy.max_new_tokens = 5;
+  for (std::size_t i = 0; i < kChatMessages.size(); ++i) {
+    INFO("record " << i << ": " << records[i].dump());
+    const auto prompt = chat.prompt(chat_of(kChatMessages[i]));
+    auto expected = generate(model, {prompt.ids}, greedy).new_tokens[0];
+    const auto stop = std::find_first_of(expected.begin(), expected.end(), stops.begin(), stops.end());
+    expected.erase(stop, expected.end());
+    const auto& body = records[i]["response"]["body"];
+    CHECK(records[i]["error"].is_null());
+    CHECK(body["object"] == "chat.completion");
+    CHECK(body["choices"][0]["message"]["role"] == "assistant");
+    CHECK(body["choices"][0]["message"]["content"] == chat.tokenizer().completion_text(expected));
+    CHECK(body["usage"]["prompt_tokens"] == prompt.ids.size());
+  }
+  CHECK(records[2]["response"]["body"]["object"] == "text_completion");
+}
+
+TEST_CASE("distributed_inference --render_only prints ChatModel's prompts without serving",
+          "[models][example][llama][chat]") {
+  TempDir dir;
+  make_model(dir);
+  add_chat_template(dir);
+  write_chat_batch(dir);
+  // No weights are read: a job that loaded them would fail on the removed file.
+  std::filesystem::remove(dir.path("model/model.safetensors"));
+  const auto chat = ChatModel::from_directory(dir.path("model"));
+  const auto exe = std::string(DISTRIBUTED_INFERENCE_EXE) + " --model_dir " + dir.path("model") + " --render_only ";
+
+  const auto run = run_command(exe + "-i " + dir.path("chat.jsonl"));
+  INFO(run.output);
+  REQUIRE(run.status == 0);
+  std::istringstream lines(run.output);
+  std::vector<nlohmann::json> printed;
+  for (std::string line; std::getline(lines, line);)
+    if (!line.empty() && line.front() == '{') printed.push_back(nlohmann::json::parse(line));
+  REQUIRE(printed.size() == 3);
+  for (std::size_t i = 0; i < kChatMessages.size(); ++i) {
+    const auto prompt = chat.prompt(chat_of(kChatMessages[i]));
+    CHECK(printed[i]["prompt"] == prompt.text);
+    CHECK(printed[i]["prompt_token_ids"] == prompt.ids);
+  }
+  CHECK(printed[0]["custom_id"] == "c1");
+  CHECK(printed[0]["prompt"] == "<s>user: ab\nassistant:");
+  CHECK(printed[2]["prompt"] == "ba");
+  CHECK(printed[2]["prompt_token_ids"] == chat.tokenizer().prompt_ids("ba"));
+
+  // --chat: each prompts line is one user message.
+  const auto chat_prompts = run_command(exe + "--chat --prompts " + dir.path("prompts.txt"));
+  INFO(chat_prompts.output);
+  REQUIRE(chat_prompts.status == 0);
+  const auto first = nlohmann::json::parse(chat_prompts.output.substr(0, chat_prompts.output.find('\n')));
+  CHECK(first["custom_id"] == "prompt-1");
+  CHECK(first["prompt_token_ids"] == chat.prompt(chat_of(kChatMessages[0])).ids);
+
+  const auto both = run_command(exe + "--chat -i " + dir.path("chat.jsonl"));
+  CHECK(both.status != 0);
+  CHECK_THAT(both.output, Contains("--chat applies to --prompts"));
+}
+
+TEST_CASE("distributed_inference gives chat requests to a model without a chat template an error line",
+          "[models][example][llama][chat][errors]") {
+  TempDir dir;
+  make_model(dir);
+  std::filesystem::remove(dir.path("model/tokenizer_config.json"));
+  const auto records = serve_chat_batch(dir, 2);
+  const auto& error = records[1]["error"]["error"];
+  CHECK_THAT(error["message"].get<std::string>(),
+             Contains("line 2: the model has no chat template") && Contains(dir.path("model")));
+  CHECK(error["param"] == "messages");
+  CHECK(records[1]["response"]["status_code"] == 400);
+  CHECK(records[2]["error"].is_null());  // the completion is served
 }

@@ -40,11 +40,15 @@ const std::vector<std::string> kDefaultPrompts = {
 batch::BatchInput load_input(const EngineOptions& options) {
   if (!options.input_file.empty() && !options.prompts_file.empty())
     throw UsageError("-i/--input_file and --prompts were both given; pass one of them");
+  if (!options.input_file.empty() && options.chat)
+    throw UsageError("--chat applies to --prompts (or the built-in prompts); a batch file's url says which "
+                     "requests are chat requests");
   if (!options.input_file.empty()) return batch::read_batch_file(options.input_file);
-  if (!options.prompts_file.empty()) return batch::read_prompts_file(options.prompts_file);
+  const auto form = options.chat ? batch::PromptForm::kChatMessage : batch::PromptForm::kCompletion;
+  if (!options.prompts_file.empty()) return batch::read_prompts_file(options.prompts_file, form);
   std::string text;
   for (const auto& prompt : kDefaultPrompts) text += prompt + "\n";
-  return batch::parse_prompts_text(text, "the built-in prompts");
+  return batch::parse_prompts_text(text, "the built-in prompts", form);
 }
 
 const batch::Request* request_at(const batch::BatchInput& input, std::size_t index) {
@@ -407,5 +411,28 @@ double wall_now() {
 }
 
 int run_engine(const EngineOptions& options, double started_at) { return Job(options, started_at).run(); }
+
+int render_prompts(const EngineOptions& options) {
+  const PartialState state;
+  if (!state.is_main_process()) return 0;
+  const auto input = load_input(options);
+  const PromptBuilder prompts(options.model);
+  for (const auto& entry : input.entries) {
+    nlohmann::json line;
+    if (const auto* refusal = std::get_if<batch::Refusal>(&entry)) {
+      line = {{"custom_id", refusal->custom_id}, {"error", refusal->message}};
+    } else {
+      const auto& request = std::get<batch::Request>(entry);
+      try {
+        const auto prompt = prompts.render(request);
+        line = {{"custom_id", request.custom_id}, {"prompt", prompt.text}, {"prompt_token_ids", prompt.ids}};
+      } catch (const PromptRefused& refused) {
+        line = {{"custom_id", request.custom_id}, {"error", batch::refuse(request, refused.what()).message}};
+      }
+    }
+    std::cout << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  }
+  return 0;
+}
 
 }  // namespace accel::examples

@@ -23,6 +23,8 @@ struct RequestDefaults {
 struct EngineOptions {
   std::string input_file;    // OpenAI batch input (JSON lines); or
   std::string prompts_file;  // one prompt per line; neither: a built-in list
+  bool chat = false;         // each --prompts line (or built-in prompt) is one user message
+  bool render_only = false;  // print each request's prompt text and ids, load no weights, serve nothing
   std::string output_file;   // OpenAI batch output; empty: results printed by the main process
   bool overwrite = false;    // start afresh instead of continuing an earlier run's output
   models::Schedule schedule = models::Schedule::kContinuous;
@@ -41,5 +43,9 @@ double wall_now();
 // Runs the job on this rank; returns the process exit code. Throws accel::Error subclasses
 // naming the file, flag or request at fault.
 int run_engine(const EngineOptions& options, double started_at);
+
+// --render_only: the main process prints one JSON line per input entry, {"custom_id", "prompt",
+// "prompt_token_ids"} or {"custom_id", "error"}, without loading the weights; returns 0.
+int render_prompts(const EngineOptions& options);
 
 }  // namespace accel::examples

@@ -40,6 +40,11 @@ void add_options(CLI::App& app, EngineOptions& options) {
   app.add_option("-i,--input_file,--input-file", options.input_file,
                  "OpenAI batch input: JSON lines with custom_id, method, url (/v1/completions) and body");
   app.add_option("--prompts", options.prompts_file, "file with one prompt per line (default: a built-in list)");
+  app.add_flag("--chat", options.chat,
+               "each prompt is one user message of a chat request, rendered with the model's chat template");
+  app.add_flag("--render_only,--render-only", options.render_only,
+               "print each request's prompt as the model would read it (JSON lines: custom_id, prompt, "
+               "prompt_token_ids) and exit, without loading the weights");
   app.add_option("-o,--output_file,--output-file", options.output_file,
                  "OpenAI batch output, one line per request in input order; written as results finish, and "
                  "continued by a rerun (default: the results are printed)");
@@ -85,6 +90,7 @@ int main(int argc, char** argv) {
   add_options(app, options);
   try {
     app.parse(argc, argv);
+    if (options.render_only) return accel::examples::render_prompts(options);
     return accel::examples::run_engine(options, started_at);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);

@@ -1,10 +1,15 @@
 #include "model.h"
 
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
 
 #include "accel/batch/request.h"
 #include "accel/core/error.h"
 #include "accel/models/auto_model.h"
+#include "accel/models/chat.h"
 #include "accel/models/gpt2.h"
 #include "accel/models/slot_decoder.h"
 #include "accel/models/tokenizer.h"
@@ -27,7 +32,59 @@ models::GPT2Options embedded_model() {
   return options;
 }
 
+// Whether `dir` holds a chat template. A tokenizer_config.json that cannot be read says yes, so
+// that ChatModel's error names what is wrong with it.
+bool has_chat_template(const std::string& dir) {
+  namespace fs = std::filesystem;
+  if (fs::exists(fs::path(dir) / "chat_template.jinja")) return true;
+  std::ifstream config(fs::path(dir) / "tokenizer_config.json");
+  if (!config) return false;
+  const auto json = nlohmann::json::parse(config, nullptr, false);
+  return json.is_discarded() || (json.is_object() && json.contains("chat_template"));
+}
+
 }  // namespace
+
+PromptBuilder::PromptBuilder(const ModelSettings& settings) : model_dir_(settings.model_dir) {
+  if (model_dir_.empty()) {
+    tokenizer_ = std::make_unique<models::GPT2Tokenizer>(models::GPT2Tokenizer::bundled());
+  } else if (has_chat_template(model_dir_)) {
+    chat_ = std::make_unique<models::ChatModel>(models::ChatModel::from_directory(model_dir_));
+  } else {
+    tokenizer_ = models::load_tokenizer(model_dir_);
+  }
+}
+
+PromptBuilder::~PromptBuilder() = default;
+
+const models::Tokenizer& PromptBuilder::tokenizer() const { return chat_ ? chat_->tokenizer() : *tokenizer_; }
+
+std::vector<std::int64_t> PromptBuilder::chat_stop_ids() const {
+  return chat_ ? chat_->stop_token_ids() : std::vector<std::int64_t>{};
+}
+
+RenderedPrompt PromptBuilder::render(const batch::Request& request) const {
+  if (request.endpoint == batch::Endpoint::kCompletions) return {request.prompt, tokenizer().prompt_ids(request.prompt)};
+  if (!chat_) {
+    const auto where = model_dir_.empty() ? std::string("the built-in GPT-2 has none")
+                                          : model_dir_ + " has no chat_template.jinja and no chat_template in "
+                                                         "tokenizer_config.json";
+    throw PromptRefused("the model has no chat template (" + where +
+                            "); send /v1/completions requests with a prompt, or use a checkpoint with a chat template",
+                        "messages");
+  }
+  models::ChatRequest chat;
+  chat.messages = request.chat.messages;
+  chat.tools = request.chat.tools;
+  chat.documents = request.chat.documents;
+  chat.template_kwargs = request.chat.chat_template_kwargs;
+  try {
+    auto prompt = chat_->prompt(chat);
+    return {std::move(prompt.text), std::move(prompt.ids)};
+  } catch (const UsageError& e) {
+    throw PromptRefused(e.what(), "messages");
+  }
+}
 
 TextModel::TextModel(const ModelSettings& settings, const c10::Device& device) {
   const auto dtype = models::parse_dtype(settings.dtype);
@@ -39,12 +96,11 @@ TextModel::TextModel(const ModelSettings& settings, const c10::Device& device) {
     description_ = model->describe() + " with random weights (seed " + std::to_string(kEmbeddedSeed) +
                    "): the text is noise, not a trained model's";
     model_ = model;
-    tokenizer_ = std::make_unique<models::GPT2Tokenizer>(models::GPT2Tokenizer::bundled());
-    return;
+  } else {
+    model_ = models::load_causal_lm(settings.model_dir, {dtype, device}).model;
+    description_ = model_->describe() + " from " + settings.model_dir;
   }
-  model_ = models::load_causal_lm(settings.model_dir, {dtype, device}).model;
-  tokenizer_ = models::load_tokenizer(settings.model_dir);
-  description_ = model_->describe() + " from " + settings.model_dir;
+  prompts_ = std::make_unique<PromptBuilder>(settings);
 }
 
 std::string model_name(const ModelSettings& settings) {
@@ -57,12 +113,7 @@ std::string model_name(const ModelSettings& settings) {
 TextModel::~TextModel() = default;
 
 std::vector<std::int64_t> TextModel::prompt_ids(const batch::Request& request) const {
-  if (request.endpoint == batch::Endpoint::kChatCompletions) {
-    throw PromptRefused("/v1/chat/completions is not served yet (chat templates are not wired into this job); "
-                        "send /v1/completions requests with a prompt",
-                        "messages");
-  }
-  auto ids = tokenizer_->prompt_ids(request.prompt);
+  auto ids = prompts_->render(request).ids;
   // A text with no ids at all (GPT-2's empty string) starts from the model's first EOS id,
   // which GPT-2 also uses as its BOS.
   if (ids.empty() && !model_->eos_token_ids().empty()) ids.push_back(model_->eos_token_ids().front());
@@ -70,8 +121,16 @@ std::vector<std::int64_t> TextModel::prompt_ids(const batch::Request& request) c
   return ids;
 }
 
-std::string TextModel::text(const std::vector<std::int64_t>& ids) const { return tokenizer_->completion_text(ids); }
-std::vector<std::int64_t> TextModel::eos_token_ids() const { return model_->eos_token_ids(); }
+std::string TextModel::text(const std::vector<std::int64_t>& ids) const {
+  return prompts_->tokenizer().completion_text(ids);
+}
+
+std::vector<std::int64_t> TextModel::eos_token_ids() const {
+  auto ids = model_->eos_token_ids();
+  for (const auto id : prompts_->chat_stop_ids())
+    if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+  return ids;
+}
 std::optional<std::int64_t> TextModel::max_positions() const { return model_->max_positions(); }
 
 std::unique_ptr<models::SlotDecoder> TextModel::slot_decoder(int slots, std::int64_t capacity) const {

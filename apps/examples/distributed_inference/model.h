@@ -16,6 +16,7 @@
 
 namespace accel::models {
 class CausalLM;
+class ChatModel;
 class Tokenizer;
 class SlotDecoder;
 }  // namespace accel::models
@@ -31,6 +32,34 @@ struct ModelSettings {
   std::string dtype = "float32";
 };
 
+// A request's prompt as the model reads it: the text (a completion's prompt, or a chat
+// request's rendered template) and its token ids.
+struct RenderedPrompt {
+  std::string text;
+  std::vector<std::int64_t> ids;
+};
+
+// What turns requests into prompts, without the weights: the checkpoint's tokenizer, and its chat
+// template when it has one (chat_template.jinja, or tokenizer_config.json's chat_template).
+class PromptBuilder {
+ public:
+  // Throws accel::FileError / UsageError naming the tokenizer or template file at fault.
+  explicit PromptBuilder(const ModelSettings& settings);
+  ~PromptBuilder();
+  // Completions: the prompt with the tokenizer's BOS; chat: the template's text, encoded without
+  // added special tokens. PromptRefused for a chat request to a model without a chat template,
+  // or a conversation the template refuses.
+  RenderedPrompt render(const batch::Request& request) const;
+  const models::Tokenizer& tokenizer() const;
+  // generation_config.json's eos ids and the chat template's eos_token (none without a template).
+  std::vector<std::int64_t> chat_stop_ids() const;
+
+ private:
+  std::string model_dir_;
+  std::unique_ptr<models::Tokenizer> tokenizer_;  // without a chat template
+  std::unique_ptr<models::ChatModel> chat_;       // with one: it holds the tokenizer
+};
+
 class TextModel {
  public:
   // Throws accel::FileError / UsageError naming the checkpoint file, key or option at fault.
@@ -40,10 +69,11 @@ class TextModel {
   // "gpt2: 4 layers, hidden 256, ... with random weights (seed 20240601)" or "... from DIR".
   const std::string& description() const { return description_; }
 
-  // The seam where a request becomes the model's input: completions tokenize their prompt (with
-  // the tokenizer's BOS); chat requests are refused until chat templates plug in here.
+  // The seam where a request becomes the model's input (PromptBuilder::render); an empty
+  // completion prompt starts from the model's first EOS id.
   std::vector<std::int64_t> prompt_ids(const batch::Request& request) const;
   std::string text(const std::vector<std::int64_t>& ids) const;
+  // The model's EOS ids and, with a chat template, generation_config.json's and the template's.
   std::vector<std::int64_t> eos_token_ids() const;
   std::optional<std::int64_t> max_positions() const;
 
@@ -52,11 +82,11 @@ class TextModel {
 
  private:
   std::shared_ptr<models::CausalLM> model_;
-  std::unique_ptr<models::Tokenizer> tokenizer_;
+  std::unique_ptr<PromptBuilder> prompts_;  // after the weights: a bad config.json is reported first
   std::string description_;
 };
 
-// A request the model cannot take (no chat template yet, an empty prompt): the reason, and the
+// A request the model cannot take (no chat template, an empty prompt): the reason, and the
 // body key at fault. It becomes the request's error line; the job goes on.
 class PromptRefused : public UsageError {
  public:
