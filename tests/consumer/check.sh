@@ -25,8 +25,8 @@ check_installed_data() {
     exit 1
   fi
   env -u ACCEL_GPT2_VOCAB_DIR "$prefix/bin/accel-launch" --num_processes 1 --cpu "$prefix/bin/distributed_inference" \
-    --max_new_tokens 2 --output_dir "$work/generated" >"$work/generate.log" 2>&1
-  echo "installed distributed_inference: $(wc -l <"$work/generated/result_0.txt") completion(s)"
+    --max_new_tokens 2 -o "$work/generated.jsonl" --overwrite >"$work/generate.log" 2>&1
+  echo "installed distributed_inference: $(wc -l <"$work/generated.jsonl") completion(s)"
 }
 # The torch-free libraries through pkg-config alone: compile, link and run a small program.
 check_pkg_config() {

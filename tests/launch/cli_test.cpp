@@ -1485,7 +1485,7 @@ TEST_CASE("launch cli: --rdzv_endpoint without a port takes torchrun's 29400") {
   CHECK(bad.err == "accel-launch: error: --rdzv_endpoint 'a:b:c': expected HOST or HOST:PORT ([ADDRESS]:PORT for IPv6)\n");
 }
 
-TEST_CASE("launch cli: -t without --log_dir writes to a temporary directory and says where; -r keeps streams off the console") {
+TEST_CASE("launch cli: -t without --log_dir writes to a temporary directory and says where, and -r keeps streams off the console") {
   TempDir dir;
   const auto tee = launch({"-t", "1", "--num_processes", "2", "sh", "-c", "echo out$RANK"}, {{"TMPDIR", dir.root()}});
   INFO(tee.err);

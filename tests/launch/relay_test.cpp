@@ -136,7 +136,7 @@ TEST_CASE("launch error file: torch's JSON shapes, plain text, and no file") {
   CHECK_FALSE(accel::launch::read_error_file(path));
 }
 
-TEST_CASE("launch relay: off a terminal a line redrawn with \\r shows once, as its last redraw, when finished") {
+TEST_CASE("launch relay: off a terminal a line redrawn with a carriage return shows once, as its last redraw, when finished") {
   Capture console, log;
   Console screen{console.fd()};
   LineRelay relay(RelayTargets{&screen, log.fd(), "[rank0]: ", 2});

@@ -378,7 +378,7 @@ TEST_CASE("launch resolve: multi-node flags are checked together") {
   CHECK(usage_error(request) == "--main_process_port 70000: out of range; expected 1..65535 (or 0 for a free port on one machine)");
 }
 
-TEST_CASE("launch resolve: an IPv6 address loses torchrun's brackets; what cannot be connected to is refused") {
+TEST_CASE("launch resolve: an IPv6 address loses torchrun's brackets, and what cannot be connected to is refused") {
   auto request = job();
   request.num_machines = 2;
   request.machine_rank = 1;
