@@ -25,7 +25,7 @@ tokens="${NEW_TOKENS:-32}"
 chunks_list="${CHUNKS:-1 2 4 8}"
 repeats="${REPEATS:-3}"
 stages=2
-common=(--layers 12 --embd 768 --heads 12 --batch "$batch" --threads 1 --prompt "The pipeline keeps every stage busy")
+common=(--layers 12 --embd 768 --heads 12 --batch_size "$batch" --threads 1 --prompt "The pipeline keeps every stage busy")
 
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }  # field NAME < line: that NAME=VALUE's value
 calc() { awk "BEGIN { printf \"$1\", $2 }"; }    # calc FORMAT EXPRESSION

@@ -20,7 +20,7 @@ seq="${SEQ:-64}"
 iterations="${ITERATIONS:-2}"
 stream="${STREAM:-8}"
 stages_list="${STAGES:-2}"
-common=(--batch "$batch" --seq "$seq" --iterations "$iterations" --threads 1 --layers 12 --embd 768 --heads 12)
+common=(--batch_size "$batch" --seq "$seq" --iterations "$iterations" --threads 1 --layers 12 --embd 768 --heads 12)
 
 work="$(mktemp -d)"
 pids=()

@@ -150,7 +150,7 @@ pipeline() {  # pipeline NAME [pipeline_inference flags]
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   for r in 0 1; do
     CUDA_VISIBLE_DEVICES=0 RANK=$r LOCAL_RANK=$r WORLD_SIZE=2 LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
-      "$bin/pipeline_inference" --layers "$layers" --embd "$embd" --heads "$heads" --batch "$batch" --seq "$seq" \
+      "$bin/pipeline_inference" --layers "$layers" --embd "$embd" --heads "$heads" --batch_size "$batch" --seq "$seq" \
       --iterations "$iterations" "$@" >"$work/pipe.$r" 2>&1 &
     pids+=($!)
   done
@@ -237,7 +237,7 @@ ours_pippy_shape() {
   local launch_flags=() line
   [ "$dry" = 1 ] && launch_flags=(--cpu)
   "$bin/accel-launch" --num_processes "$pippy_stages" "${launch_flags[@]}" "$bin/pipeline_inference" \
-    --layers "$pippy_layers" --embd "$pippy_embd" --heads "$pippy_heads" --batch "$pippy_batch" --seq "$pippy_seq" \
+    --layers "$pippy_layers" --embd "$pippy_embd" --heads "$pippy_heads" --batch_size "$pippy_batch" --seq "$pippy_seq" \
     --num_chunks "$pippy_chunks" --iterations "$pippy_iterations" >"$work/ours-pippy.log" 2>&1 || { cat "$work/ours-pippy.log"; return 1; }
   line=$(grep -o "pipeline_inference rank=$((pippy_stages - 1)) .*" "$work/ours-pippy.log")
   awk -v S="$pippy_stages" -v M="$pippy_chunks" -v shape="${pippy_batch}x$pippy_seq" '{

@@ -81,10 +81,13 @@ int main() {
     std::fprintf(stderr, "rendezvous: MASTER_ADDR %s: %s\n", addr, ::gai_strerror(error));
     return 1;
   }
-  for (int attempt = 0; attempt < 1000; ++attempt) {
-    if (send_rank(*found, rank_text)) return 0;
-    ::usleep(10000);
+  bool sent = false;
+  for (int attempt = 0; attempt < 1000 && !sent; ++attempt) {
+    sent = send_rank(*found, rank_text);
+    if (!sent) ::usleep(10000);
   }
+  ::freeaddrinfo(found);  // LeakSanitizer checks this helper too (scripts/sanitize.sh)
+  if (sent) return 0;
   std::fprintf(stderr, "rendezvous: rank %d could not reach %s:%s\n", rank, addr, port_text);
   return 1;
 }

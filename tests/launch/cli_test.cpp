@@ -32,6 +32,7 @@
 #include "cluster_env.h"
 #include "support/listener.h"
 #include "support/temp_dir.h"
+#include "support/terminal_screen.h"
 #include "support/wait.h"
 
 namespace {
@@ -84,17 +85,19 @@ class Launcher {
 
   pid_t pid() const { return pid_; }
 
+  // The launcher's exit code once it has ended; nullopt while it runs.
+  std::optional<int> try_wait() {
+    int status = 0;
+    if (!status_ && ::waitpid(pid_, &status, WNOHANG) == pid_) status_ = status;
+    if (!status_) return std::nullopt;
+    return WIFEXITED(*status_) ? WEXITSTATUS(*status_) : 128 + WTERMSIG(*status_);
+  }
+
   // The launcher's exit code; fails the test if it runs longer than `limit`.
   int wait(std::chrono::milliseconds limit = 20000ms) {
-    const bool ended = accel::test::wait_until(
-        [this] {
-          int status = 0;
-          if (!status_ && ::waitpid(pid_, &status, WNOHANG) == pid_) status_ = status;
-          return status_.has_value();
-        },
-        limit);
-    if (!ended) FAIL("accel-launch did not finish in time; stderr:\n" << err());
-    return WIFEXITED(*status_) ? WEXITSTATUS(*status_) : 128 + WTERMSIG(*status_);
+    if (!accel::test::wait_until([this] { return try_wait().has_value(); }, limit))
+      FAIL("accel-launch did not finish in time; stderr:\n" << err());
+    return *try_wait();
   }
 
   std::string out() const { return slurp(dir_.path("stdout")); }
@@ -814,41 +817,74 @@ TEST_CASE("launch cli: rank 0 reads the launcher's terminal, the other ranks rea
   ::close(master);
 }
 
-TEST_CASE("launch cli: on a terminal a progress bar redraws its rank's line, prefix kept") {
+namespace {
+
+struct TerminalRun {
+  int exit_code;
+  std::string shown;  // every byte the terminal received
+};
+
+// The launcher run with `args`, its stdout and stderr on one pseudo-terminal, until it exits.
+TerminalRun run_on_terminal(const std::vector<std::string>& args) {
   const int master = ::posix_openpt(O_RDWR | O_NOCTTY);
   REQUIRE(master >= 0);
   REQUIRE(::grantpt(master) == 0);
   REQUIRE(::unlockpt(master) == 0);
   const std::string terminal = ::ptsname(master);
-  // A bar on stderr, redrawn (tqdm's shape), then a line on stdout.
-  Launcher launcher({"--num_processes", "2", "sh", "-c",
-                     "printf '\\r 10%%' >&2; sleep 0.3; printf '\\r100%%\\n' >&2; echo after"},
-                    {}, [&] {
-                      const int slave = ::open(terminal.c_str(), O_RDWR | O_NOCTTY);
-                      ::dup2(slave, 1);
-                      ::dup2(slave, 2);
-                    });
+  Launcher launcher(args, {}, [&] {
+    const int slave = ::open(terminal.c_str(), O_RDWR | O_NOCTTY);
+    ::dup2(slave, 1);
+    ::dup2(slave, 2);
+  });
   std::string shown;
-  wait_until(
-      [&] {
-        char buffer[4096];
-        pollfd ready{master, POLLIN, 0};
-        while (::poll(&ready, 1, 0) == 1) {
-          const ssize_t n = ::read(master, buffer, sizeof buffer);
-          if (n <= 0) break;
-          shown.append(buffer, static_cast<std::size_t>(n));
-        }
-        return shown.find("[rank0]: after\r\n") != std::string::npos && shown.find("[rank1]: after\r\n") != std::string::npos;
-      },
-      "both ranks' output is on the terminal");
-  CHECK(launcher.wait() == 0);
+  auto read_shown = [&] {
+    char buffer[4096];
+    pollfd ready{master, POLLIN, 0};
+    while (::poll(&ready, 1, 0) == 1) {
+      const ssize_t n = ::read(master, buffer, sizeof buffer);
+      if (n <= 0) break;
+      shown.append(buffer, static_cast<std::size_t>(n));
+    }
+  };
+  // The terminal must be read while the launcher runs: a full one would block its writes.
+  std::optional<int> code;
+  wait_until([&] {
+    read_shown();
+    code = launcher.try_wait();
+    return code.has_value();
+  }, "the launcher exits");
+  read_shown();
   ::close(master);
-  INFO(shown);
+  return {*code, shown};
+}
+
+}  // namespace
+
+TEST_CASE("launch cli: on a terminal the progress bars of two ranks keep one line each, prefix kept") {
+  // Both ranks redraw a bar on stderr at once and print lines on stdout meanwhile, returning to
+  // the line's start first (as tqdm.write does).
+  const auto run = run_on_terminal({"--num_processes", "2", "sh", "-c",
+                                    "for p in 10 20 30 40; do printf '\\r %s%%' $p >&2; sleep 0.15; printf '\\r' >&2; "
+                                    "echo step$p; done; printf '\\r100%%\\n' >&2; echo after"});
+  CHECK(run.exit_code == 0);
+  INFO(run.shown);
+  const auto rows = accel::test::terminal_screen(run.shown);
+  // 4 steps, the finished bar and "after" per rank: no redraw left a line of its own.
+  CHECK(std::count_if(rows.begin(), rows.end(), [](const std::string& row) { return row.rfind("[rank", 0) == 0; }) == 12);
   for (const std::string rank : {"[rank0]: ", "[rank1]: "}) {
-    CHECK(shown.find("\r\x1b[K" + rank + "100%\r\n") != std::string::npos);  // the terminal ends lines with \r\n
-    CHECK(shown.find(rank + "after\r\n") != std::string::npos);
-    CHECK(shown.find(rank + "100%" + rank) == std::string::npos);
+    CHECK(std::count(rows.begin(), rows.end(), rank + "100%") == 1);
+    CHECK(std::count(rows.begin(), rows.end(), rank + "step40") == 1);
+    // One terminal for stdout and stderr: the worker's order of the two is kept.
+    CHECK(std::find(rows.begin(), rows.end(), rank + "after") > std::find(rows.begin(), rows.end(), rank + "100%"));
+    CHECK(std::find(rows.begin(), rows.end(), rank + "step40") < std::find(rows.begin(), rows.end(), rank + "100%"));
   }
+}
+
+TEST_CASE("launch cli: on one terminal a failed rank's report gives its last lines of output, in order") {
+  const auto run = run_on_terminal({"--num_processes", "1", "sh", "-c", "echo first; echo second >&2; echo third; exit 3"});
+  CHECK(run.exit_code == 3);
+  INFO(run.shown);
+  CHECK(run.shown.find("last lines of its output:\r\n    first\r\n    second\r\n    third\r\n") != std::string::npos);
 }
 
 TEST_CASE("launch cli: piped stdin goes to rank 0 whole and ends with end of input") {

@@ -2,16 +2,19 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "error_file.h"
 #include "line_relay.h"
 #include "status.h"
+#include "support/terminal_screen.h"
 
 using accel::launch::Console;
 using accel::launch::LineRelay;
 using accel::launch::RelayTargets;
+using accel::test::terminal_screen;
 using namespace std::chrono_literals;
 
 namespace {
@@ -152,32 +155,69 @@ TEST_CASE("launch relay: off a terminal a line redrawn with a carriage return sh
   CHECK(log.text() == "\r 10%\r 20%\r100%\ndone\r\n");  // the log keeps every byte
 }
 
-TEST_CASE("launch relay: on a terminal each redraw replaces the rank's line, prefix kept") {
+TEST_CASE("launch relay: on a terminal a redrawn line is its rank's live row, prefix kept, replaced in place") {
   Capture console;
   Console screen{console.fd(), true};
   LineRelay relay(RelayTargets{&screen, -1, "[rank1]: ", 0});
   const auto start = LineRelay::Clock::now();
   relay.feed("\r 10%", 5, start);
   relay.flush_due(start + LineRelay::kPartialDelay);
-  CHECK(console.text() == "[rank1]: \r\x1b[K[rank1]:  10%");
+  CHECK(terminal_screen(console.text()) == std::vector<std::string>{"[rank1]:  10%"});
   relay.feed("\r 20%\r 30%", 10, start + 1s);  // only the last redraw is drawn
   relay.flush_due(start + 2s);
+  CHECK(console.text() == "[rank1]:  10%\n\x1b[1A\x1b[J[rank1]:  30%\n");
   relay.feed("\n", 1, start + 2s);
-  CHECK(console.text() == "[rank1]: \r\x1b[K[rank1]:  10%\r\x1b[K[rank1]:  30%\n");
+  CHECK(terminal_screen(console.text()) == std::vector<std::string>{"[rank1]:  30%"});
 }
 
 TEST_CASE("launch relay: stdout and stderr on one terminal: a line never lands on an unfinished bar") {
   Capture terminal;
   Console out{terminal.fd(), true};
   Console err{terminal.fd(), true};
-  err.shares_line_with = &out;
+  err.shares_screen_with = &out;
   LineRelay bar(RelayTargets{&err, -1, "[rank0]: ", 0});
   LineRelay lines(RelayTargets{&out, -1, "[rank0]: ", 0});
   const auto start = LineRelay::Clock::now();
   bar.feed("\r 50%", 5, start);
   bar.flush_due(start + 1s);
   lines.feed("loss 0.1\n", 9, start + 1s);
+  CHECK(terminal_screen(terminal.text()) == std::vector<std::string>{"[rank0]: loss 0.1", "[rank0]:  50%"});
   bar.feed("\r 60%", 5, start + 2s);
   bar.flush_due(start + 3s);
-  CHECK(terminal.text() == "[rank0]: \r\x1b[K[rank0]:  50%\n[rank0]: loss 0.1\n[rank0]: \r\x1b[K[rank0]:  60%");
+  CHECK(terminal_screen(terminal.text()) == std::vector<std::string>{"[rank0]: loss 0.1", "[rank0]:  60%"});
+}
+
+TEST_CASE("launch relay: on a terminal the bars of several ranks keep one row each, finished lines above them") {
+  Capture terminal;
+  Console screen{terminal.fd(), true};
+  auto relay = [&](int rank) {
+    return std::make_unique<LineRelay>(RelayTargets{&screen, -1, "[rank" + std::to_string(rank) + "]: ", 0});
+  };
+  auto rank0 = relay(0), rank1 = relay(1), rank2 = relay(2);
+  auto t = LineRelay::Clock::now();
+  auto draw = [&](LineRelay& r, std::string_view bytes) {
+    t += 1s;
+    r.feed(bytes.data(), bytes.size(), t);
+    r.flush_due(t + 1s);
+  };
+  draw(*rank0, "\r 10%");
+  draw(*rank1, "\r 20%");
+  draw(*rank2, "loading\n");
+  draw(*rank0, "\r 30%");
+  draw(*rank2, "a prompt> ");  // an unfinished line while bars are live is drawn as a row too
+  CHECK(terminal_screen(terminal.text()) ==
+        std::vector<std::string>{"[rank2]: loading", "[rank0]:  30%", "[rank1]:  20%", "[rank2]: a prompt> "});
+  draw(*rank2, "\n");
+  draw(*rank0, "\r100%\n");  // a finished bar leaves the live rows and stays above them
+  draw(*rank1, "\r 90%");
+  CHECK(terminal_screen(terminal.text()) ==
+        std::vector<std::string>{"[rank2]: loading", "[rank2]: a prompt> ", "[rank0]: 100%", "[rank1]:  90%"});
+  // A row never wraps, so that it can be redrawn: it is cut to the terminal's width (80 off a tty).
+  draw(*rank2, "\r" + std::string(200, '#'));
+  CHECK(terminal_screen(terminal.text()).back() == "[rank2]: " + std::string(79 - 9, '#'));
+  // A relay that goes away (its worker's stream closed) takes its live row with it.
+  rank1.reset();
+  rank2.reset();
+  CHECK(terminal_screen(terminal.text()) ==
+        std::vector<std::string>{"[rank2]: loading", "[rank2]: a prompt> ", "[rank0]: 100%"});
 }

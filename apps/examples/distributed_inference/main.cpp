@@ -10,6 +10,7 @@
 
 #include "accel/core/error.h"
 #include "engine.h"
+#include "support/example_cli.h"
 
 namespace {
 
@@ -54,15 +55,14 @@ void add_options(CLI::App& app, EngineOptions& options) {
                  "static: a fixed contiguous share per rank, run in batches that wait for their longest row "
                  "(default: continuous)")
       ->transform(CLI::CheckedTransformer(std::map<std::string, accel::models::Schedule>{
-          {"continuous", accel::models::Schedule::kContinuous}, {"static", accel::models::Schedule::kStatic}}));
-  app.add_option("--batch_size,--batch-size", options.batch_size, "sequences in flight on each rank")
-      ->check(CLI::Range(1, 4096))
-      ->capture_default_str();
+          {"continuous", accel::models::Schedule::kContinuous}, {"static", accel::models::Schedule::kStatic}}))
+      ->default_str("continuous");
+  accel::examples::add_batch_size_option(app, options.batch_size, "sequences in flight on each rank");
   app.add_option("--max_model_len,--max-model-len", options.max_model_len,
                  "tokens one sequence may hold, prompt and completion (at most the model's context)")
       ->check(CLI::Range(1, 1 << 24))
       ->capture_default_str();
-  app.add_option("--model_dir,--model-dir", options.model.model_dir,
+  accel::examples::add_model_dir_option(app, options.model.model_dir,
                  "checkpoint directory in Hugging Face layout: config.json (gpt2, llama, mistral, qwen2, "
                  "qwen3), model.safetensors or a sharded index, tokenizer.json or vocab.json + merges.txt "
                  "(default: a small built-in GPT-2 config with seeded random weights)");
@@ -87,15 +87,10 @@ int main(int argc, char** argv) {
   CLI::App app{"Offline batch inference: requests pulled by the job's processes, continuous batching, "
                "OpenAI batch files, resumable output"};
   EngineOptions options;
+  accel::examples::show_defaults_in_help(app);
   add_options(app, options);
-  try {
-    app.parse(argc, argv);
-    if (options.render_only) return accel::examples::render_prompts(options);
-    return accel::examples::run_engine(options, started_at);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  } catch (const accel::Error& e) {
-    std::cerr << "distributed_inference: error: " << e.what() << "\n";
-    return e.exit_code();
-  }
+  if (const auto exit_code = accel::examples::parse_command_line(app, argc, argv, "distributed_inference")) return *exit_code;
+  return accel::examples::run_reporting_errors("distributed_inference", [&] {
+    return options.render_only ? accel::examples::render_prompts(options) : accel::examples::run_engine(options, started_at);
+  });
 }

@@ -71,14 +71,12 @@ int main(int argc, char** argv) {
   app.add_option("--num_steps,--num-steps", o.num_steps,
                  "denoising steps, passed to a forward that takes num_steps (default: the model's)")
       ->check(CLI::Range(1, 10000));
-  app.add_option("--batch_size,--batch-size", o.settings.batch_size, "prompts per forward call")
-      ->check(CLI::Range(1, 4096))
-      ->capture_default_str();
+  accel::examples::add_batch_size_option(app, o.settings.batch_size, "prompts per forward call")->capture_default_str();
   app.add_flag("--pipeline", o.pipeline, "cut the model (an nn.Sequential) into one stage per process");
   app.add_option("--num_chunks,--num-chunks", o.num_chunks, "with --pipeline: micro-batches of --batch_size per batch")
       ->check(CLI::Range(1, 4096))
       ->capture_default_str();
   app.add_option("--threads", o.threads, "torch threads per process")->check(CLI::Range(1, 1024))->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  if (const auto exit_code = accel::examples::parse_command_line(app, argc, argv, "image_generation")) return *exit_code;
   return accel::examples::run_reporting_errors("image_generation", [&o] { return run(o); });
 }

@@ -173,12 +173,13 @@ int run(const Options& o) {
 int main(int argc, char** argv) {
   CLI::App app{"Text generation with a causal language model pipelined across the processes of a job"};
   Options o;
-  accel::examples::add_model_options(app, "--model_dir", o.model_dir,
+  accel::examples::show_defaults_in_help(app);
+  accel::examples::add_model_options(app, o.model_dir,
                                      "Checkpoint directory: config.json (" + accel::models::supported_model_types() +
                                          "), weights, tokenizer (default: random GPT-2)",
                                      o.shape);
   app.add_option("--prompt", o.prompts, "A prompt (repeat the flag for several)");
-  app.add_option("--batch", o.batch, "Generate for this many prompts, the given ones repeated")->check(CLI::PositiveNumber);
+  accel::examples::add_batch_size_option(app, o.batch, "Generate for this many prompts, the given ones repeated (default 0: the given ones)");
   app.add_option("--max_new_tokens", o.max_new_tokens, "Tokens to generate per prompt")->check(CLI::PositiveNumber);
   app.add_option("--num_chunks", o.num_chunks, "Micro-batches decoding in turn (default: one per process)")
       ->check(CLI::PositiveNumber);
@@ -192,6 +193,6 @@ int main(int argc, char** argv) {
   app.add_option("--bench", o.bench, "Measure time to first token and decode tokens/s, best of this many runs")
       ->check(CLI::PositiveNumber);
   app.add_flag("--reference", o.reference, "Run models::generate() in this one process instead of the pipeline");
-  CLI11_PARSE(app, argc, argv);
+  if (const auto exit_code = accel::examples::parse_command_line(app, argc, argv, "pipeline_generation")) return *exit_code;
   return accel::examples::run_reporting_errors("pipeline_generation", [&o] { return run(o); });
 }

@@ -1,7 +1,9 @@
 // The user's second scenario: GPT-2 for sequence classification cut into one stage per process,
 // micro-batches streaming through the stages. Run it with:
 //   accel-launch --num_processes 2 pipeline_inference --num_chunks 4
-// Every rank builds only its own stage's blocks (random weights from --seed, or --checkpoint).
+// Every rank builds only its own stage's blocks (random weights from --seed, or --model_dir). A
+// causal LM's checkpoint has no classification head: it is initialised from --seed, as
+// transformers does, and the job says so before any work.
 // With --iterations N it also measures: each rank prints one "pipeline_inference rank=..." line
 // with its time, stage parameters and peak RSS (what scripts/bench-pipeline.sh collects).
 #include <CLI/CLI.hpp>
@@ -21,7 +23,7 @@
 namespace {
 
 struct Options {
-  std::string checkpoint;  // a directory with config.json + model.safetensors
+  std::string model_dir;  // a directory with config.json + model.safetensors
   accel::examples::RandomGpt2Shape shape;  // GPT-2 small
   int batch = 8;
   int seq = 128;
@@ -54,16 +56,23 @@ int run(const Options& o) {
   torch::set_num_threads(o.threads);
   accel::PartialState state;
   accel::models::GPT2Options model_options;
-  if (!o.checkpoint.empty()) {
-    model_options = accel::models::GPT2Options::from_directory(o.checkpoint);
+  if (!o.model_dir.empty()) {
+    model_options = accel::models::GPT2Options::from_directory(o.model_dir);
   } else {
     o.shape.apply_to(model_options.config, "pipeline_inference options");
-    model_options.seed = o.seed;
   }
+  model_options.seed = o.seed;
   // ACCELERATE_MIXED_PRECISION / ACCEL_MIXED_PRECISION choose the compute dtype (bf16, or fp16 on CUDA).
   model_options.dtype = state.compute_dtype();
   const auto config = model_options.config;
   accel::models::GPT2ForSequenceClassification model(model_options);
+  if (!model.score_in_checkpoint()) {
+    state.print("pipeline_inference: note: " + o.model_dir +
+                " has no score.weight (a causal language model's checkpoint): the classification head of " +
+                std::to_string(config.num_labels) + " labels is initialised from --seed " + std::to_string(o.seed) +
+                ", as transformers does, and its labels mean nothing until it is trained; to generate text from "
+                "this checkpoint run pipeline_generation --model_dir " + o.model_dir);
+  }
 
   const auto rss_before = peak_rss_mib();
   const int micro = std::max(1, o.batch / std::max(1, o.num_chunks));
@@ -127,9 +136,12 @@ int run(const Options& o) {
 int main(int argc, char** argv) {
   Options o;
   CLI::App app{"GPT-2 sequence classification, pipelined across the processes of a job"};
-  accel::examples::add_model_options(app, "--checkpoint", o.checkpoint,
-                                     "Directory with config.json and model.safetensors (default: random weights)", o.shape);
-  app.add_option("--batch", o.batch, "Rows per batch")->check(CLI::PositiveNumber);
+  accel::examples::show_defaults_in_help(app);
+  accel::examples::add_model_options(app, o.model_dir,
+                                     "GPT-2 checkpoint directory: config.json and model.safetensors; a causal LM's "
+                                     "gets a classification head from --seed (default: random weights)",
+                                     o.shape);
+  accel::examples::add_batch_size_option(app, o.batch, "Rows per batch");
   app.add_option("--seq", o.seq, "Tokens per row")->check(CLI::PositiveNumber);
   app.add_option("--num_chunks", o.num_chunks, "Micro-batches per batch (1: naive model parallelism)");
   app.add_option("--split_points", o.split_points, "auto | parameters | block counts (6,6) | block names (h.6)");
@@ -138,6 +150,6 @@ int main(int argc, char** argv) {
   app.add_option("--iterations", o.iterations, "Timed calls after a warm-up; prints one measurement line per rank");
   app.add_option("--threads", o.threads, "Torch threads per process")->check(CLI::PositiveNumber);
   app.add_option("--seed", o.seed, "Seed of the random weights");
-  CLI11_PARSE(app, argc, argv);
+  if (const auto exit_code = accel::examples::parse_command_line(app, argc, argv, "pipeline_inference")) return *exit_code;
   return accel::examples::run_reporting_errors("pipeline_inference", [&o] { return run(o); });
 }

@@ -1,25 +1,22 @@
 #pragma once
-// The examples' prompts file: one prompt per line.
-#include <cerrno>
-#include <fstream>
+// The examples' prompts file: one prompt per line, read as the main job reads it (lib/batch).
 #include <string>
+#include <variant>
 #include <vector>
 
+#include "accel/batch/request.h"
 #include "accel/core/error.h"
 
 namespace accel::examples {
 
-// The non-empty lines of `path` (a trailing CR dropped). Throws accel::FileError naming the file
-// when it cannot be opened or holds no prompt.
+// The prompts of `path`, one per line; blank and whitespace-only lines are skipped. Throws
+// accel::InputFileError naming the file, and the line when one cannot be a prompt (invalid UTF-8).
 inline std::vector<std::string> read_prompts(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw FileError(path, "cannot open the prompts file", errno);
   std::vector<std::string> prompts;
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (!line.empty()) prompts.push_back(line);
+  for (const auto& entry : batch::read_prompts_file(path).entries) {
+    if (const auto* refused = std::get_if<batch::Refusal>(&entry)) throw InputFileError(path, refused->message);
+    prompts.push_back(std::get<batch::Request>(entry).prompt);
   }
-  if (prompts.empty()) throw FileError(path, "has no prompts; expected one prompt per line");
   return prompts;
 }
 

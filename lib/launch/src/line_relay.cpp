@@ -1,8 +1,10 @@
 #include "line_relay.h"
 
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 namespace accel::launch {
@@ -53,42 +55,104 @@ void drop_overdrawn(std::string& pending) {
   if (last != std::string::npos && last > 0) pending.erase(0, last);
 }
 
+int terminal_columns(int fd) {
+  winsize size{};
+  return ::ioctl(fd, TIOCGWINSZ, &size) == 0 && size.ws_col > 1 ? size.ws_col : 80;
+}
+
+// `row` cut to fewer columns than the terminal has (a UTF-8 sequence counted as one), so that
+// it never wraps and the live rows can be counted when they are redrawn.
+std::string fit_row(std::string row, int columns) {
+  int shown = 0;
+  for (std::size_t i = 0; i < row.size(); ++i) {
+    const bool starts_character = (static_cast<unsigned char>(row[i]) & 0xC0) != 0x80;
+    if (starts_character && ++shown == columns) {
+      row.resize(i);
+      break;
+    }
+  }
+  return row;
+}
+
+// The cursor waits below the live rows: up to the first of them, and clear to the screen's end.
+std::string erase_live(const Screen& screen) {
+  return screen.live.empty() ? std::string() : "\x1b[" + std::to_string(screen.live.size()) + "A\x1b[J";
+}
+
+std::string paint_live(const Screen& screen) {
+  std::string text;
+  for (const auto& row : screen.live) text += row.text + '\n';
+  return text;
+}
+
+// What a line redrawn with \r shows in the end: its last redraw (a \r ending it is part of "\r\n").
+std::string_view last_redraw(std::string_view line) {
+  while (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  const auto redraw = line.rfind('\r');
+  return redraw == std::string_view::npos ? line : line.substr(redraw + 1);
+}
+
 }  // namespace
+
+LineRelay::~LineRelay() {
+  if (!live_) return;
+  Screen& screen = targets_.console->screen();
+  std::string text = erase_live(screen);
+  std::erase_if(screen.live, [this](const Screen::LiveRow& row) { return row.relay == this; });
+  write_fully(targets_.console->fd, text + paint_live(screen));
+}
 
 bool LineRelay::holds_redraw() const {
   return targets_.console && !targets_.console->terminal && pending_.find('\r') != std::string::npos;
 }
 
+bool LineRelay::draws_live() const {
+  return targets_.console && targets_.console->terminal &&
+         (pending_.find('\r') != std::string::npos || !targets_.console->screen().live.empty());
+}
+
 void LineRelay::render_line(std::string& text, std::string_view piece, bool at_line_start) const {
   const bool ends_line = !piece.empty() && piece.back() == '\n';
-  std::string_view body = ends_line ? piece.substr(0, piece.size() - 1) : piece;
-  if (ends_line) {
-    while (!body.empty() && body.back() == '\r') body.remove_suffix(1);  // "\r\n", or a bar's last redraw
-  }
   if (at_line_start) text += targets_.prefix;
-  const auto redraw = body.rfind('\r');
-  if (redraw != std::string_view::npos && !targets_.console->terminal) {
-    text.append(body.substr(redraw + 1));
-  } else {
-    // On a terminal each redraw clears the line and writes the prefix again.
-    for (std::size_t begin = 0;;) {
-      const auto next = body.find('\r', begin);
-      text.append(body.substr(begin, next - begin));
-      if (next == std::string_view::npos) break;
-      text += "\r\x1b[K" + targets_.prefix;
-      begin = next + 1;
-    }
-  }
+  text.append(last_redraw(ends_line ? piece.substr(0, piece.size() - 1) : piece));
   if (ends_line) text += '\n';
+}
+
+void LineRelay::draw_live() {
+  Console& console = *targets_.console;
+  Screen& screen = console.screen();
+  std::string row = fit_row(targets_.prefix + std::string(last_redraw(pending_)), terminal_columns(console.fd));
+  std::string text;
+  if (screen.open_line) text += '\n';  // an unfinished line (a prompt) stays above the rows
+  screen.open_line = nullptr;
+  line_started_ = false;
+  text += erase_live(screen);
+  const auto mine = std::find_if(screen.live.begin(), screen.live.end(),
+                                 [this](const Screen::LiveRow& r) { return r.relay == this; });
+  if (mine == screen.live.end()) {
+    screen.live.push_back({this, std::move(row)});
+  } else {
+    mine->text = std::move(row);
+  }
+  live_ = true;
+  write_fully(console.fd, text + paint_live(screen));
 }
 
 void LineRelay::write_out(std::string_view bytes) {
   if (bytes.empty() || !targets_.console) return;
   Console& console = *targets_.console;
-  const LineRelay*& open = console.open();
+  Screen& screen = console.screen();
+  const LineRelay*& open = screen.open_line;
   const bool ends_line = bytes.back() == '\n';
   std::string text;
   text.reserve(bytes.size() + targets_.prefix.size() * 2 + 1);
+  // Finished lines go above the live rows (while there are any, no line is left open).
+  text += erase_live(screen);
+  if (live_) {
+    std::erase_if(screen.live, [this](const Screen::LiveRow& row) { return row.relay == this; });
+    live_ = false;
+    line_started_ = false;
+  }
   bool at_line_start = !line_started_ || open != this;
   if (open && open != this) text += '\n';  // another rank's (or stream's) unfinished line
   for (std::size_t begin = 0; begin < bytes.size();) {
@@ -99,6 +163,11 @@ void LineRelay::write_out(std::string_view bytes) {
     begin = end;
   }
   open = ends_line ? nullptr : this;
+  if (!screen.live.empty()) {
+    if (!ends_line) text += '\n';  // the rest of this line follows later, on a line of its own
+    open = nullptr;
+    text += paint_live(screen);
+  }
   write_fully(console.fd, text);
   line_started_ = !ends_line;
 }
@@ -124,7 +193,7 @@ void LineRelay::feed(const char* data, std::size_t size, Clock::time_point now) 
     input.remove_prefix(last_newline + 1);
   }
   if (input.empty()) return;
-  if (pending_.empty()) pending_since_ = now;
+  if (!pending_since_) pending_since_ = now;  // a live row's line stays pending, drawn already
   pending_.append(input);
   drop_overdrawn(pending_);
   if (pending_.size() >= kMaxPending) {
@@ -141,6 +210,11 @@ std::optional<LineRelay::Clock::time_point> LineRelay::partial_due() const {
 
 void LineRelay::flush_due(Clock::time_point now) {
   if (!pending_since_ || holds_redraw() || now < *pending_since_ + kPartialDelay) return;
+  if (draws_live()) {
+    draw_live();
+    pending_since_.reset();
+    return;
+  }
   write_out(pending_);
   pending_.clear();
   pending_since_.reset();

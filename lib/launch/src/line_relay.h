@@ -7,23 +7,36 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace accel::launch {
 
 class LineRelay;
 
+// What one terminal (or other descriptor) shows, shared by stdout and stderr on one terminal.
+struct Screen {
+  // The relay whose unfinished line is last on the console, so another rank's line starts on a
+  // line of its own (off a terminal, or on one while no rank draws a bar).
+  const LineRelay* open_line = nullptr;
+  // On a terminal, each rank's line being redrawn with \r (a progress bar) is one live row
+  // below the finished lines, redrawn in place; finished lines are written above the rows.
+  struct LiveRow {
+    const LineRelay* relay;
+    std::string text;  // prefix included, cut to the terminal's width
+  };
+  std::vector<LiveRow> live;
+};
+
 // One console descriptor (the launcher's stdout or stderr), shared by the relays of all ranks.
-// It remembers which relay left a line unfinished on it, so another rank's line starts on a
-// line of its own. On a terminal a progress bar's \r redraws its rank's line in place, prefix
-// kept; elsewhere (a pipe, a file) each line shows as its last redraw, once it is finished.
+// Off a terminal (a pipe, a file) each line shows as its last redraw, once it is finished.
 struct Console {
   int fd = -1;
   bool terminal = false;
-  const LineRelay* open_line = nullptr;
-  // stdout and stderr on one terminal share one cursor, so one open line: set on stderr's console.
-  Console* shares_line_with = nullptr;
+  Screen own;
+  // stdout and stderr on one terminal share one cursor, so one screen: set on stderr's console.
+  Console* shares_screen_with = nullptr;
 
-  const LineRelay*& open() { return shares_line_with ? shares_line_with->open_line : open_line; }
+  Screen& screen() { return shares_screen_with ? shares_screen_with->own : own; }
 };
 
 struct RelayTargets {
@@ -38,8 +51,9 @@ struct RelayTargets {
 // length. What has arrived of an unfinished line (a prompt) is written once it has waited
 // kPartialDelay or reached kMaxPending bytes; if another rank's line reaches the console before
 // the rest of it, that line starts on a new line and the rest follows later under this rank's
-// prefix. A line redrawn with \r (a progress bar) keeps only its last redraw: on a terminal each
-// redraw replaces the rank's line, prefix kept; elsewhere the line is written once finished.
+// prefix. A line redrawn with \r (a progress bar) keeps only its last redraw: on a terminal it
+// is the rank's live row (Screen::live), so that bars of several ranks each keep one line;
+// elsewhere the line is written once finished.
 class LineRelay {
  public:
   using Clock = std::chrono::steady_clock;
@@ -49,6 +63,7 @@ class LineRelay {
   static constexpr std::size_t kMaxTailLine = 500;
 
   explicit LineRelay(RelayTargets targets) : targets_(std::move(targets)) {}
+  ~LineRelay();  // a live row left on the screen is taken away
   LineRelay(const LineRelay&) = delete;
   LineRelay& operator=(const LineRelay&) = delete;
 
@@ -66,7 +81,11 @@ class LineRelay {
  private:
   // Writes `bytes` (complete lines, or the start of an unfinished one) to the console.
   void write_out(std::string_view bytes);
-  // One line, or its unfinished part, as the console shows it.
+  // Draws the unfinished line in pending_ as this relay's live row on a terminal.
+  void draw_live();
+  // Whether the unfinished line in pending_ is drawn as a live row rather than written.
+  bool draws_live() const;
+  // One line, or its unfinished part, as the console shows it: its last redraw, prefixed.
   void render_line(std::string& text, std::string_view piece, bool at_line_start) const;
   // A redrawn line off a terminal waits for its end: its redraws would each show as a line.
   bool holds_redraw() const;
@@ -79,6 +98,7 @@ class LineRelay {
   std::size_t tail_line_size_ = 0;  // its full length
   bool line_started_ = false;  // part of the current line was written to the console already
   bool stream_line_open_ = false;  // the stream's last byte so far was not a newline
+  bool live_ = false;  // this relay has a row in its screen's live area
   std::deque<std::string> tail_;
 };
 

@@ -233,7 +233,7 @@ bool same_terminal(int a, int b) {
 // What the attempts of one run share: the consoles, rank 0's stdin, /dev/null for the others.
 struct RunStreams {
   RunStreams() {
-    if (same_terminal(STDOUT_FILENO, STDERR_FILENO)) err.shares_line_with = &out;
+    if (same_terminal(STDOUT_FILENO, STDERR_FILENO)) err.shares_screen_with = &out;
   }
   RunStreams(const RunStreams&) = delete;
   RunStreams& operator=(const RunStreams&) = delete;
@@ -300,7 +300,7 @@ std::string describe_failure(const RankOutcome& root) {
   std::string text = describe_rank(root);
   if (root.error_message) text += "\n  error file: " + shortened(*root.error_message, kMaxMessage);
   if (!root.stderr_tail.empty()) {
-    text += "\n  last lines on its stderr:";
+    text += root.tail_has_stdout ? "\n  last lines of its output:" : "\n  last lines on its stderr:";
     for (const auto& line : root.stderr_tail) text += "\n    " + line;
   }
   return text;
@@ -364,13 +364,21 @@ class Attempt {
     worker.error_file = files.error_file(restart_count_, local_rank);
     worker.out_log = files.open_log(restart_count_, local_rank, "stdout");
     worker.err_log = files.open_log(restart_count_, local_rank, "stderr");
-    Pipe out = make_pipe(), err = make_pipe();
     const bool shown = spec_.shows_on_console(local_rank);
     const std::string prefix = spec_.quiet ? "" : "[rank" + std::to_string(worker.outcome.rank) + "]: ";
+    // When stdout and stderr are one terminal and nothing keeps them apart (log files,
+    // --redirects), a worker writes both into one pipe: the terminal then shows them in the order
+    // the worker wrote them, as it would without the launcher.
+    const bool one_stream = streams_.err.shares_screen_with && !worker.out_log && !worker.err_log && spec_.redirects == 0;
+    Pipe out = make_pipe(), err = one_stream ? Pipe{} : make_pipe();
     const bool out_shown = shown && (spec_.redirects & 1) == 0, err_shown = shown && (spec_.redirects & 2) == 0;
-    worker.out = std::make_unique<LineRelay>(RelayTargets{out_shown ? &streams_.out : nullptr, worker.out_log.get(), prefix, 0});
-    worker.err = std::make_unique<LineRelay>(
-        RelayTargets{err_shown ? &streams_.err : nullptr, worker.err_log.get(), prefix, kTailLines});
+    if (one_stream) {
+      worker.out = std::make_unique<LineRelay>(RelayTargets{shown ? &streams_.err : nullptr, -1, prefix, kTailLines});
+    } else {
+      worker.out = std::make_unique<LineRelay>(RelayTargets{out_shown ? &streams_.out : nullptr, worker.out_log.get(), prefix, 0});
+      worker.err = std::make_unique<LineRelay>(
+          RelayTargets{err_shown ? &streams_.err : nullptr, worker.err_log.get(), prefix, kTailLines});
+    }
     const Fd input = worker.outcome.rank == 0 ? streams_.input.attach() : Fd();
 
     WorkerSpec process;
@@ -380,7 +388,7 @@ class Attempt {
     process.environment = worker_env_strings(spec_, {local_rank, restart_count_, worker.error_file});
     process.stdin_fd = input ? input.get() : streams_.null_input.get();
     process.stdout_fd = out.write.get();
-    process.stderr_fd = err.write.get();
+    process.stderr_fd = one_stream ? out.write.get() : err.write.get();
     if (!spec_.cpu_affinity.empty()) process.cpus = spec_.cpu_affinity[static_cast<std::size_t>(local_rank)];
     worker.outcome.pid = group_->spawn(process);
     worker.out_pipe = std::move(out.read);
@@ -431,18 +439,20 @@ class Attempt {
     }
     for (Worker& worker : workers_) {
       worker.out->flush_due(now);
-      worker.err->flush_due(now);
+      if (worker.err) worker.err->flush_due(now);
     }
   }
 
   Outcome finish() {
     for (Worker& worker : workers_) {
       worker.out->finish();
-      worker.err->finish();
+      if (worker.err) worker.err->finish();
     }
     for (int local_rank : outcome_.failed) {
       Worker& worker = workers_[local_rank];
-      worker.outcome.stderr_tail.assign(worker.err->tail().begin(), worker.err->tail().end());
+      const LineRelay& tailed = worker.err ? *worker.err : *worker.out;  // stderr, or both in one stream
+      worker.outcome.stderr_tail.assign(tailed.tail().begin(), tailed.tail().end());
+      worker.outcome.tail_has_stdout = !worker.err;
       worker.outcome.error_message = read_error_file(worker.error_file);
     }
     for (Worker& worker : workers_) outcome_.ranks.push_back(std::move(worker.outcome));
@@ -457,7 +467,7 @@ class Attempt {
     earliest(drain_deadline);
     for (const Worker& worker : workers_) {
       earliest(worker.out->partial_due());
-      earliest(worker.err->partial_due());
+      if (worker.err) earliest(worker.err->partial_due());
     }
     if (!wake) return -1;
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*wake - Clock::now()).count();
@@ -672,7 +682,8 @@ std::string summary(const RunResult& result) {
       const RankOutcome& failure = result.ranks[result.failed[i]];
       text += "  also failed: " + describe_rank(failure);
       if (failure.error_message) text += "; error file: " + shortened(*failure.error_message, kMaxMessage);
-      else if (!failure.stderr_tail.empty()) text += "; last stderr line: " + failure.stderr_tail.back();
+      else if (!failure.stderr_tail.empty())
+        text += (failure.tail_has_stdout ? "; last output line: " : "; last stderr line: ") + failure.stderr_tail.back();
       text += "\n";
     }
     if (others > kMaxListedFailures) {

@@ -155,6 +155,14 @@ std::string GPT2LMHeadModel::describe() const {
          ", " + std::to_string(c.n_head) + " heads, vocabulary " + std::to_string(c.vocab_size);
 }
 
+bool GPT2::checkpoint_contains(const std::string& name) const {
+  return detail::WeightSource(options_, checkpoint_).checkpoint_contains(name);
+}
+
+bool GPT2ForSequenceClassification::score_in_checkpoint() const {
+  return options().checkpoint.empty() || checkpoint_contains("score.weight");
+}
+
 torch::Tensor GPT2ForSequenceClassification::forward(const torch::Tensor& input_ids,
                                                      const torch::Tensor& attention_mask) {
   torch::NoGradGuard no_grad;

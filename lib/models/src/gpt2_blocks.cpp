@@ -28,9 +28,9 @@ bool WeightSource::checkpoint_contains(const std::string& name) const {
 }
 
 torch::Tensor WeightSource::load(const std::string& name, const std::vector<std::int64_t>& shape,
-                                 Init init, double stddev) const {
+                                 Init init, double stddev, Missing missing) const {
   torch::Tensor value;
-  if (checkpoint_) {
+  if (checkpoint_ && (missing == Missing::kError || checkpoint_contains(name))) {
     const std::string prefixed = kPrefix + name;
     if (!checkpoint_->contains(name) && !checkpoint_->contains(prefixed))
       throw FileError(checkpoint_->path(), "missing tensor '" + name + "' (also looked for '" +
@@ -175,8 +175,9 @@ Head::Head(const WeightSource& source, GPT2Head kind) : config_(source.config())
     out_w_ = add("lm_head.weight", source.load(name, {c.vocab_size, c.n_embd}, Init::kNormal,
                                                c.initializer_range));
   } else if (kind == GPT2Head::kSequenceClassification) {
-    out_w_ = add("score.weight", source.load("score.weight", {c.num_labels, c.n_embd},
-                                             Init::kNormal, c.initializer_range));
+    // A causal LM's checkpoint has no score head; transformers then initialises it, and so do we.
+    out_w_ = add("score.weight", source.load("score.weight", {c.num_labels, c.n_embd}, Init::kNormal,
+                                             c.initializer_range, WeightSource::Missing::kInitialise));
   }
 }
 

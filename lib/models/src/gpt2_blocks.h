@@ -24,9 +24,11 @@ class WeightSource {
   bool has_checkpoint() const { return checkpoint_ != nullptr; }
   bool checkpoint_contains(const std::string& name) const;
 
-  // `name` is the unprefixed public name, e.g. "h.0.attn.c_attn.weight".
+  // `name` is the unprefixed public name, e.g. "h.0.attn.c_attn.weight". A tensor the
+  // checkpoint lacks is an error unless `missing` says to initialise it from the seed.
+  enum class Missing { kError, kInitialise };
   torch::Tensor load(const std::string& name, const std::vector<std::int64_t>& shape, Init init,
-                     double stddev = 0.0) const;
+                     double stddev = 0.0, Missing missing = Missing::kError) const;
 
  private:
   GPT2Options options_;

@@ -31,6 +31,7 @@ struct RankOutcome {
   std::string what;                // "exited with status 3", "killed by signal 9 (SIGKILL)", "could not be started: ..."
   int exit_code = 0;               // as a shell reports it: the status, 128+N for signal N, 126/127 when not started
   std::vector<std::string> stderr_tail;      // failed ranks only: the last lines on its stderr
+  bool tail_has_stdout = false;  // stdout and stderr were one stream (one terminal): the tail holds both
   std::optional<std::string> error_message;  // failed ranks only: the message of its error file
 };
 

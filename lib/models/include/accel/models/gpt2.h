@@ -83,6 +83,8 @@ class GPT2 : public BlockModel {
   torch::Tensor hidden_states(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                               KVCache* cache);
   detail::Head& head();
+  // Whether the checkpoint holds `name` (with or without "transformer."); false without one.
+  bool checkpoint_contains(const std::string& name) const;
   // The last hidden states [rows, n_embd] of one decode step over the rows `attention` holds.
   torch::Tensor slot_hidden_states(const std::vector<std::int64_t>& tokens, detail::SlotAttention& attention);
 
@@ -139,6 +141,9 @@ class GPT2ForSequenceClassification : public GPT2 {
       : GPT2(GPT2Head::kSequenceClassification, std::move(options)) {}
   explicit GPT2ForSequenceClassification(GPT2Config config)
       : GPT2ForSequenceClassification(with_defaults(std::move(config))) {}
+  // False when the checkpoint (a causal LM's, say) has no score.weight: the head is then
+  // initialised from options.seed, as transformers does, and its labels mean nothing until trained.
+  bool score_in_checkpoint() const;
   // Logits [B,num_labels] in float32, from each row's last token with attention_mask == 1.
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {});
 };
