@@ -45,7 +45,9 @@ set(CPACK_PACKAGE_INSTALL_DIRECTORY accel-launch)
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION devel)
-# Runtime dependencies come from the binaries' own shared-library needs (dpkg-shlibdeps).
+# Runtime dependencies come from the binaries' own shared-library needs (dpkg-shlibdeps); the
+# static libraries need yaml-cpp's to link (the launcher itself has it linked in).
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "libyaml-cpp-dev")
 set(CPACK_GENERATOR DEB)
 include(CPack)

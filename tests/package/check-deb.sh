@@ -32,7 +32,7 @@ if grep -E '_tests$|/tests/|CMakeFiles' "$work/files.txt"; then
   status=1
 fi
 depends=$(dpkg-deb --field "$deb" Depends)
-grep -q 'libyaml-cpp' <<<"$depends" || { echo "FAIL: Depends lacks yaml-cpp: '$depends'" >&2; status=1; }
+grep -q 'libyaml-cpp-dev' <<<"$depends" || { echo "FAIL: Depends lacks libyaml-cpp-dev (the static libraries need it): '$depends'" >&2; status=1; }
 dpkg-deb --extract "$deb" "$work/root"
 reported=$("$work/root/usr/bin/accel-launch" --version)
 grep -qF "$version" <<<"$reported" || { echo "FAIL: unpacked accel-launch --version said '$reported', expected $version" >&2; status=1; }
