@@ -15,12 +15,34 @@ using simd::load;
 using simd::Vectors;
 using simd::widen;
 
-// Rows and output columns summed at once: kRows x kColumns vector sums stay in registers while
-// each weight vector is loaded once for the kRows rows (16 registers on AVX2: 12 sums, 3 weight
-// vectors and the row's x). A bfloat16 weight vector gives two float vectors, so one column less.
-constexpr int kRows = 4;
+// [out, in] weights: up to kRows rows are summed in one pass over a block of output columns, each
+// weight vector loaded once for all of them; the block is as wide as the registers allow next to
+// the rows' sums: R x C sums, C weight vectors (two float vectors each for bfloat16) and one x
+// vector in 16 registers (AVX2 and before) or 32 (AVX-512). Fewer rows, wider blocks: a row alone
+// still has several independent sums in flight.
+constexpr int kRows = 8;
+constexpr int kMaxColumns = 8;
+// Beyond kRows rows, passes of this many: blocks of more columns, so more multiply-adds per load
+// (on AVX2 4 x 3 sums: 7 loads for 12 multiply-adds, against 9 for 8 at 8 x 1).
+constexpr int kRowsPerPass = 4;
+
+template <int Lanes, int R, class Weight>
+constexpr int kColumnsFor =
+    std::clamp(((Lanes == 16 ? 32 : 16) - 1) / (R + (sizeof(Weight) == 2 ? 2 : 1)), 1, kMaxColumns);
+
+// How far ahead of each weight row being summed its bytes are asked for: a pass of many rows over
+// few weights would otherwise wait for memory at every new cache line, while the passes that
+// find the block in L1 leave memory idle. (A prefetch past the weight's end does not fault.)
+constexpr std::int64_t kPrefetchBytes = 4096;
+
+template <class Weight>
+[[gnu::always_inline]] inline void prefetch_ahead(const Weight* row) {
+  __builtin_prefetch(row + kPrefetchBytes / sizeof(Weight), 0, 3);
+}
+
+// [in, out] weights: kInOutRows rows x kColumns vectors of columns at once.
+constexpr int kInOutRows = 4;
 constexpr int kColumns = 3;
-constexpr int kColumnsBfloat16 = 2;
 // [in, out] weights: the rows of `in` a pass over all the columns covers. Memory is then read as
 // kInRows sequential streams (a whole row of the weight each), which the prefetcher follows, while
 // each block of columns of the pass stays in the L1 cache for every block of rows; the sums wait
@@ -43,7 +65,10 @@ template <int Lanes, int R, int C>
   for (; i + Lanes <= in; i += Lanes) {
     Floats weights[C], xs;
 #pragma GCC unroll 8
-    for (int c = 0; c < C; ++c) load(weights[c], w + c * in + i);
+    for (int c = 0; c < C; ++c) {
+      prefetch_ahead(w + c * in + i);
+      load(weights[c], w + c * in + i);
+    }
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       load(xs, x + r * in + i);
@@ -70,6 +95,7 @@ template <int Lanes, int R, int C>
     typename Vectors<Lanes>::Words words;
 #pragma GCC unroll 8
     for (int c = 0; c < C; ++c) {
+      prefetch_ahead(w + c * in + i);
       load(words, w + c * in + i);
       even[c] = __builtin_bit_cast(Floats, words << 16);
       odd[c] = __builtin_bit_cast(Floats, words & 0xffff0000u);
@@ -167,14 +193,35 @@ template <int Lanes, int R, int V, class Weight, class... Args>
   in_out_block<Lanes, R, V>(w, args...);
 }
 
-template <int Lanes, int C, class Weight>
-[[gnu::always_inline]] inline void out_in_columns(const Weight* w, const RowsProblem& p, float* y,
-                                                  std::int64_t begin, std::int64_t end) {
-  for (std::int64_t c = begin; c < end; c += C)
-    for (std::int64_t r = 0; r < p.rows; r += kRows)
-      out_in_shape<Lanes, kRows, C>(static_cast<int>(std::min<std::int64_t>(kRows, p.rows - r)),
-                                    static_cast<int>(std::min<std::int64_t>(C, end - c)), w + c * p.in,
-                                    p.x + r * p.in, y + r * p.out + c, p.in, p.out);
+// More than kRows rows: the columns go in chunks whose weights stay in the L2 cache while each
+// pass of R rows (their x in L1) runs over the chunk; only the first pass reads them from memory.
+constexpr std::int64_t kChunkBytes = 128 * 1024;
+
+template <int Lanes, int R, class Weight>
+[[gnu::always_inline]] inline void out_in_passes(const Weight* w, const RowsProblem& p, float* y, std::int64_t begin,
+                                                 std::int64_t end) {
+  constexpr int C = kColumnsFor<Lanes, R, Weight>;
+  const std::int64_t chunk = std::max<std::int64_t>(1, kChunkBytes / (p.in * std::int64_t{sizeof(Weight)} * C)) * C;
+  for (std::int64_t first = begin; first < end; first += chunk) {
+    const auto last = std::min(end, first + chunk);
+    for (std::int64_t r = 0; r < p.rows; r += R)
+      for (std::int64_t c = first; c < last; c += C)
+        out_in_shape<Lanes, R, C>(static_cast<int>(std::min<std::int64_t>(R, p.rows - r)),
+                                  static_cast<int>(std::min<std::int64_t>(C, last - c)), w + c * p.in,
+                                  p.x + r * p.in, y + r * p.out + c, p.in, p.out);
+  }
+}
+
+// Up to kRows rows in one pass, the block shape following their number; more in passes of
+// kRowsPerPass.
+template <int Lanes, int R, class Weight>
+[[gnu::always_inline]] inline void out_in_columns(const Weight* w, const RowsProblem& p, float* y, std::int64_t begin,
+                                                  std::int64_t end) {
+  if constexpr (R == kRows)
+    if (p.rows > kRows) return out_in_passes<Lanes, kRowsPerPass>(w, p, y, begin, end);
+  if constexpr (R > 1)
+    if (p.rows < R) return out_in_columns<Lanes, R - 1>(w, p, y, begin, end);
+  out_in_passes<Lanes, R>(w, p, y, begin, end);
 }
 
 template <int Lanes, class Weight>
@@ -185,8 +232,8 @@ template <int Lanes, class Weight>
   for (std::int64_t first = 0; first < p.in; first += kInRows) {
     const auto last = std::min(p.in, first + kInRows);
     for (std::int64_t c = begin; c < vector_end; c += kBlock)
-      for (std::int64_t r = 0; r < p.rows; r += kRows)
-        in_out_shape<Lanes, kRows, kColumns>(static_cast<int>(std::min<std::int64_t>(kRows, p.rows - r)),
+      for (std::int64_t r = 0; r < p.rows; r += kInOutRows)
+        in_out_shape<Lanes, kInOutRows, kColumns>(static_cast<int>(std::min<std::int64_t>(kInOutRows, p.rows - r)),
                                              static_cast<int>(std::min(kBlock, vector_end - c) / Lanes), w + c,
                                              p.x + r * p.in, y + r * p.out + c, p.in, p.out, first, last);
     in_out_tail(w + vector_end, p.x, y + vector_end, p.rows, p.in, p.out, end - vector_end, first, last);
@@ -199,8 +246,8 @@ template <int Lanes>
   const auto* halves = static_cast<const std::uint16_t*>(p.weight);
   if (p.stored_in_out && p.bfloat16) in_out_columns<Lanes>(halves, p, y, begin, end);
   else if (p.stored_in_out) in_out_columns<Lanes>(floats, p, y, begin, end);
-  else if (p.bfloat16) out_in_columns<Lanes, kColumnsBfloat16>(halves, p, y, begin, end);
-  else out_in_columns<Lanes, kColumns>(floats, p, y, begin, end);
+  else if (p.bfloat16) out_in_columns<Lanes, kRows>(halves, p, y, begin, end);
+  else out_in_columns<Lanes, kRows>(floats, p, y, begin, end);
 }
 
 void plain_columns(const RowsProblem& p, float* y, std::int64_t begin, std::int64_t end) {
