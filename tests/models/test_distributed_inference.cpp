@@ -128,6 +128,43 @@ TEST_CASE("distributed_inference sampling follows the seed", "[models][example][
   CHECK(texts_with("2") != first);
 }
 
+TEST_CASE("distributed_inference samples as generation_config.json says unless a flag or the body says otherwise",
+          "[models][example][llama][chat]") {
+  TempDir dir;
+  make_model(dir);
+  auto texts_with = [&](const std::string& args) {
+    const auto run = infer(dir, "--max_new_tokens 12 --seed 3 " + args + " -o " + dir.path("s.jsonl"));
+    INFO(run.output);
+    REQUIRE(run.status == 0);
+    std::string all;
+    for (const auto& r : read_jsonl(dir.path("s.jsonl"))) all += r["response"]["body"]["choices"].dump();
+    return all;
+  };
+  const auto greedy = texts_with("");
+  std::ofstream(dir.path("model/generation_config.json")) << R"({"do_sample": true, "temperature": 1.5, "top_k": 0})";
+  const auto checkpoint_default = texts_with("");
+  CHECK(checkpoint_default != greedy);
+  CHECK(checkpoint_default == texts_with("--temperature 1.5"));  // the same sampling, spelled by the flag
+  CHECK(texts_with("--temperature 0") == greedy);                 // a flag wins over the checkpoint
+  // So does a request's body: temperature 0 in each request of a batch file is greedy again.
+  std::ofstream batch(dir.path("greedy.jsonl"));
+  for (std::size_t i = 0; i < kPrompts.size(); ++i)
+    batch << nlohmann::json{{"custom_id", "prompt-" + std::to_string(i + 1)},
+                            {"method", "POST"},
+                            {"url", "/v1/completions"},
+                            {"body", {{"model", "m"}, {"prompt", kPrompts[i]}, {"temperature", 0}}}}
+                 .dump()
+          << "\n";
+  batch.close();
+  const auto run = run_command(DISTRIBUTED_INFERENCE_EXE " --model_dir " + dir.path("model") + " -i " +
+                               dir.path("greedy.jsonl") + " --max_new_tokens 12 --seed 3 -o " + dir.path("b.jsonl"));
+  INFO(run.output);
+  REQUIRE(run.status == 0);
+  std::string from_bodies;
+  for (const auto& r : read_jsonl(dir.path("b.jsonl"))) from_bodies += r["response"]["body"]["choices"].dump();
+  CHECK(from_bodies == greedy);
+}
+
 TEST_CASE("distributed_inference refuses bad options naming them", "[models][example][errors]") {
   TempDir dir;
   make_model(dir);

@@ -22,6 +22,7 @@
 #include "accel/batch/request.h"
 #include "accel/core/error.h"
 #include "accel/core/text.h"
+#include "accel/models/chat.h"
 #include "accel/models/slot_decoder.h"
 #include "accel/runtime/partial_state.h"
 #include "results.h"
@@ -59,17 +60,29 @@ int max_tokens_of(const batch::Request& request, const RequestDefaults& defaults
   return request.sampling.max_tokens.value_or(defaults.max_tokens);
 }
 
-// A request's own sampling: its body's values, else the job's; its seed, else the job's seed plus
-// the request's index, so that its sample depends on nothing else.
-models::GenerationOptions sampling_of(const batch::Request& request, std::size_t index, const RequestDefaults& d) {
+// A request's own sampling: its body's values, else the job's flags, else the checkpoint's
+// generation_config.json; its seed, else the job's seed plus the request's index, so that its
+// sample depends on nothing else.
+models::GenerationOptions sampling_of(const batch::Request& request, std::size_t index, const RequestDefaults& d,
+                                      const models::GenerationDefaults& checkpoint) {
+  const auto& body = request.sampling;
+  const auto top_k = body.top_k ? body.top_k : d.top_k;
+  const auto chosen = models::choose_sampling(
+      checkpoint, {body.temperature ? body.temperature : d.temperature, body.top_p ? body.top_p : d.top_p,
+                   top_k ? std::optional<std::int64_t>(*top_k) : std::nullopt});
   models::GenerationOptions o;
-  o.temperature = request.sampling.temperature.value_or(d.temperature);
-  o.do_sample = o.temperature > 0;
-  if (!o.do_sample) o.temperature = 1.0;
-  o.top_k = request.sampling.top_k.value_or(d.top_k);
-  o.top_p = request.sampling.top_p.value_or(d.top_p);
-  o.seed = request.sampling.seed.value_or(d.seed + index);
+  o.do_sample = chosen.temperature > 0;
+  o.temperature = o.do_sample ? chosen.temperature : 1.0;
+  o.top_k = chosen.top_k;
+  o.top_p = chosen.top_p;
+  o.seed = body.seed.value_or(d.seed + index);
   return o;
+}
+
+// A job flag's value for the fingerprint; unset flags defer to the checkpoint, itself fingerprinted.
+template <class T>
+std::string flag_text(const std::optional<T>& value) {
+  return value ? std::to_string(*value) : "checkpoint";
 }
 
 // The text up to the first stop string, and whether one was found.
@@ -148,7 +161,11 @@ namespace {
 // where results go.
 class Job {
  public:
-  Job(const EngineOptions& options, double started_at) : options_(options), started_at_(started_at) {}
+  Job(const EngineOptions& options, double started_at)
+      : options_(options),
+        started_at_(started_at),
+        generation_defaults_(options.model.model_dir.empty() ? models::GenerationDefaults{}
+                                                             : models::load_generation_defaults(options.model.model_dir)) {}
   int run();
 
  private:
@@ -165,6 +182,7 @@ class Job {
   const EngineOptions& options_;
   double started_at_, group_at_ = 0, load_at_ = 0, first_token_at_ = 0;
   long long load_rchar_ = 0;  // bytes read() while loading: the weights are mapped, not read
+  models::GenerationDefaults generation_defaults_;  // generation_config.json's sampling, for requests and flags without
   PartialState state_;
   batch::BatchInput input_;
   batch::OutputContext context_;
@@ -182,8 +200,8 @@ class Job {
 std::map<std::string, std::string> result_settings(const EngineOptions& o) {
   const auto& d = o.defaults;
   return {{"model", model_name(o.model)}, {"model_dir", o.model.model_dir}, {"dtype", o.model.dtype},
-          {"max_tokens", std::to_string(d.max_tokens)}, {"temperature", std::to_string(d.temperature)},
-          {"top_k", std::to_string(d.top_k)}, {"top_p", std::to_string(d.top_p)}, {"seed", std::to_string(d.seed)},
+          {"max_tokens", std::to_string(d.max_tokens)}, {"temperature", flag_text(d.temperature)},
+          {"top_k", flag_text(d.top_k)}, {"top_p", flag_text(d.top_p)}, {"seed", std::to_string(d.seed)},
           {"max_model_len", std::to_string(o.max_model_len)}};
 }
 
@@ -250,7 +268,7 @@ std::optional<SequenceRequest> Job::next_request(Claims& claims) {
     SequenceRequest next;
     next.id = *index;
     next.max_tokens = max_tokens_of(request, options_.defaults);
-    next.sampling = sampling_of(request, *index, options_.defaults);
+    next.sampling = sampling_of(request, *index, options_.defaults, generation_defaults_);
     try {
       next.prompt = model_->prompt_ids(request);
       models::check_generation_options(next.sampling);

@@ -4,6 +4,7 @@
 // with --schedule static), decoded with continuous batching, and written by the main process to
 // the output file as they finish so that a rerun continues where a crash left off.
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "accel/models/continuous_batching.h"
@@ -14,9 +15,10 @@ namespace accel::examples {
 // What a request gets when its body does not say.
 struct RequestDefaults {
   int max_tokens = 16;
-  double temperature = 0;  // 0: greedy; > 0: sampling
-  int top_k = 0;           // 0: off
-  double top_p = 1.0;      // 1: off
+  // Unset: the checkpoint's generation_config.json (models::choose_sampling), else greedy.
+  std::optional<double> temperature;  // 0: greedy; > 0: sampling
+  std::optional<int> top_k;           // 0: off
+  std::optional<double> top_p;        // 1: off
   std::uint64_t seed = 0;  // a request without a seed samples with seed + its index in the input
 };
 

@@ -22,15 +22,22 @@ void add_request_options(CLI::App& app, EngineOptions& options) {
                  "tokens generated per request at most, unless its body sets max_tokens")
       ->check(CLI::Range(1, 1 << 20))
       ->capture_default_str();
-  app.add_option("--temperature", d.temperature, "0: greedy; > 0: sampling at this temperature (a body's wins)")
-      ->check(CLI::Range(0.0, 100.0))
-      ->capture_default_str();
-  app.add_option("--top_k,--top-k", d.top_k, "sample among the k most likely tokens (0: off; a body's wins)")
-      ->check(CLI::Range(0, 1 << 30))
-      ->capture_default_str();
-  app.add_option("--top_p,--top-p", d.top_p, "sample among the most likely tokens reaching this mass (1: off)")
-      ->check(CLI::Range(1e-9, 1.0))
-      ->capture_default_str();
+  // Unset, these defer to the checkpoint's generation_config.json (do_sample, temperature, top_p,
+  // top_k), and without one to greedy decoding; a request body's own values win over both.
+  app.add_option_function<double>(
+         "--temperature", [&d](double value) { d.temperature = value; },
+         "0: greedy; > 0: sampling at this temperature (a body's wins; default: the checkpoint's "
+         "generation_config.json, else greedy)")
+      ->check(CLI::Range(0.0, 100.0));
+  app.add_option_function<int>(
+         "--top_k,--top-k", [&d](int value) { d.top_k = value; },
+         "sample among the k most likely tokens (0: off; a body's wins; default: the checkpoint's, else off)")
+      ->check(CLI::Range(0, 1 << 30));
+  app.add_option_function<double>(
+         "--top_p,--top-p", [&d](double value) { d.top_p = value; },
+         "sample among the most likely tokens reaching this mass (1: off; a body's wins; default: the "
+         "checkpoint's, else off)")
+      ->check(CLI::Range(1e-9, 1.0));
   app.add_option("--seed", d.seed,
                  "sampling seed: a request without a body seed samples with this + its index in the input, "
                  "whatever rank, batch or schedule serves it")
