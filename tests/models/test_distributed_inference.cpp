@@ -112,34 +112,38 @@ TEST_CASE("distributed_inference on two processes gives what one process gives",
   }
 }
 
+namespace {
+
+// Every choice of an output file, as one text to compare runs by.
+std::string choices_of(const std::string& path) {
+  std::string all;
+  for (const auto& r : read_jsonl(path)) all += r["response"]["body"]["choices"].dump();
+  return all;
+}
+
+// The choices of a 12-token run over the prompts file with `args`.
+std::string sampled_texts(const TempDir& dir, const std::string& args) {
+  const auto run = infer(dir, "--max_new_tokens 12 " + args + " -o " + dir.path("s.jsonl"));
+  INFO(run.output);
+  REQUIRE(run.status == 0);
+  return choices_of(dir.path("s.jsonl"));
+}
+
+}  // namespace
+
 TEST_CASE("distributed_inference sampling follows the seed", "[models][example][llama]") {
   TempDir dir;
   make_model(dir);
-  auto texts_with = [&](const std::string& seed) {
-    const auto run = infer(dir, "--temperature 1.5 --max_new_tokens 12 --seed " + seed + " -o " + dir.path("s.jsonl"));
-    INFO(run.output);
-    REQUIRE(run.status == 0);
-    std::string all;
-    for (const auto& r : read_jsonl(dir.path("s.jsonl"))) all += r["response"]["body"]["choices"].dump();
-    return all;
-  };
-  const auto first = texts_with("1");
-  CHECK(texts_with("1") == first);
-  CHECK(texts_with("2") != first);
+  const auto first = sampled_texts(dir, "--temperature 1.5 --seed 1");
+  CHECK(sampled_texts(dir, "--temperature 1.5 --seed 1") == first);
+  CHECK(sampled_texts(dir, "--temperature 1.5 --seed 2") != first);
 }
 
 TEST_CASE("distributed_inference samples as generation_config.json says unless a flag or the body says otherwise",
           "[models][example][llama][chat]") {
   TempDir dir;
   make_model(dir);
-  auto texts_with = [&](const std::string& args) {
-    const auto run = infer(dir, "--max_new_tokens 12 --seed 3 " + args + " -o " + dir.path("s.jsonl"));
-    INFO(run.output);
-    REQUIRE(run.status == 0);
-    std::string all;
-    for (const auto& r : read_jsonl(dir.path("s.jsonl"))) all += r["response"]["body"]["choices"].dump();
-    return all;
-  };
+  auto texts_with = [&](const std::string& args) { return sampled_texts(dir, "--seed 3 " + args); };
   const auto greedy = texts_with("");
   std::ofstream(dir.path("model/generation_config.json")) << R"({"do_sample": true, "temperature": 1.5, "top_k": 0})";
   const auto checkpoint_default = texts_with("");
@@ -160,9 +164,7 @@ TEST_CASE("distributed_inference samples as generation_config.json says unless a
                                dir.path("greedy.jsonl") + " --max_new_tokens 12 --seed 3 -o " + dir.path("b.jsonl"));
   INFO(run.output);
   REQUIRE(run.status == 0);
-  std::string from_bodies;
-  for (const auto& r : read_jsonl(dir.path("b.jsonl"))) from_bodies += r["response"]["body"]["choices"].dump();
-  CHECK(from_bodies == greedy);
+  CHECK(choices_of(dir.path("b.jsonl")) == greedy);
 }
 
 TEST_CASE("distributed_inference refuses bad options naming them", "[models][example][errors]") {
