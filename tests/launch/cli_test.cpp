@@ -796,13 +796,30 @@ TEST_CASE("launch cli: as PID 1 of a container the launcher reaps every orphan")
   CHECK(launcher.out() == "reaped\n");
 }
 
+namespace {
+
+// A pseudo-terminal: the test holds its master side; `path` opens the terminal side.
+struct PseudoTerminal {
+  int master = ::posix_openpt(O_RDWR | O_NOCTTY);
+  std::string path;
+  PseudoTerminal() {
+    REQUIRE(master >= 0);
+    REQUIRE(::grantpt(master) == 0);
+    REQUIRE(::unlockpt(master) == 0);
+    path = ::ptsname(master);
+  }
+  ~PseudoTerminal() { ::close(master); }
+  PseudoTerminal(const PseudoTerminal&) = delete;
+  PseudoTerminal& operator=(const PseudoTerminal&) = delete;
+};
+
+}  // namespace
+
 TEST_CASE("launch cli: rank 0 reads the launcher's terminal, the other ranks read nothing") {
   // A pseudo-terminal whose foreground group is the launcher's, as in an interactive shell.
-  const int master = ::posix_openpt(O_RDWR | O_NOCTTY);
-  REQUIRE(master >= 0);
-  REQUIRE(::grantpt(master) == 0);
-  REQUIRE(::unlockpt(master) == 0);
-  const std::string terminal = ::ptsname(master);
+  const PseudoTerminal pty;
+  const int master = pty.master;
+  const std::string& terminal = pty.path;
   Launcher launcher({"--num_processes", "2", "sh", "-c", "read line; echo \"got [$line]\""}, {}, [&] {
     ::setsid();
     const int slave = ::open(terminal.c_str(), O_RDWR);
@@ -814,7 +831,6 @@ TEST_CASE("launch cli: rank 0 reads the launcher's terminal, the other ranks rea
   CHECK(launcher.wait() == 0);
   CHECK(rank_lines(launcher.out(), 0) == std::vector<std::string>{"got [typed words]"});
   CHECK(rank_lines(launcher.out(), 1) == std::vector<std::string>{"got []"});
-  ::close(master);
 }
 
 namespace {
@@ -826,11 +842,9 @@ struct TerminalRun {
 
 // The launcher run with `args`, its stdout and stderr on one pseudo-terminal, until it exits.
 TerminalRun run_on_terminal(const std::vector<std::string>& args) {
-  const int master = ::posix_openpt(O_RDWR | O_NOCTTY);
-  REQUIRE(master >= 0);
-  REQUIRE(::grantpt(master) == 0);
-  REQUIRE(::unlockpt(master) == 0);
-  const std::string terminal = ::ptsname(master);
+  const PseudoTerminal pty;
+  const int master = pty.master;
+  const std::string& terminal = pty.path;
   Launcher launcher(args, {}, [&] {
     const int slave = ::open(terminal.c_str(), O_RDWR | O_NOCTTY);
     ::dup2(slave, 1);
@@ -854,7 +868,6 @@ TerminalRun run_on_terminal(const std::vector<std::string>& args) {
     return code.has_value();
   }, "the launcher exits");
   read_shown();
-  ::close(master);
   return {*code, shown};
 }
 
