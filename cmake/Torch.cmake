@@ -39,16 +39,24 @@ target_link_libraries(accel_torch INTERFACE ${TORCH_LIBRARIES})
 target_include_directories(accel_torch SYSTEM INTERFACE ${TORCH_INCLUDE_DIRS})
 install(TARGETS accel_torch EXPORT accelTargets)
 
-add_library(accel_torch_pch STATIC ${CMAKE_CURRENT_LIST_DIR}/torch_pch.cpp)
-target_link_libraries(accel_torch_pch PUBLIC accel_torch)
-target_precompile_headers(accel_torch_pch PRIVATE
-  <torch/torch.h>
-  <torch/script.h>
+# Two precompiled headers. Most code needs tensors, modules and c10d, whose headers a source loads
+# from the header in ~5 s; all of <torch/torch.h> (optimizers, data loaders, every nn layer) costs
+# ~11 s per source even precompiled, so only the targets that use that much take the whole API.
+set(accel_torch_core_headers
+  <torch/types.h>
+  <torch/utils.h>
+  <torch/nn/module.h>
   <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
   <torch/csrc/distributed/c10d/TCPStore.hpp>
   <torch/csrc/distributed/c10d/HashStore.hpp>
   <torch/csrc/distributed/c10d/FileStore.hpp>
   <torch/csrc/distributed/c10d/PrefixStore.hpp>)
+add_library(accel_torch_pch STATIC ${CMAKE_CURRENT_LIST_DIR}/torch_pch.cpp)
+target_link_libraries(accel_torch_pch PUBLIC accel_torch)
+target_precompile_headers(accel_torch_pch PRIVATE ${accel_torch_core_headers})
+add_library(accel_torch_whole_pch STATIC ${CMAKE_CURRENT_LIST_DIR}/torch_pch.cpp)
+target_link_libraries(accel_torch_whole_pch PUBLIC accel_torch)
+target_precompile_headers(accel_torch_whole_pch PRIVATE <torch/torch.h> <torch/script.h> ${accel_torch_core_headers})
 
 # The project's header directories, where accel_includes_torch() follows quoted and <accel/...>
 # includes.
@@ -89,13 +97,19 @@ function(accel_includes_torch file result)
   set(${result} ${value} PARENT_SCOPE)
 endfunction()
 
-# Links a target against LibTorch. Its sources that include torch reuse the shared precompiled
-# header; the others skip it, since loading it costs seconds even where nothing uses it. Call
-# after the target has all its sources; the choice is made at configure time (a source that
+# accel_use_torch(<target> [WHOLE_API]): links a target against LibTorch. Its sources that
+# include torch reuse a shared precompiled header (WHOLE_API: the one with all of
+# <torch/torch.h>); the others skip it, since loading it costs seconds even where nothing uses
+# it. Call after the target has all its sources; the choice is made at configure time (a source that
 # starts or stops including torch compiles correctly either way, and fast again after cmake reruns).
 function(accel_use_torch target)
+  cmake_parse_arguments(USE "WHOLE_API" "" "" ${ARGN})
   target_link_libraries(${target} PUBLIC accel_torch)
-  target_precompile_headers(${target} REUSE_FROM accel_torch_pch)
+  if(USE_WHOLE_API)
+    target_precompile_headers(${target} REUSE_FROM accel_torch_whole_pch)
+  else()
+    target_precompile_headers(${target} REUSE_FROM accel_torch_pch)
+  endif()
   # A rejected header would silently triple compile times; make it a build error instead.
   target_compile_options(${target} PRIVATE -Werror=invalid-pch)
   get_target_property(sources ${target} SOURCES)

@@ -8,6 +8,7 @@
 #include "rows_product.h"
 
 #include <catch2/catch.hpp>
+#include <torch/torch.h>
 
 #include <string>
 

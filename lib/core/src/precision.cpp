@@ -10,7 +10,7 @@ namespace {
 constexpr std::array<MixedPrecision, 4> kAll = {MixedPrecision::kNo, MixedPrecision::kFp16, MixedPrecision::kBf16,
                                                 MixedPrecision::kFp8};
 // Indexed by the enum's value, in its order.
-constexpr std::array<const char*, 4> kNames = {"no", "fp16", "bf16", "fp8"};
+constexpr std::array<const char*, 4> kPrecisionNames = {"no", "fp16", "bf16", "fp8"};
 
 }  // namespace
 
@@ -21,7 +21,7 @@ std::optional<MixedPrecision> parse_mixed_precision(std::string_view text) {
   return std::nullopt;
 }
 
-const char* to_string(MixedPrecision precision) { return kNames.at(static_cast<std::size_t>(precision)); }
+const char* to_string(MixedPrecision precision) { return kPrecisionNames.at(static_cast<std::size_t>(precision)); }
 
 std::vector<std::string> mixed_precision_names(bool with_fp8) {
   std::vector<std::string> names;

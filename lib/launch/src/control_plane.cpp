@@ -25,7 +25,10 @@
 #include "fd.h"
 
 namespace accel::launch {
-namespace {
+// Named, where an anonymous namespace would do: classes with external linkage below hold these
+// types, which a unity build reports (-Wsubobject-linkage). The using-directive makes it read
+// as the anonymous namespace would.
+namespace control_plane_detail {
 
 // Messages are single lines: words separated by spaces, the last one (a summary) percent-encoded
 // so that it can hold spaces and newlines.
@@ -213,7 +216,8 @@ void say(const std::string& line) {
   (void)!::write(STDERR_FILENO, text.data(), text.size());
 }
 
-}  // namespace
+}  // namespace control_plane_detail
+using namespace control_plane_detail;
 
 int control_port(const LaunchSpec& spec) { return spec.master_port + 1; }
 

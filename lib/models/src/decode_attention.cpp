@@ -3,6 +3,8 @@
 #include "accel/core/error.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
 #include <ATen/record_function.h>
 
 #include <algorithm>
@@ -75,8 +77,8 @@ void attend_head(const Layout& l, std::int64_t batch, std::int64_t head, const S
 }
 
 template <class Scalar>
-void attend_all(const Layout& l, std::int64_t batches, const torch::Tensor& q, const torch::Tensor& k,
-                const torch::Tensor& v, const torch::Tensor& blocked, float scale, torch::Tensor& out) {
+void attend_all(const Layout& l, std::int64_t batches, const at::Tensor& q, const at::Tensor& k,
+                const at::Tensor& v, const at::Tensor& blocked, float scale, at::Tensor& out) {
   const auto* qs = q.data_ptr<Scalar>();
   const auto* ks = k.data_ptr<Scalar>();
   const auto* vs = v.data_ptr<Scalar>();
@@ -94,8 +96,8 @@ void attend_all(const Layout& l, std::int64_t batches, const torch::Tensor& q, c
 // Row r's query heads over keys [first[r], last[r]) of slot slots[r] of a [slots, kv_heads,
 // capacity, dim] cache.
 template <class Scalar>
-void attend_slot_rows(const torch::Tensor& q, const torch::Tensor& keys, const torch::Tensor& values,
-                      const SlotSpans& spans, float scale, torch::Tensor& out) {
+void attend_slot_rows(const at::Tensor& q, const at::Tensor& keys, const at::Tensor& values,
+                      const SlotSpans& spans, float scale, at::Tensor& out) {
   const auto rows = q.size(0), heads = q.size(1), dim = q.size(2);
   const auto kv_heads = keys.size(1), capacity = keys.size(2), groups = heads / kv_heads;
   const auto* qs = q.data_ptr<Scalar>();
@@ -121,8 +123,8 @@ void attend_slot_rows(const torch::Tensor& q, const torch::Tensor& keys, const t
 
 }  // namespace
 
-torch::Tensor attend_slots(const torch::Tensor& q, const torch::Tensor& keys, const torch::Tensor& values,
-                           const SlotSpans& spans, double scale) {
+at::Tensor attend_slots(const at::Tensor& q, const at::Tensor& keys, const at::Tensor& values,
+                        const SlotSpans& spans, double scale) {
   const auto rows = static_cast<std::size_t>(q.dim() == 3 ? q.size(0) : -1);
   if (q.dim() != 3 || keys.dim() != 4 || values.sizes() != keys.sizes() || q.scalar_type() != keys.scalar_type() ||
       values.scalar_type() != keys.scalar_type() || !q.is_contiguous() || !keys.is_contiguous() ||
@@ -137,18 +139,18 @@ torch::Tensor attend_slots(const torch::Tensor& q, const torch::Tensor& keys, co
       throw UsageError("slot attention: row " + std::to_string(r) + " spans keys [" + std::to_string(spans.first[r]) +
                        ", " + std::to_string(spans.last[r]) + ") of slot " + std::to_string(spans.slots[r]) +
                        " in a cache of " + c10::str(keys.sizes()));
-  auto out = torch::empty_like(q);
+  auto out = at::empty_like(q);
   const auto factor = static_cast<float>(scale);
-  if (q.scalar_type() == torch::kFloat32) attend_slot_rows<float>(q, keys, values, spans, factor, out);
+  if (q.scalar_type() == at::kFloat) attend_slot_rows<float>(q, keys, values, spans, factor, out);
   else attend_slot_rows<c10::BFloat16>(q, keys, values, spans, factor, out);
   return out;
 }
 
-bool one_query_attention_applies(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                 const torch::Tensor& blocked) {
+bool one_query_attention_applies(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                 const at::Tensor& blocked) {
   const auto dtype = q.scalar_type();
-  if ((dtype != torch::kFloat32 && dtype != torch::kBFloat16) || k.scalar_type() != dtype ||
-      v.scalar_type() != dtype || blocked.scalar_type() != torch::kBool)
+  if ((dtype != at::kFloat && dtype != at::kBFloat16) || k.scalar_type() != dtype ||
+      v.scalar_type() != dtype || blocked.scalar_type() != at::kBool)
     return false;
   if (q.dim() != 4 || k.dim() != 4 || v.dim() != 4 || blocked.dim() != 4 || !q.device().is_cpu() ||
       !k.device().is_cpu() || !v.device().is_cpu() || !blocked.device().is_cpu())
@@ -159,8 +161,8 @@ bool one_query_attention_applies(const torch::Tensor& q, const torch::Tensor& k,
          blocked.size(3) == keys && q.stride(3) == 1 && k.stride(3) == 1 && v.stride(3) == 1;
 }
 
-torch::Tensor attend_one_query(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                               const torch::Tensor& blocked, double scale) {
+at::Tensor attend_one_query(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                            const at::Tensor& blocked, double scale) {
   if (!one_query_attention_applies(q, k, v, blocked))
     throw UsageError("one-query attention takes q [B,H,1,D], k and v [B,H/G,K,D] and blocked [B,1,1,K] on the "
                      "CPU, float32 or bfloat16 alike, rows of D contiguous; got q " + c10::str(q.sizes()) +
@@ -171,9 +173,9 @@ torch::Tensor attend_one_query(const torch::Tensor& q, const torch::Tensor& k, c
                       .kv_head = k.stride(1), .kv_key = k.stride(2), .v_batch = v.stride(0),
                       .v_head = v.stride(1), .v_key = v.stride(2), .blocked_batch = blocked.stride(0),
                       .blocked_key = blocked.stride(3)};
-  auto out = torch::empty({q.size(0), q.size(1), 1, q.size(3)}, q.options());
+  auto out = at::empty({q.size(0), q.size(1), 1, q.size(3)}, q.options());
   const auto factor = static_cast<float>(scale);
-  if (q.scalar_type() == torch::kFloat32) attend_all<float>(layout, q.size(0), q, k, v, blocked, factor, out);
+  if (q.scalar_type() == at::kFloat) attend_all<float>(layout, q.size(0), q, k, v, blocked, factor, out);
   else attend_all<c10::BFloat16>(layout, q.size(0), q, k, v, blocked, factor, out);
   return out;
 }

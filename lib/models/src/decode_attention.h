@@ -3,7 +3,7 @@
 // block_common.h) spends a step's attention in small tensor operations: batched matmuls that
 // loop over heads, select each matrix and call BLAS (some 3000 operations per GPT-2 step).
 // Here each (row, head) is one pass over plain memory. Private to lib/models.
-#include <torch/torch.h>
+#include <ATen/core/Tensor.h>
 
 #include <cstdint>
 #include <vector>
@@ -13,14 +13,14 @@ namespace accel::models::detail {
 // Whether attend_one_query() takes these: q [B,H,1,D], k and v [B,H/G,K,D] and blocked
 // [B,1,1,K] booleans on the CPU, q, k and v all float32 or all bfloat16, each row of D values
 // contiguous.
-bool one_query_attention_applies(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                 const torch::Tensor& blocked);
+bool one_query_attention_applies(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                 const at::Tensor& blocked);
 
 // attend()'s result for one query per row, [B,H,1,D] in q's dtype: scores, softmax and the
 // weighted sum of values in float32, rounded once at the end; a fully blocked row gets a
 // uniform distribution, as in attend(). Rows and heads are spread over torch's threads.
-torch::Tensor attend_one_query(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                               const torch::Tensor& blocked, double scale);
+at::Tensor attend_one_query(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                            const at::Tensor& blocked, double scale);
 
 // Which keys each row of a slot cache attends over: row r, keys [first[r], last[r]) of slot
 // slots[r].
@@ -33,7 +33,7 @@ struct SlotSpans {
 // reads only its own span (no padding, no other row's keys) and gets bitwise what
 // attend_one_query gives it over the same keys, whatever the other rows. UsageError for shapes
 // that do not fit or a span outside the cache.
-torch::Tensor attend_slots(const torch::Tensor& q, const torch::Tensor& keys, const torch::Tensor& values,
-                           const SlotSpans& spans, double scale);
+at::Tensor attend_slots(const at::Tensor& q, const at::Tensor& keys, const at::Tensor& values,
+                        const SlotSpans& spans, double scale);
 
 }  // namespace accel::models::detail

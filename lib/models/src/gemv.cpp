@@ -5,6 +5,7 @@
 #include "accel/core/error.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/ops/empty.h>
 #include <ATen/record_function.h>
 
 #include <algorithm>
@@ -161,9 +162,9 @@ const std::vector<GemvKernel>& gemv_kernels() {
   return kernels;
 }
 
-bool gemv_applies(const torch::Tensor& x, const torch::Tensor& weight) {
+bool gemv_applies(const at::Tensor& x, const at::Tensor& weight) {
   const auto dtype = weight.scalar_type();
-  if ((dtype != torch::kFloat32 && dtype != torch::kBFloat16) || x.scalar_type() != dtype ||
+  if ((dtype != at::kFloat && dtype != at::kBFloat16) || x.scalar_type() != dtype ||
       !weight.device().is_cpu() || weight.dim() != 2 || x.dim() == 0)
     return false;
   const bool one_row = x.numel() == x.size(-1) && x.size(-1) == weight.size(1);
@@ -175,14 +176,14 @@ namespace {
 // A one-row tensor's values as float32: its own memory when it is a contiguous float32 row,
 // else widened into `storage`. No tensor operation runs: at a few hundred nanoseconds each,
 // they add up over the 49 products of a decode step.
-const float* float_row(const torch::Tensor& row, std::vector<float>& storage) {
-  if (row.is_contiguous() && row.scalar_type() == torch::kFloat32) return row.data_ptr<float>();
+const float* float_row(const at::Tensor& row, std::vector<float>& storage) {
+  if (row.is_contiguous() && row.scalar_type() == at::kFloat) return row.data_ptr<float>();
   storage.resize(static_cast<std::size_t>(row.numel()));
-  if (row.is_contiguous() && row.scalar_type() == torch::kBFloat16) {
+  if (row.is_contiguous() && row.scalar_type() == at::kBFloat16) {
     const auto* bits = static_cast<const std::uint16_t*>(row.data_ptr());
     std::transform(bits, bits + row.numel(), storage.begin(), [](std::uint16_t b) { return widen(b); });
   } else {
-    const auto widened = row.reshape({-1}).to(torch::kFloat32).contiguous();
+    const auto widened = row.reshape({-1}).to(at::kFloat).contiguous();
     std::copy_n(widened.data_ptr<float>(), row.numel(), storage.begin());
   }
   return storage.data();
@@ -217,8 +218,8 @@ void spread_sums(const GemvKernel& kernel, const GemvProblem& problem, float* y)
 
 }  // namespace
 
-torch::Tensor gemv(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
-                   const GemvKernel& kernel) {
+at::Tensor gemv(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                const GemvKernel& kernel) {
   if (!gemv_applies(x, weight))
     throw UsageError("gemv takes one row of " + std::to_string(weight.size(-1)) + " values and a float32 or " +
                      "bfloat16 CPU weight of the same dtype stored contiguous either way round; got x " +
@@ -230,12 +231,12 @@ torch::Tensor gemv(const torch::Tensor& x, const torch::Tensor& weight, const to
                      std::to_string(out_size) + " outputs");
   RECORD_FUNCTION("accel::gemv", std::vector<c10::IValue>({x, weight}));  // a row in profiles
   std::vector<float> input, bias_values, sums;
-  const bool bfloat16 = weight.scalar_type() == torch::kBFloat16;
+  const bool bfloat16 = weight.scalar_type() == at::kBFloat16;
   const GemvProblem problem{weight.data_ptr(), bfloat16, !weight.is_contiguous(), float_row(x, input), in_size,
                             out_size};
   auto sizes = x.sizes().vec();
   sizes.back() = out_size;
-  auto out = torch::empty(sizes, torch::TensorOptions().dtype(weight.scalar_type()));
+  auto out = at::empty(sizes, at::TensorOptions().dtype(weight.scalar_type()));
   // float32 sums land in the result itself; bfloat16 ones are rounded once, bias included.
   if (bfloat16) sums.resize(static_cast<std::size_t>(out_size));
   float* y = bfloat16 ? sums.data() : out.data_ptr<float>();

@@ -3,7 +3,7 @@
 // read weights: LibTorch 1.13 has no bfloat16 gemv (one bfloat16 row runs through oneDNN's gemm
 // at about a third of the memory bandwidth), and BLAS's float32 gemv reads 25-35% below it
 // (models_bench --kernels 1). Private to lib/models.
-#include <torch/torch.h>
+#include <ATen/core/Tensor.h>
 
 #include <cstdint>
 #include <vector>
@@ -36,12 +36,12 @@ const std::vector<GemvKernel>& gemv_kernels();
 // Whether gemv() takes x and weight: x holds one row ([..., in] with every other dim 1); the
 // weight is a logical [out, in] CPU tensor stored contiguous either way round (a Linear
 // weight, or the .t() of a Conv1D one); both float32 or both bfloat16.
-bool gemv_applies(const torch::Tensor& x, const torch::Tensor& weight);
+bool gemv_applies(const at::Tensor& x, const at::Tensor& weight);
 
 // x times weight^T (+ bias when defined), shaped as x with `out` last, in the weight's dtype:
 // summed in float32 over torch's intra-op threads and rounded once at the end. UsageError
 // unless gemv_applies.
-torch::Tensor gemv(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
-                   const GemvKernel& kernel = gemv_kernels().front());
+at::Tensor gemv(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                const GemvKernel& kernel = gemv_kernels().front());
 
 }  // namespace accel::models::detail

@@ -4,6 +4,7 @@
 #include "simd.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/ops/empty.h>
 #include <ATen/record_function.h>
 
 #include <algorithm>
@@ -172,17 +173,9 @@ template <class Weight>
     }
 }
 
-// ---- Dispatch: a block of rr <= kRows rows and cc <= C columns (or vectors of columns) to the
-// instance compiled for exactly that shape.
-
-template <int Lanes, int R, int C, class Weight, class... Args>
-[[gnu::always_inline]] inline void out_in_shape(int rows, int columns, const Weight* w, Args... args) {
-  if constexpr (R > 1)
-    if (rows < R) return out_in_shape<Lanes, R - 1, C>(rows, columns, w, args...);
-  if constexpr (C > 1)
-    if (columns < C) return out_in_shape<Lanes, R, C - 1>(rows, columns, w, args...);
-  out_in_block<Lanes, R, C>(w, args...);
-}
+// ---- Dispatch. Every output sums its terms in the same order however the outputs are blocked, so
+// a shape is chosen for speed alone, and few are compiled: each row count's widest block, one
+// column wide for the columns left over, and one row alone for the rows left over.
 
 template <int Lanes, int R, int V, class Weight, class... Args>
 [[gnu::always_inline]] inline void in_out_shape(int rows, int vectors, const Weight* w, Args... args) {
@@ -193,8 +186,19 @@ template <int Lanes, int R, int V, class Weight, class... Args>
   in_out_block<Lanes, R, V>(w, args...);
 }
 
-// More than kRows rows: the columns go in chunks whose weights stay in the L2 cache while each
-// pass of R rows (their x in L1) runs over the chunk; only the first pass reads them from memory.
+// R rows (x, y at their first) over the columns [first, last).
+template <int Lanes, int R, class Weight>
+[[gnu::always_inline]] inline void out_in_rows(const Weight* w, const float* x, float* y, std::int64_t first,
+                                               std::int64_t last, std::int64_t in, std::int64_t out) {
+  constexpr int C = kColumnsFor<Lanes, R, Weight>;
+  std::int64_t c = first;
+  for (; c + C <= last; c += C) out_in_block<Lanes, R, C>(w + c * in, x, y + c, in, out);
+  for (; c < last; ++c) out_in_block<Lanes, R, 1>(w + c * in, x, y + c, in, out);
+}
+
+// The columns go in chunks whose weights stay in the L2 cache while each pass of R rows (their x
+// in L1) runs over the chunk; only the first pass reads them from memory. Rows past the last
+// whole pass go one at a time over the chunk.
 constexpr std::int64_t kChunkBytes = 128 * 1024;
 
 template <int Lanes, int R, class Weight>
@@ -204,11 +208,9 @@ template <int Lanes, int R, class Weight>
   const std::int64_t chunk = std::max<std::int64_t>(1, kChunkBytes / (p.in * std::int64_t{sizeof(Weight)} * C)) * C;
   for (std::int64_t first = begin; first < end; first += chunk) {
     const auto last = std::min(end, first + chunk);
-    for (std::int64_t r = 0; r < p.rows; r += R)
-      for (std::int64_t c = first; c < last; c += C)
-        out_in_shape<Lanes, R, C>(static_cast<int>(std::min<std::int64_t>(R, p.rows - r)),
-                                  static_cast<int>(std::min<std::int64_t>(C, last - c)), w + c * p.in,
-                                  p.x + r * p.in, y + r * p.out + c, p.in, p.out);
+    std::int64_t r = 0;
+    for (; r + R <= p.rows; r += R) out_in_rows<Lanes, R>(w, p.x + r * p.in, y + r * p.out, first, last, p.in, p.out);
+    for (; r < p.rows; ++r) out_in_rows<Lanes, 1>(w, p.x + r * p.in, y + r * p.out, first, last, p.in, p.out);
   }
 }
 
@@ -283,11 +285,11 @@ std::vector<RowsKernel> supported_kernels() {
 // x as float32 [rows, in]: its own memory when it already is, else widened into `storage`; for
 // a bfloat16 [out, in] weight, each block of 2 x lanes values reordered as the words read them
 // (its even-indexed values, then its odd-indexed ones).
-const float* prepared_rows(const torch::Tensor& x, const RowsProblem& p, std::int64_t lanes,
+const float* prepared_rows(const at::Tensor& x, const RowsProblem& p, std::int64_t lanes,
                            std::vector<float>& storage) {
   const bool pairs = p.bfloat16 && !p.stored_in_out;
-  if (!pairs && x.is_contiguous() && x.scalar_type() == torch::kFloat32) return x.data_ptr<float>();
-  const auto floats = x.reshape({p.rows, p.in}).to(torch::kFloat32).contiguous();
+  if (!pairs && x.is_contiguous() && x.scalar_type() == at::kFloat) return x.data_ptr<float>();
+  const auto floats = x.reshape({p.rows, p.in}).to(at::kFloat).contiguous();
   const float* source = floats.data_ptr<float>();
   storage.assign(source, source + p.rows * p.in);
   if (!pairs) return storage.data();
@@ -308,16 +310,16 @@ const std::vector<RowsKernel>& rows_kernels() {
   return kernels;
 }
 
-bool rows_product_applies(const torch::Tensor& x, const torch::Tensor& weight) {
+bool rows_product_applies(const at::Tensor& x, const at::Tensor& weight) {
   const auto dtype = weight.scalar_type();
-  if ((dtype != torch::kFloat32 && dtype != torch::kBFloat16) || x.scalar_type() != dtype ||
+  if ((dtype != at::kFloat && dtype != at::kBFloat16) || x.scalar_type() != dtype ||
       !weight.device().is_cpu() || !x.device().is_cpu() || weight.dim() != 2 || x.dim() == 0)
     return false;
   return x.size(-1) == weight.size(1) && (weight.is_contiguous() || weight.t().is_contiguous());
 }
 
-torch::Tensor rows_product(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
-                           const RowsKernel& kernel) {
+at::Tensor rows_product(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                        const RowsKernel& kernel) {
   if (!rows_product_applies(x, weight))
     throw UsageError("rows_product takes rows of " + std::to_string(weight.size(-1)) + " values and a float32 " +
                      "or bfloat16 CPU weight of the same dtype stored contiguous either way round; got x " +
@@ -328,14 +330,14 @@ torch::Tensor rows_product(const torch::Tensor& x, const torch::Tensor& weight, 
     throw UsageError("rows_product's bias has " + std::to_string(bias.numel()) + " values for a weight of " +
                      std::to_string(out_size) + " outputs");
   RECORD_FUNCTION("accel::rows_product", std::vector<c10::IValue>({x, weight}));  // a row in profiles
-  const bool bfloat16 = weight.scalar_type() == torch::kBFloat16;
+  const bool bfloat16 = weight.scalar_type() == at::kBFloat16;
   RowsProblem problem{weight.data_ptr(), bfloat16, !weight.is_contiguous(), nullptr, x.numel() / in_size,
                       in_size, out_size};
   std::vector<float> rows;
   problem.x = prepared_rows(x, problem, kernel.lanes, rows);
   auto sizes = x.sizes().vec();
   sizes.back() = out_size;
-  auto out = torch::empty(sizes, torch::TensorOptions().dtype(weight.scalar_type()));
+  auto out = at::empty(sizes, at::TensorOptions().dtype(weight.scalar_type()));
   std::vector<float> sums;
   if (bfloat16) sums.resize(static_cast<std::size_t>(problem.rows * out_size));
   float* y = bfloat16 ? sums.data() : out.data_ptr<float>();
@@ -348,7 +350,7 @@ torch::Tensor rows_product(const torch::Tensor& x, const torch::Tensor& weight, 
                                     std::min(out_size, end * kernel.column_unit));
                    });
   if (bias.defined()) {
-    const auto b = bias.to(torch::kFloat32).contiguous();
+    const auto b = bias.to(at::kFloat).contiguous();
     const float* values = b.data_ptr<float>();
     for (std::int64_t r = 0; r < problem.rows; ++r)
       for (std::int64_t c = 0; c < out_size; ++c) y[r * out_size + c] += values[c];

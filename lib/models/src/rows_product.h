@@ -4,7 +4,7 @@
 // one fixed order that depends only on `in` and the instruction set, never on the number of
 // rows, how they are blocked or the number of threads: a row's result is bitwise the same
 // whatever rows share its call (batch invariance). Private to lib/models.
-#include <torch/torch.h>
+#include <ATen/core/Tensor.h>
 
 #include <cstdint>
 #include <vector>
@@ -36,12 +36,12 @@ const std::vector<RowsKernel>& rows_kernels();
 
 // Whether rows_product() takes x [..., in] (any number of rows) and weight: a logical [out, in]
 // CPU tensor stored contiguous either way round, both float32 or both bfloat16.
-bool rows_product_applies(const torch::Tensor& x, const torch::Tensor& weight);
+bool rows_product_applies(const at::Tensor& x, const at::Tensor& weight);
 
 // x times weight^T (+ bias when defined), shaped as x with `out` last, in the weight's dtype:
 // summed in float32 in the fixed order above, over torch's intra-op threads by output columns,
 // bias added after the sum, rounded once. UsageError unless rows_product_applies.
-torch::Tensor rows_product(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
-                           const RowsKernel& kernel = rows_kernels().front());
+at::Tensor rows_product(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                        const RowsKernel& kernel = rows_kernels().front());
 
 }  // namespace accel::models::detail

@@ -5,7 +5,7 @@
 #include "accel/models/kv_cache.h"
 #include "decode_attention.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <cstdint>
 #include <vector>

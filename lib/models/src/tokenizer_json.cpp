@@ -16,7 +16,10 @@
 #include <unordered_set>
 
 namespace accel::models {
-namespace {
+// Named, where an anonymous namespace would do: classes with external linkage below hold these
+// types, which a unity build reports (-Wsubobject-linkage). The using-directive makes it read
+// as the anonymous namespace would.
+namespace tokenizer_json_detail {
 
 // tokenizer.json stores ids as unsigned 32-bit numbers (the tokenizers library reads them as u32).
 constexpr std::int64_t kLargestId = 0xFFFFFFFFLL;
@@ -139,7 +142,8 @@ std::vector<std::string> decode_byte_fallback(const std::vector<std::string>& pi
   return out;
 }
 
-}  // namespace
+}  // namespace tokenizer_json_detail
+using namespace tokenizer_json_detail;
 
 struct TokenizerJson::Impl {
   std::string path;

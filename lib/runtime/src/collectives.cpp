@@ -1,7 +1,7 @@
 // PartialState's collectives: byte exchanges for objects, tensor gather/broadcast/reduce/pad,
 // split of tensors. Every collective runs under guarded(), which turns a transport failure into
 // a PeerError naming the ranks that never reached the collective.
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <algorithm>
 #include <cstring>

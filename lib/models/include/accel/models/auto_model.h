@@ -8,7 +8,7 @@
 #include "accel/models/blocks.h"
 #include "accel/models/generation.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <functional>
 #include <memory>

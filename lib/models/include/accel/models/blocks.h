@@ -5,7 +5,8 @@
 // mask, ...), so a stage boundary can carry several tensors.
 #include "accel/models/kv_cache.h"
 
-#include <torch/torch.h>
+#include <torch/nn/module.h>
+#include <torch/types.h>
 
 #include <cstdint>
 #include <functional>

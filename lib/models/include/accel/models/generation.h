@@ -4,7 +4,7 @@
 // GPT-2 and the Llama family implement CausalLM; generate() is written once for both.
 #include "accel/models/kv_cache.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <cstdint>
 #include <optional>

@@ -19,7 +19,7 @@
 #include "accel/models/gpt2_config.h"
 #include "accel/models/safetensors.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <cstdint>
 #include <memory>

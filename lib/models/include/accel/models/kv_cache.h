@@ -2,7 +2,7 @@
 // The key/value cache of autoregressive generation, shared by every architecture's attention
 // blocks (accel/models/blocks.h), generate() (accel/models/generation.h) and the pipeline's
 // per-stage caches.
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <cstdint>
 #include <utility>

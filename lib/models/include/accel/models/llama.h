@@ -17,7 +17,7 @@
 #include "accel/models/generation.h"
 #include "accel/models/llama_config.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <cstdint>
 #include <memory>

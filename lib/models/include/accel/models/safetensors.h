@@ -5,7 +5,7 @@
 // asked for, so a pipeline stage reads its own weights and none of the rest.
 #include "accel/models/safetensors_header.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <cstdint>
 #include <map>

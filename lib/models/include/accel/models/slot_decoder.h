@@ -8,7 +8,7 @@
 //
 // Batch invariance: a row's logits depend only on its own tokens, never on which other slots
 // share its step or how many there are, so greedy tokens are the same whatever the batch.
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <cstdint>
 #include <memory>
