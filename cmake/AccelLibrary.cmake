@@ -16,10 +16,11 @@ function(accel_add_library component)
 endfunction()
 
 # Where the shipped GPT-2 vocabulary (data/gpt2) is installed, and the compile definitions that
-# let `source` (the tokenizer) find it: beside an installed program, else in this source tree.
+# let `target`'s tokenizer find it: beside an installed program, else in this source tree. On the
+# target, not the source: a source with definitions of its own would leave the unity build.
 set(ACCEL_GPT2_INSTALL_DIR ${CMAKE_INSTALL_DATADIR}/accel/gpt2)
-function(accel_locate_gpt2_data source)
+function(accel_locate_gpt2_data target)
   file(RELATIVE_PATH from_bindir /${CMAKE_INSTALL_BINDIR} /${ACCEL_GPT2_INSTALL_DIR})
-  set_source_files_properties(${source} PROPERTIES COMPILE_DEFINITIONS
-    "ACCEL_GPT2_DATA_DIR=\"${PROJECT_SOURCE_DIR}/data/gpt2\";ACCEL_GPT2_DATA_FROM_BINDIR=\"${from_bindir}\"")
+  target_compile_definitions(${target} PRIVATE
+    "ACCEL_GPT2_DATA_DIR=\"${PROJECT_SOURCE_DIR}/data/gpt2\"" "ACCEL_GPT2_DATA_FROM_BINDIR=\"${from_bindir}\"")
 endfunction()

@@ -105,6 +105,12 @@ endfunction()
 function(accel_use_torch target)
   cmake_parse_arguments(USE "WHOLE_API" "" "" ${ARGN})
   target_link_libraries(${target} PUBLIC accel_torch)
+  # A unity target parses torch's headers once anyway: a precompiled header would only put its
+  # own build (~40 s) before it.
+  get_target_property(unity ${target} UNITY_BUILD)
+  if(unity)
+    return()
+  endif()
   if(USE_WHOLE_API)
     target_precompile_headers(${target} REUSE_FROM accel_torch_whole_pch)
   else()

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 #include <torch/types.h>
+#include <torch/utils.h>
 #include <unistd.h>
 
 #include <algorithm>

@@ -144,7 +144,7 @@ void plain_sums(const GemvProblem& p, float* y, std::int64_t begin, std::int64_t
 // AVX2 before AVX-512: these sums wait on memory, and where a 512-bit operation issues as two
 // 256-bit halves (AMD Zen 4) the AVX-512 build read bfloat16 weights 13% slower and float32 ones
 // no faster (models_bench --kernels 1).
-std::vector<GemvKernel> supported_kernels() {
+std::vector<GemvKernel> supported_gemv_kernels() {
   std::vector<GemvKernel> kernels;
 #if defined(__x86_64__)
   __builtin_cpu_init();
@@ -158,7 +158,7 @@ std::vector<GemvKernel> supported_kernels() {
 }  // namespace
 
 const std::vector<GemvKernel>& gemv_kernels() {
-  static const std::vector<GemvKernel> kernels = supported_kernels();
+  static const std::vector<GemvKernel> kernels = supported_gemv_kernels();
   return kernels;
 }
 

@@ -270,7 +270,7 @@ void plain_columns(const RowsProblem& p, float* y, std::int64_t begin, std::int6
 
 // The column unit keeps a thread's share of an [in, out] weight to whole blocks of vectors
 // (and the tail columns to the last share); for [out, in] any column would do.
-std::vector<RowsKernel> supported_kernels() {
+std::vector<RowsKernel> supported_rows_kernels() {
   std::vector<RowsKernel> kernels;
 #if defined(__x86_64__)
   __builtin_cpu_init();
@@ -306,7 +306,7 @@ const float* prepared_rows(const at::Tensor& x, const RowsProblem& p, std::int64
 }  // namespace
 
 const std::vector<RowsKernel>& rows_kernels() {
-  static const std::vector<RowsKernel> kernels = supported_kernels();
+  static const std::vector<RowsKernel> kernels = supported_rows_kernels();
   return kernels;
 }
 
