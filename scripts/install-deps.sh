@@ -48,7 +48,4 @@ echo "install-deps: installing ${missing[*]}"
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 $sudo apt-get update -qq
-# --force-unsafe-io: dpkg skips its fsync after each file of the ~430 packages a fresh machine
-# needs; a power cut during the install could leave some to reinstall.
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
-  -o Dpkg::Options::=--force-unsafe-io "${missing[@]}" >/dev/null
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
