@@ -162,11 +162,7 @@ namespace {
 // where results go.
 class Job {
  public:
-  Job(const EngineOptions& options, double started_at)
-      : options_(options),
-        started_at_(started_at),
-        generation_defaults_(options.model.model_dir.empty() ? models::GenerationDefaults{}
-                                                             : models::load_generation_defaults(options.model.model_dir)) {}
+  Job(const EngineOptions& options, double started_at) : options_(options), started_at_(started_at) {}
   int run();
 
  private:
@@ -183,7 +179,6 @@ class Job {
   const EngineOptions& options_;
   double started_at_, group_at_ = 0, load_at_ = 0, first_token_at_ = 0;
   long long load_rchar_ = 0;  // bytes read() while loading: the weights are mapped, not read
-  models::GenerationDefaults generation_defaults_;  // generation_config.json's sampling, for requests and flags without
   PartialState state_;
   batch::BatchInput input_;
   batch::OutputContext context_;
@@ -269,7 +264,7 @@ std::optional<SequenceRequest> Job::next_request(Claims& claims) {
     SequenceRequest next;
     next.id = *index;
     next.max_tokens = max_tokens_of(request, options_.defaults);
-    next.sampling = sampling_of(request, *index, options_.defaults, generation_defaults_);
+    next.sampling = sampling_of(request, *index, options_.defaults, model_->generation_defaults());
     try {
       next.prompt = model_->prompt_ids(request);
       models::check_generation_options(next.sampling);

@@ -53,6 +53,8 @@ PromptBuilder::PromptBuilder(const ModelSettings& settings) : model_dir_(setting
   } else {
     tokenizer_ = models::load_tokenizer(model_dir_);
   }
+  if (chat_) generation_defaults_ = chat_->generation_defaults();
+  else if (!model_dir_.empty()) generation_defaults_ = models::load_generation_defaults(model_dir_);
 }
 
 PromptBuilder::~PromptBuilder() = default;

@@ -13,10 +13,10 @@
 #include <vector>
 
 #include "accel/core/error.h"
+#include "accel/models/chat.h"
 
 namespace accel::models {
 class CausalLM;
-class ChatModel;
 class Tokenizer;
 class SlotDecoder;
 }  // namespace accel::models
@@ -53,11 +53,14 @@ class PromptBuilder {
   const models::Tokenizer& tokenizer() const;
   // generation_config.json's eos ids and the chat template's eos_token (none without a template).
   std::vector<std::int64_t> chat_stop_ids() const;
+  // generation_config.json's sampling defaults (none for the built-in GPT-2), read once.
+  const models::GenerationDefaults& generation_defaults() const { return generation_defaults_; }
 
  private:
   std::string model_dir_;
   std::unique_ptr<models::Tokenizer> tokenizer_;  // without a chat template
   std::unique_ptr<models::ChatModel> chat_;       // with one: it holds the tokenizer
+  models::GenerationDefaults generation_defaults_;
 };
 
 class TextModel {
@@ -76,6 +79,7 @@ class TextModel {
   // The model's EOS ids and, with a chat template, generation_config.json's and the template's.
   std::vector<std::int64_t> eos_token_ids() const;
   std::optional<std::int64_t> max_positions() const;
+  const models::GenerationDefaults& generation_defaults() const { return prompts_->generation_defaults(); }
 
   // `slots` sequences of up to `capacity` tokens each, decoded side by side.
   std::unique_ptr<models::SlotDecoder> slot_decoder(int slots, std::int64_t capacity) const;
