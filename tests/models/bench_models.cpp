@@ -179,7 +179,9 @@ void run_benchmarks(GPT2LMHeadModel& model, const Shape& s, torch::ScalarType dt
 }
 
 // Mixed-length prefill, 8 prompts of 8 tokens beside one of 250 against 9 of 250: padded to the
-// longest as one batch by generate() (max_new_tokens 1), or each prompt alone in a slot.
+// longest as one batch by generate() (max_new_tokens 1); each prompt alone through
+// next_token_logits() (the general path: BLAS products); each alone into a slot; all nine in one
+// SlotDecoder step (the slot decoder's products: a row's sums in a fixed order).
 void print_mixed_prefill(GPT2LMHeadModel& model, int repeats) {
   const auto vocab = model.config().vocab_size;
   auto prompt_of = [&](std::int64_t length, std::uint64_t seed) {
@@ -193,21 +195,33 @@ void print_mixed_prefill(GPT2LMHeadModel& model, int repeats) {
   }
   GenerationOptions options;
   options.max_new_tokens = 1;
-  auto padded_s = [&](const std::vector<std::vector<std::int64_t>>& batch) {
-    return best_of(repeats, [&] { model.generate(batch, options); });
-  };
-  auto slots_s = [&](const std::vector<std::vector<std::int64_t>>& batch) {
-    auto decoder = make_slot_decoder(model, 9, 256);
+  using Batch = std::vector<std::vector<std::int64_t>>;
+  auto padded_s = [&](const Batch& batch) { return best_of(repeats, [&] { model.generate(batch, options); }); };
+  auto general_s = [&](const Batch& batch) {
     return best_of(repeats, [&] {
-      for (int p = 0; p < 9; ++p) {
-        decoder->prefill(p, batch[static_cast<std::size_t>(p)]);
-        decoder->release(p);
+      for (const auto& prompt : batch) {
+        const auto ids = torch::tensor(prompt, torch::kLong).unsqueeze(0);
+        KVCache cache(ids.size(1));
+        model.next_token_logits(ids, torch::ones_like(ids), &cache);
       }
     });
   };
-  std::printf("mixed_prefill_padded_ms %.1f\nlong_prefill_padded_ms %.1f\nmixed_prefill_slots_ms %.1f\n"
-              "long_prefill_slots_ms %.1f\n",
-              padded_s(mixed) * 1e3, padded_s(long_ones) * 1e3, slots_s(mixed) * 1e3, slots_s(long_ones) * 1e3);
+  auto slots_s = [&](const Batch& batch, bool one_step) {
+    auto decoder = make_slot_decoder(model, 9, 256);
+    std::vector<SlotTokens> all;
+    for (int p = 0; p < 9; ++p) all.push_back({p, batch[static_cast<std::size_t>(p)]});
+    return best_of(repeats, [&] {
+      if (one_step) decoder->step(all);
+      else
+        for (const auto& input : all) decoder->step({input});
+      for (int p = 0; p < 9; ++p) decoder->release(p);
+    });
+  };
+  for (const auto& [name, batch] : {std::pair{"mixed", &mixed}, std::pair{"long", &long_ones}})
+    std::printf("%s_prefill_padded_ms %.1f\n%s_prefill_alone_general_ms %.1f\n%s_prefill_slots_each_ms %.1f\n"
+                "%s_prefill_slots_one_step_ms %.1f\n",
+                name, padded_s(*batch) * 1e3, name, general_s(*batch) * 1e3, name, slots_s(*batch, false) * 1e3, name,
+                slots_s(*batch, true) * 1e3);
 }
 
 // The SlotDecoder (accel/models/slot_decoder.h) as continuous batching drives it, against the

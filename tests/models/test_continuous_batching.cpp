@@ -28,32 +28,28 @@ class FakeSlotDecoder : public SlotDecoder {
   std::int64_t slot_capacity() const override { return capacity_; }
   std::int64_t length(int slot) const override { return static_cast<std::int64_t>(cached_.at(slot).size()); }
 
-  torch::Tensor prefill(int slot, const std::vector<std::int64_t>& prompt) override {
-    if (!cached_.at(slot).empty()) throw accel::UsageError("prefill into busy slot " + std::to_string(slot));
-    if (static_cast<std::int64_t>(prompt.size()) > capacity_) throw accel::UsageError("prompt too long");
-    cached_[slot] = prompt;
-    prefills.push_back(slot);
-    return logits_of(cached_[slot]);
-  }
-
-  torch::Tensor decode(const std::vector<int>& slots, const std::vector<std::int64_t>& tokens) override {
-    if (slots.size() != tokens.size()) throw accel::UsageError("sizes differ");
+  torch::Tensor step(const std::vector<SlotTokens>& inputs) override {
     std::vector<torch::Tensor> rows;
-    for (std::size_t i = 0; i < slots.size(); ++i) {
-      auto& cache = cached_.at(slots[i]);
-      if (cache.empty()) throw accel::UsageError("decode of free slot " + std::to_string(slots[i]));
-      if (static_cast<std::int64_t>(cache.size()) >= capacity_) throw accel::UsageError("slot full");
-      cache.push_back(tokens[i]);
+    std::vector<int> slots;
+    std::int64_t tokens = 0;
+    for (const auto& input : inputs) {
+      auto& cache = cached_.at(input.slot);
+      if (input.tokens.empty()) throw accel::UsageError("no tokens for slot " + std::to_string(input.slot));
+      if (static_cast<std::int64_t>(cache.size() + input.tokens.size()) > capacity_) throw accel::UsageError("slot full");
+      cache.insert(cache.end(), input.tokens.begin(), input.tokens.end());
       rows.push_back(logits_of(cache));
+      slots.push_back(input.slot);
+      tokens += static_cast<std::int64_t>(input.tokens.size());
     }
     steps.push_back(slots);
+    step_tokens.push_back(tokens);
     return torch::stack(rows);
   }
 
   void release(int slot) override { cached_.at(slot).clear(); }
 
-  std::vector<std::vector<int>> steps;  // the busy slots of each decode step
-  std::vector<int> prefills;
+  std::vector<std::vector<int>> steps;  // the slots of each step's inputs
+  std::vector<std::int64_t> step_tokens;  // how many tokens each step took
 
  private:
   static torch::Tensor logits_of(const std::vector<std::int64_t>& tokens) {
@@ -85,13 +81,15 @@ struct Run {
   std::vector<std::size_t> order;  // ids in the order they ended
   BatchingStats stats;
   std::vector<std::vector<int>> steps;
+  std::vector<std::int64_t> step_tokens;
   int after_step_calls = 0;
 };
 
 Run run_all(const std::vector<SequenceRequest>& requests, int slots, Schedule schedule,
-            std::function<bool(std::size_t, const std::vector<std::int64_t>&)> should_stop = {}) {
+            std::function<bool(std::size_t, const std::vector<std::int64_t>&)> should_stop = {},
+            std::int64_t prompt_tokens_per_step = ContinuousBatcher::kPromptTokensPerStep) {
   FakeSlotDecoder decoder(slots, 64);
-  ContinuousBatcher batcher(decoder, {kEos}, schedule);
+  ContinuousBatcher batcher(decoder, {kEos}, schedule, prompt_tokens_per_step);
   std::size_t next = 0;
   Run out;
   ContinuousBatcher::Callbacks callbacks;
@@ -107,6 +105,7 @@ Run run_all(const std::vector<SequenceRequest>& requests, int slots, Schedule sc
   callbacks.after_step = [&] { ++out.after_step_calls; };
   out.stats = batcher.run(callbacks);
   out.steps = decoder.steps;
+  out.step_tokens = decoder.step_tokens;
   return out;
 }
 
@@ -155,27 +154,51 @@ TEST_CASE("continuous batching: a finished row's slot takes the next prompt at t
   REQUIRE(r.order == std::vector<std::size_t>{1, 2, 0});
   CHECK(r.finished.at(0).tokens.size() == 8);
   CHECK(r.finished.at(0).reason == FinishReason::kLength);
-  // Steps: {0,1} (1 ends: 2 tokens), then {0,1} again with request 2 in slot 1, then 0 alone.
-  REQUIRE(r.steps.size() == 7);
-  CHECK(r.steps[0] == std::vector<int>{0, 1});
-  CHECK(r.steps[1] == std::vector<int>{0, 1});
-  CHECK(r.steps[2] == std::vector<int>{0});
-  CHECK(r.stats.steps == 7);
-  CHECK(r.after_step_calls == 7);
+  // Steps: both prompts, then {0,1} (1 ends: 2 tokens), then request 2's prompt joins slot 1
+  // beside 0's decoding row, {0,1} once more (2 ends), then 0 alone.
+  REQUIRE(r.steps.size() == 8);
+  for (int s = 0; s < 4; ++s) CHECK(r.steps[static_cast<std::size_t>(s)] == std::vector<int>{0, 1});
+  CHECK(r.step_tokens[0] == 5);
+  CHECK(r.step_tokens[1] == 2);
+  CHECK(r.step_tokens[2] == 3);  // 0's token beside 2's prompt of 2
+  CHECK(r.steps[4] == std::vector<int>{0});
+  CHECK(r.stats.steps == 8);
+  CHECK(r.after_step_calls == 8);
   CHECK(r.stats.requests == 3);
   CHECK(r.stats.new_tokens == 12);
   CHECK(r.stats.prompt_tokens == 7);
-  CHECK(r.stats.occupancy() == 1.0);  // both slots busy on the only step with work waiting
+  CHECK(r.stats.occupancy() == 1.0);  // both slots busy on every step with work waiting
 }
 
 TEST_CASE("static schedule: no slot is refilled until the whole batch has ended", "[models][batching]") {
   const auto r = run_all({request(0, 3, 8), request(1, 2, 2), request(2, 2, 2)}, 2, Schedule::kStatic);
   REQUIRE(r.order == std::vector<std::size_t>{1, 0, 2});
-  // Batch {0, 1}: 7 steps (slot 1 idle after the first), then request 2 alone: 1 step.
-  REQUIRE(r.steps.size() == 8);
-  CHECK(r.steps[1] == std::vector<int>{0});
-  CHECK(r.steps[7] == std::vector<int>{0});
-  CHECK(r.stats.occupancy() == Approx(8.0 / 14));  // 8 busy slot-steps of 2 x 7 while request 2 waited
+  // Batch {0, 1}: 8 steps (slot 1 idle after the second), then request 2 alone: 2 steps.
+  REQUIRE(r.steps.size() == 10);
+  CHECK(r.steps[1] == std::vector<int>{0, 1});
+  CHECK(r.steps[2] == std::vector<int>{0});
+  CHECK(r.steps[8] == std::vector<int>{0});
+  CHECK(r.step_tokens[8] == 2);  // request 2's prompt
+  CHECK(r.stats.occupancy() == Approx(10.0 / 16));  // 10 busy slot-steps of 2 x 8 while request 2 waited
+}
+
+TEST_CASE("continuous batching: prompts join whole within the step's budget, oldest first", "[models][batching]") {
+  // Budget 4: request 0's prompt of 10 joins alone (a prompt longer than the budget is never
+  // split), request 1's prompt of 3 waits for the next step, where it joins beside 0's row.
+  const std::vector<SequenceRequest> requests = {request(0, 10, 3), request(1, 3, 3), request(2, 6, 2)};
+  const auto limited = run_all(requests, 2, Schedule::kContinuous, {}, 4);
+  const auto alone = run_all(requests, 1, Schedule::kContinuous);
+  for (std::size_t id = 0; id < requests.size(); ++id) CHECK(limited.finished.at(id).tokens == alone.finished.at(id).tokens);
+  REQUIRE(limited.steps.size() >= 4);
+  CHECK(limited.steps[0] == std::vector<int>{0});
+  CHECK(limited.step_tokens[0] == 10);
+  CHECK(limited.steps[1] == std::vector<int>{0, 1});
+  CHECK(limited.step_tokens[1] == 1 + 3);
+  CHECK(limited.step_tokens[2] == 2);  // request 0 ends at its third token
+  CHECK(limited.steps[3] == std::vector<int>{1, 0});  // 1's row, then request 2's prompt in slot 0
+  CHECK(limited.step_tokens[3] == 1 + 6);
+  CHECK_THROWS_WITH(run_all(requests, 2, Schedule::kContinuous, {}, 0),
+                    Catch::Contains("prompt_tokens_per_step must be at least 1, got 0"));
 }
 
 TEST_CASE("continuous batching: EOS, max_tokens and the caller's stop end a row", "[models][batching]") {
@@ -188,7 +211,7 @@ TEST_CASE("continuous batching: EOS, max_tokens and the caller's stop end a row"
   const auto length = run_all({request(0, 2, 1)}, 1, Schedule::kContinuous);
   CHECK(length.finished.at(0).tokens.size() == 1);
   CHECK(length.finished.at(0).reason == FinishReason::kLength);
-  CHECK(length.steps.empty());  // one token comes from the prefill alone
+  CHECK(length.steps.size() == 1);  // one token comes from the prompt's step alone
 
   const auto stopped = run_all({request(0, 2, 40), request(1, 2, 40)}, 2, Schedule::kContinuous,
                                [](std::size_t id, const std::vector<std::int64_t>& t) { return id == 1 && t.size() == 3; });

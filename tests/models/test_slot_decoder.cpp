@@ -216,3 +216,84 @@ TEST_CASE("slot decoder: refuses what its header names, changing nothing", "[mod
     CHECK(decoder->decode({}, {}).size(0) == 0);
   }
 }
+
+TEST_CASE("slot decoder: a prompt joining in parts beside decoding rows gets the logits it gets alone",
+          "[models][slots]") {
+  for (const auto& family : families()) {
+    for (const auto dtype : {torch::kFloat32, torch::kBFloat16}) {
+      INFO(family.name << " " << c10::toString(dtype));
+      auto model = family.make(dtype);
+      const auto& mine = kPrompts[3];  // 11 tokens
+      auto alone = make_slot_decoder(*model, 1, 32);
+      const auto expected = alone->prefill(0, mine);
+      const auto expected_next = alone->decode({0}, {greedy(expected)})[0];
+
+      // Slots 0 and 2 decode while slot 1's prompt joins in parts of 4, 4 and 3 tokens.
+      auto decoder = make_slot_decoder(*model, 3, 32);
+      std::vector<std::int64_t> tokens{greedy(decoder->prefill(0, kPrompts[0])), 0,
+                                       greedy(decoder->prefill(2, kPrompts[2]))};
+      torch::Tensor logits;
+      for (std::size_t from = 0; from < mine.size(); from += 4) {
+        const auto to = std::min(mine.size(), from + 4);
+        logits = decoder->step({{2, {tokens[2]}},
+                                {1, {mine.begin() + static_cast<std::ptrdiff_t>(from), mine.begin() + static_cast<std::ptrdiff_t>(to)}},
+                                {0, {tokens[0]}}});
+        REQUIRE(logits.size(0) == 3);
+        tokens[0] = greedy(logits[2]);
+        tokens[2] = greedy(logits[0]);
+      }
+      CHECK(decoder->length(1) == static_cast<std::int64_t>(mine.size()));
+      const auto next = decoder->step({{1, {greedy(logits[1])}}})[0];
+      if (std::string(family.name) == "another CausalLM") {
+        // Served row by row through the general path, whose products block by the rows given.
+        CHECK(torch::allclose(logits[1], expected, 1e-2, 1e-2));
+        CHECK(torch::allclose(next, expected_next, 1e-2, 1e-2));
+      } else {
+        CHECK(torch::equal(logits[1], expected));
+        CHECK(torch::equal(next, expected_next));
+      }
+    }
+  }
+}
+
+TEST_CASE("slot decoder: a long prompt joining a step gets the logits it gets alone, and so do the others",
+          "[models][slots]") {
+  for (const auto& family : families()) {
+    INFO(family.name);
+    auto model = family.make(torch::kFloat32);
+    std::vector<std::int64_t> long_prompt;  // long enough to run alone by BLAS products
+    for (std::int64_t i = 0; i < 40; ++i) long_prompt.push_back((i * 13 + 5) % 60);
+    auto alone = make_slot_decoder(*model, 1, 44);
+    const auto long_alone = alone->prefill(0, long_prompt);
+    const auto long_next = alone->decode({0}, {greedy(long_alone)})[0];
+    alone->release(0);
+    const auto short_alone = alone->prefill(0, kPrompts[0]);
+
+    auto decoder = make_slot_decoder(*model, 2, 44);
+    const auto both = decoder->step({{1, kPrompts[0]}, {0, long_prompt}});
+    CHECK(torch::equal(both[0], short_alone));
+    CHECK(torch::equal(both[1], long_alone));
+    const auto next = decoder->decode({0, 1}, {greedy(long_alone), greedy(short_alone)});
+    CHECK(torch::equal(next[0], long_next));
+  }
+}
+
+TEST_CASE("slot decoder: step refuses empty inputs and tokens beyond a slot's capacity, changing nothing",
+          "[models][slots][errors]") {
+  for (const auto& family : families()) {
+    INFO(family.name);
+    auto model = family.make(torch::kFloat32);
+    auto decoder = make_slot_decoder(*model, 2, 6);
+    decoder->prefill(0, {1, 2, 3, 4});
+    REQUIRE_THROWS_WITH(decoder->step({{1, {}}}), Contains("step: no tokens for slot 1"));
+    REQUIRE_THROWS_WITH(decoder->step({{1, {5}}, {0, {1, 2, 3}}}),
+                        Contains("slot 0 holds 4 tokens; 3 more do not fit its 6"));
+    REQUIRE_THROWS_WITH(decoder->step({{1, {5, 6}}, {1, {7}}}), Contains("slot 1 is given twice"));
+    REQUIRE_THROWS_WITH(decoder->step({{1, {5, 9999}}}), Contains("slot 1's token 1: token id 9999 is outside"));
+    CHECK(decoder->length(0) == 4);
+    CHECK(decoder->length(1) == 0);
+    CHECK(decoder->step({{1, {5, 6}}, {0, {1, 2}}}).size(0) == 2);
+    CHECK(decoder->length(0) == 6);
+    CHECK(decoder->length(1) == 2);
+  }
+}

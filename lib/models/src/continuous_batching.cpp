@@ -37,6 +37,32 @@ TokenChooser checked_chooser(const SequenceRequest& request, std::int64_t capaci
   }
 }
 
+// The next step's inputs: each decoding sequence's last token, then the joining prompts, whole,
+// oldest admission first, while they stay within `budget` tokens (the first one whatever its
+// length). A prompt is never split, so how it runs never depends on what else is joining.
+template <class Active>
+std::vector<SlotTokens> plan_step(const std::vector<std::optional<Active>>& active, std::int64_t budget) {
+  std::vector<SlotTokens> inputs;
+  std::vector<int> joining;
+  for (int slot = 0; slot < static_cast<int>(active.size()); ++slot) {
+    const auto& sequence = active[static_cast<std::size_t>(slot)];
+    if (!sequence) continue;
+    if (sequence->joining) joining.push_back(slot);
+    else inputs.push_back({slot, {sequence->tokens.back()}});
+  }
+  std::sort(joining.begin(), joining.end(), [&](int a, int b) {
+    return active[static_cast<std::size_t>(a)]->admitted < active[static_cast<std::size_t>(b)]->admitted;
+  });
+  std::int64_t joined = 0;
+  for (const int slot : joining) {
+    const auto& prompt = active[static_cast<std::size_t>(slot)]->request.prompt;
+    joined += static_cast<std::int64_t>(prompt.size());
+    if (joined > budget && joined > static_cast<std::int64_t>(prompt.size())) break;
+    inputs.push_back({slot, prompt});
+  }
+  return inputs;
+}
+
 }  // namespace
 
 const char* to_string(FinishReason reason) { return reason == FinishReason::kStop ? "stop" : "length"; }
@@ -50,13 +76,19 @@ double BatchingStats::occupancy() const {
 struct ContinuousBatcher::Active {
   SequenceRequest request;
   TokenChooser chooser;
+  std::size_t admitted = 0;  // admission order: joining prompts take the step's budget in it
+  bool joining = true;       // until its prompt has run
   std::vector<std::int64_t> tokens;
   std::optional<FinishReason> reason;
 };
 
 ContinuousBatcher::ContinuousBatcher(SlotDecoder& decoder, std::vector<std::int64_t> eos_token_ids,
-                                     Schedule schedule)
-    : decoder_(decoder), eos_(std::move(eos_token_ids)), schedule_(schedule) {}
+                                     Schedule schedule, std::int64_t prompt_tokens_per_step)
+    : decoder_(decoder), eos_(std::move(eos_token_ids)), schedule_(schedule),
+      prompt_tokens_per_step_(prompt_tokens_per_step) {
+  if (prompt_tokens_per_step < 1)
+    throw UsageError("prompt_tokens_per_step must be at least 1, got " + std::to_string(prompt_tokens_per_step));
+}
 
 // Appends `token` and says whether the sequence has ended (an EOS id, its max_tokens, a stop).
 bool ContinuousBatcher::advance(const Callbacks& callbacks, Active& sequence, std::int64_t token) {
@@ -81,34 +113,22 @@ void ContinuousBatcher::finish(const Callbacks& callbacks, std::vector<std::opti
   if (callbacks.finished) callbacks.finished(std::move(done));
 }
 
-// Prefills requests into free slots: any free slot when continuous, a whole new batch only once
-// every slot is free when static. `more` becomes false when `next` has run dry.
-bool ContinuousBatcher::admit(const Callbacks& callbacks, std::vector<std::optional<Active>>& active, bool& more) {
+// Gives free slots to the next requests: any free slot when continuous, all of them only once
+// every slot is free when static. Their prompts join the following steps. `more` becomes false
+// when `next` has run dry.
+void ContinuousBatcher::admit(const Callbacks& callbacks, std::vector<std::optional<Active>>& active, bool& more) {
   const bool all_free = std::none_of(active.begin(), active.end(), [](const auto& a) { return a.has_value(); });
-  if (!more || (schedule_ == Schedule::kStatic && !all_free)) return false;
-  bool admitted = false;
-  for (int slot = 0; slot < decoder_.slots() && more; ++slot) {
-    if (active[static_cast<std::size_t>(slot)]) continue;
-    // A sequence that ends at its first token frees the slot again at once (continuous only).
-    while (more && !active[static_cast<std::size_t>(slot)]) {
-      auto request = callbacks.next();
-      if (!request) {
-        more = false;
-        break;
-      }
-      auto chooser = checked_chooser(*request, decoder_.slot_capacity());
-      const auto began = Clock::now();
-      auto& sequence = active[static_cast<std::size_t>(slot)].emplace(
-          Active{std::move(*request), std::move(chooser), {}, std::nullopt});
-      const auto logits = decoder_.prefill(slot, sequence.request.prompt);
-      const auto token = sequence.chooser.choose(logits.reshape({1, -1}))[0].item<std::int64_t>();
-      stats_.busy_seconds += seconds_since(began);
-      admitted = true;
-      if (advance(callbacks, sequence, token)) finish(callbacks, active, slot);
-      if (schedule_ == Schedule::kStatic) break;
+  if (!more || (schedule_ == Schedule::kStatic && !all_free)) return;
+  for (auto& slot : active) {
+    if (slot) continue;
+    auto request = callbacks.next();
+    if (!request) {
+      more = false;
+      return;
     }
+    auto chooser = checked_chooser(*request, decoder_.slot_capacity());
+    slot.emplace(Active{std::move(*request), std::move(chooser), admitted_++, true, {}, std::nullopt});
   }
-  return admitted;
 }
 
 BatchingStats ContinuousBatcher::run(const Callbacks& callbacks) {
@@ -119,28 +139,20 @@ BatchingStats ContinuousBatcher::run(const Callbacks& callbacks) {
   bool more = true;
   while (true) {
     admit(callbacks, active, more);
-    std::vector<int> busy;
-    std::vector<std::int64_t> last;
-    for (int slot = 0; slot < decoder_.slots(); ++slot) {
-      if (!active[static_cast<std::size_t>(slot)]) continue;
-      busy.push_back(slot);
-      last.push_back(active[static_cast<std::size_t>(slot)]->tokens.back());
-    }
-    if (busy.empty()) {
-      if (!more) break;
-      continue;  // every admitted sequence ended at its first token: admit again
-    }
+    const auto inputs = plan_step(active, prompt_tokens_per_step_);
+    if (inputs.empty()) break;  // nothing admitted, nothing left to admit
     if (more) {
       stats_.steps_with_work_waiting += 1;
-      stats_.busy_slot_steps_with_work_waiting += static_cast<std::int64_t>(busy.size());
+      stats_.busy_slot_steps_with_work_waiting += static_cast<std::int64_t>(inputs.size());
     }
     const auto began = Clock::now();
-    const auto logits = decoder_.decode(busy, last);
+    const auto logits = decoder_.step(inputs);
     std::vector<int> ended;
-    for (std::size_t i = 0; i < busy.size(); ++i) {
-      auto& sequence = *active[static_cast<std::size_t>(busy[i])];
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      auto& sequence = *active[static_cast<std::size_t>(inputs[i].slot)];
+      sequence.joining = false;
       const auto token = sequence.chooser.choose(logits.narrow(0, static_cast<std::int64_t>(i), 1))[0].item<std::int64_t>();
-      if (advance(callbacks, sequence, token)) ended.push_back(busy[i]);
+      if (advance(callbacks, sequence, token)) ended.push_back(inputs[i].slot);
     }
     stats_.busy_seconds += seconds_since(began);
     stats_.steps += 1;

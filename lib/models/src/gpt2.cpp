@@ -144,9 +144,11 @@ torch::Tensor GPT2LMHeadModel::next_token_logits(const torch::Tensor& input_ids,
 }
 
 torch::Tensor GPT2LMHeadModel::decode_slot_rows(const std::vector<std::int64_t>& tokens,
-                                                detail::SlotAttention& attention) {
+                                                detail::SlotAttention& attention,
+                                                const std::vector<std::int64_t>& logit_rows) {
   c10::InferenceMode inference;
-  return head().decode_logits(slot_hidden_states(tokens, attention));
+  const auto hidden = slot_hidden_states(tokens, attention);
+  return head().decode_logits(hidden.index_select(0, torch::tensor(logit_rows, torch::kLong)));
 }
 
 std::string GPT2LMHeadModel::describe() const {

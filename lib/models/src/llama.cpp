@@ -410,7 +410,8 @@ torch::Tensor LlamaForCausalLM::next_token_logits(const torch::Tensor& input_ids
 }
 
 torch::Tensor LlamaForCausalLM::decode_slot_rows(const std::vector<std::int64_t>& tokens,
-                                                 detail::SlotAttention& attention) {
+                                                 detail::SlotAttention& attention,
+                                                 const std::vector<std::int64_t>& logit_rows) {
   c10::InferenceMode inference;
   ensure_built();
   std::vector<std::int64_t> positions;
@@ -418,7 +419,7 @@ torch::Tensor LlamaForCausalLM::decode_slot_rows(const std::vector<std::int64_t>
   const auto step = detail::LlamaStep::decode_rows(options_.config, positions, options_.dtype);
   auto h = embedding_->embed(torch::tensor(tokens, torch::kLong));
   for (auto& layer : layers_) h = layer->decode_rows(h, step, attention);
-  return head_->decode_logits(h);
+  return head_->decode_logits(h.index_select(0, torch::tensor(logit_rows, torch::kLong)));
 }
 
 std::string LlamaForCausalLM::describe() const {

@@ -31,9 +31,9 @@ void SlotAttention::store_prompt(int slot, const KVCache& cache) {
   }
 }
 
-void SlotAttention::begin_step(const std::vector<int>& slots, const std::vector<std::int64_t>& lengths) {
+void SlotAttention::begin_step(const std::vector<int>& slots, const std::vector<std::int64_t>& positions) {
   slots_.assign(slots.begin(), slots.end());
-  positions_ = lengths;
+  positions_ = positions;
 }
 
 void SlotAttention::store_rows(torch::Tensor& cache, const torch::Tensor& rows) const {

@@ -1,7 +1,8 @@
 #pragma once
 // The keys and values of a SlotDecoder's slots, per layer [slots, kv_heads, capacity, head_dim]
-// allocated once, and attention over them for a decode step's rows: each row writes its new key
-// and value at its own position and attends over its own slot only. Private to lib/models.
+// allocated once, and attention over them for a step's rows: each row writes its new key and value
+// at its own position and attends over its own slot up to that position (the rows of a joining
+// prompt over the prompt's rows before them). Private to lib/models.
 #include "accel/models/kv_cache.h"
 #include "decode_attention.h"
 
@@ -24,8 +25,9 @@ class SlotAttention {
   // Copies the keys and values a prompt left in `cache` (run alone, batch 1) into `slot`.
   void store_prompt(int slot, const KVCache& cache);
 
-  // The rows of the next step: row r appends to slot slots[r], which holds lengths[r] tokens.
-  void begin_step(const std::vector<int>& slots, const std::vector<std::int64_t>& lengths);
+  // The rows of the next step: row r is the token at `positions[r]` of slot slots[r], whose
+  // earlier positions are cached or among the rows before it.
+  void begin_step(const std::vector<int>& slots, const std::vector<std::int64_t>& positions);
   std::int64_t rows() const { return static_cast<std::int64_t>(positions_.size()); }
   // Where row r's new token sits in its sequence.
   std::int64_t position(std::size_t row) const { return positions_[row]; }

@@ -30,50 +30,42 @@ void SlotBookkeeping::check_slot(int slot, const char* call) const {
                      std::to_string(slots() - 1) + ")");
 }
 
-void SlotBookkeeping::check_token(std::int64_t token, const std::string& where) const {
-  if (token < 0 || (vocab_size_ > 0 && token >= vocab_size_))
-    throw UsageError(where + ": token id " + std::to_string(token) + " is outside the vocabulary (ids 0.." +
-                     (vocab_size_ > 0 ? std::to_string(vocab_size_ - 1) : std::string("")) + ")");
-}
-
-torch::Tensor SlotBookkeeping::prefill(int slot, const std::vector<std::int64_t>& prompt) {
-  check_slot(slot, "prefill");
-  auto& length = lengths_[static_cast<std::size_t>(slot)];
-  if (length > 0)
-    throw UsageError("prefill: slot " + std::to_string(slot) + " is busy (" + std::to_string(length) +
-                     " tokens); release it first");
-  if (prompt.empty()) throw UsageError("prefill: the prompt for slot " + std::to_string(slot) + " is empty");
-  const auto tokens = static_cast<std::int64_t>(prompt.size());
-  if (tokens > capacity_)
-    throw UsageError("prefill: a prompt of " + std::to_string(tokens) + " tokens does not fit a slot of " +
-                     std::to_string(capacity_));
-  for (std::size_t i = 0; i < prompt.size(); ++i) check_token(prompt[i], "prefill: prompt position " + std::to_string(i));
-  auto logits = run_prompt(slot, prompt);
-  vocab_size_ = logits.size(-1);
-  length = tokens;
-  return logits;
-}
-
-torch::Tensor SlotBookkeeping::decode(const std::vector<int>& slots, const std::vector<std::int64_t>& tokens) {
-  if (slots.size() != tokens.size())
-    throw UsageError("decode: " + std::to_string(slots.size()) + " slots but " + std::to_string(tokens.size()) +
-                     " tokens; give one token per slot");
-  std::vector<bool> seen(lengths_.size(), false);
-  for (std::size_t i = 0; i < slots.size(); ++i) {
-    const auto slot = slots[i];
-    check_slot(slot, "decode");
-    const auto index = static_cast<std::size_t>(slot);
-    if (seen[index]) throw UsageError("decode: slot " + std::to_string(slot) + " is given twice");
-    seen[index] = true;
-    if (lengths_[index] == 0) throw UsageError("decode: slot " + std::to_string(slot) + " is free; prefill it first");
-    if (lengths_[index] >= capacity_)
-      throw UsageError("decode: slot " + std::to_string(slot) + " is full (" + std::to_string(capacity_) +
-                       " tokens)");
-    check_token(tokens[i], "decode: the token for slot " + std::to_string(slot));
+void SlotBookkeeping::check_input(const SlotTokens& input) const {
+  const auto slot = std::to_string(input.slot);
+  const auto cached = lengths_[static_cast<std::size_t>(input.slot)];
+  const auto tokens = static_cast<std::int64_t>(input.tokens.size());
+  if (tokens == 0) throw UsageError("step: no tokens for slot " + slot);
+  if (cached + tokens > capacity_) {
+    if (cached == 0)
+      throw UsageError("step: a prompt of " + std::to_string(tokens) + " tokens does not fit a slot of " +
+                       std::to_string(capacity_));
+    if (cached == capacity_) throw UsageError("step: slot " + slot + " is full (" + std::to_string(capacity_) + " tokens)");
+    throw UsageError("step: slot " + slot + " holds " + std::to_string(cached) + " tokens; " + std::to_string(tokens) +
+                     " more do not fit its " + std::to_string(capacity_));
   }
-  if (slots.empty()) return torch::empty({0, vocab_size_}, torch::kFloat32);
-  auto logits = run_step(slots, tokens);
-  for (const auto slot : slots) ++lengths_[static_cast<std::size_t>(slot)];
+  for (std::size_t i = 0; i < input.tokens.size(); ++i) {
+    const auto token = input.tokens[i];
+    if (token >= 0 && (vocab_size_ == 0 || token < vocab_size_)) continue;
+    const auto where = tokens == 1 ? "the token for slot " + slot : "slot " + slot + "'s token " + std::to_string(i);
+    throw UsageError("step: " + where + ": token id " + std::to_string(token) + " is outside the vocabulary (ids 0.." +
+                     (vocab_size_ > 0 ? std::to_string(vocab_size_ - 1) : std::string("")) + ")");
+  }
+}
+
+torch::Tensor SlotBookkeeping::step(const std::vector<SlotTokens>& inputs) {
+  std::vector<bool> seen(lengths_.size(), false);
+  for (const auto& input : inputs) {
+    check_slot(input.slot, "step");
+    const auto index = static_cast<std::size_t>(input.slot);
+    if (seen[index]) throw UsageError("step: slot " + std::to_string(input.slot) + " is given twice");
+    seen[index] = true;
+    check_input(input);
+  }
+  if (inputs.empty()) return torch::empty({0, vocab_size_}, torch::kFloat32);
+  auto logits = run_step(inputs);
+  vocab_size_ = logits.size(-1);
+  for (const auto& input : inputs)
+    lengths_[static_cast<std::size_t>(input.slot)] += static_cast<std::int64_t>(input.tokens.size());
   return logits;
 }
 

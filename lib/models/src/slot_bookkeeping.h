@@ -17,8 +17,7 @@ class SlotBookkeeping : public SlotDecoder {
   std::int64_t slot_capacity() const final { return capacity_; }
   std::int64_t length(int slot) const final;
 
-  torch::Tensor prefill(int slot, const std::vector<std::int64_t>& prompt) final;
-  torch::Tensor decode(const std::vector<int>& slots, const std::vector<std::int64_t>& tokens) final;
+  torch::Tensor step(const std::vector<SlotTokens>& inputs) final;
   void release(int slot) final;
 
  protected:
@@ -28,16 +27,15 @@ class SlotBookkeeping : public SlotDecoder {
   SlotBookkeeping(int slots, std::int64_t capacity, std::int64_t vocab_size,
                   std::optional<std::int64_t> max_positions);
 
-  // The prompt through the model into the free `slot`: the logits of its last position, [vocab].
-  virtual torch::Tensor run_prompt(int slot, const std::vector<std::int64_t>& prompt) = 0;
-  // One token per busy slot, each after the slot's length(slot) cached tokens: [rows, vocab].
-  virtual torch::Tensor run_step(const std::vector<int>& slots, const std::vector<std::int64_t>& tokens) = 0;
+  // The checked inputs through the model, each after its slot's length() cached tokens (0 for a
+  // free slot): the logits after each input's last token, [inputs.size(), vocab].
+  virtual torch::Tensor run_step(const std::vector<SlotTokens>& inputs) = 0;
   // Called by release() before the slot's length becomes 0.
   virtual void forget(int /*slot*/) {}
 
  private:
   void check_slot(int slot, const char* call) const;
-  void check_token(std::int64_t token, const std::string& where) const;
+  void check_input(const SlotTokens& input) const;
 
   std::int64_t capacity_, vocab_size_;
   std::vector<std::int64_t> lengths_;

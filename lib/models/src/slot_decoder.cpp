@@ -1,5 +1,6 @@
 #include "accel/models/slot_decoder.h"
 
+#include "accel/core/error.h"
 #include "accel/models/generation.h"
 #include "accel/models/gpt2.h"
 #include "accel/models/llama.h"
@@ -7,6 +8,7 @@
 #include "slot_bookkeeping.h"
 
 #include <algorithm>
+#include <string>
 
 namespace accel::models {
 namespace {
@@ -18,9 +20,9 @@ std::int64_t vocab_size(const CausalLM& model) {
   return 0;
 }
 
-// Each slot holds a cache of its own and every row runs alone through next_token_logits(): a
+// Each slot holds a cache of its own and every input runs alone through next_token_logits(): a
 // row's logits are those of generate() on its prompt alone, whatever else is busy, at the cost
-// of reading the weights once per row. It serves any CausalLM.
+// of reading the weights once per input. It serves any CausalLM.
 class RowByRowDecoder final : public detail::SlotBookkeeping {
  public:
   RowByRowDecoder(CausalLM& model, int slots, std::int64_t capacity)
@@ -29,20 +31,12 @@ class RowByRowDecoder final : public detail::SlotBookkeeping {
   }
 
  private:
-  torch::Tensor run_prompt(int slot, const std::vector<std::int64_t>& prompt) override {
-    const auto ids = torch::tensor(prompt, torch::kLong).unsqueeze(0);
-    KVCache cache(slot_capacity());
-    auto logits = model_.next_token_logits(ids, torch::ones_like(ids), &cache);
-    caches_[static_cast<std::size_t>(slot)] = std::move(cache);  // only once the model took the prompt
-    return logits[0];
-  }
-
-  torch::Tensor run_step(const std::vector<int>& slots, const std::vector<std::int64_t>& tokens) override {
+  torch::Tensor run_step(const std::vector<SlotTokens>& inputs) override {
     std::vector<torch::Tensor> rows;
-    for (std::size_t i = 0; i < slots.size(); ++i) {
-      const auto ids = torch::full({1, 1}, tokens[i], torch::kLong);
-      const auto mask = torch::ones({1, length(slots[i]) + 1}, torch::kLong);
-      rows.push_back(model_.next_token_logits(ids, mask, &caches_[static_cast<std::size_t>(slots[i])]));
+    for (const auto& input : inputs) {
+      const auto ids = torch::tensor(input.tokens, torch::kLong).unsqueeze(0);
+      const auto mask = torch::ones({1, length(input.slot) + ids.size(1)}, torch::kLong);
+      rows.push_back(model_.next_token_logits(ids, mask, &caches_[static_cast<std::size_t>(input.slot)]));
     }
     return torch::cat(rows, 0);
   }
@@ -53,32 +47,59 @@ class RowByRowDecoder final : public detail::SlotBookkeeping {
   std::vector<KVCache> caches_;
 };
 
-// A model of this library on the CPU: a prompt runs alone through next_token_logits() (no
-// padding; the head on its last position only) and its keys and values move into the slot; a
-// step runs all its rows at once through the model's decode_slot_rows(), reading each weight
-// once for all of them, every row attending over its own slot only.
+// A model of this library on the CPU. A step runs the tokens of its inputs as one block of rows
+// through the model's decode_slot_rows(), reading each weight once for all of them; each row
+// attends over its own slot up to its own position (a joining prompt's rows over the rows before
+// them), and the head runs on each input's last row only. The exception is a whole prompt of
+// kPromptAlone tokens or more: its products are bound by arithmetic, not by reading the weights,
+// and BLAS does them faster, so it runs alone through next_token_logits() and its keys and values
+// move into the slot. Either way a row's result depends only on its own sequence (and whether its
+// prompt came whole and long), never on the other inputs of the step.
 template <class Model>
 class BatchedDecoder final : public detail::SlotBookkeeping {
  public:
+  static constexpr std::size_t kPromptAlone = 32;
+
   BatchedDecoder(Model& model, int slots, std::int64_t capacity, const detail::SlotCacheShape& shape)
       : SlotBookkeeping(slots, capacity, model.config().vocab_size, model.max_positions()),
         model_(model),
         attention_(shape) {}
 
  private:
-  torch::Tensor run_prompt(int slot, const std::vector<std::int64_t>& prompt) override {
-    const auto ids = torch::tensor(prompt, torch::kLong).unsqueeze(0);
-    KVCache cache(ids.size(1));
-    auto logits = model_.next_token_logits(ids, torch::ones_like(ids), &cache);
-    attention_.store_prompt(slot, cache);
-    return logits[0];
+  torch::Tensor run_step(const std::vector<SlotTokens>& inputs) override {
+    std::vector<torch::Tensor> logits(inputs.size());
+    std::vector<int> row_slots;
+    std::vector<std::int64_t> tokens, positions, last_rows;
+    std::vector<std::size_t> joined;  // the inputs that run as rows, in order
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      const auto& input = inputs[i];
+      const auto cached = length(input.slot);
+      if (cached == 0 && input.tokens.size() >= kPromptAlone) {
+        logits[i] = run_alone(input);
+        continue;
+      }
+      for (std::size_t t = 0; t < input.tokens.size(); ++t) {
+        row_slots.push_back(input.slot);
+        tokens.push_back(input.tokens[t]);
+        positions.push_back(cached + static_cast<std::int64_t>(t));
+      }
+      last_rows.push_back(static_cast<std::int64_t>(tokens.size()) - 1);
+      joined.push_back(i);
+    }
+    if (!joined.empty()) {
+      attention_.begin_step(row_slots, positions);
+      const auto rows = model_.decode_slot_rows(tokens, attention_, last_rows);
+      for (std::size_t k = 0; k < joined.size(); ++k) logits[joined[k]] = rows[static_cast<std::int64_t>(k)];
+    }
+    return torch::stack(logits);
   }
 
-  torch::Tensor run_step(const std::vector<int>& slots, const std::vector<std::int64_t>& tokens) override {
-    std::vector<std::int64_t> lengths;
-    for (const auto slot : slots) lengths.push_back(length(slot));
-    attention_.begin_step(slots, lengths);
-    return model_.decode_slot_rows(tokens, attention_);
+  torch::Tensor run_alone(const SlotTokens& prompt) {
+    const auto ids = torch::tensor(prompt.tokens, torch::kLong).unsqueeze(0);
+    KVCache cache(ids.size(1));
+    auto logits = model_.next_token_logits(ids, torch::ones_like(ids), &cache);
+    attention_.store_prompt(prompt.slot, cache);
+    return logits[0];
   }
 
   Model& model_;
@@ -86,6 +107,28 @@ class BatchedDecoder final : public detail::SlotBookkeeping {
 };
 
 }  // namespace
+
+torch::Tensor SlotDecoder::prefill(int slot, const std::vector<std::int64_t>& prompt) {
+  const bool exists = slot >= 0 && slot < slots();
+  if (exists && length(slot) > 0)
+    throw UsageError("prefill: slot " + std::to_string(slot) + " is busy (" + std::to_string(length(slot)) +
+                     " tokens); release it first");
+  if (prompt.empty()) throw UsageError("prefill: the prompt for slot " + std::to_string(slot) + " is empty");
+  return step({{slot, prompt}})[0];
+}
+
+torch::Tensor SlotDecoder::decode(const std::vector<int>& slots, const std::vector<std::int64_t>& tokens) {
+  if (slots.size() != tokens.size())
+    throw UsageError("decode: " + std::to_string(slots.size()) + " slots but " + std::to_string(tokens.size()) +
+                     " tokens; give one token per slot");
+  std::vector<SlotTokens> inputs;
+  for (std::size_t i = 0; i < slots.size(); ++i) {
+    if (slots[i] >= 0 && slots[i] < this->slots() && length(slots[i]) == 0)
+      throw UsageError("decode: slot " + std::to_string(slots[i]) + " is free; prefill it first");
+    inputs.push_back({slots[i], {tokens[i]}});
+  }
+  return step(inputs);
+}
 
 std::unique_ptr<SlotDecoder> make_slot_decoder(CausalLM& model, int slots, std::int64_t capacity) {
   // The slot cache's shape is only made once the decoder's checks have passed (base first).

@@ -1,7 +1,9 @@
 #pragma once
 // Continuous batching over a SlotDecoder: up to slots() sequences in flight; when one ends (an EOS
-// id, its own max_tokens, or a stop the caller detects) its slot is freed and the next request's
-// prompt is prefilled into it before the next step, while the others go on where they were.
+// id, its own max_tokens, or a stop the caller detects) its slot is freed and the next request
+// takes it: its prompt joins the next step whole, beside the busy rows (the weights are read once
+// for both), while the step's joining prompts stay within `prompt_tokens_per_step` tokens (a
+// longer prompt joins a step alone); the others go on where they were.
 // Each request samples with a generator of its own (TokenChooser with the request's options), so
 // its tokens depend only on its prompt, its options and its logits: with a batch-invariant
 // decoder, on nothing else (not the batch, the schedule, the rank, a restart).
@@ -45,8 +47,8 @@ struct BatchingStats {
   int slots = 0;
   std::size_t requests = 0;
   std::int64_t prompt_tokens = 0, new_tokens = 0;
-  std::int64_t steps = 0;          // decode steps
-  double busy_seconds = 0;         // in prefill, decode and choosing tokens
+  std::int64_t steps = 0;          // decoder steps (prompts joining, rows decoding, or both)
+  double busy_seconds = 0;         // in the decoder's steps and choosing tokens
   // Slot occupancy over the steps taken while requests were still waiting to be admitted:
   // busy slot-steps over slots x steps (1 when no such step was taken).
   std::int64_t steps_with_work_waiting = 0, busy_slot_steps_with_work_waiting = 0;
@@ -67,9 +69,13 @@ class ContinuousBatcher {
     std::function<void()> after_step;
   };
 
+  static constexpr std::int64_t kPromptTokensPerStep = 256;
+
   // `decoder` must outlive the batcher; a token in `eos_token_ids` ends its sequence.
+  // UsageError for prompt_tokens_per_step < 1.
   ContinuousBatcher(SlotDecoder& decoder, std::vector<std::int64_t> eos_token_ids,
-                    Schedule schedule = Schedule::kContinuous);
+                    Schedule schedule = Schedule::kContinuous,
+                    std::int64_t prompt_tokens_per_step = kPromptTokensPerStep);
 
   // Runs until `next` has no more requests and every admitted one has finished. UsageError
   // naming the request id for max_tokens < 1, an empty prompt, prompt + max_tokens beyond the
@@ -78,13 +84,15 @@ class ContinuousBatcher {
 
  private:
   struct Active;
-  bool admit(const Callbacks& callbacks, std::vector<std::optional<Active>>& active, bool& more);
+  void admit(const Callbacks& callbacks, std::vector<std::optional<Active>>& active, bool& more);
   bool advance(const Callbacks& callbacks, Active& sequence, std::int64_t token);
   void finish(const Callbacks& callbacks, std::vector<std::optional<Active>>& active, int slot);
 
   SlotDecoder& decoder_;
   std::vector<std::int64_t> eos_;
   Schedule schedule_;
+  std::int64_t prompt_tokens_per_step_;
+  std::size_t admitted_ = 0;
   BatchingStats stats_;
 };
 

@@ -126,10 +126,11 @@ class GPT2LMHeadModel : public GPT2, public CausalLM {
 
   torch::Tensor next_token_logits(const torch::Tensor& input_ids,
                                   const torch::Tensor& attention_mask, KVCache* cache) override;
-  // Internal to lib/models, the step behind make_slot_decoder (slot_decoder.h): tokens[r] after
-  // the keys of row r's slot -> logits [rows, vocab] float32, each row's bitwise independent of
-  // the others.
-  torch::Tensor decode_slot_rows(const std::vector<std::int64_t>& tokens, detail::SlotAttention& attention);
+  // Internal to lib/models, the step behind make_slot_decoder (slot_decoder.h): tokens[r] at
+  // row r's position of its slot -> the logits of rows `logit_rows`, [logit_rows.size(), vocab]
+  // float32, each row's bitwise independent of the others.
+  torch::Tensor decode_slot_rows(const std::vector<std::int64_t>& tokens, detail::SlotAttention& attention,
+                                 const std::vector<std::int64_t>& logit_rows);
   std::optional<std::int64_t> max_positions() const override { return config().n_positions; }
   std::vector<std::int64_t> eos_token_ids() const override { return {config().eos_token_id}; }
   std::string describe() const override;

@@ -64,10 +64,11 @@ class LlamaForCausalLM : public BlockModel, public CausalLM {
 
   torch::Tensor next_token_logits(const torch::Tensor& input_ids,
                                   const torch::Tensor& attention_mask, KVCache* cache) override;
-  // Internal to lib/models, the step behind make_slot_decoder (slot_decoder.h): tokens[r] after
-  // the keys of row r's slot -> logits [rows, vocab] float32, each row's bitwise independent of
-  // the others.
-  torch::Tensor decode_slot_rows(const std::vector<std::int64_t>& tokens, detail::SlotAttention& attention);
+  // Internal to lib/models, the step behind make_slot_decoder (slot_decoder.h): tokens[r] at
+  // row r's position of its slot -> the logits of rows `logit_rows`, [logit_rows.size(), vocab]
+  // float32, each row's bitwise independent of the others.
+  torch::Tensor decode_slot_rows(const std::vector<std::int64_t>& tokens, detail::SlotAttention& attention,
+                                 const std::vector<std::int64_t>& logit_rows);
   // Rotary embeddings have no hard limit (as in transformers); max_position_embeddings only
   // matters to dynamic rope scaling.
   std::optional<std::int64_t> max_positions() const override { return std::nullopt; }
