@@ -1,5 +1,6 @@
 #include "accel/core/error.h"
 #include "accel/models/gpt2.h"
+#include "accel/models/llama.h"
 #include "accel/models/sequential.h"
 #include "test_helpers.h"
 
@@ -236,5 +237,29 @@ TEST_CASE("a one-row decode step (matrix-vector path) agrees with the same row i
     const double tolerance = dtype == torch::kFloat32 ? 1e-5 : 3e-2;
     CHECK(torch::allclose(one[0], two[0], tolerance, tolerance));
     CHECK(torch::allclose(one[0], two[1], tolerance, tolerance));
+  }
+}
+
+TEST_CASE("language model heads say they are position-wise and are (the classification head is not)",
+          "[models][generation]") {
+  GPT2Options classifier_options;
+  classifier_options.config = tiny_config();
+  classifier_options.config.num_labels = 3;
+  classifier_options.seed = 5;
+  auto llama_options = testing::random_options(testing::tiny_llama());
+  const std::vector<std::pair<std::string, std::vector<BlockSpec>>> models = {
+      {"gpt2 lm", tiny_lm().blocks()},
+      {"gpt2 classifier", GPT2ForSequenceClassification(classifier_options).blocks()},
+      {"llama", LlamaForCausalLM(llama_options).blocks()}};
+  for (const auto& [name, specs] : models) {
+    INFO(name);
+    const auto head = specs.back().build();
+    CHECK(head->positionwise() == (name != "gpt2 classifier"));
+    if (!head->positionwise()) continue;
+    const auto hidden = torch::randn({2, 5, tiny_config().n_embd});
+    const auto mask = torch::ones({2, 5}, torch::kLong);
+    const auto all = head->forward({hidden, mask})[0];
+    const auto last = head->forward({hidden.narrow(1, 4, 1), mask})[0];
+    CHECK(torch::allclose(last.select(1, 0), all.select(1, 4), 1e-5, 1e-5));
   }
 }

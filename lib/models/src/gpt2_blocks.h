@@ -75,6 +75,8 @@ class Head : public NamedBlock {
  public:
   Head(const WeightSource& source, GPT2Head kind);
   Activations forward(const Activations& inputs) override;
+  // Every head but sequence classification's, which pools at each row's last real token.
+  bool positionwise() const override { return kind_ != GPT2Head::kSequenceClassification; }
   // hidden [B,T,D] after the last block -> logits (see gpt2.h) in the model's dtype.
   torch::Tensor apply(const torch::Tensor& hidden, const torch::Tensor& attention_mask);
   // A language model head over hidden [rows, n_embd] of a decode step -> logits [rows, vocab]

@@ -314,6 +314,8 @@ class LlamaHead : public NamedBlock {
     return {apply(inputs[0])};
   }
 
+  bool positionwise() const override { return true; }
+
   torch::Tensor apply(const torch::Tensor& hidden) {
     return linear(rms_norm(hidden, norm_, eps_), out_, torch::Tensor());
   }

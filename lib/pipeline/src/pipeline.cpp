@@ -127,6 +127,11 @@ Activations Pipeline::Impl::run_stage(Activations x, std::int64_t batch, std::in
   }
   for (std::size_t i = 0; i < blocks.size(); ++i) {
     auto& [name, block] = blocks[i];
+    // Generation picks its tokens from the last position only: a head that computes each position
+    // alone gets just that one (at the first step, the prompt's last instead of all of them).
+    if (cache && last() && i + 1 == blocks.size() && block->positionwise() && !x.empty() && x[0].defined() &&
+        x[0].dim() == 3 && x[0].size(1) > 1)
+      x[0] = x[0].narrow(1, x[0].size(1) - 1, 1);
     try {
       x = cache ? block->forward_cached(x, *cache) : block_seconds ? timed_forward(i, x) : block->forward(x);
     } catch (const std::exception& e) {

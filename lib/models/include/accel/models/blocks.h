@@ -32,6 +32,11 @@ class Block : public torch::nn::Module {
   virtual Activations forward_cached(const Activations& inputs, KVCache& /*cache*/) {
     return forward(inputs);
   }
+
+  // Whether each position's output depends on that position's input alone (a language model's
+  // head): a caller that needs the last position only may then give the block only that one,
+  // as pipelined generation does at its first step instead of a head over every prompt position.
+  virtual bool positionwise() const { return false; }
 };
 
 struct BlockSpec {
