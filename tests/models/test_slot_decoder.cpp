@@ -95,57 +95,60 @@ std::vector<std::vector<std::int64_t>> decode_together(SlotDecoder& decoder,
   return tokens;
 }
 
+// Runs `check` on a tiny model of every family, in float32 and in bfloat16.
+template <class Check>
+void for_each_model(Check check) {
+  for (const auto& family : families())
+    for (const auto dtype : {torch::kFloat32, torch::kBFloat16}) {
+      INFO(family.name << " " << c10::toString(dtype));
+      const auto model = family.make(dtype);
+      check(family, *model);
+    }
+}
+
 }  // namespace
 
 TEST_CASE("slot decoder: prefill and decode give generate()'s greedy tokens for each prompt alone",
           "[models][slots]") {
-  for (const auto& family : families()) {
-    for (const auto dtype : {torch::kFloat32, torch::kBFloat16}) {
-      INFO(family.name << " " << c10::toString(dtype));
-      auto model = family.make(dtype);
-      constexpr std::int64_t kSteps = 10;
-      auto decoder = make_slot_decoder(*model, static_cast<int>(kPrompts.size()), 24);
-      const auto together = decode_together(*decoder, kPrompts, kSteps);
-      for (std::size_t i = 0; i < kPrompts.size(); ++i) {
-        CHECK(decoder->length(static_cast<int>(i)) == static_cast<std::int64_t>(kPrompts[i].size()) + kSteps - 1);
-        CHECK(together[i] == generate(*model, {kPrompts[i]}, greedy_options(kSteps)).new_tokens[0]);
-      }
+  for_each_model([&](const Family&, CausalLM& model) {
+    constexpr std::int64_t kSteps = 10;
+    auto decoder = make_slot_decoder(model, static_cast<int>(kPrompts.size()), 24);
+    const auto together = decode_together(*decoder, kPrompts, kSteps);
+    for (std::size_t i = 0; i < kPrompts.size(); ++i) {
+      CHECK(decoder->length(static_cast<int>(i)) == static_cast<std::int64_t>(kPrompts[i].size()) + kSteps - 1);
+      CHECK(together[i] == generate(model, {kPrompts[i]}, greedy_options(kSteps)).new_tokens[0]);
     }
-  }
+  });
 }
 
 TEST_CASE("slot decoder: a row's logits are bitwise the same alone or beside 1..7 rows of other lengths",
           "[models][slots]") {
-  for (const auto& family : families()) {
-    for (const auto dtype : {torch::kFloat32, torch::kBFloat16}) {
-      INFO(family.name << " " << c10::toString(dtype));
-      auto model = family.make(dtype);
-      const auto& mine = kPrompts[0];
-      auto alone = make_slot_decoder(*model, 1, 32);
-      std::vector<torch::Tensor> expected{alone->prefill(0, mine)};
-      for (int step = 0; step < 6; ++step) expected.push_back(alone->decode({0}, {greedy(expected.back())})[0]);
-      for (int others = 1; others <= 7; ++others) {
-        INFO(others << " other rows");
-        // The row sits in the middle slot; the other slots hold prompts of other lengths.
-        auto decoder = make_slot_decoder(*model, others + 1, 32);
-        const int my_slot = (others + 1) / 2;
-        std::vector<int> slots;
-        std::vector<std::int64_t> tokens;
-        for (int s = 0, other = 1; s <= others; ++s) {
-          const auto& prompt = s == my_slot ? mine : kPrompts[static_cast<std::size_t>(other++)];
-          const auto logits = decoder->prefill(s, prompt);
-          if (s == my_slot) CHECK(torch::equal(logits, expected[0]));
-          slots.push_back(s);
-          tokens.push_back(greedy(logits));
-        }
-        for (std::size_t step = 1; step < expected.size(); ++step) {
-          const auto logits = decoder->decode(slots, tokens);
-          CHECK(torch::equal(logits[my_slot], expected[step]));
-          for (std::size_t r = 0; r < slots.size(); ++r) tokens[r] = greedy(logits[static_cast<std::int64_t>(r)]);
-        }
+  for_each_model([&](const Family&, CausalLM& model) {
+    const auto& mine = kPrompts[0];
+    auto alone = make_slot_decoder(model, 1, 32);
+    std::vector<torch::Tensor> expected{alone->prefill(0, mine)};
+    for (int step = 0; step < 6; ++step) expected.push_back(alone->decode({0}, {greedy(expected.back())})[0]);
+    for (int others = 1; others <= 7; ++others) {
+      INFO(others << " other rows");
+      // The row sits in the middle slot; the other slots hold prompts of other lengths.
+      auto decoder = make_slot_decoder(model, others + 1, 32);
+      const int my_slot = (others + 1) / 2;
+      std::vector<int> slots;
+      std::vector<std::int64_t> tokens;
+      for (int s = 0, other = 1; s <= others; ++s) {
+        const auto& prompt = s == my_slot ? mine : kPrompts[static_cast<std::size_t>(other++)];
+        const auto logits = decoder->prefill(s, prompt);
+        if (s == my_slot) CHECK(torch::equal(logits, expected[0]));
+        slots.push_back(s);
+        tokens.push_back(greedy(logits));
+      }
+      for (std::size_t step = 1; step < expected.size(); ++step) {
+        const auto logits = decoder->decode(slots, tokens);
+        CHECK(torch::equal(logits[my_slot], expected[step]));
+        for (std::size_t r = 0; r < slots.size(); ++r) tokens[r] = greedy(logits[static_cast<std::int64_t>(r)]);
       }
     }
-  }
+  });
 }
 
 TEST_CASE("slot decoder: releasing and refilling a slot leaves the other slots' logits unchanged",
@@ -219,41 +222,37 @@ TEST_CASE("slot decoder: refuses what its header names, changing nothing", "[mod
 
 TEST_CASE("slot decoder: a prompt joining in parts beside decoding rows gets the logits it gets alone",
           "[models][slots]") {
-  for (const auto& family : families()) {
-    for (const auto dtype : {torch::kFloat32, torch::kBFloat16}) {
-      INFO(family.name << " " << c10::toString(dtype));
-      auto model = family.make(dtype);
-      const auto& mine = kPrompts[3];  // 11 tokens
-      auto alone = make_slot_decoder(*model, 1, 32);
-      const auto expected = alone->prefill(0, mine);
-      const auto expected_next = alone->decode({0}, {greedy(expected)})[0];
+  for_each_model([&](const Family& family, CausalLM& model) {
+    const auto& mine = kPrompts[3];  // 11 tokens
+    auto alone = make_slot_decoder(model, 1, 32);
+    const auto expected = alone->prefill(0, mine);
+    const auto expected_next = alone->decode({0}, {greedy(expected)})[0];
 
-      // Slots 0 and 2 decode while slot 1's prompt joins in parts of 4, 4 and 3 tokens.
-      auto decoder = make_slot_decoder(*model, 3, 32);
-      std::vector<std::int64_t> tokens{greedy(decoder->prefill(0, kPrompts[0])), 0,
-                                       greedy(decoder->prefill(2, kPrompts[2]))};
-      torch::Tensor logits;
-      for (std::size_t from = 0; from < mine.size(); from += 4) {
-        const auto to = std::min(mine.size(), from + 4);
-        logits = decoder->step({{2, {tokens[2]}},
-                                {1, {mine.begin() + static_cast<std::ptrdiff_t>(from), mine.begin() + static_cast<std::ptrdiff_t>(to)}},
-                                {0, {tokens[0]}}});
-        REQUIRE(logits.size(0) == 3);
-        tokens[0] = greedy(logits[2]);
-        tokens[2] = greedy(logits[0]);
-      }
-      CHECK(decoder->length(1) == static_cast<std::int64_t>(mine.size()));
-      const auto next = decoder->step({{1, {greedy(logits[1])}}})[0];
-      if (std::string(family.name) == "another CausalLM") {
-        // Served row by row through the general path, whose products block by the rows given.
-        CHECK(torch::allclose(logits[1], expected, 1e-2, 1e-2));
-        CHECK(torch::allclose(next, expected_next, 1e-2, 1e-2));
-      } else {
-        CHECK(torch::equal(logits[1], expected));
-        CHECK(torch::equal(next, expected_next));
-      }
+    // Slots 0 and 2 decode while slot 1's prompt joins in parts of 4, 4 and 3 tokens.
+    auto decoder = make_slot_decoder(model, 3, 32);
+    std::vector<std::int64_t> tokens{greedy(decoder->prefill(0, kPrompts[0])), 0,
+                                     greedy(decoder->prefill(2, kPrompts[2]))};
+    torch::Tensor logits;
+    for (std::size_t from = 0; from < mine.size(); from += 4) {
+      const auto to = std::min(mine.size(), from + 4);
+      logits = decoder->step({{2, {tokens[2]}},
+                              {1, {mine.begin() + static_cast<std::ptrdiff_t>(from), mine.begin() + static_cast<std::ptrdiff_t>(to)}},
+                              {0, {tokens[0]}}});
+      REQUIRE(logits.size(0) == 3);
+      tokens[0] = greedy(logits[2]);
+      tokens[2] = greedy(logits[0]);
     }
-  }
+    CHECK(decoder->length(1) == static_cast<std::int64_t>(mine.size()));
+    const auto next = decoder->step({{1, {greedy(logits[1])}}})[0];
+    if (std::string(family.name) == "another CausalLM") {
+      // Served row by row through the general path, whose products block by the rows given.
+      CHECK(torch::allclose(logits[1], expected, 1e-2, 1e-2));
+      CHECK(torch::allclose(next, expected_next, 1e-2, 1e-2));
+    } else {
+      CHECK(torch::equal(logits[1], expected));
+      CHECK(torch::equal(next, expected_next));
+    }
+  });
 }
 
 TEST_CASE("slot decoder: a long prompt joining a step gets the logits it gets alone, and so do the others",
