@@ -351,8 +351,11 @@ void Job::serve() {
              max_tokens_of(*request_at(input_, b), options_.defaults);
     });
   }
-  Claims claims(state_, options_.schedule, std::move(order));
   const auto decoder = model_->slot_decoder(options_.batch_size, capacity_);
+  // Every rank fills all its free slots at once, without model work between claims: a rank that
+  // started claiming before the others were ready could take a whole short queue alone.
+  if (options_.schedule == models::Schedule::kContinuous) state_.wait_for_everyone();
+  Claims claims(state_, options_.schedule, std::move(order));
   models::ContinuousBatcher batcher(*decoder, model_->eos_token_ids(), options_.schedule);
   models::ContinuousBatcher::Callbacks callbacks;
   callbacks.next = [&] { return next_request(claims); };
