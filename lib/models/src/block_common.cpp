@@ -80,14 +80,13 @@ void check_compute_dtype(torch::ScalarType dtype, const torch::Device& device,
 
 namespace {
 
-// Up to this many rows (a decode step of a batch, a short prompt) a product reads the weights
-// once for all rows in rows_product(), faster than gemm there, which packs the weights first; in
-// bfloat16 at any number of rows, where LibTorch 1.13's CPU matmul runs about ten times slower.
-constexpr std::int64_t kFewRows = 32;
-
+// A few rows (a decode step of a batch, a short prompt) read the weights once for all rows in
+// rows_product(); bfloat16 at any number of rows, where LibTorch 1.13's CPU matmul runs about
+// ten times slower.
 bool few_rows_apply(const torch::Tensor& x, const torch::Tensor& weight) {
   if (!rows_product_applies(x, weight)) return false;
-  return x.scalar_type() == torch::kBFloat16 || x.numel() / std::max<std::int64_t>(1, x.size(-1)) <= kFewRows;
+  return x.scalar_type() == torch::kBFloat16 ||
+         x.numel() / std::max<std::int64_t>(1, x.size(-1)) <= kRowsFasterThanGemm;
 }
 
 }  // namespace

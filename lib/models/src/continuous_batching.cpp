@@ -47,7 +47,7 @@ std::vector<SlotTokens> plan_step(const std::vector<std::optional<Active>>& acti
   for (int slot = 0; slot < static_cast<int>(active.size()); ++slot) {
     const auto& sequence = active[static_cast<std::size_t>(slot)];
     if (!sequence) continue;
-    if (sequence->joining) joining.push_back(slot);
+    if (sequence->tokens.empty()) joining.push_back(slot);  // its prompt has not run yet
     else inputs.push_back({slot, {sequence->tokens.back()}});
   }
   std::sort(joining.begin(), joining.end(), [&](int a, int b) {
@@ -77,7 +77,6 @@ struct ContinuousBatcher::Active {
   SequenceRequest request;
   TokenChooser chooser;
   std::size_t admitted = 0;  // admission order: joining prompts take the step's budget in it
-  bool joining = true;       // until its prompt has run
   std::vector<std::int64_t> tokens;
   std::optional<FinishReason> reason;
 };
@@ -127,7 +126,7 @@ void ContinuousBatcher::admit(const Callbacks& callbacks, std::vector<std::optio
       return;
     }
     auto chooser = checked_chooser(*request, decoder_.slot_capacity());
-    slot.emplace(Active{std::move(*request), std::move(chooser), admitted_++, true, {}, std::nullopt});
+    slot.emplace(Active{std::move(*request), std::move(chooser), admitted_++, {}, std::nullopt});
   }
 }
 
@@ -150,7 +149,6 @@ BatchingStats ContinuousBatcher::run(const Callbacks& callbacks) {
     std::vector<int> ended;
     for (std::size_t i = 0; i < inputs.size(); ++i) {
       auto& sequence = *active[static_cast<std::size_t>(inputs[i].slot)];
-      sequence.joining = false;
       const auto token = sequence.chooser.choose(logits.narrow(0, static_cast<std::int64_t>(i), 1))[0].item<std::int64_t>();
       if (advance(callbacks, sequence, token)) ended.push_back(inputs[i].slot);
     }

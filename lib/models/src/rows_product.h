@@ -31,6 +31,11 @@ struct RowsKernel {
   void (*columns)(const RowsProblem& problem, float* y, std::int64_t begin, std::int64_t end);
 };
 
+// Up to this many float32 rows rows_product() beats BLAS gemm, which packs the weights before
+// using them; beyond it the products are bound by arithmetic and gemm's blocking wins
+// (models_bench --mixed 1, docs/benchmarks.md).
+constexpr std::int64_t kRowsFasterThanGemm = 32;
+
 // The kernels this CPU runs, the default first; the last ("plain") runs on any CPU.
 const std::vector<RowsKernel>& rows_kernels();
 

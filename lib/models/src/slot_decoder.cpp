@@ -4,6 +4,7 @@
 #include "accel/models/generation.h"
 #include "accel/models/gpt2.h"
 #include "accel/models/llama.h"
+#include "rows_product.h"
 #include "slot_attention.h"
 #include "slot_bookkeeping.h"
 
@@ -50,16 +51,13 @@ class RowByRowDecoder final : public detail::SlotBookkeeping {
 // A model of this library on the CPU. A step runs the tokens of its inputs as one block of rows
 // through the model's decode_slot_rows(), reading each weight once for all of them; each row
 // attends over its own slot up to its own position (a joining prompt's rows over the rows before
-// them), and the head runs on each input's last row only. The exception is a whole prompt of
-// kPromptAlone tokens or more: its products are bound by arithmetic, not by reading the weights,
-// and BLAS does them faster, so it runs alone through next_token_logits() and its keys and values
-// move into the slot. Either way a row's result depends only on its own sequence (and whether its
+// them), and the head runs on each input's last row only. The exception is a whole prompt longer
+// than kRowsFasterThanGemm tokens: its products are bound by arithmetic, where BLAS is faster, so
+// it runs alone through next_token_logits() and its keys and values move into the slot. Either way a row's result depends only on its own sequence (and whether its
 // prompt came whole and long), never on the other inputs of the step.
 template <class Model>
 class BatchedDecoder final : public detail::SlotBookkeeping {
  public:
-  static constexpr std::size_t kPromptAlone = 32;
-
   BatchedDecoder(Model& model, int slots, std::int64_t capacity, const detail::SlotCacheShape& shape)
       : SlotBookkeeping(slots, capacity, model.config().vocab_size, model.max_positions()),
         model_(model),
@@ -74,7 +72,7 @@ class BatchedDecoder final : public detail::SlotBookkeeping {
     for (std::size_t i = 0; i < inputs.size(); ++i) {
       const auto& input = inputs[i];
       const auto cached = length(input.slot);
-      if (cached == 0 && input.tokens.size() >= kPromptAlone) {
+      if (cached == 0 && static_cast<std::int64_t>(input.tokens.size()) > detail::kRowsFasterThanGemm) {
         logits[i] = run_alone(input);
         continue;
       }
@@ -88,7 +86,8 @@ class BatchedDecoder final : public detail::SlotBookkeeping {
     }
     if (!joined.empty()) {
       attention_.begin_step(row_slots, positions);
-      const auto rows = model_.decode_slot_rows(tokens, attention_, last_rows);
+      auto rows = model_.decode_slot_rows(tokens, attention_, last_rows);
+      if (joined.size() == inputs.size()) return rows;  // the usual step: nothing ran alone
       for (std::size_t k = 0; k < joined.size(); ++k) logits[joined[k]] = rows[static_cast<std::int64_t>(k)];
     }
     return torch::stack(logits);

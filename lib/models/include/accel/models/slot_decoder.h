@@ -39,7 +39,7 @@ class SlotDecoder {
   // inputs[i].slot after its length() cached tokens, and row i of the result, [inputs.size(), vocab]
   // float32 on the CPU, holds the logits after the last of them. The weights are read once for
   // every token of the step, so prompts joining beside busy rows cost about their own tokens (a
-  // whole prompt of 32 tokens or more entering a free slot may run alone, by faster products:
+  // whole prompt of more than 32 tokens entering a free slot may run alone, by faster products:
   // logits then depend on whether a prompt came whole, never on the other inputs).
   // UsageError, changing nothing, for a slot that does not exist or is given twice, an input
   // with no tokens, an id outside the vocabulary, or a slot it would fill beyond slot_capacity().
